@@ -1,0 +1,69 @@
+//! What the engine needs to know about the host: its encapsulation addresses, the GUE port and the
+//! egress MTU. Parsing it from TOML is the control plane's job; the engine takes the values.
+
+use core::net::Ipv4Addr;
+
+/// GLB's default GUE destination port.
+pub const DEFAULT_GUE_PORT: u16 = 19523;
+/// Default egress MTU for the GRE last-hop check.
+pub const DEFAULT_MTU: u16 = 1500;
+/// Ethernet header length, added to the MTU as the kernel's `bpf_check_mtu` does.
+pub const L2_HEADER_LEN: usize = 14;
+
+/// The engine's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// This host's encapsulation addresses, kept as big-endian integers for the per-packet compare.
+    /// The first one is the source address of forwarded packets.
+    addresses: Vec<u32>,
+    /// GUE destination port.
+    pub port: u16,
+    /// Egress MTU (L3), used by the GRE last-hop check.
+    pub mtu: u16,
+}
+
+/// A configuration needs at least one encapsulation address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoAddresses;
+
+impl core::fmt::Display for NoAddresses {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("at least one encapsulation address is required")
+    }
+}
+
+impl std::error::Error for NoAddresses {}
+
+impl EngineConfig {
+    /// A configuration with the given addresses, port and MTU.
+    pub fn new(addresses: &[Ipv4Addr], port: u16, mtu: u16) -> Result<Self, NoAddresses> {
+        if addresses.is_empty() {
+            return Err(NoAddresses);
+        }
+        Ok(Self {
+            addresses: addresses.iter().map(|a| a.to_bits()).collect(),
+            port,
+            mtu,
+        })
+    }
+
+    /// One address, GLB's default port and MTU 1500.
+    pub fn with_address(address: Ipv4Addr) -> Self {
+        Self {
+            addresses: vec![address.to_bits()],
+            port: DEFAULT_GUE_PORT,
+            mtu: DEFAULT_MTU,
+        }
+    }
+
+    /// True when `addr` (big-endian integer) is one of this host's encapsulation addresses.
+    #[inline]
+    pub fn is_local(&self, addr: u32) -> bool {
+        self.addresses.contains(&addr)
+    }
+
+    /// The encapsulation addresses.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.addresses.iter().map(|&a| Ipv4Addr::from(a))
+    }
+}

@@ -1,0 +1,20 @@
+//! chance's second-chance engine: cls_redirect's decisions as a pure function over Ethernet frames.
+//!
+//! Given one frame, [`Engine::process`] decides accept / forward / pass / drop exactly as the kernel
+//! program cls_redirect does (see `reference/cls_redirect.md`), with the deliberate deviations listed
+//! in DESIGN.md, and performs the rewrite in place. There is no DPDK here and no `unsafe`: the same
+//! code runs on test vectors, in the fuzzer, in `chancectl replay` and on mbuf data in the runtime.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod counters;
+mod engine;
+pub mod flow;
+pub mod outcome;
+pub mod wire;
+
+pub use config::EngineConfig;
+pub use counters::{Counter, Counters};
+pub use engine::Engine;
+pub use flow::{ExactMatchTable, FlowKey, FlowTable, L4Proto};
+pub use outcome::{Outcome, Verdict};

@@ -1,0 +1,1 @@
+//! Frame builders for tests.
