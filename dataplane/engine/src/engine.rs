@@ -1,15 +1,33 @@
 //! The decision procedure (cls_redirect.md §2) and its dispatch onto the rewrites.
+//!
+//! Step numbers in comments refer to cls_redirect.md §2. Deviations from cls_redirect (DESIGN.md)
+//! are marked "Deviation".
 
-use crate::config::EngineConfig;
+use crate::classify::{self, Class};
+use crate::config::{EngineConfig, L2_HEADER_LEN};
 use crate::counters::{Counter, Counters};
 use crate::flow::FlowTable;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Verdict};
+use crate::rewrite::{self, GreError, CHAIN, GUE, HOPS, OUTER_IP, OUTER_UDP};
+use crate::wire::ethernet::{self, EthernetFrame};
+use crate::wire::gue::{GlbChainPacket, GuePacket};
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::udp::UdpPacket;
+use crate::wire::{ethertype, ip_proto};
 
 /// One engine instance: configuration plus its own counters (one per lcore in the runtime).
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: EngineConfig,
     counters: Counters,
+}
+
+/// Where the next hop selection landed.
+enum NextHop {
+    /// No hop left (or a 0.0.0.0 entry): the packet is for this host.
+    Last,
+    /// Forward to `addr`, the hop list's entry `index`.
+    Hop { addr: u32, index: usize },
 }
 
 impl Engine {
@@ -31,10 +49,200 @@ impl Engine {
         &self.counters
     }
 
-    /// Decides what happens to `frame` and rewrites it in place.
+    /// Decides what happens to `frame` and rewrites it in place; the result is
+    /// `&frame[outcome.frame]`.
     pub fn process<F: FlowTable + ?Sized>(&mut self, frame: &mut [u8], flows: &F) -> Outcome {
-        let _ = flows;
+        // 1-2. Every frame is counted, including the ones that pass.
         self.counters.bump(Counter::ProcessedPacketsTotal);
-        Outcome::pass(frame.len())
+        let outcome = self.decide(frame, flows);
+        // The deciding counter is bumped here, once; counters that cls_redirect bumps on the way
+        // to a different outcome are bumped where that happens.
+        match outcome.reason {
+            Some(reason) => self.counters.bump(reason),
+            None => self.counters.bump(Counter::PassedPacketsTotal),
+        }
+        outcome
+    }
+
+    fn decide<F: FlowTable + ?Sized>(&mut self, frame: &mut [u8], flows: &F) -> Outcome {
+        let len = frame.len();
+        let pass = Outcome::pass(len);
+        // 3. Only IPv4 over Ethernet can be ours.
+        if len < OUTER_UDP || EthernetFrame::new_unchecked(&*frame).ethertype() != ethertype::IPV4 {
+            return pass;
+        }
+        let outer = Ipv4Packet::new_unchecked(&frame[OUTER_IP..]);
+        // Deviation: a frame whose outer version is not 4 is not ours.
+        // 5-6. No options, addressed to one of our encapsulation addresses.
+        if outer.version() != 4 || outer.ihl() != 5 || !self.config.is_local(outer.dst_addr_u32()) {
+            return pass;
+        }
+        match outer.protocol() {
+            ip_proto::UDP => {}
+            // Deviation: plain IPv4-in-IPv4 / IPv6-in-IPv4 from IPIP-style directors.
+            ip_proto::IPIP | ip_proto::IPV6 => {
+                let inner_is_ipv6 = outer.protocol() == ip_proto::IPV6;
+                if outer.is_fragment() {
+                    return Outcome::drop(Counter::ErrorsTotalFragmentedIp);
+                }
+                return self.accept(
+                    frame,
+                    OUTER_UDP,
+                    inner_is_ipv6,
+                    Counter::AcceptedPacketsTotalIpInIp,
+                );
+            }
+            _ => return pass,
+        }
+        // 4, 7. Long enough for the fixed encapsulation headers, to our GUE port.
+        if len < HOPS
+            || UdpPacket::new_unchecked(&frame[OUTER_UDP..]).dst_port() != self.config.port
+        {
+            return pass;
+        }
+        // From here on the packet is ours.
+        // 8. Outer fragments cannot be decapsulated.
+        if outer.is_fragment() {
+            return Outcome::drop(Counter::ErrorsTotalFragmentedIp);
+        }
+        // 9-13. GUE variant 0, data message, no flags, hlen covering the chain header and hops.
+        let gue = GuePacket::new_unchecked(&frame[GUE..]);
+        let chain = GlbChainPacket::new_unchecked(&frame[CHAIN..]);
+        let hop_count = chain.hop_count();
+        if gue.variant() != 0
+            || gue.control()
+            || gue.flags() != 0
+            || u16::from(gue.hlen()) != 1 + u16::from(hop_count)
+            || chain.version() != 0
+        {
+            return Outcome::drop(Counter::ErrorsTotalMalformedEncapsulation);
+        }
+        // 14. (cls_redirect drops this uncounted.)
+        if chain.reserved() != 0 {
+            return Outcome::drop(Counter::ErrorsTotalUnigueReserved);
+        }
+        // 15. (cls_redirect drops these uncounted.)
+        if chain.next_hop() > hop_count || chain.check_hops_len().is_err() {
+            return Outcome::drop(Counter::ErrorsTotalMalformedHopList);
+        }
+        let proto_ctype = gue.proto_ctype();
+        let inner_is_ipv6 = proto_ctype == ip_proto::IPV6;
+        let inner_off = HOPS + 4 * usize::from(hop_count);
+        let forward_syn = chain.forward_syn();
+        let (addr, index) = match self.next_hop(&chain) {
+            // 16. The inner packet is not parsed at all on the last hop.
+            NextHop::Last => {
+                return self.accept(
+                    frame,
+                    inner_off,
+                    inner_is_ipv6,
+                    Counter::AcceptedPacketsTotalLastHop,
+                )
+            }
+            NextHop::Hop { addr, index } => (addr, index),
+        };
+        let wants_gre = rewrite::wants_gre(&chain, index);
+
+        // 17. Classify the inner packet.
+        let inner = &frame[inner_off..];
+        let class = match proto_ctype {
+            ip_proto::IPIP => classify::ipv4(inner, flows, &mut self.counters),
+            ip_proto::IPV6 => classify::ipv6(inner, flows, &mut self.counters),
+            _ => Err(Counter::ErrorsTotalUnknownL3Proto),
+        };
+        let accepted = match class {
+            Err(reason) => return Outcome::drop(reason),
+            Ok(Class::Unknown) => None,
+            Ok(Class::Syn) if forward_syn => None,
+            Ok(Class::Syn) => Some(Counter::AcceptedPacketsTotalSyn),
+            Ok(Class::SynCookie) => Some(Counter::AcceptedPacketsTotalSynCookies),
+            Ok(Class::EchoRequest) => Some(Counter::AcceptedPacketsTotalIcmpEchoRequest),
+            Ok(Class::Established) => Some(Counter::AcceptedPacketsTotalEstablished),
+        };
+        if let Some(counter) = accepted {
+            return self.accept(frame, inner_off, inner_is_ipv6, counter);
+        }
+
+        // Forward: back to the router, which routes on the new outer daddr.
+        rewrite::swap_macs(frame);
+        if wants_gre {
+            return self.forward_gre(frame, addr, hop_count, inner_is_ipv6);
+        }
+        let next_hop = u8::try_from(index + 1).unwrap_or(u8::MAX);
+        rewrite::gue_forward(frame, addr, next_hop);
+        Outcome {
+            verdict: Verdict::Forward,
+            reason: Some(Counter::ForwardedPacketsTotalGue),
+            frame: 0..len,
+        }
+    }
+
+    /// §1.4 with chance's deviations: any position in a list of up to 30 hops; hops naming this
+    /// host are skipped in place (counted), so the list costs no round trip through the router.
+    fn next_hop<T: AsRef<[u8]>>(&mut self, chain: &GlbChainPacket<T>) -> NextHop {
+        let hop_count = usize::from(chain.hop_count());
+        let mut index = usize::from(chain.next_hop());
+        while index < hop_count {
+            let addr = chain.hop(index);
+            if addr == 0 {
+                break;
+            }
+            if !self.config.is_local(addr) {
+                return NextHop::Hop { addr, index };
+            }
+            self.counters.bump(Counter::HopsSkippedTotalSelf);
+            index += 1;
+        }
+        NextHop::Last
+    }
+
+    /// §2.8: `forwarded_packets_total_gre` counts attempts, so it is bumped on the drops too.
+    fn forward_gre(
+        &mut self,
+        frame: &mut [u8],
+        hop: u32,
+        hop_count: u8,
+        inner_is_ipv6: bool,
+    ) -> Outcome {
+        let max_frame_len = usize::from(self.config.mtu) + L2_HEADER_LEN;
+        let reason = match rewrite::gre_forward(frame, hop, hop_count, inner_is_ipv6, max_frame_len)
+        {
+            Ok(range) => {
+                return Outcome {
+                    verdict: Verdict::Forward,
+                    reason: Some(Counter::ForwardedPacketsTotalGre),
+                    frame: range,
+                }
+            }
+            Err(GreError::InnerUnreadable) => Counter::ErrorsTotalMalformedEncapsulation,
+            Err(GreError::Loop) => Counter::ErrorsTotalRedirectLoop,
+            Err(GreError::Mtu) => Counter::ErrorsTotalEncapMtuViolate,
+        };
+        self.counters.bump(Counter::ForwardedPacketsTotalGre);
+        Outcome::drop(reason)
+    }
+
+    /// Decapsulates with `counter` as the deciding reason. When the decapsulation fails, the accept
+    /// counter is still bumped, as in cls_redirect, and the drop gets chance's own counter.
+    fn accept(
+        &mut self,
+        frame: &mut [u8],
+        inner_off: usize,
+        inner_is_ipv6: bool,
+        counter: Counter,
+    ) -> Outcome {
+        match rewrite::decapsulate(frame, inner_off, inner_is_ipv6) {
+            Ok(range) => Outcome {
+                verdict: Verdict::Accept,
+                reason: Some(counter),
+                frame: range,
+            },
+            Err(rewrite::TooShort) => {
+                self.counters.bump(counter);
+                Outcome::drop(Counter::ErrorsTotalDecapTooShort)
+            }
+        }
     }
 }
+
+const _: () = assert!(HOPS == 50 && OUTER_UDP == ethernet::HEADER_LEN + ipv4::HEADER_LEN);

@@ -6,11 +6,13 @@
 //! code runs on test vectors, in the fuzzer, in `chancectl replay` and on mbuf data in the runtime.
 #![forbid(unsafe_code)]
 
+mod classify;
 pub mod config;
 pub mod counters;
 mod engine;
 pub mod flow;
 pub mod outcome;
+mod rewrite;
 pub mod wire;
 
 pub use config::EngineConfig;

@@ -345,7 +345,7 @@ mod tests {
 
     // 192.168.0.1 -> 192.168.0.199, ICMP, TTL 64, DF, id 0x1c46, total length 84.
     static PACKET_BYTES: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x54, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x01, 0xb8, 0x61, 0xc0, 0xa8, 0x00,
+        0x45, 0x00, 0x00, 0x54, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x01, 0x9c, 0x4a, 0xc0, 0xa8, 0x00,
         0x01, 0xc0, 0xa8, 0x00, 0xc7,
     ];
 
@@ -374,7 +374,7 @@ mod tests {
         assert!(!packet.is_fragment());
         assert_eq!(packet.ttl(), 64);
         assert_eq!(packet.protocol(), 1);
-        assert_eq!(packet.checksum(), 0xb861);
+        assert_eq!(packet.checksum(), 0x9c4a);
         assert_eq!(packet.src_addr(), Ipv4Addr::new(192, 168, 0, 1));
         assert_eq!(packet.dst_addr(), Ipv4Addr::new(192, 168, 0, 199));
         assert!(packet.verify_checksum());
