@@ -1,1 +1,10 @@
-//! chance control plane.
+//! chance's control plane: the configuration file and the offline `replay` behind `chancectl`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod pcapio;
+pub mod replay;
+
+pub use config::{load, parse, Config, ConfigError};
+pub use replay::{replay, ReplayError, ReplayOutputs, ReplaySummary};

@@ -1,0 +1,458 @@
+//! The TOML configuration file (`chance.toml`): parsing, validation, and errors that name the key
+//! and its line.
+//!
+//! ```toml
+//! [encap]
+//! addresses = ["192.0.2.10"]   # this host's encapsulation addresses (IPv4), at least one
+//! port = 19523                 # GUE destination port, default 19523
+//! mtu = 1500                   # egress MTU for the GRE last-hop check, default 1500, >= 68
+//!
+//! [[flow]]                     # static flow-table entries, zero or more
+//! proto = "tcp"                # "tcp" or "udp"
+//! local = "192.0.2.10:443"     # the host's side (the packet's destination)
+//! remote = "198.51.100.7:51234"
+//! ```
+//!
+//! Every table denies unknown keys. Errors read `FILE:LINE:COL: KEY: MESSAGE`, where KEY is a
+//! dotted path such as `encap.port` or `flow[1].local`.
+
+use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
+use chance_engine::{EngineConfig, ExactMatchTable, FlowKey, L4Proto};
+use core::fmt;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::ops::Range;
+use serde::Deserialize;
+use serde_path_to_error::Segment;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The smallest MTU an IPv4 link may have (RFC 791).
+pub const MIN_MTU: u16 = 68;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    engine: EngineConfig,
+    flows: Vec<FlowKey>,
+}
+
+impl Config {
+    /// The engine's view of the `[encap]` table.
+    pub fn engine_config(&self) -> EngineConfig {
+        self.engine.clone()
+    }
+
+    /// The `[[flow]]` entries, in file order.
+    pub fn static_flows(&self) -> Vec<FlowKey> {
+        self.flows.clone()
+    }
+
+    /// An exact-match table holding the static flows.
+    pub fn flow_table(&self) -> ExactMatchTable {
+        self.flows.iter().copied().collect()
+    }
+
+    /// The encapsulation addresses, in file order.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        self.engine.addresses().collect()
+    }
+
+    /// The GUE destination port.
+    pub fn port(&self) -> u16 {
+        self.engine.port
+    }
+
+    /// The egress MTU.
+    pub fn mtu(&self) -> u16 {
+        self.engine.mtu
+    }
+}
+
+/// Where a configuration error is, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file name (or other origin) as given by the caller.
+    pub origin: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// Dotted path of the offending key (`encap.port`, `flow[1].local`), if the error has one.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file was read but is not a valid configuration.
+    #[error("{0}")]
+    Invalid(Box<Diagnostic>),
+}
+
+impl ConfigError {
+    /// The diagnostic, for an invalid file.
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            ConfigError::Invalid(d) => Some(d),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    let origin = path.display().to_string();
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, &origin),
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let valid = e.utf8_error().valid_up_to();
+            // The prefix is valid UTF-8 by definition, so positions within it are well defined.
+            let text = String::from_utf8_lossy(&bytes[..valid]);
+            Err(Locator::new(&text, &origin).error(valid..valid, None, "file is not valid UTF-8"))
+        }
+    }
+}
+
+/// Parses and validates configuration `text`; `origin` names it in errors (usually the file name).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let at = Locator::new(text, origin);
+    let deserializer = toml::de::Deserializer::parse(text)
+        .map_err(|e| at.error(e.span().unwrap_or(0..0), None, e.message()))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = key_path(e.path());
+        let inner = e.into_inner();
+        at.error(inner.span().unwrap_or(0..0), key, inner.message())
+    })?;
+    raw.validate(&at)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    encap: RawEncap,
+    #[serde(default)]
+    flow: Vec<RawFlow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncap {
+    addresses: Spanned<Vec<Spanned<String>>>,
+    port: Option<Spanned<u16>>,
+    mtu: Option<Spanned<u16>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    proto: RawProto,
+    local: Spanned<String>,
+    remote: Spanned<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawProto {
+    Tcp,
+    Udp,
+}
+
+impl From<RawProto> for L4Proto {
+    fn from(p: RawProto) -> Self {
+        match p {
+            RawProto::Tcp => L4Proto::Tcp,
+            RawProto::Udp => L4Proto::Udp,
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self, at: &Locator<'_>) -> Result<Config, ConfigError> {
+        let engine = self.encap.validate(at)?;
+        let mut flows = Vec::with_capacity(self.flow.len());
+        let mut seen = HashMap::with_capacity(self.flow.len());
+        for (i, flow) in self.flow.into_iter().enumerate() {
+            let key = flow.validate(i, at)?;
+            if let Some(first) = seen.insert(key, i) {
+                return Err(at.error(
+                    flow.local.span(),
+                    Some(format!("flow[{i}]")),
+                    format!("duplicate of flow[{first}]"),
+                ));
+            }
+            flows.push(key);
+        }
+        Ok(Config { engine, flows })
+    }
+}
+
+impl RawEncap {
+    fn validate(&self, at: &Locator<'_>) -> Result<EngineConfig, ConfigError> {
+        let mut addresses = Vec::with_capacity(self.addresses.get_ref().len());
+        for (i, text) in self.addresses.get_ref().iter().enumerate() {
+            let key = || Some(format!("encap.addresses[{i}]"));
+            let addr = match text.get_ref().trim().parse::<IpAddr>() {
+                Ok(IpAddr::V4(a)) => a,
+                Ok(IpAddr::V6(_)) => {
+                    return Err(at.error(
+                        text.span(),
+                        key(),
+                        format!(
+                            "`{}` is IPv6; encapsulation addresses are IPv4",
+                            text.get_ref()
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    return Err(at.error(
+                        text.span(),
+                        key(),
+                        format!("`{}` is not an IPv4 address", text.get_ref()),
+                    ))
+                }
+            };
+            if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
+                return Err(at.error(
+                    text.span(),
+                    key(),
+                    format!("`{addr}` cannot be a host's encapsulation address"),
+                ));
+            }
+            if addresses.contains(&addr) {
+                return Err(at.error(text.span(), key(), format!("`{addr}` is listed twice")));
+            }
+            addresses.push(addr);
+        }
+        let port = match &self.port {
+            Some(p) if *p.get_ref() == 0 => {
+                return Err(at.error(
+                    p.span(),
+                    Some("encap.port".into()),
+                    "port 0 is not a valid GUE port (expected 1 to 65535)",
+                ))
+            }
+            Some(p) => *p.get_ref(),
+            None => DEFAULT_GUE_PORT,
+        };
+        let mtu = match &self.mtu {
+            Some(m) if *m.get_ref() < MIN_MTU => {
+                return Err(at.error(
+                    m.span(),
+                    Some("encap.mtu".into()),
+                    format!(
+                        "MTU {} is too small (expected {MIN_MTU} to 65535)",
+                        m.get_ref()
+                    ),
+                ))
+            }
+            Some(m) => *m.get_ref(),
+            None => DEFAULT_MTU,
+        };
+        EngineConfig::new(&addresses, port, mtu).map_err(|e| {
+            at.error(
+                self.addresses.span(),
+                Some("encap.addresses".into()),
+                e.to_string(),
+            )
+        })
+    }
+}
+
+impl RawFlow {
+    fn validate(&self, i: usize, at: &Locator<'_>) -> Result<FlowKey, ConfigError> {
+        let local = parse_endpoint(&self.local, i, "local", at)?;
+        let remote = parse_endpoint(&self.remote, i, "remote", at)?;
+        FlowKey::new(self.proto.into(), local, remote).ok_or_else(|| {
+            at.error(
+                self.remote.span(),
+                Some(format!("flow[{i}].remote")),
+                format!(
+                    "address family differs from flow[{i}].local ({} vs {})",
+                    family(remote),
+                    family(local)
+                ),
+            )
+        })
+    }
+}
+
+fn family(addr: SocketAddr) -> &'static str {
+    if addr.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+fn parse_endpoint(
+    text: &Spanned<String>,
+    i: usize,
+    field: &str,
+    at: &Locator<'_>,
+) -> Result<SocketAddr, ConfigError> {
+    let key = || Some(format!("flow[{i}].{field}"));
+    let addr: SocketAddr = text.get_ref().trim().parse().map_err(|_| {
+        at.error(
+            text.span(),
+            key(),
+            format!(
+                "`{}` is not an address and port (expected ADDR:PORT, or [ADDR]:PORT for IPv6)",
+                text.get_ref()
+            ),
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(at.error(
+            text.span(),
+            key(),
+            "port 0 is not a valid flow port (expected 1 to 65535)",
+        ));
+    }
+    Ok(addr)
+}
+
+/// Turns byte spans of one text into diagnostics.
+struct Locator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    fn new(text: &'a str, origin: &'a str) -> Self {
+        Self { text, origin }
+    }
+
+    /// 1-based (line, column) of byte offset `at`, the column counted in characters.
+    fn position(&self, at: usize) -> (usize, usize) {
+        let mut at = at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let before = &self.text[..at];
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        let line = before.matches('\n').count() + 1;
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn error(
+        &self,
+        span: Range<usize>,
+        key: Option<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = self.position(span.start);
+        ConfigError::Invalid(Box::new(Diagnostic {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+            key,
+            message: message.into(),
+        }))
+    }
+}
+
+/// The dotted key path of a serde error, without serde_spanned's internal fields.
+fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if key.starts_with("$__serde_spanned_private") {
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(text: &str) -> Diagnostic {
+        match parse(text, "t.toml") {
+            Err(ConfigError::Invalid(d)) => *d,
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = parse("[encap]\naddresses = [\"192.0.2.10\"]\n", "t").unwrap();
+        assert_eq!(c.addresses(), [Ipv4Addr::new(192, 0, 2, 10)]);
+        assert_eq!((c.port(), c.mtu()), (DEFAULT_GUE_PORT, DEFAULT_MTU));
+        assert!(c.static_flows().is_empty());
+    }
+
+    #[test]
+    fn out_of_range_port_names_key_line_and_column() {
+        let d = diag("[encap]\naddresses = [\"192.0.2.10\"]\nport = 70000\n");
+        assert_eq!(d.key.as_deref(), Some("encap.port"));
+        assert_eq!((d.line, d.column), (3, 8));
+        assert_eq!(
+            d.to_string(),
+            "t.toml:3:8: encap.port: invalid value: integer `70000`, expected u16"
+        );
+    }
+
+    #[test]
+    fn unknown_key_path_includes_the_key() {
+        let d = diag("[encap]\naddresses = [\"192.0.2.10\"]\nprot = 1\n");
+        assert_eq!(d.key.as_deref(), Some("encap.prot"));
+        assert_eq!(d.line, 3);
+    }
+
+    #[test]
+    fn nested_flow_errors_use_index_paths() {
+        let d = diag(concat!(
+            "[encap]\naddresses = [\"192.0.2.10\"]\n",
+            "[[flow]]\nproto = \"tcp\"\nlocal = \"192.0.2.10:1\"\nremote = \"192.0.2.1:2\"\n",
+            "[[flow]]\nproto = \"sctp\"\nlocal = \"192.0.2.10:1\"\nremote = \"192.0.2.1:2\"\n",
+        ));
+        assert_eq!(d.key.as_deref(), Some("flow[1].proto"));
+        assert_eq!((d.line, d.column), (8, 9));
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let at = Locator::new("é = 1\nab", "t");
+        assert_eq!(at.position(0), (1, 1));
+        assert_eq!(at.position(2), (1, 2));
+        assert_eq!(at.position(8), (2, 2));
+        assert_eq!(at.position(100), (2, 3));
+    }
+}

@@ -1,0 +1,282 @@
+//! Shared helpers for the control crate's integration tests: scratch directories, the chancectl
+//! binary, hand-built frames and capture files.
+#![allow(dead_code)]
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::{DataLink, TsResolution};
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// A configuration that every replay test uses: 192.0.2.10, the default port, one static flow.
+pub const CONFIG: &str = r#"
+[encap]
+addresses = ["192.0.2.10"]
+
+[[flow]]
+proto = "tcp"
+local = "203.0.113.80:443"
+remote = "198.51.100.7:51234"
+"#;
+
+/// An empty scratch directory for one test, under Cargo's per-target test directory.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("chance-control")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the chancectl binary.
+pub fn chancectl<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_chancectl"))
+        .args(args)
+        .output()
+        .expect("chancectl runs")
+}
+
+/// Standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Standard output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(14 + payload.len());
+    frame.extend_from_slice(&HOST_MAC);
+    frame.extend_from_slice(&ROUTER_MAC);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).unwrap();
+    let mut packet = vec![0x45, 0];
+    packet.extend_from_slice(&total.to_be_bytes());
+    packet.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+    packet.extend_from_slice(&src);
+    packet.extend_from_slice(&dst);
+    let sum = ipv4_checksum(&packet);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
+}
+
+fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(8 + payload.len()).unwrap();
+    let mut dgram = Vec::new();
+    dgram.extend_from_slice(&sport.to_be_bytes());
+    dgram.extend_from_slice(&dport.to_be_bytes());
+    dgram.extend_from_slice(&len.to_be_bytes());
+    dgram.extend_from_slice(&[0, 0]);
+    dgram.extend_from_slice(payload);
+    dgram
+}
+
+fn tcp_ack(sport: u16, dport: u16) -> Vec<u8> {
+    let mut seg = Vec::new();
+    seg.extend_from_slice(&sport.to_be_bytes());
+    seg.extend_from_slice(&dport.to_be_bytes());
+    seg.extend_from_slice(&1000u32.to_be_bytes());
+    seg.extend_from_slice(&2000u32.to_be_bytes());
+    seg.extend_from_slice(&[0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    seg
+}
+
+/// An ARP request (who has 192.0.2.10).
+pub fn arp_frame() -> Vec<u8> {
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&ROUTER_MAC);
+    arp.extend_from_slice(&[192, 0, 2, 1]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[192, 0, 2, 10]);
+    ethernet(0x0806, &arp)
+}
+
+/// A UDP datagram to 192.0.2.99 (not one of the host's encapsulation addresses) on the GUE port.
+pub fn non_local_frame() -> Vec<u8> {
+    ethernet(
+        0x0800,
+        &ipv4(
+            17,
+            [192, 0, 2, 1],
+            [192, 0, 2, 99],
+            &udp(40000, 19523, b"hello"),
+        ),
+    )
+}
+
+/// The inner packet of the GUE frames: a TCP ACK from 198.51.100.7:51234 to 203.0.113.80:443,
+/// the flow that [`CONFIG`] lists as static.
+pub fn inner_packet() -> Vec<u8> {
+    ipv4(
+        6,
+        [198, 51, 100, 7],
+        [203, 0, 113, 80],
+        &tcp_ack(51234, 443),
+    )
+}
+
+/// A TCP ACK of a flow that [`CONFIG`] does not list (remote port 40000).
+pub fn unowned_inner_packet() -> Vec<u8> {
+    ipv4(
+        6,
+        [198, 51, 100, 7],
+        [203, 0, 113, 80],
+        &tcp_ack(40000, 443),
+    )
+}
+
+/// A GUE frame to 192.0.2.10 with the given (next_hop, hops) hop list around [`inner_packet`].
+pub fn gue_frame(next_hop: u8, hops: &[[u8; 4]]) -> Vec<u8> {
+    gue_frame_with(next_hop, hops, &inner_packet())
+}
+
+/// A GUE frame to 192.0.2.10 with the given (next_hop, hops) hop list around `inner`.
+pub fn gue_frame_with(next_hop: u8, hops: &[[u8; 4]], inner: &[u8]) -> Vec<u8> {
+    gue_frame_to([192, 0, 2, 10], 19523, next_hop, hops, inner)
+}
+
+/// A GUE frame to `dst`:`port` with the given (next_hop, hops) hop list around `inner`.
+pub fn gue_frame_to(
+    dst: [u8; 4],
+    port: u16,
+    next_hop: u8,
+    hops: &[[u8; 4]],
+    inner: &[u8],
+) -> Vec<u8> {
+    let hop_count = u8::try_from(hops.len()).unwrap();
+    let mut gue = vec![1 + hop_count, 4, 0, 0, 0, 0, next_hop, hop_count];
+    for hop in hops {
+        gue.extend_from_slice(hop);
+    }
+    gue.extend_from_slice(inner);
+    ethernet(
+        0x0800,
+        &ipv4(17, [192, 0, 2, 1], dst, &udp(40000, port, &gue)),
+    )
+}
+
+/// A GUE frame cut short in its outer IPv4 header (30 bytes).
+pub fn truncated_frame() -> Vec<u8> {
+    let mut frame = gue_frame(0, &[]);
+    frame.truncate(30);
+    frame
+}
+
+/// Timestamp of frame `i` in the test captures (nanosecond precision on purpose).
+pub fn timestamp(i: usize) -> Duration {
+    Duration::new(1_700_000_000 + i as u64, 123_456_789)
+}
+
+/// Writes a classic pcap (nanosecond timestamps) of `frames` with `link_type`.
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>], link_type: DataLink) {
+    let header = PcapHeader {
+        datalink: link_type,
+        ts_resolution: TsResolution::NanoSecond,
+        ..PcapHeader::default()
+    };
+    let mut writer = PcapWriter::with_header(File::create(path).unwrap(), header).unwrap();
+    for (i, frame) in frames.iter().enumerate() {
+        let len = u32::try_from(frame.len()).unwrap();
+        writer
+            .write_packet(&PcapPacket::new(timestamp(i), len, frame))
+            .unwrap();
+    }
+}
+
+/// Writes a pcapng of `frames`: one Ethernet interface with nanosecond resolution
+/// (`if_tsresol` = 9), as Enhanced Packet Blocks.
+pub fn write_pcapng(path: &Path, frames: &[Vec<u8>]) {
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+    let mut writer = PcapNgWriter::new(File::create(path).unwrap()).unwrap();
+    writer
+        .write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+        })
+        .unwrap();
+    for (i, frame) in frames.iter().enumerate() {
+        writer
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                // pcap-file writes the raw units; with if_tsresol 9 they are nanoseconds.
+                timestamp: timestamp(i),
+                original_len: u32::try_from(frame.len()).unwrap(),
+                data: Cow::Borrowed(frame),
+                options: vec![],
+            })
+            .unwrap();
+    }
+}
+
+/// One parsed line of a verdicts file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub index: u64,
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub output: Option<String>,
+}
+
+/// Parses a verdicts file, checking that every line has exactly the four fields.
+pub fn read_verdicts(path: &Path) -> Vec<Line> {
+    let text = fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let object = value.as_object().expect("each line is an object");
+            assert_eq!(object.len(), 4, "unexpected fields in {line}");
+            let text = |key: &str| object[key].as_str().map(str::to_owned);
+            Line {
+                index: object["index"].as_u64().expect("index is a number"),
+                verdict: text("verdict").expect("verdict is a string"),
+                reason: text("reason"),
+                output: text("output"),
+            }
+        })
+        .collect()
+}
+
+/// Reads a classic pcap back with pcap-file: (timestamp, bytes) of every frame.
+pub fn read_pcap(path: &Path) -> Vec<(Duration, Vec<u8>)> {
+    let mut reader = pcap_file::pcap::PcapReader::new(File::open(path).unwrap()).unwrap();
+    assert_eq!(reader.header().datalink, DataLink::ETHERNET);
+    let mut frames = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        let packet = packet.unwrap();
+        frames.push((packet.timestamp, packet.data.into_owned()));
+    }
+    frames
+}
