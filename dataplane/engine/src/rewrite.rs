@@ -60,8 +60,12 @@ fn inner_ip_len(inner: &[u8]) -> usize {
     let available = inner.len();
     let stated = match inner.first().map(|b| b >> 4) {
         Some(4) => usize::from(Ipv4Packet::new_unchecked(inner).total_len()),
+        // A payload length of 0 is a jumbogram's (RFC 2675) or unset: no length to trim to.
         Some(6) if available >= ipv6::HEADER_LEN => {
-            ipv6::HEADER_LEN + usize::from(Ipv6Packet::new_unchecked(inner).payload_len())
+            match Ipv6Packet::new_unchecked(inner).payload_len() {
+                0 => return available,
+                payload_len => ipv6::HEADER_LEN + usize::from(payload_len),
+            }
         }
         _ => return available,
     };
@@ -86,15 +90,22 @@ pub(crate) fn gue_forward(frame: &mut [u8], hop: u32, next_hop: u8) {
     let check = ip.checksum();
     ip.set_checksum(checksum::update32(check, old_src, hop));
 
+    // next_hop shares a 16-bit word with hop_count inside the UDP payload.
+    let word_at = CHAIN + NEXT_HOP_OFFSET;
+    let hop_count = frame[word_at + 1];
+    let old_word = u16::from_be_bytes([frame[word_at], hop_count]);
+    frame[word_at] = next_hop;
+
     let mut udp = UdpPacket::new_unchecked(&mut frame[OUTER_UDP..]);
     let udp_check = udp.checksum();
     if udp_check != 0 {
+        // The pseudo-header's addresses changed as the IPv4 header's did, and so did next_hop.
         let updated = checksum::update32(udp_check, old_src, hop);
+        let updated =
+            checksum::update16(updated, old_word, u16::from_be_bytes([next_hop, hop_count]));
         // A computed zero is sent as all ones: zero means "no checksum" on the wire.
         udp.set_checksum(if updated == 0 { 0xffff } else { updated });
     }
-
-    frame[CHAIN + NEXT_HOP_OFFSET] = next_hop;
 }
 
 /// Why the GRE conversion dropped the packet.
