@@ -1,1 +1,19 @@
-//! Frame builders for tests.
+//! Frame builders and fixtures shared by chance's tests.
+//!
+//! This crate does not depend on the engine: it writes frames from the specification
+//! (`reference/cls_redirect.md`, DESIGN.md) so the engine's tests check the engine against an
+//! independent reading of the wire formats.
+//!
+//! - [`gue`]: the outer GUE frame ([`gue::GueFrame`]) and plain IP-in-IP frames;
+//! - [`inner`]: inner IPv4/IPv6 packets with TCP, UDP, ICMP, options, extension headers, fragments;
+//! - [`expect`]: expected output frames (decap, GUE forward, GRE) computed from the input;
+//! - [`selftest`]: cls_redirect's kernel selftest packets, flows and config;
+//! - [`checksum`]: from-scratch Internet checksums.
+
+pub mod checksum;
+pub mod expect;
+pub mod gue;
+pub mod inner;
+pub mod selftest;
+
+pub use etherparse;

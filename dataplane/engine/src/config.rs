@@ -14,7 +14,7 @@ pub const L2_HEADER_LEN: usize = 14;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// This host's encapsulation addresses, kept as big-endian integers for the per-packet compare.
-    /// The first one is the source address of forwarded packets.
+    /// A forwarded packet's new source is the one it was sent to.
     addresses: Vec<u32>,
     /// GUE destination port.
     pub port: u16,

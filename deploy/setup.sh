@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what chance needs to build and test on Debian 12 (run as root, or with sudo).
+# CI runs this same script (.ci/run), so a fresh machine and CI are set up identically.
+set -euo pipefail
+
+packages=(
+  build-essential  # cc for crates that build C (libfuzzer-sys)
+  pkg-config
+  git
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: system packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust stable (rustup) first" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+echo "setup: done ($(cargo --version))"
