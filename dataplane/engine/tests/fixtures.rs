@@ -197,7 +197,10 @@ fn write_fuzz_seed(input: &[u8]) {
     let Some(dir) = std::env::var_os("CHANCE_FUZZ_CORPUS") else {
         return;
     };
-    let name = std::thread::current().name().unwrap_or("unnamed").replace("::", "-");
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .replace("::", "-");
     let path = std::path::Path::new(&dir).join(format!("{name}.bin"));
     std::fs::write(&path, input).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
