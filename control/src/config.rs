@@ -16,6 +16,7 @@
 //! Every table denies unknown keys. Errors read `FILE:LINE:COL: KEY: MESSAGE`, where KEY is a
 //! dotted path such as `encap.port` or `flow[1].local`.
 
+use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
 use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
 use chance_engine::{EngineConfig, ExactMatchTable, FlowKey, L4Proto};
 use core::fmt;
@@ -35,6 +36,7 @@ pub const MIN_MTU: u16 = 68;
 pub struct Config {
     engine: EngineConfig,
     flows: Vec<FlowKey>,
+    dataplane: Option<DataplaneConfig>,
 }
 
 impl Config {
@@ -66,6 +68,11 @@ impl Config {
     /// The egress MTU.
     pub fn mtu(&self) -> u16 {
         self.engine.mtu
+    }
+
+    /// The `[dpdk]` and `[ports]` tables, when the file has them (chanced needs them; replay does not).
+    pub fn dataplane(&self) -> Option<&DataplaneConfig> {
+        self.dataplane.as_ref()
     }
 }
 
@@ -158,6 +165,8 @@ struct RawConfig {
     encap: RawEncap,
     #[serde(default)]
     flow: Vec<RawFlow>,
+    dpdk: Option<Spanned<RawDpdk>>,
+    ports: Option<RawPorts>,
 }
 
 #[derive(Deserialize)]
@@ -208,7 +217,26 @@ impl RawConfig {
             }
             flows.push(key);
         }
-        Ok(Config { engine, flows })
+        let dataplane = match (self.dpdk, self.ports) {
+            (dpdk, Some(ports)) => Some(dataplane_config::validate(
+                dpdk.map(Spanned::into_inner),
+                ports,
+                at,
+            )?),
+            (Some(dpdk), None) => {
+                return Err(at.error(
+                    dpdk.span(),
+                    Some("ports".into()),
+                    "missing table: [dpdk] needs [ports] with the nic and kernel ports",
+                ))
+            }
+            (None, None) => None,
+        };
+        Ok(Config {
+            engine,
+            flows,
+            dataplane,
+        })
     }
 }
 
@@ -338,7 +366,7 @@ fn parse_endpoint(
 }
 
 /// Turns byte spans of one text into diagnostics.
-struct Locator<'a> {
+pub(crate) struct Locator<'a> {
     text: &'a str,
     origin: &'a str,
 }
@@ -361,7 +389,7 @@ impl<'a> Locator<'a> {
         (line, column)
     }
 
-    fn error(
+    pub(crate) fn error(
         &self,
         span: Range<usize>,
         key: Option<String>,

@@ -3,8 +3,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dataplane_config;
 pub mod pcapio;
 pub mod replay;
 
 pub use config::{load, parse, Config, ConfigError};
+pub use dataplane_config::{DataplaneConfig, KernelPort};
 pub use replay::{replay, ReplayError, ReplayOutputs, ReplaySummary};
