@@ -4,9 +4,17 @@
 set -euo pipefail
 
 packages=(
-  build-essential  # cc for crates that build C (libfuzzer-sys)
+  build-essential  # cc for crates that build C (libfuzzer-sys, dpdk-sys's wrappers)
   pkg-config
   git
+  dpdk             # dpdk-testpmd (throughput baseline) and dpdk-hugepages.py / dpdk-devbind.py
+  dpdk-dev
+  libdpdk-dev      # DPDK 22.11 headers, shared and static libraries, PMDs (dpdk-sys binds them)
+  clang
+  libclang-dev     # bindgen
+  libpcap-dev      # the static build's net_pcap
+  iproute2         # the namespace lab and its tests
+  python3          # the lab's director
 )
 
 missing=()

@@ -1,0 +1,36 @@
+//! The DPDK runtime of chance: thin safe wrappers over the system DPDK (`chance-dpdk-sys`).
+//!
+//! Together with `chance-dpdk-sys`, this is the only crate with `unsafe` code; every other crate
+//! (the engine, the control plane, the lcore loops' callers) uses the safe API below.
+//!
+//! One module per job:
+//!
+//! | module | wraps |
+//! |---|---|
+//! | [`eal`] | `rte_eal_init`/`rte_eal_cleanup`, lcore ids, worker lcores, non-EAL thread registration |
+//! | [`mempool`] | packet mbuf pools (`rte_pktmbuf_pool_create`) |
+//! | [`mbuf`] | an owning [`Mbuf`], and [`MbufBurst`], a fixed array of up to 32 for rx/tx bursts |
+//! | [`port`] | ethdev ports: configure (with RSS), start/stop/close, stats, rx/tx bursts |
+//! | [`ring`] | `rte_ring`s of mbufs, and ports over them (`rte_eth_from_rings`) for tests |
+//! | [`lcore`] | launching a closure on a worker lcore, with a panic guard, and joining it |
+//!
+//! Lifetimes: every DPDK object ([`Mempool`], [`Ring`], [`Port`], a running [`lcore`] task)
+//! holds a reference to the EAL, so `rte_eal_cleanup` runs only once the last of them is gone.
+//! A mempool dropped while some of its mbufs are still alive is leaked on purpose (with an
+//! error log) rather than freed under them; it then keeps the EAL alive too.
+
+pub mod eal;
+mod errno;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod port;
+pub mod ring;
+
+pub use eal::{lcore_id, thread_register, thread_unregister, Eal, EalError};
+pub use errno::Errno;
+pub use lcore::{launch, LcoreError, LcoreHandle};
+pub use mbuf::{Mbuf, MbufBurst, MbufError, BURST_SIZE};
+pub use mempool::{Mempool, MempoolError, SOCKET_ID_ANY};
+pub use port::{Port, PortConfig, PortError, PortQueue, PortStats};
+pub use ring::{ring_port, Ring, RingError};
