@@ -6,6 +6,7 @@ pub mod config;
 pub mod dataplane_config;
 pub mod pcapio;
 pub mod replay;
+pub mod report;
 
 pub use config::{load, parse, Config, ConfigError};
 pub use dataplane_config::{DataplaneConfig, KernelPort};

@@ -144,6 +144,11 @@ impl Counters {
         *slot = slot.wrapping_add(1);
     }
 
+    /// Sets `counter` (for readers rebuilding a set from published values; engines only bump).
+    pub fn set(&mut self, counter: Counter, value: u64) {
+        self.values[counter as usize] = value;
+    }
+
     /// The value of `counter`.
     #[inline]
     pub fn get(&self, counter: Counter) -> u64 {

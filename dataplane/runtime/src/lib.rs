@@ -13,12 +13,16 @@
 //! | [`port`] | ethdev ports: configure (with RSS), start/stop/close, stats, rx/tx bursts |
 //! | [`ring`] | `rte_ring`s of mbufs, and ports over them (`rte_eth_from_rings`) for tests |
 //! | [`lcore`] | launching a closure on a worker lcore, with a panic guard, and joining it |
+//! | [`worker`] | the lcore loop: NIC RX -> engine -> kernel or NIC TX; kernel RX -> NIC TX |
+//! | [`stats`] | per-lcore counters published per burst, read by control threads |
+//! | [`dataplane`] | start-up, the main lcore's run loop, and shutdown with mbuf accounting |
 //!
 //! Lifetimes: every DPDK object ([`Mempool`], [`Ring`], [`Port`], a running [`lcore`] task)
 //! holds a reference to the EAL, so `rte_eal_cleanup` runs only once the last of them is gone.
 //! A mempool dropped while some of its mbufs are still alive is leaked on purpose (with an
 //! error log) rather than freed under them; it then keeps the EAL alive too.
 
+pub mod dataplane;
 pub mod eal;
 mod errno;
 pub mod lcore;
@@ -26,7 +30,10 @@ pub mod mbuf;
 pub mod mempool;
 pub mod port;
 pub mod ring;
+pub mod stats;
+pub mod worker;
 
+pub use dataplane::{run, DataplaneError, DataplaneSpec, RunReport, RunUntil};
 pub use eal::{lcore_id, thread_register, thread_unregister, Eal, EalError};
 pub use errno::Errno;
 pub use lcore::{launch, LcoreError, LcoreHandle};
@@ -34,3 +41,5 @@ pub use mbuf::{Mbuf, MbufBurst, MbufError, BURST_SIZE};
 pub use mempool::{Mempool, MempoolError, SOCKET_ID_ANY};
 pub use port::{Port, PortConfig, PortError, PortQueue, PortStats};
 pub use ring::{ring_port, Ring, RingError};
+pub use stats::{LcoreStats, PathCounter, PathCounters};
+pub use worker::{IdleExit, Worker, WorkerReport};

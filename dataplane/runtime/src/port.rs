@@ -471,6 +471,22 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
+    /// Sets the port's MAC address (`rte_eth_dev_default_mac_addr_set`). On a TAP or
+    /// virtio-user port this is the MAC of the interface the kernel sees.
+    ///
+    /// # Errors
+    ///
+    /// [`PortError::Dpdk`].
+    pub fn set_mac_addr(&self, mac: [u8; 6]) -> Result<(), PortError> {
+        let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid port; `addr` is a valid rte_ether_addr that DPDK only reads.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(self.id(), &mut addr) };
+        if rc != 0 {
+            return Err(dpdk_err(self.id(), "rte_eth_dev_default_mac_addr_set", rc));
+        }
+        Ok(())
+    }
+
     /// The id of the port named `name` (a vdev's name such as `net_pcap0`, or a PCI address).
     pub fn by_name(name: &str) -> Option<u16> {
         let _eal = Eal::current().ok()?;

@@ -1,0 +1,235 @@
+//! Bringing the dataplane up and down: EAL, mempool, the NIC and kernel ports, one worker per
+//! worker lcore, the run loop of the main lcore, and an orderly shutdown that accounts for every
+//! mbuf.
+
+use crate::eal::{Eal, EalError};
+use crate::lcore::{launch, LcoreError, LcoreHandle};
+use crate::mempool::{Mempool, MempoolError, DEFAULT_DATA_ROOM, SOCKET_ID_ANY};
+use crate::port::{Port, PortConfig, PortError, PortStats};
+use crate::stats::LcoreStats;
+use crate::worker::{IdleExit, Worker, WorkerReport};
+use chance_engine::{Engine, EngineConfig, FlowTable};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything the dataplane needs, already validated by the control plane.
+#[derive(Debug, Clone)]
+pub struct DataplaneSpec {
+    /// EAL arguments, without the program name.
+    pub eal_args: Vec<String>,
+    /// DPDK name of the NIC (a PCI address or a vdev name).
+    pub nic: String,
+    /// DPDK name of the kernel exception port.
+    pub kernel: String,
+    /// Whether the kernel port's interface takes the NIC's MAC address, so that the host's
+    /// frames leave with it and the frames chance hands up are addressed to it.
+    pub kernel_takes_nic_mac: bool,
+    /// RX descriptors per queue.
+    pub rx_descriptors: u16,
+    /// TX descriptors per queue.
+    pub tx_descriptors: u16,
+    /// Mbufs in the pool.
+    pub mempool_mbufs: u32,
+    /// Per-lcore mempool cache.
+    pub mempool_cache: u32,
+    /// The engine's configuration (each worker gets its own engine).
+    pub engine: EngineConfig,
+}
+
+/// When the run ends (SIGINT/SIGTERM always end it, through the stop flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunUntil {
+    /// The stop flag.
+    Stopped,
+    /// The stop flag, or this much time.
+    Elapsed(Duration),
+    /// The stop flag, or every worker idle for this many consecutive polls (pcap input done).
+    Idle(u32),
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// One report per worker lcore.
+    pub workers: Vec<WorkerReport>,
+    /// NIC counters at shutdown.
+    pub nic: PortStats,
+    /// Kernel port counters at shutdown.
+    pub kernel: PortStats,
+    /// Mbufs still in use after the ports stopped (0 unless something leaked).
+    pub mbufs_in_use: u32,
+    /// How long the workers ran.
+    pub elapsed: Duration,
+}
+
+/// Why the dataplane could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// EAL failed.
+    #[error(transparent)]
+    Eal(#[from] EalError),
+    /// The mempool could not be created.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    /// A port failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// A worker could not be launched, or panicked.
+    #[error(transparent)]
+    Lcore(#[from] LcoreError),
+    /// A configured device does not exist.
+    #[error("{role} port `{name}` does not exist (EAL probed {available} port(s))")]
+    NoSuchDevice {
+        /// "nic" or "kernel".
+        role: &'static str,
+        /// The DPDK name looked up.
+        name: String,
+        /// How many ports EAL found.
+        available: u16,
+    },
+    /// EAL was given no worker lcore.
+    #[error("EAL has no worker lcore: give at least two CPUs")]
+    NoWorkers,
+}
+
+/// Runs the dataplane until `until` or `stop`; `tick` is called on the main lcore about every
+/// 100 ms with the workers' published counters (for logs and metrics).
+pub fn run<F, T>(
+    spec: &DataplaneSpec,
+    flows: Arc<F>,
+    stop: Arc<AtomicBool>,
+    until: RunUntil,
+    mut tick: T,
+) -> Result<RunReport, DataplaneError>
+where
+    F: FlowTable + Send + Sync + 'static,
+    T: FnMut(&[Arc<LcoreStats>]),
+{
+    let eal = Eal::init(&spec.eal_args)?;
+    let lcores: Vec<u32> = eal.worker_lcores().collect();
+    if lcores.is_empty() {
+        return Err(DataplaneError::NoWorkers);
+    }
+    let queues = u16::try_from(lcores.len()).unwrap_or(u16::MAX);
+    let pool = Mempool::new(
+        "chance_mbufs",
+        spec.mempool_mbufs,
+        spec.mempool_cache,
+        DEFAULT_DATA_ROOM,
+        SOCKET_ID_ANY,
+    )?;
+    let port_config = PortConfig {
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_desc: spec.rx_descriptors,
+        tx_desc: spec.tx_descriptors,
+        rss: queues > 1,
+    };
+    let mut nic = Port::configure(port_id("nic", &spec.nic)?, port_config, &pool)?;
+    let mut kernel = Port::configure(port_id("kernel", &spec.kernel)?, port_config, &pool)?;
+    nic.start()?;
+    kernel.start()?;
+    if spec.kernel_takes_nic_mac {
+        kernel.set_mac_addr(nic.mac_addr()?)?;
+    }
+
+    let idle_exit = match until {
+        RunUntil::Idle(polls) => IdleExit::AfterPolls(polls),
+        _ => IdleExit::Never,
+    };
+    let started = Instant::now();
+    let mut stats = Vec::with_capacity(lcores.len());
+    let mut handles: Vec<LcoreHandle<WorkerReport>> = Vec::with_capacity(lcores.len());
+    for (queue, &lcore) in (0u16..).zip(&lcores) {
+        let lcore_stats = Arc::new(LcoreStats::default());
+        stats.push(Arc::clone(&lcore_stats));
+        let worker = Worker::new(
+            Engine::new(spec.engine.clone()),
+            Arc::clone(&flows),
+            nic.queue(queue)?,
+            kernel.queue(queue)?,
+            lcore_stats,
+            Arc::clone(&stop),
+            idle_exit,
+        );
+        match launch(lcore, move || worker.run(lcore)) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                // The launch error is the one to report; join failures are logged by join_all.
+                let _ = join_all(handles);
+                return Err(e.into());
+            }
+        }
+    }
+    tracing::info!(workers = lcores.len(), nic = %spec.nic, kernel = %spec.kernel, "dataplane running");
+
+    // The main lcore sleeps between checks: on a 2-core host its spinning would steal a worker's CPU.
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        tick(&stats);
+        let done = match until {
+            RunUntil::Elapsed(limit) => started.elapsed() >= limit,
+            RunUntil::Idle(_) => handles.iter().all(LcoreHandle::is_finished),
+            RunUntil::Stopped => false,
+        };
+        if done || stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let workers = join_all(handles)?;
+    tick(&stats);
+
+    let nic_stats = nic.stats()?;
+    let kernel_stats = kernel.stats()?;
+    nic.stop()?;
+    kernel.stop()?;
+    nic.close()?;
+    kernel.close()?;
+    let mbufs_in_use = pool.in_use_count();
+    if mbufs_in_use != 0 {
+        tracing::error!(mbufs_in_use, "mbufs still in use after the ports stopped");
+    }
+    drop(pool);
+    // Every DPDK object is gone; a failing cleanup is logged, the counters are still valid.
+    if let Err(e) = eal.cleanup() {
+        tracing::warn!(error = %e, "EAL cleanup");
+    }
+    Ok(RunReport {
+        workers,
+        nic: nic_stats,
+        kernel: kernel_stats,
+        mbufs_in_use,
+        elapsed,
+    })
+}
+
+fn port_id(role: &'static str, name: &str) -> Result<u16, DataplaneError> {
+    Port::by_name(name).ok_or_else(|| DataplaneError::NoSuchDevice {
+        role,
+        name: name.to_owned(),
+        available: Port::count_avail(),
+    })
+}
+
+/// Joins every worker; the first failure is returned after all have been joined.
+fn join_all(handles: Vec<LcoreHandle<WorkerReport>>) -> Result<Vec<WorkerReport>, DataplaneError> {
+    let mut reports = Vec::with_capacity(handles.len());
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                tracing::error!(error = %e, "worker failed");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(reports),
+    }
+}

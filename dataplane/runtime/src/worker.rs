@@ -1,0 +1,173 @@
+//! The lcore loop: NIC RX -> engine -> kernel port or NIC TX; kernel port RX -> NIC TX.
+//!
+//! Each worker owns one queue pair on each port, its own engine (and so its own counters) and a
+//! shared read-only flow table. Per burst: receive, decide and rewrite every packet in place on the
+//! mbuf (adj/trim, no copy), transmit in batches, free and count what a full TX queue refused,
+//! then publish the counters. No lock, no allocation, no syscall on this path.
+
+use crate::mbuf::{Mbuf, MbufBurst};
+use crate::port::PortQueue;
+use crate::stats::{LcoreStats, PathCounter, PathCounters};
+use chance_engine::{Counters, Engine, FlowTable, Verdict};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// When a worker stops, besides the shared stop flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleExit {
+    /// Never: run until the stop flag is raised.
+    Never,
+    /// After this many consecutive polls that received nothing on either port (the input of a
+    /// pcap vdev is exhausted at its first empty poll).
+    AfterPolls(u32),
+}
+
+/// What a worker counted, returned when it stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// The lcore it ran on.
+    pub lcore: u32,
+    /// Its engine's counters.
+    pub engine: Counters,
+    /// Its path counters.
+    pub path: PathCounters,
+}
+
+/// One worker lcore's state.
+#[derive(Debug)]
+pub struct Worker<F> {
+    engine: Engine,
+    flows: Arc<F>,
+    nic: PortQueue,
+    kernel: PortQueue,
+    stats: Arc<LcoreStats>,
+    stop: Arc<AtomicBool>,
+    idle_exit: IdleExit,
+    path: PathCounters,
+}
+
+impl<F: FlowTable> Worker<F> {
+    /// A worker over one queue pair of each port.
+    pub fn new(
+        engine: Engine,
+        flows: Arc<F>,
+        nic: PortQueue,
+        kernel: PortQueue,
+        stats: Arc<LcoreStats>,
+        stop: Arc<AtomicBool>,
+        idle_exit: IdleExit,
+    ) -> Self {
+        Self {
+            engine,
+            flows,
+            nic,
+            kernel,
+            stats,
+            stop,
+            idle_exit,
+            path: PathCounters::default(),
+        }
+    }
+
+    /// Polls until the stop flag is raised (or the ports stay idle, per [`IdleExit`]). Nothing is
+    /// left in flight when it returns: every burst is transmitted or freed and counted in place.
+    pub fn run(mut self, lcore: u32) -> WorkerReport {
+        let mut rx = MbufBurst::new();
+        let mut to_nic = MbufBurst::new();
+        let mut to_kernel = MbufBurst::new();
+        let mut idle_polls = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            let from_nic = self.nic.rx_burst(&mut rx);
+            self.path.add(PathCounter::NicRx, from_nic as u64);
+            for m in rx.drain() {
+                self.handle(m, &mut to_nic, &mut to_kernel);
+            }
+            transmit(
+                &mut self.kernel,
+                &mut to_kernel,
+                &mut self.path,
+                PathCounter::KernelTx,
+                PathCounter::KernelTxFull,
+            );
+            transmit(
+                &mut self.nic,
+                &mut to_nic,
+                &mut self.path,
+                PathCounter::NicTx,
+                PathCounter::NicTxFull,
+            );
+
+            // The host's own traffic leaves untouched.
+            let from_kernel = self.kernel.rx_burst(&mut rx);
+            self.path.add(PathCounter::KernelRx, from_kernel as u64);
+            transmit(
+                &mut self.nic,
+                &mut rx,
+                &mut self.path,
+                PathCounter::NicTx,
+                PathCounter::NicTxFull,
+            );
+
+            self.stats.publish(self.engine.counters(), &self.path);
+            if from_nic + from_kernel > 0 {
+                idle_polls = 0;
+            } else if let IdleExit::AfterPolls(limit) = self.idle_exit {
+                idle_polls += 1;
+                if idle_polls >= limit {
+                    break;
+                }
+            }
+        }
+        WorkerReport {
+            lcore,
+            engine: self.engine.counters().clone(),
+            path: self.path,
+        }
+    }
+
+    /// Runs one packet through the engine and queues the result; drops free the mbuf.
+    #[inline]
+    fn handle(&mut self, mut m: Mbuf, to_nic: &mut MbufBurst, to_kernel: &mut MbufBurst) {
+        if !m.is_contiguous() {
+            self.path.add(PathCounter::NicRxMultiSegment, 1);
+            return;
+        }
+        let len = m.len();
+        let outcome = self.engine.process(m.data_mut(), &*self.flows);
+        let out = match outcome.verdict {
+            Verdict::Drop => {
+                self.path.add(PathCounter::EngineDrops, 1);
+                return;
+            }
+            Verdict::Forward => to_nic,
+            Verdict::Accept | Verdict::Pass => to_kernel,
+        };
+        // The engine's result lies inside the frame and only shrinks it: adj/trim cannot fail.
+        if m.adj(outcome.frame.start).is_err() || m.trim(len - outcome.frame.end).is_err() {
+            self.path.add(PathCounter::RewriteFailed, 1);
+            return;
+        }
+        // Each output burst receives at most one RX burst, so it has room.
+        if out.push(m).is_err() {
+            self.path.add(PathCounter::RewriteFailed, 1);
+        }
+    }
+}
+
+/// Sends `burst` on `queue`; what the queue refuses is freed and counted as `full`.
+#[inline]
+fn transmit(
+    queue: &mut PortQueue,
+    burst: &mut MbufBurst,
+    path: &mut PathCounters,
+    sent: PathCounter,
+    full: PathCounter,
+) {
+    if burst.is_empty() {
+        return;
+    }
+    let n = queue.tx_burst(burst);
+    path.add(sent, n as u64);
+    let refused = burst.clear();
+    path.add(full, refused as u64);
+}
