@@ -1,0 +1,321 @@
+//! The lcore loop on a real worker lcore, over net_ring ports: every verdict path, the host's
+//! egress, counters read while the worker runs, refused transmissions, and no mbuf leaked.
+
+mod common;
+
+use chance_engine::{Counter, Engine, EngineConfig, ExactMatchTable, FlowKey, L4Proto, Verdict};
+use chance_runtime::mempool::DEFAULT_DATA_ROOM;
+use chance_runtime::{
+    launch, ring_port, IdleExit, LcoreStats, Mbuf, MbufBurst, Mempool, PathCounter, Port,
+    PortConfig, Ring, Worker, SOCKET_ID_ANY,
+};
+use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
+use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, SYN};
+use common::{eal, Lcore};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+const TEST: &str = "worker";
+
+/// Both tests run their worker on lcore 1: one at a time.
+static WORKER_LCORE: Mutex<()> = Mutex::new(());
+
+fn worker_lcore() -> MutexGuard<'static, ()> {
+    WORKER_LCORE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+const HOP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 21);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+fn config() -> EngineConfig {
+    EngineConfig::new(&[ENCAP_ADDR], ENCAP_PORT, 1500).expect("one address")
+}
+
+fn known_flow() -> FlowKey {
+    FlowKey::v4(L4Proto::Tcp, VIP, 443, CLIENT, 40000)
+}
+
+fn tcp(sport: u16, flags: u8) -> Vec<u8> {
+    Ipv4Packet::new(CLIENT, VIP, L4::tcp(sport, 443, flags)).build()
+}
+
+/// One frame per verdict path, as the NIC receives them.
+fn nic_frames() -> Vec<(&'static str, Vec<u8>)> {
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    let mut malformed = GueFrame::ipv4(tcp(40001, ACK)).hops(&[HOP]);
+    malformed.gue_flags = 0x0100;
+    let v6 = Ipv6Packet::new(
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7),
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10),
+        L4::udp(5000, 53, b"query"),
+    )
+    .build();
+    vec![
+        ("pass (ARP)", arp),
+        ("accept, last hop", GueFrame::ipv4(tcp(40002, SYN)).build()),
+        (
+            "accept, established",
+            GueFrame::ipv4(tcp(40000, ACK)).hops(&[HOP]).build(),
+        ),
+        (
+            "forward, GUE",
+            GueFrame::ipv4(tcp(40003, ACK)).hops(&[HOP]).build(),
+        ),
+        (
+            "forward, GRE",
+            GueFrame::ipv4(tcp(40004, ACK))
+                .hops(&[HOP])
+                .last_hop_gre()
+                .build(),
+        ),
+        ("drop, malformed", malformed.build()),
+        ("accept, IPv6 last hop", GueFrame::ipv6(v6).build()),
+    ]
+}
+
+/// A frame the host sends: it must leave through the NIC untouched.
+fn kernel_egress_frame() -> Vec<u8> {
+    let mut frame = vec![0x02, 0, 0, 0, 0, 0xfe, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+    frame.extend(Ipv4Packet::new(VIP, CLIENT, L4::tcp(443, 40000, ACK)).build());
+    frame
+}
+
+/// The NIC and kernel ports over rings, each with one queue pair, started.
+struct Lab {
+    pool: Mempool,
+    nic_rx: Ring,
+    nic_tx: Ring,
+    kernel_rx: Ring,
+    kernel_tx: Ring,
+    nic: Port,
+    kernel: Port,
+}
+
+impl Lab {
+    fn new(name: &str, tx_ring_size: u32) -> Lab {
+        let pool = Mempool::new(
+            &format!("{name}_pool"),
+            4095,
+            32,
+            DEFAULT_DATA_ROOM,
+            SOCKET_ID_ANY,
+        )
+        .unwrap();
+        let ring = |n: &str, size| Ring::new(&format!("{name}_{n}"), size, SOCKET_ID_ANY).unwrap();
+        let (nic_rx, nic_tx) = (ring("nrx", 2048), ring("ntx", tx_ring_size));
+        let (kernel_rx, kernel_tx) = (ring("krx", 2048), ring("ktx", 2048));
+        let cfg = PortConfig {
+            rx_desc: 256,
+            tx_desc: 256,
+            ..PortConfig::default()
+        };
+        let mut nic = Port::configure(
+            ring_port(&format!("{name}_nic"), &nic_rx, &nic_tx).unwrap(),
+            cfg,
+            &pool,
+        )
+        .unwrap();
+        let mut kernel = Port::configure(
+            ring_port(&format!("{name}_kernel"), &kernel_rx, &kernel_tx).unwrap(),
+            cfg,
+            &pool,
+        )
+        .unwrap();
+        nic.start().unwrap();
+        kernel.start().unwrap();
+        Lab {
+            pool,
+            nic_rx,
+            nic_tx,
+            kernel_rx,
+            kernel_tx,
+            nic,
+            kernel,
+        }
+    }
+
+    fn worker(
+        &self,
+        flows: ExactMatchTable,
+        stop: &Arc<AtomicBool>,
+        idle: IdleExit,
+    ) -> (Worker<ExactMatchTable>, Arc<LcoreStats>) {
+        let stats = Arc::new(LcoreStats::default());
+        let worker = Worker::new(
+            Engine::new(config()),
+            Arc::new(flows),
+            self.nic.queue(0).unwrap(),
+            self.kernel.queue(0).unwrap(),
+            Arc::clone(&stats),
+            Arc::clone(stop),
+            idle,
+        );
+        (worker, stats)
+    }
+
+    /// Every frame left on `ring`, as bytes; the mbufs go back to the pool.
+    fn drain(ring: &Ring) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut burst = MbufBurst::new();
+        while ring.dequeue_burst(&mut burst) > 0 {
+            out.extend(burst.drain().map(|m| m.data().to_vec()));
+        }
+        out
+    }
+
+    fn close(self) {
+        let Lab {
+            pool,
+            nic,
+            kernel,
+            nic_rx,
+            nic_tx,
+            kernel_rx,
+            kernel_tx,
+        } = self;
+        for ring in [&nic_rx, &nic_tx, &kernel_rx, &kernel_tx] {
+            Lab::drain(ring);
+        }
+        nic.close().unwrap();
+        kernel.close().unwrap();
+        assert_eq!(pool.in_use_count(), 0, "every mbuf went back to the pool");
+    }
+}
+
+#[test]
+fn every_verdict_path_runs_on_a_worker_lcore_with_live_counters_and_no_leak() {
+    eal(TEST, &[]);
+    let _serial = worker_lcore();
+    let _lcore = Lcore::register();
+    let lab = Lab::new("vp", 2048);
+    let frames = nic_frames();
+
+    // What the engine makes of each frame, on its own: the worker must deliver exactly this.
+    let flows: ExactMatchTable = [known_flow()].into_iter().collect();
+    let mut reference = Engine::new(config());
+    let (mut want_nic, mut want_kernel, mut drops) = (Vec::new(), Vec::new(), 0);
+    for (name, frame) in &frames {
+        let mut buf = frame.clone();
+        let outcome = reference.process(&mut buf, &flows);
+        let out = outcome.output(&buf).to_vec();
+        match outcome.verdict {
+            Verdict::Forward => want_nic.push(out),
+            Verdict::Accept | Verdict::Pass => want_kernel.push(out),
+            Verdict::Drop => drops += 1,
+        }
+        println!("{name}: {:?} {:?}", outcome.verdict, outcome.reason);
+    }
+    assert_eq!(
+        (want_nic.len(), want_kernel.len(), drops),
+        (2, 4, 1),
+        "the fixture covers every path"
+    );
+    want_nic.push(kernel_egress_frame());
+
+    for (_, frame) in &frames {
+        lab.nic_rx
+            .enqueue(Mbuf::from_slice(&lab.pool, frame).unwrap())
+            .unwrap();
+    }
+    lab.kernel_rx
+        .enqueue(Mbuf::from_slice(&lab.pool, &kernel_egress_frame()).unwrap())
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (worker, stats) = lab.worker(flows, &stop, IdleExit::Never);
+    let handle = launch(1, move || worker.run(1)).unwrap();
+
+    // The control side reads the counters while the worker keeps polling.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (engine, path) = loop {
+        let (engine, path) = stats.snapshot();
+        if path.get(PathCounter::NicTx) == 3 && path.get(PathCounter::KernelTx) == 4 {
+            break (engine, path);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not process the frames: {path:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        !handle.is_finished(),
+        "counters are read while the worker runs"
+    );
+    assert_eq!(
+        engine,
+        *reference.counters(),
+        "the worker's engine counted what the reference did"
+    );
+    assert_eq!(
+        [
+            PathCounter::NicRx,
+            PathCounter::KernelRx,
+            PathCounter::EngineDrops,
+            PathCounter::NicTxFull,
+            PathCounter::KernelTxFull
+        ]
+        .map(|c| path.get(c)),
+        [7, 1, 1, 0, 0]
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let report = handle.join().unwrap();
+    assert_eq!(report.lcore, 1);
+    assert_eq!(report.engine, engine);
+    assert_eq!(report.engine.get(Counter::ForwardedPacketsTotalGre), 1);
+
+    assert_eq!(
+        Lab::drain(&lab.nic_tx),
+        want_nic,
+        "NIC output: forwards in order, then the host's egress"
+    );
+    assert_eq!(
+        Lab::drain(&lab.kernel_tx),
+        want_kernel,
+        "kernel output: accepts and passes in order"
+    );
+    lab.close();
+}
+
+#[test]
+fn refused_transmissions_are_freed_and_counted_and_nothing_leaks() {
+    eal(TEST, &[]);
+    let _serial = worker_lcore();
+    let _lcore = Lcore::register();
+    // A NIC TX ring of 64 slots that nobody drains: most forwards are refused.
+    let lab = Lab::new("full", 64);
+    let forward = GueFrame::ipv4(tcp(40003, ACK)).hops(&[HOP]).build();
+    let last_hop = GueFrame::ipv4(tcp(40002, ACK)).build();
+    for i in 0..1000 {
+        let frame = if i % 2 == 0 { &forward } else { &last_hop };
+        lab.nic_rx
+            .enqueue(Mbuf::from_slice(&lab.pool, frame).unwrap())
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (worker, _stats) = lab.worker(ExactMatchTable::new(), &stop, IdleExit::AfterPolls(1000));
+    let report = launch(1, move || worker.run(1)).unwrap().join().unwrap();
+
+    let path = &report.path;
+    assert_eq!(path.get(PathCounter::NicRx), 1000);
+    assert_eq!(path.get(PathCounter::KernelTx), 500);
+    assert_eq!(
+        path.get(PathCounter::NicTx),
+        64,
+        "the 64-slot ring (exact size) fills up"
+    );
+    assert_eq!(
+        path.get(PathCounter::NicTxFull),
+        500 - 64,
+        "every refused packet is counted"
+    );
+    assert_eq!(report.engine.get(Counter::ProcessedPacketsTotal), 1000);
+    assert_eq!(Lab::drain(&lab.nic_tx).len(), 64);
+    assert_eq!(Lab::drain(&lab.kernel_tx).len(), 500);
+    lab.close();
+}
