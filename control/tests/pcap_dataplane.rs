@@ -1,0 +1,188 @@
+//! chanced on net_pcap vdevs against `chancectl replay` on the same capture: the frames the
+//! dataplane sends to the NIC and to the kernel are, byte for byte and in order, the forwarded and
+//! the accepted-or-passed outputs of the offline engine; the counters agree; no mbuf is left over.
+
+use chance_control::pcapio::{CaptureReader, EthernetPcapWriter};
+use pcap_file::TsResolution;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The fuzz seed corpus: one real frame for every behaviour the engine fixtures pin.
+fn mixed_frames() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/engine");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fuzz corpus")
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read(p).expect("corpus frame"))
+        .collect()
+}
+
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut writer = EthernetPcapWriter::create(path, TsResolution::MicroSecond).expect("pcap");
+    for (i, frame) in frames.iter().enumerate() {
+        writer
+            .write(Duration::from_millis(i as u64), 0, frame)
+            .expect("frame");
+    }
+    writer.finish().expect("flush");
+}
+
+fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let mut reader =
+        CaptureReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut frames = Vec::new();
+    let mut buf = Vec::new();
+    while reader.next_frame(&mut buf).expect("frame").is_some() {
+        frames.push(buf.clone());
+    }
+    frames
+}
+
+#[test]
+fn chanced_on_pcap_vdevs_sends_exactly_what_replay_computes() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("pcap-dataplane-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let frames = mixed_frames();
+    assert!(frames.len() > 100, "a mixed capture");
+    let (input, empty) = (dir.join("in.pcap"), dir.join("empty.pcap"));
+    let (nic_out, kernel_out) = (dir.join("nic.pcap"), dir.join("kernel.pcap"));
+    write_pcap(&input, &frames);
+    write_pcap(&empty, &[]);
+    let config = dir.join("chance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[encap]
+addresses = ["127.0.0.1"]
+port = 1234
+mtu = 1500
+
+[[flow]]
+proto = "tcp"
+local = "203.0.113.10:443"
+remote = "198.51.100.7:51234"
+
+[[flow]]
+proto = "udp"
+local = "203.0.113.10:443"
+remote = "198.51.100.7:51234"
+
+[dpdk]
+lcores = [0, 1]
+file_prefix = "chance-pcap-{pid}"
+eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
+
+[ports]
+nic = "net_pcap0,rx_pcap={input},tx_pcap={nic_out}"
+kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={empty},tx_pcap={kernel_out}" }}
+"#,
+            pid = std::process::id(),
+            input = input.display(),
+            empty = empty.display(),
+            nic_out = nic_out.display(),
+            kernel_out = kernel_out.display(),
+        ),
+    )
+    .unwrap();
+
+    let report_path = dir.join("report.json");
+    let chanced = Command::new(env!("CARGO_BIN_EXE_chanced"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--until-idle",
+            "--report-json",
+        ])
+        .arg(&report_path)
+        .output()
+        .expect("chanced runs");
+    let stderr = String::from_utf8_lossy(&chanced.stderr);
+    assert!(chanced.status.success(), "chanced failed: {stderr}");
+    let _ = std::fs::remove_dir(format!("/var/run/dpdk/chance-pcap-{}", std::process::id()));
+
+    let verdicts = dir.join("verdicts.jsonl");
+    let replay = Command::new(env!("CARGO_BIN_EXE_chancectl"))
+        .args([
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--pcap",
+            input.to_str().unwrap(),
+        ])
+        .arg("--verdicts")
+        .arg(&verdicts)
+        .output()
+        .expect("chancectl runs");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+
+    let (mut want_nic, mut want_kernel) = (Vec::new(), Vec::new());
+    let mut verdict_count = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&verdicts).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let verdict = v["verdict"].as_str().unwrap().to_owned();
+        *verdict_count.entry(verdict.clone()).or_insert(0u64) += 1;
+        let output = v["output"].as_str().map(|h| hex::decode(h).unwrap());
+        match verdict.as_str() {
+            "forward" => want_nic.push(output.unwrap()),
+            "accept" | "pass" => want_kernel.push(output.unwrap()),
+            _ => {}
+        }
+    }
+    assert!(
+        verdict_count.len() == 4,
+        "the capture exercises all four verdicts: {verdict_count:?}"
+    );
+
+    let got_nic = read_pcap(&nic_out);
+    let got_kernel = read_pcap(&kernel_out);
+    assert_eq!(got_nic.len(), want_nic.len(), "frames sent to the NIC");
+    assert_eq!(
+        got_kernel.len(),
+        want_kernel.len(),
+        "frames sent to the kernel"
+    );
+    for (i, (got, want)) in got_nic.iter().zip(&want_nic).enumerate() {
+        assert_eq!(hex::encode(got), hex::encode(want), "NIC frame {i}");
+    }
+    for (i, (got, want)) in got_kernel.iter().zip(&want_kernel).enumerate() {
+        assert_eq!(hex::encode(got), hex::encode(want), "kernel frame {i}");
+    }
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(
+        report["mbufs_in_use"], 0,
+        "every mbuf went back to the pool"
+    );
+    let total = &report["total"];
+    assert_eq!(total["path"]["nic_rx_packets_total"], frames.len() as u64);
+    assert_eq!(
+        total["engine"]["processed_packets_total"],
+        frames.len() as u64
+    );
+    assert_eq!(
+        total["path"]["engine_drops_total"],
+        verdict_count.get("drop").copied().unwrap_or(0)
+    );
+    // The dataplane's engine counters are the offline engine's, counter for counter.
+    let replay_stderr = String::from_utf8_lossy(&replay.stderr);
+    for (name, value) in total["engine"].as_object().unwrap() {
+        let line = format!("{name} {value}");
+        assert!(
+            replay_stderr.lines().any(|l| l.trim() == line),
+            "replay's summary lacks `{line}`:\n{replay_stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
