@@ -2,11 +2,10 @@
 //! ports' own counters; as text (chanced's exit summary, periodic log lines) or JSON.
 
 use chance_engine::{Counter, Counters};
-use chance_runtime::{LcoreStats, PathCounter, PathCounters, PortStats, RunReport};
+use chance_runtime::{Live, PathCounter, PathCounters, PortStats, RunReport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Arc;
 
 /// Counter name -> value, non-zero values only (every counter is zero until something happens).
 pub type CounterMap = BTreeMap<&'static str, u64>;
@@ -132,16 +131,21 @@ impl Report {
         report
     }
 
-    /// A snapshot of running workers' published counters (lcores numbered by position).
-    pub fn from_live(lcores: &[Arc<LcoreStats>]) -> Self {
+    /// A snapshot of the running dataplane (lcores numbered by position).
+    pub fn from_live(live: &Live<'_>) -> Self {
         let per_lcore: Vec<_> = (0u32..)
-            .zip(lcores)
+            .zip(live.lcores)
             .map(|(i, stats)| {
                 let (engine, path) = stats.snapshot();
                 (i, engine, path)
             })
             .collect();
-        Self::new(&per_lcore)
+        let mut report = Self::new(&per_lcore);
+        report.ports.insert("nic", PortReport::from(&live.nic));
+        report
+            .ports
+            .insert("kernel", PortReport::from(&live.kernel));
+        report
     }
 
     /// The total of one counter.
@@ -159,16 +163,20 @@ impl Report {
         let t = &self.total;
         let get = |m: &CounterMap, k: &str| m.get(k).copied().unwrap_or(0);
         format!(
-            "nic rx {} tx {} | kernel rx {} tx {} | processed {} passed {} forwarded {} dropped {}",
+            "nic rx {} tx {} tx_full {} | kernel rx {} tx {} tx_full {} | processed {} passed {} forwarded {} dropped {} | rx_nombuf {} imissed {}",
             get(&t.path, PathCounter::NicRx.name()),
             get(&t.path, PathCounter::NicTx.name()),
+            get(&t.path, PathCounter::NicTxFull.name()),
             get(&t.path, PathCounter::KernelRx.name()),
             get(&t.path, PathCounter::KernelTx.name()),
+            get(&t.path, PathCounter::KernelTxFull.name()),
             get(&t.engine, Counter::ProcessedPacketsTotal.name()),
             get(&t.engine, Counter::PassedPacketsTotal.name()),
             get(&t.engine, Counter::ForwardedPacketsTotalGue.name())
                 + get(&t.engine, Counter::ForwardedPacketsTotalGre.name()),
             get(&t.path, PathCounter::EngineDrops.name()),
+            self.ports.values().map(|p| p.rx_nombuf).sum::<u64>(),
+            self.ports.values().map(|p| p.imissed).sum::<u64>(),
         )
     }
 

@@ -93,8 +93,19 @@ pub enum DataplaneError {
     NoWorkers,
 }
 
+/// What the main lcore sees of the running dataplane, about every 100 ms.
+#[derive(Debug)]
+pub struct Live<'a> {
+    /// Each worker's published counters.
+    pub lcores: &'a [Arc<LcoreStats>],
+    /// The NIC's counters (rx, tx, drops, rx_nombuf...), read without stopping the workers.
+    pub nic: PortStats,
+    /// The kernel port's counters.
+    pub kernel: PortStats,
+}
+
 /// Runs the dataplane until `until` or `stop`; `tick` is called on the main lcore about every
-/// 100 ms with the workers' published counters (for logs and metrics).
+/// 100 ms with the live counters (for logs and metrics).
 pub fn run<F, T>(
     spec: &DataplaneSpec,
     flows: Arc<F>,
@@ -104,7 +115,7 @@ pub fn run<F, T>(
 ) -> Result<RunReport, DataplaneError>
 where
     F: FlowTable + Send + Sync + 'static,
-    T: FnMut(&[Arc<LcoreStats>]),
+    T: FnMut(&Live<'_>),
 {
     let eal = Eal::init(&spec.eal_args)?;
     let lcores: Vec<u32> = eal.worker_lcores().collect();
@@ -168,7 +179,12 @@ where
     // The main lcore sleeps between checks: on a 2-core host its spinning would steal a worker's CPU.
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        tick(&stats);
+        // A failed read must not leave the workers running: show zeros for that tick instead.
+        tick(&Live {
+            lcores: &stats,
+            nic: nic.stats().unwrap_or_default(),
+            kernel: kernel.stats().unwrap_or_default(),
+        });
         let done = match until {
             RunUntil::Elapsed(limit) => started.elapsed() >= limit,
             RunUntil::Idle(_) => handles.iter().all(LcoreHandle::is_finished),
@@ -181,10 +197,14 @@ where
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let workers = join_all(handles)?;
-    tick(&stats);
-
     let nic_stats = nic.stats()?;
     let kernel_stats = kernel.stats()?;
+    tick(&Live {
+        lcores: &stats,
+        nic: nic_stats,
+        kernel: kernel_stats,
+    });
+
     nic.stop()?;
     kernel.stop()?;
     nic.close()?;

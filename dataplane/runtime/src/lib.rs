@@ -33,7 +33,7 @@ pub mod ring;
 pub mod stats;
 pub mod worker;
 
-pub use dataplane::{run, DataplaneError, DataplaneSpec, RunReport, RunUntil};
+pub use dataplane::{run, DataplaneError, DataplaneSpec, Live, RunReport, RunUntil};
 pub use eal::{lcore_id, thread_register, thread_unregister, Eal, EalError};
 pub use errno::Errno;
 pub use lcore::{launch, LcoreError, LcoreHandle};
