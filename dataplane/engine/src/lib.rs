@@ -9,6 +9,7 @@
 mod classify;
 pub mod config;
 pub mod counters;
+pub mod egress;
 mod engine;
 pub mod flow;
 pub mod outcome;

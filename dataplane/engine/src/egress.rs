@@ -1,0 +1,167 @@
+//! Egress learning's parser: the flow of a frame the host sends out through the kernel port.
+//!
+//! Every TCP segment or UDP datagram the host sends proves that a local socket owns its flow
+//! (a SYN-ACK, cookie or not, data, a connected UDP socket's reply) — except a TCP RST, which the
+//! kernel also sends for flows no socket owns (a SYN to a closed port), so RSTs teach nothing.
+//! The frame is the host's own: plain Ethernet + IPv4/IPv6 + TCP/UDP, no encapsulation.
+
+use crate::flow::{FlowKey, L4Proto};
+use crate::wire::ethernet::{self, EthernetFrame};
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::tcp::TcpPacket;
+use crate::wire::{ethertype, ip_proto, read_u16};
+
+/// The host's egress walks at most this many IPv6 extension headers (as the classifier does).
+const MAX_EXTENSION_HEADERS: usize = 5;
+
+/// The flow a host-sent frame belongs to, as the host's socket sees it (local = the frame's
+/// source), or `None` when the frame proves nothing: not TCP/UDP, a TCP RST, a non-first fragment,
+/// or truncated.
+pub fn egress_flow(frame: &[u8]) -> Option<FlowKey> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = &frame[ethernet::HEADER_LEN..];
+    match eth.ethertype() {
+        ethertype::IPV4 => {
+            let ip = Ipv4Packet::new_checked(l3).ok()?;
+            ip.check_options_len().ok()?;
+            if ip.version() != 4 || ip.frag_offset() != 0 {
+                return None;
+            }
+            let (proto, sport, dport) = ports(ip.protocol(), &l3[ip.header_len()..])?;
+            Some(FlowKey::v4(
+                proto,
+                ip.src_addr(),
+                sport,
+                ip.dst_addr(),
+                dport,
+            ))
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            if ip.version() != 6 {
+                return None;
+            }
+            let rest = &l3[ipv6::HEADER_LEN..];
+            let walk =
+                ipv6::walk_extension_headers(rest, ip.next_header(), MAX_EXTENSION_HEADERS).ok()?;
+            if walk.has_fragment {
+                return None;
+            }
+            let (proto, sport, dport) = ports(walk.upper_protocol, &rest[walk.len..])?;
+            Some(FlowKey::v6(
+                proto,
+                ip.src_addr(),
+                sport,
+                ip.dst_addr(),
+                dport,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Protocol and ports of a TCP (not RST) or UDP header.
+fn ports(protocol: u8, l4: &[u8]) -> Option<(L4Proto, u16, u16)> {
+    let proto = match protocol {
+        ip_proto::TCP => {
+            let tcp = TcpPacket::new_checked(l4).ok()?;
+            if tcp.rst() {
+                return None;
+            }
+            L4Proto::Tcp
+        }
+        ip_proto::UDP if l4.len() >= 8 => L4Proto::Udp,
+        _ => return None,
+    };
+    Some((proto, read_u16(l4, 0), read_u16(l4, 2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    const HOST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+
+    fn eth(ethertype: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 0xfe, 2, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    fn ipv4(proto: u8, l4: &[u8], frag: u16) -> Vec<u8> {
+        let mut f = eth(0x0800);
+        let total = (20 + l4.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&frag.to_be_bytes());
+        f.extend_from_slice(&[64, proto, 0, 0]);
+        f.extend_from_slice(&HOST.octets());
+        f.extend_from_slice(&CLIENT.octets());
+        f.extend_from_slice(l4);
+        f
+    }
+
+    fn tcp(flags: u8) -> Vec<u8> {
+        let mut t = vec![
+            0x01, 0xbb, 0xc8, 0x22, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        t.truncate(20);
+        t
+    }
+
+    #[test]
+    fn syn_ack_teaches_the_flow_with_the_host_as_local_side() {
+        let key = egress_flow(&ipv4(6, &tcp(0x12), 0)).unwrap();
+        assert_eq!(key, FlowKey::v4(L4Proto::Tcp, HOST, 443, CLIENT, 51234));
+    }
+
+    #[test]
+    fn udp_reply_teaches_the_flow() {
+        let udp = [0x14, 0xe9, 0xc8, 0x22, 0, 8, 0, 0];
+        let key = egress_flow(&ipv4(17, &udp, 0)).unwrap();
+        assert_eq!(key, FlowKey::v4(L4Proto::Udp, HOST, 5353, CLIENT, 51234));
+    }
+
+    #[test]
+    fn rst_icmp_fragments_and_truncation_teach_nothing() {
+        assert_eq!(egress_flow(&ipv4(6, &tcp(0x14), 0)), None, "RST");
+        assert_eq!(egress_flow(&ipv4(1, &[0; 8], 0)), None, "ICMP");
+        assert_eq!(
+            egress_flow(&ipv4(6, &tcp(0x10), 0x0001)),
+            None,
+            "non-first fragment"
+        );
+        assert!(
+            egress_flow(&ipv4(6, &tcp(0x10), 0x2000)).is_some(),
+            "first fragment has the ports"
+        );
+        assert_eq!(
+            egress_flow(&ipv4(6, &tcp(0x10)[..19], 0)),
+            None,
+            "truncated TCP"
+        );
+        assert_eq!(egress_flow(&eth(0x0806)), None, "ARP");
+        assert_eq!(egress_flow(&[0; 10]), None, "runt");
+    }
+
+    #[test]
+    fn ipv6_data_teaches_the_flow() {
+        let (host, client) = (
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 10),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7),
+        );
+        let mut f = eth(0x86dd);
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+        f.extend_from_slice(&host.octets());
+        f.extend_from_slice(&client.octets());
+        f.extend_from_slice(&tcp(0x18));
+        assert_eq!(
+            egress_flow(&f),
+            Some(FlowKey::v6(L4Proto::Tcp, host, 443, client, 51234))
+        );
+    }
+}
