@@ -17,6 +17,7 @@
 //! dotted path such as `encap.port` or `flow[1].local`.
 
 use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
+use crate::ownership_config::{self, OwnershipConfig, RawFlows, RawReconcile};
 use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
 use chance_engine::{EngineConfig, ExactMatchTable, FlowKey, L4Proto};
 use core::fmt;
@@ -37,6 +38,7 @@ pub struct Config {
     engine: EngineConfig,
     flows: Vec<FlowKey>,
     dataplane: Option<DataplaneConfig>,
+    ownership: OwnershipConfig,
 }
 
 impl Config {
@@ -68,6 +70,11 @@ impl Config {
     /// The egress MTU.
     pub fn mtu(&self) -> u16 {
         self.engine.mtu
+    }
+
+    /// The `[flow_table]` and `[reconcile]` tables (defaults when absent).
+    pub fn ownership(&self) -> &OwnershipConfig {
+        &self.ownership
     }
 
     /// The `[dpdk]` and `[ports]` tables, when the file has them (chanced needs them; replay does not).
@@ -167,6 +174,8 @@ struct RawConfig {
     flow: Vec<RawFlow>,
     dpdk: Option<Spanned<RawDpdk>>,
     ports: Option<RawPorts>,
+    flow_table: Option<RawFlows>,
+    reconcile: Option<RawReconcile>,
 }
 
 #[derive(Deserialize)]
@@ -232,10 +241,12 @@ impl RawConfig {
             }
             (None, None) => None,
         };
+        let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
         Ok(Config {
             engine,
             flows,
             dataplane,
+            ownership,
         })
     }
 }

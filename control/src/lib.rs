@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dataplane_config;
+pub mod ownership_config;
 pub mod pcapio;
 pub mod replay;
 pub mod report;
