@@ -1,0 +1,370 @@
+#!/usr/bin/env bash
+# chance in a lab of network namespaces on this machine: a real TCP connection from a client to a
+# server on the backend host succeeds through chanced (DPDK AF_PACKET on a veth + a TAP to the
+# kernel), a connected UDP socket is reached through a static flow, and a flow nobody owns is
+# forwarded back out toward the next hop.
+#
+#   ./deploy/lab.sh          set up, run the probes, print what happened and chanced's counters,
+#                            tear everything down (exit status 0 when every probe worked)
+#   ./deploy/lab.sh up       set up and leave it running (prints how to look at it)
+#   ./deploy/lab.sh check    run the probes against a lab that is up
+#   ./deploy/lab.sh down     stop chanced (SIGTERM: it prints its counters), remove everything
+#
+# Environment: LAB_PREFIX (namespace prefix; default chance-lab-$$ for a one-shot run and
+# chance-lab for up/check/down), LAB_STATE (state directory: pids, logs, config, chanced's
+# report), CHANCED (the chanced binary; default: built with cargo --release), PYTHON (python3),
+# LAB_KEEP_STATE=1 (down keeps the state directory), LAB_TIMEOUT (seconds for each wait, 10).
+#
+# Topology (everything exists only inside the two namespaces):
+#
+#   <prefix>-client: "the Internet + the director"          <prefix>-host: "the backend host"
+#     client 198.51.100.7/32 (lo)                              nic0  (veth, no address; chanced's
+#     dir0 (TUN) <- route 203.0.113.10/32                            NIC via net_af_packet)
+#        director.py: packet -> GUE -> UDP 192.0.2.10:19523    chance0 (TAP made by chanced, nic0's MAC)
+#     rtr0 192.0.2.1/24  <======== veth ========>  nic0           192.0.2.10/24, 203.0.113.10/32,
+#                                                                  default via 192.0.2.1
+#                                                              tcp-server 203.0.113.10:80 (greet+echo)
+#                                                              udp-echo 203.0.113.10:5353 connected
+#                                                                to 198.51.100.7:5300 ([[flow]])
+#
+# Director hop lists: tcp:80 -> [192.0.2.10] (ends at this host: the hop is skipped, accepted);
+# everything else -> [192.0.2.99] (accepted only when chance knows the flow, else forwarded).
+# Replies leave chance0 -> chanced -> nic0 -> rtr0 straight to the client (direct server return).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+labdir=$here/lab
+
+mode=${1:-run}
+case $mode in
+run) prefix=${LAB_PREFIX:-chance-lab-$$} ;;
+up | check | down) prefix=${LAB_PREFIX:-chance-lab} ;;
+-h | --help | help)
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+  ;;
+*)
+  echo "usage: $0 [up|check|down]" >&2
+  exit 2
+  ;;
+esac
+if [[ ! $prefix =~ ^[A-Za-z0-9_.-]{1,40}$ ]]; then
+  echo "lab: LAB_PREFIX '$prefix': use 1-40 letters, digits, '.', '_' or '-'" >&2
+  exit 2
+fi
+
+state_parent=
+if [[ -z ${LAB_STATE:-} ]]; then
+  if [[ -d /run && -w /run ]]; then state_parent=/run/chance-lab; else state_parent=${TMPDIR:-/tmp}/chance-lab; fi
+  LAB_STATE=$state_parent/$prefix
+fi
+state=$LAB_STATE
+client_ns=$prefix-client
+host_ns=$prefix-host
+timeout=${LAB_TIMEOUT:-10}
+steps=$((timeout * 10))
+
+# Addresses (documentation ranges; they exist only inside the namespaces).
+router_ip=192.0.2.1
+host_ip=192.0.2.10
+next_hop_ip=192.0.2.99
+client_ip=198.51.100.7
+vip=203.0.113.10
+udp_client_port=5300
+
+say() { printf 'lab: %s\n' "$*"; }
+fail() {
+  printf 'lab: error: %s\n' "$*" >&2
+  exit 1
+}
+in_client() { ip netns exec "$client_ns" "$@"; }
+in_host() { ip netns exec "$host_ns" "$@"; }
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+
+# wait_for DESCRIPTION COMMAND...: polls every 0.1 s for at most $timeout seconds.
+wait_for() {
+  local what=$1 i
+  shift
+  for ((i = 0; i < steps; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if [[ -s $state/chanced.rc ]]; then
+      show_log chanced 30
+      fail "chanced exited (status $(cat "$state/chanced.rc")) while waiting for $what"
+    fi
+    sleep 0.1
+  done
+  fail "timed out after ${timeout}s waiting for $what"
+}
+
+show_log() {
+  local name=$1 lines=${2:-20}
+  [[ -s $state/$name.log ]] || return 0
+  echo "---- $state/$name.log (last $lines lines) ----"
+  tail -n "$lines" "$state/$name.log"
+  echo "----"
+}
+
+# start NAME NAMESPACE COMMAND...: runs COMMAND in NAMESPACE in the background, output to
+# $state/NAME.log, pid to $state/NAME.pid (`ip netns exec` execs COMMAND, so it is COMMAND's pid).
+start() {
+  local name=$1 ns=$2
+  shift 2
+  ip netns exec "$ns" "$@" >"$state/$name.log" 2>&1 </dev/null &
+  echo $! >"$state/$name.pid"
+}
+
+# The pid in $state/NAME.pid if that process is still the one we started (its command line
+# mentions PATTERN), so a recycled pid is never signalled.
+our_pid() {
+  local name=$1 pattern=$2 pid
+  [[ -s $state/$name.pid ]] || return 1
+  pid=$(cat "$state/$name.pid")
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$pattern" || return 1
+  echo "$pid"
+}
+
+# Whether PID runs: it exists and is not a zombie (our background jobs outlive `lab.sh up`, so
+# whoever reaps them may take a while).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# stop NAME PATTERN: SIGTERM, up to $timeout seconds, then SIGKILL.
+stop() {
+  local name=$1 pattern=$2 pid i
+  pid=$(our_pid "$name" "$pattern") || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < steps; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+  say "$name (pid $pid) ignored SIGTERM for ${timeout}s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+preflight() {
+  command -v ip >/dev/null || fail "iproute2's ip is missing (./deploy/setup.sh installs it)"
+  python=$(command -v "${PYTHON:-python3}") || fail "python3 is missing (./deploy/setup.sh installs it)"
+  [[ -c /dev/net/tun ]] || fail "/dev/net/tun is missing: the director's TUN and chanced's TAP need it"
+  if [[ $(id -u) -ne 0 ]]; then
+    fail "the lab creates network namespaces, veths and TUN/TAP devices: run it as root"
+  fi
+}
+
+chanced_binary() {
+  if [[ -n ${CHANCED:-} ]]; then
+    [[ -x $CHANCED ]] || fail "CHANCED=$CHANCED is not an executable"
+    chanced=$CHANCED
+  else
+    say "building chanced (cargo build --release -p chance-control --bin chanced)"
+    (cd "$root" && cargo build --release -q -p chance-control --bin chanced)
+    chanced=$root/target/release/chanced
+  fi
+}
+
+up() {
+  preflight
+  if ns_exists "$client_ns" || ns_exists "$host_ns"; then
+    fail "namespaces $client_ns / $host_ns already exist: LAB_PREFIX=$prefix $0 down (or pick another LAB_PREFIX)"
+  fi
+  chanced_binary
+  rm -rf "$state"
+  mkdir -p "$state"
+  echo "$prefix" >"$state/prefix"
+  created_state=1
+
+  ip netns add "$client_ns" || fail "cannot create network namespace $client_ns (root with CAP_SYS_ADMIN needed)"
+  ip netns add "$host_ns" || fail "cannot create network namespace $host_ns"
+  for ns in "$client_ns" "$host_ns"; do
+    ip -n "$ns" link set lo up
+    # No IPv6 chatter (router solicitations, MLD, DAD): the counters show only the lab's traffic.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+
+  # The wire between "the router" and the backend host's NIC.
+  ip -n "$client_ns" link add rtr0 type veth peer name nic0 netns "$host_ns"
+
+  # Client side: the router address, the client address, the director's TUN and the VIP route.
+  ip -n "$client_ns" addr add "$router_ip/24" dev rtr0
+  ip -n "$client_ns" link set rtr0 up
+  # A veth offloads TX checksums: the director's UDP datagrams would reach chanced's AF_PACKET
+  # socket with only the pseudo-header sum in their checksum. Real routers send real checksums.
+  in_client "$python" "$labdir/peers.py" tx-csum-off --iface rtr0
+  ip -n "$client_ns" addr add "$client_ip/32" dev lo
+  ip -n "$client_ns" tuntap add dev dir0 mode tun
+  # Room for the GUE overhead (outer IPv4 20 + UDP 8 + GUE 4 + chain 4 + 4 per hop) in 1500.
+  ip -n "$client_ns" link set dir0 mtu 1400 up
+  ip -n "$client_ns" route add "$vip/32" dev dir0 src "$client_ip"
+  # Replies for the client arrive on rtr0, not on dir0 where the VIP is routed: loose reverse path.
+  in_client sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+    net.ipv4.conf.rtr0.rp_filter=0 net.ipv4.conf.dir0.rp_filter=0
+
+  # Backend side: nic0 belongs to chanced. The kernel still sees the veth, so it must ignore
+  # what arrives there (a real NIC bound to vfio-pci is invisible to it): no ARP answers, and
+  # strict reverse-path filtering drops every IPv4 packet (nothing is routed via nic0).
+  ip -n "$host_ns" link set nic0 up
+  in_host sysctl -qw net.ipv4.conf.nic0.arp_ignore=8 net.ipv4.conf.nic0.rp_filter=1
+
+  # chanced, with this lab's EAL file prefix.
+  sed "s/^file_prefix = .*/file_prefix = \"$prefix\"/" "$labdir/chance-lab.toml" >"$state/chance.toml"
+  grep -q "^file_prefix = \"$prefix\"" "$state/chance.toml" || fail "could not set file_prefix in $state/chance.toml"
+  # The wrapper records chanced's exit status; chanced.pid is chanced's own pid.
+  (
+    set +e
+    ip netns exec "$host_ns" "$chanced" --config "$state/chance.toml" --stats-interval 1 \
+      --report-json "$state/report.json" >"$state/chanced.log" 2>&1 </dev/null &
+    echo $! >"$state/chanced.pid"
+    wait $!
+    echo $? >"$state/chanced.rc"
+  ) >/dev/null 2>&1 </dev/null &
+  wait_for "chanced's pid file" test -s "$state/chanced.pid"
+  say "chanced started (pid $(cat "$state/chanced.pid")), log $state/chanced.log"
+
+  wait_for "the TAP chance0 in $host_ns" ip -n "$host_ns" link show chance0
+  # chanced gives the TAP the NIC's MAC once both ports are started.
+  nic_mac=$(in_host cat /sys/class/net/nic0/address)
+  wait_for "chance0 to take nic0's MAC $nic_mac" \
+    bash -c "[[ \$(ip netns exec '$host_ns' cat /sys/class/net/chance0/address) == '$nic_mac' ]]"
+  wait_for "chanced's workers" grep -q "dataplane running" "$state/chanced.log"
+
+  ip -n "$host_ns" addr add "$host_ip/24" dev chance0
+  ip -n "$host_ns" addr add "$vip/32" dev chance0
+  ip -n "$host_ns" link set chance0 up
+  ip -n "$host_ns" route add default via "$router_ip" dev chance0
+
+  # The backend's sockets, then the director.
+  start tcp-server "$host_ns" "$python" "$labdir/peers.py" tcp-server --listen "$vip:80" --ready "$state/tcp-server.ready"
+  start udp-echo "$host_ns" "$python" "$labdir/peers.py" udp-echo --local "$vip:5353" \
+    --remote "$client_ip:$udp_client_port" --ready "$state/udp-echo.ready"
+  start director "$client_ns" "$python" "$labdir/director.py" --tun dir0 --host "$host_ip" \
+    --bind "$router_ip" --hops "tcp:80=$host_ip" --hops "default=$next_hop_ip" \
+    --ready "$state/director.ready" --log "$state/director-packets.log"
+  wait_for "the TCP server" test -s "$state/tcp-server.ready"
+  wait_for "the UDP echo socket" test -s "$state/udp-echo.ready"
+  wait_for "the director" test -s "$state/director.ready"
+
+  say "up: namespaces $client_ns (client, director) and $host_ns (backend, chanced); state in $state"
+}
+
+check() {
+  ns_exists "$client_ns" || fail "no lab with prefix $prefix is up ($0 up)"
+  python=$(command -v "${PYTHON:-python3}") || fail "python3 is missing"
+  local ok=0 out
+  echo
+  say "TCP: client $client_ip -> $vip:80 (director hop list [$host_ip]: ends at this host)"
+  if out=$(in_client "$python" "$labdir/peers.py" tcp-client --connect "$vip:80" --source "$client_ip" \
+    --size 200000 --timeout "$timeout"); then
+    say "  ok: $out"
+  else
+    say "  FAILED: $out"
+    ok=1
+  fi
+  say "UDP: $client_ip:$udp_client_port <-> $vip:5353, a connected socket (hop list [$next_hop_ip]: accepted by the static [[flow]])"
+  if out=$(in_client "$python" "$labdir/peers.py" udp-client --local "$client_ip:$udp_client_port" \
+    --remote "$vip:5353" --count 3 --timeout "$timeout"); then
+    say "  ok: $out"
+  else
+    say "  FAILED: $out"
+    ok=1
+  fi
+  say "forward: a UDP flow to $vip:5399 that nobody owns (hop list [$next_hop_ip]) comes back out of the NIC toward $next_hop_ip"
+  if out=$(in_client "$python" "$labdir/peers.py" forward-probe --iface rtr0 --local "$client_ip:5301" \
+    --remote "$vip:5399" --timeout "$timeout" --brief); then
+    say "  ok: $out"
+  else
+    say "  FAILED: $out"
+    ok=1
+  fi
+  if [[ $mode == check && -s $state/chanced.log ]]; then
+    sleep 1.2 # chanced logs its counters every second
+    say "chanced's counters: $(grep -o 'nic rx .*' "$state/chanced.log" | tail -n 1 || true)"
+  fi
+  return $ok
+}
+
+down() {
+  local rc
+  if [[ ! -d $state ]] && ! ns_exists "$client_ns" && ! ns_exists "$host_ns"; then
+    say "nothing to tear down for prefix $prefix"
+    return 0
+  fi
+  stop director director.py
+  stop tcp-server peers.py
+  stop udp-echo peers.py
+  if our_pid chanced chanced >/dev/null; then
+    stop chanced chanced
+    # The wrapper writes chanced's exit status right after it exits.
+    for ((i = 0; i < steps; i++)); do
+      [[ -s $state/chanced.rc ]] && break
+      sleep 0.1
+    done
+  fi
+  if [[ -s $state/chanced.rc ]]; then
+    rc=$(cat "$state/chanced.rc")
+    say "chanced exited with status $rc; its counters:"
+    sed -n '/^ran [0-9.]* s; mbufs in use/,$p' "$state/chanced.log" | sed 's/^/    /'
+  elif [[ -s $state/chanced.pid ]]; then
+    rc=unknown
+    say "chanced's exit status is unknown (its wrapper is gone)"
+  fi
+  for ns in "$client_ns" "$host_ns"; do
+    if ns_exists "$ns"; then ip netns del "$ns" || say "could not delete namespace $ns"; fi
+  done
+  # EAL's (empty, with --no-shconf) runtime directory for this file prefix.
+  rmdir "/var/run/dpdk/$prefix" 2>/dev/null || true
+  if [[ ${LAB_KEEP_STATE:-0} == 1 ]]; then
+    say "down; state kept in $state"
+  else
+    rm -rf "$state"
+    if [[ -n $state_parent ]]; then rmdir "$state_parent" 2>/dev/null || true; fi
+    say "down"
+  fi
+  [[ ${rc:-0} == 0 ]]
+}
+
+created_state=0
+on_exit() {
+  local status=$?
+  trap - EXIT INT TERM
+  # Only what this invocation created: a failed `up` never tears down someone else's lab.
+  if [[ $created_state == 1 && ($mode == run || $status -ne 0) ]]; then
+    if ! down && ((status == 0)); then
+      say "chanced did not exit cleanly"
+      status=1
+    fi
+  fi
+  exit "$status"
+}
+
+case $mode in
+run)
+  trap on_exit EXIT
+  trap 'exit 130' INT TERM
+  up
+  status=0
+  check || status=$?
+  echo
+  if ((status == 0)); then say "every probe worked"; else say "some probes FAILED"; fi
+  exit $status
+  ;;
+up)
+  trap on_exit EXIT
+  trap 'exit 130' INT TERM
+  up
+  cat <<EOF
+lab: try it:
+  LAB_PREFIX=$prefix $0 check
+  ip netns exec $client_ns ping -c3 $vip      # ICMP echo: accepted whatever the hop list
+  ip netns exec $client_ns python3 $labdir/peers.py tcp-client --connect $vip:80 --size 1000
+  tail -f $state/chanced.log             # counters every second
+  LAB_PREFIX=$prefix $0 down
+EOF
+  ;;
+check) check ;;
+down) down ;;
+esac
