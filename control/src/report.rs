@@ -1,6 +1,8 @@
 //! The dataplane's counters as operators read them: summed over lcores and per lcore, with the
 //! ports' own counters; as text (chanced's exit summary, periodic log lines) or JSON.
 
+use crate::reconcile::ReconcileStats;
+use chance_engine::table::ConcurrentFlowTable;
 use chance_engine::{Counter, Counters};
 use chance_runtime::{Live, PathCounter, PathCounters, PortStats, RunReport};
 use serde::Serialize;
@@ -70,6 +72,9 @@ pub struct Report {
     pub lcores: Vec<LcoreReport>,
     /// Port counters (`nic`, `kernel`), at shutdown.
     pub ports: BTreeMap<&'static str, PortReport>,
+    /// The flow table's and the reconciliation's counters, when chanced has them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub flow_table: CounterMap,
 }
 
 fn engine_map(counters: &Counters) -> CounterMap {
@@ -113,6 +118,7 @@ impl Report {
                 .map(|(l, e, p)| lcore_report(*l, e, p))
                 .collect(),
             ports: BTreeMap::new(),
+            flow_table: BTreeMap::new(),
         }
     }
 
@@ -146,6 +152,29 @@ impl Report {
             .ports
             .insert("kernel", PortReport::from(&live.kernel));
         report
+    }
+
+    /// Adds the flow table's counters and, when reconciliation ran, its counters. The table's
+    /// hits and misses come from the lcores' path counters.
+    pub fn add_table(&mut self, table: &ConcurrentFlowTable, reconcile: Option<&ReconcileStats>) {
+        let s = table.stats();
+        let m = &mut self.flow_table;
+        m.insert("flow_table_entries", s.entries as u64);
+        m.insert("flow_table_capacity", s.capacity as u64);
+        m.insert("flow_table_inserts_total", s.inserts);
+        m.insert("flow_table_refreshes_total", s.refreshes);
+        m.insert(
+            "flow_table_evictions_syn_expired_total",
+            s.evicted_syn_expired,
+        );
+        m.insert("flow_table_evictions_syn_total", s.evicted_syn);
+        m.insert("flow_table_evictions_egress_total", s.evicted_egress);
+        m.insert("flow_table_refusals_total", s.refusals);
+        m.insert("flow_table_removals_total", s.removals);
+        m.insert("flow_table_read_retries_total", s.read_retries);
+        for (name, value) in reconcile.map(ReconcileStats::values).into_iter().flatten() {
+            m.insert(name, value);
+        }
     }
 
     /// The total of one counter.
@@ -197,6 +226,12 @@ impl Report {
         section("total", &self.total);
         for l in &self.lcores {
             section(&format!("lcore {}", l.lcore), l);
+        }
+        if !self.flow_table.is_empty() {
+            let _ = writeln!(out, "flow table:");
+            for (name, value) in &self.flow_table {
+                let _ = writeln!(out, "  {name} {value}");
+            }
         }
         for (name, p) in &self.ports {
             let _ = writeln!(

@@ -9,13 +9,15 @@
 //! them (the port names are still taken from `[ports]`).
 
 use anyhow::Context;
+use chance_control::reconcile::Reconciler;
 use chance_control::report::Report;
 use chance_control::{load, DataplaneConfig, KernelPort};
+use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_runtime::{DataplaneSpec, RunUntil};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,6 +87,26 @@ fn run(
     config: &chance_control::Config,
     dataplane: &DataplaneConfig,
 ) -> anyhow::Result<bool> {
+    let ownership = config.ownership();
+    let table = Arc::new(ConcurrentFlowTable::new(TableConfig {
+        capacity: ownership.capacity,
+        syn_lifetime: ownership.syn_lifetime,
+    }));
+    for key in config.static_flows() {
+        anyhow::ensure!(
+            table.insert(key, Source::Static).is_stored(),
+            "flow table: no room for static flow {key:?} (raise flow_table.capacity)"
+        );
+    }
+    // Opened before EAL so that a missing namespace stops chanced before it touches the NIC.
+    let reconciler = if ownership.reconcile_interval.is_zero() {
+        None
+    } else {
+        Some(
+            Reconciler::open(&ownership.namespaces, ownership.grace)
+                .context("socket reconciliation")?,
+        )
+    };
     let eal_args = if args.eal.is_empty() {
         dataplane.eal_args("chanced").split_off(1)
     } else {
@@ -100,8 +122,21 @@ fn run(
         mempool_mbufs: dataplane.mempool_mbufs,
         mempool_cache: dataplane.mempool_cache,
         engine: config.engine_config(),
+        egress_learning: ownership.egress_learning,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let reconcile_stats = reconciler.as_ref().map(Reconciler::stats);
+    let reconcile_thread = match reconciler {
+        Some(r) => Some(
+            r.spawn(
+                Arc::clone(&table),
+                ownership.reconcile_interval,
+                Arc::clone(&stop),
+            )
+            .context("starting the reconciliation thread")?,
+        ),
+        None => None,
+    };
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("installing signal handlers")?;
@@ -115,19 +150,25 @@ fn run(
     };
     let interval = Duration::try_from_secs_f64(args.stats_interval).context("--stats-interval")?;
     let mut last_log = Instant::now();
-    let report = chance_runtime::run(
+    let result = chance_runtime::run(
         &spec,
-        Arc::new(config.flow_table()),
-        stop,
+        Arc::clone(&table),
+        Arc::clone(&stop),
         until,
-        |lcores| {
+        |live| {
+            table.tick(Instant::now());
             if !interval.is_zero() && last_log.elapsed() >= interval {
                 last_log = Instant::now();
-                tracing::info!("{}", Report::from_live(lcores).one_line());
+                tracing::info!("{}", Report::from_live(live).one_line());
             }
         },
-    )?;
-    let report = Report::from_run(&report);
+    );
+    stop.store(true, Ordering::Relaxed);
+    if let Some(thread) = reconcile_thread {
+        let _ = thread.join();
+    }
+    let mut report = Report::from_run(&result?);
+    report.add_table(&table, reconcile_stats.as_deref());
     eprint!("{}", report.text());
     if let Some(path) = &args.report_json {
         std::fs::write(path, report.json())

@@ -2,7 +2,8 @@
 //!
 //! The engine asks a [`FlowTable`]; [`ExactMatchTable`] is the simple exact-match form keyed by
 //! (family, protocol, local address, local port, remote address, remote port). The production
-//! table (concurrent, learning, bounded) implements the same trait.
+//! table (concurrent, learning, bounded), [`crate::table::ConcurrentFlowTable`], implements the
+//! same trait.
 
 use core::hash::{BuildHasher, Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -134,6 +135,18 @@ impl FlowKey {
     pub fn remote(&self) -> SocketAddr {
         SocketAddr::new(self.addr(&self.remote_addr), self.remote_port)
     }
+
+    /// (local port, remote port), for the flow table's packed slots.
+    #[inline]
+    pub(crate) fn ports(&self) -> (u16, u16) {
+        (self.local_port, self.remote_port)
+    }
+
+    /// (local address, remote address) in their 16-byte form (IPv4: first four bytes, rest zero).
+    #[inline]
+    pub(crate) fn addr_octets(&self) -> (&[u8; 16], &[u8; 16]) {
+        (&self.local_addr, &self.remote_addr)
+    }
 }
 
 /// A few word-sized writes instead of the derived field-by-field hashing: the lookup is on the
@@ -189,6 +202,20 @@ pub trait FlowTable {
         let _ = (key, seq, ack);
         false
     }
+
+    /// Told when the engine accepts a SYN of `key` locally (the host's stack will answer it).
+    /// A learning table records an embryonic entry, so the handshake's ACK is accepted even where
+    /// the SYN-ACK does not leave through chance; an existing entry is left as it is. The default
+    /// does nothing (a fixed table such as [`ExactMatchTable`] learns nothing).
+    fn syn_accepted(&self, key: &FlowKey) {
+        let _ = key;
+    }
+
+    /// Told when the host sends a packet of `key` (egress learning): a local socket owns the
+    /// flow. A learning table records or refreshes it; the default does nothing.
+    fn egress_seen(&self, key: &FlowKey) {
+        let _ = key;
+    }
 }
 
 impl<T: FlowTable + ?Sized> FlowTable for &T {
@@ -197,6 +224,12 @@ impl<T: FlowTable + ?Sized> FlowTable for &T {
     }
     fn is_syncookie(&self, key: &FlowKey, seq: u32, ack: u32) -> bool {
         (**self).is_syncookie(key, seq, ack)
+    }
+    fn syn_accepted(&self, key: &FlowKey) {
+        (**self).syn_accepted(key)
+    }
+    fn egress_seen(&self, key: &FlowKey) {
+        (**self).egress_seen(key)
     }
 }
 

@@ -14,6 +14,7 @@ mod engine;
 pub mod flow;
 pub mod outcome;
 mod rewrite;
+pub mod table;
 pub mod wire;
 
 pub use config::EngineConfig;

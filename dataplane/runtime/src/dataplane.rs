@@ -35,6 +35,8 @@ pub struct DataplaneSpec {
     pub mempool_cache: u32,
     /// The engine's configuration (each worker gets its own engine).
     pub engine: EngineConfig,
+    /// Whether the workers teach the flow table the host's egress flows.
+    pub egress_learning: bool,
 }
 
 /// When the run ends (SIGINT/SIGTERM always end it, through the stop flag).
@@ -163,7 +165,8 @@ where
             lcore_stats,
             Arc::clone(&stop),
             idle_exit,
-        );
+        )
+        .learning_egress(spec.egress_learning);
         match launch(lcore, move || worker.run(lcore)) {
             Ok(handle) => handles.push(handle),
             Err(e) => {

@@ -50,6 +50,10 @@ path_counters! {
     EngineDrops = "engine_drops_total",
     /// Packets whose rewrite could not be applied to the mbuf (never expected): dropped.
     RewriteFailed = "rewrite_failed_total",
+    /// Flow-table lookups that found an owned flow.
+    FlowHits = "flow_table_hits_total",
+    /// Flow-table lookups that found none.
+    FlowMisses = "flow_table_misses_total",
 }
 
 impl PathCounter {

@@ -8,7 +8,9 @@
 use crate::mbuf::{Mbuf, MbufBurst};
 use crate::port::PortQueue;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
-use chance_engine::{Counters, Engine, FlowTable, Verdict};
+use chance_engine::egress::egress_flow;
+use chance_engine::{Counters, Engine, FlowKey, FlowTable, Verdict};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -43,6 +45,7 @@ pub struct Worker<F> {
     stats: Arc<LcoreStats>,
     stop: Arc<AtomicBool>,
     idle_exit: IdleExit,
+    learn_egress: bool,
     path: PathCounters,
 }
 
@@ -65,8 +68,16 @@ impl<F: FlowTable> Worker<F> {
             stats,
             stop,
             idle_exit,
+            learn_egress: false,
             path: PathCounters::default(),
         }
+    }
+
+    /// Learns the flows of the host's egress (every TCP or UDP packet the kernel sends through
+    /// the kernel port proves a local socket owns its flow) before sending it on.
+    pub fn learning_egress(mut self, on: bool) -> Self {
+        self.learn_egress = on;
+        self
     }
 
     /// Polls until the stop flag is raised (or the ports stay idle, per [`IdleExit`]). Nothing is
@@ -97,9 +108,17 @@ impl<F: FlowTable> Worker<F> {
                 PathCounter::NicTxFull,
             );
 
-            // The host's own traffic leaves untouched.
+            // The host's own traffic leaves untouched, after it taught the table its flows: the
+            // entry is visible to every lcore before the packet is even sent, so before any answer.
             let from_kernel = self.kernel.rx_burst(&mut rx);
             self.path.add(PathCounter::KernelRx, from_kernel as u64);
+            if self.learn_egress {
+                for m in rx.iter() {
+                    if let Some(key) = egress_flow(m.data()) {
+                        self.flows.egress_seen(&key);
+                    }
+                }
+            }
             transmit(
                 &mut self.nic,
                 &mut rx,
@@ -133,7 +152,10 @@ impl<F: FlowTable> Worker<F> {
             return;
         }
         let len = m.len();
-        let outcome = self.engine.process(m.data_mut(), &*self.flows);
+        let flows = CountingFlows::new(&*self.flows);
+        let outcome = self.engine.process(m.data_mut(), &flows);
+        self.path.add(PathCounter::FlowHits, flows.hits.get());
+        self.path.add(PathCounter::FlowMisses, flows.misses.get());
         let out = match outcome.verdict {
             Verdict::Drop => {
                 self.path.add(PathCounter::EngineDrops, 1);
@@ -151,6 +173,43 @@ impl<F: FlowTable> Worker<F> {
         if out.push(m).is_err() {
             self.path.add(PathCounter::RewriteFailed, 1);
         }
+    }
+}
+
+/// Counts one packet's flow-table answers in plain cells (the lcore publishes them with its other
+/// counters), so lookups stay free of shared writes.
+struct CountingFlows<'a, F: ?Sized> {
+    table: &'a F,
+    hits: Cell<u64>,
+    misses: Cell<u64>,
+}
+
+impl<'a, F: FlowTable + ?Sized> CountingFlows<'a, F> {
+    fn new(table: &'a F) -> Self {
+        Self {
+            table,
+            hits: Cell::new(0),
+            misses: Cell::new(0),
+        }
+    }
+}
+
+impl<F: FlowTable + ?Sized> FlowTable for CountingFlows<'_, F> {
+    #[inline]
+    fn owns(&self, key: &FlowKey) -> bool {
+        let owned = self.table.owns(key);
+        let counter = if owned { &self.hits } else { &self.misses };
+        counter.set(counter.get() + 1);
+        owned
+    }
+    fn is_syncookie(&self, key: &FlowKey, seq: u32, ack: u32) -> bool {
+        self.table.is_syncookie(key, seq, ack)
+    }
+    fn syn_accepted(&self, key: &FlowKey) {
+        self.table.syn_accepted(key)
+    }
+    fn egress_seen(&self, key: &FlowKey) {
+        self.table.egress_seen(key)
     }
 }
 

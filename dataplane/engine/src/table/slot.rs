@@ -1,0 +1,375 @@
+//! One entry: six atomic words behind a per-slot sequence lock.
+//!
+//! ```text
+//! word 0   seq (bits 0-31) | source (32-39, 0 = empty) | family (40-47) | protocol (48-55) | 0
+//! word 1   local port (0-15) | remote port (16-31) | last confirmed, clock seconds (32-63)
+//! IPv4     word 2 = local address (bytes 0-3) | remote address (bytes 4-7); words 3-5 = 0
+//! IPv6     words 2-3 = local address, words 4-5 = remote address
+//! ```
+//!
+//! Writers hold the bucket's lock. A write that changes the key makes the sequence odd, stores
+//! the words, and makes it even again (release); a reader loads the sequence (acquire), the words,
+//! fences (acquire) and loads the sequence again: odd or changed means it raced a writer and must
+//! retry. Only a key change bumps the sequence: confirming an entry (its timestamp, word 1) or
+//! upgrading its source (word 0) leaves the key's words alone, so readers of that key never retry
+//! because of a confirmation. A reader of an IPv4 key loads words 0-2 only.
+
+use super::policy::Source;
+use crate::flow::{Family, FlowKey, L4Proto};
+use core::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+/// Words per slot.
+pub(crate) const WORDS: usize = 6;
+
+const SEQ_MASK: u64 = 0xffff_ffff;
+const SOURCE_SHIFT: u32 = 32;
+const META_SHIFT: u32 = 40;
+
+/// A key in the slot's encoding: what a reader compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedKey {
+    /// family | protocol << 8.
+    meta: u16,
+    /// local port | remote port << 16.
+    ports: u32,
+    /// Words 2-5 (IPv4: one word and three zeros).
+    addrs: [u64; 4],
+}
+
+impl PackedKey {
+    #[inline]
+    pub(crate) fn new(key: &FlowKey) -> Self {
+        let (local_port, remote_port) = key.ports();
+        let (l, r) = key.addr_octets();
+        let addrs = match key.family() {
+            Family::V4 => [
+                u64::from_le_bytes([l[0], l[1], l[2], l[3], r[0], r[1], r[2], r[3]]),
+                0,
+                0,
+                0,
+            ],
+            Family::V6 => {
+                let half = |bytes: &[u8; 16], at: usize| {
+                    let mut word = [0; 8];
+                    word.copy_from_slice(&bytes[at..at + 8]);
+                    u64::from_le_bytes(word)
+                };
+                [half(l, 0), half(l, 8), half(r, 0), half(r, 8)]
+            }
+        };
+        Self {
+            meta: u16::from(key.family() as u8) | u16::from(key.proto() as u8) << 8,
+            ports: u32::from(local_port) | u32::from(remote_port) << 16,
+            addrs,
+        }
+    }
+
+    #[inline]
+    fn is_v6(&self) -> bool {
+        self.meta as u8 == Family::V6 as u8
+    }
+
+    /// The key back (for sweeps and listings); `None` for words no writer produced.
+    pub(crate) fn unpack(&self) -> Option<FlowKey> {
+        let proto = match (self.meta >> 8) as u8 {
+            6 => L4Proto::Tcp,
+            17 => L4Proto::Udp,
+            _ => return None,
+        };
+        let (local_port, remote_port) = (self.ports as u16, (self.ports >> 16) as u16);
+        match self.meta as u8 {
+            4 => {
+                let [l0, l1, l2, l3, r0, r1, r2, r3] = self.addrs[0].to_le_bytes();
+                Some(FlowKey::v4(
+                    proto,
+                    Ipv4Addr::new(l0, l1, l2, l3),
+                    local_port,
+                    Ipv4Addr::new(r0, r1, r2, r3),
+                    remote_port,
+                ))
+            }
+            6 => {
+                let addr = |hi: u64, lo: u64| {
+                    let mut bytes = [0; 16];
+                    bytes[..8].copy_from_slice(&hi.to_le_bytes());
+                    bytes[8..].copy_from_slice(&lo.to_le_bytes());
+                    Ipv6Addr::from(bytes)
+                };
+                Some(FlowKey::v6(
+                    proto,
+                    addr(self.addrs[0], self.addrs[1]),
+                    local_port,
+                    addr(self.addrs[2], self.addrs[3]),
+                    remote_port,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a lock-free read of a slot found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// The slot holds the key.
+    Match { source: Source, confirmed: u32 },
+    /// Empty, or another key.
+    Other,
+    /// A writer was changing the key: retry.
+    Busy,
+}
+
+/// A slot's content, read by its bucket's lock holder (or through the seqlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Content {
+    pub(crate) key: PackedKey,
+    pub(crate) source: Source,
+    pub(crate) confirmed: u32,
+}
+
+/// Six words; see the module documentation for the layout.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    words: [AtomicU64; WORDS],
+}
+
+impl Slot {
+    /// Lock-free: does the slot hold `key`?
+    #[inline]
+    pub(crate) fn read(&self, key: &PackedKey) -> Read {
+        let w0 = self.words[0].load(Ordering::Acquire);
+        if w0 & 1 != 0 {
+            return Read::Busy;
+        }
+        // One load answers "empty" and "other family or protocol" for this instant.
+        let Some(source) = Source::from_bits((w0 >> SOURCE_SHIFT) as u8) else {
+            return Read::Other;
+        };
+        if (w0 >> META_SHIFT) as u16 != key.meta {
+            return Read::Other;
+        }
+        let w1 = self.words[1].load(Ordering::Relaxed);
+        let w2 = self.words[2].load(Ordering::Relaxed);
+        let rest = if key.is_v6() {
+            [
+                self.words[3].load(Ordering::Relaxed),
+                self.words[4].load(Ordering::Relaxed),
+                self.words[5].load(Ordering::Relaxed),
+            ]
+        } else {
+            [0; 3]
+        };
+        fence(Ordering::Acquire);
+        let again = self.words[0].load(Ordering::Relaxed);
+        if again & SEQ_MASK != w0 & SEQ_MASK {
+            return Read::Busy;
+        }
+        if w1 as u32 != key.ports
+            || w2 != key.addrs[0]
+            || rest != [key.addrs[1], key.addrs[2], key.addrs[3]]
+        {
+            return Read::Other;
+        }
+        Read::Match {
+            source,
+            confirmed: (w1 >> 32) as u32,
+        }
+    }
+
+    /// Word 0, relaxed: for warming the cache line, not for reading the entry.
+    #[inline]
+    pub(crate) fn first_word(&self) -> u64 {
+        self.words[0].load(Ordering::Relaxed)
+    }
+
+    /// Lock-free: the whole content (for listings), `Err(())` when a writer was busy with it.
+    #[allow(clippy::result_unit_err)]
+    pub(crate) fn snapshot(&self) -> Result<Option<Content>, ()> {
+        let w0 = self.words[0].load(Ordering::Acquire);
+        if w0 & 1 != 0 {
+            return Err(());
+        }
+        let words = [1, 2, 3, 4, 5].map(|i| self.words[i].load(Ordering::Relaxed));
+        fence(Ordering::Acquire);
+        if self.words[0].load(Ordering::Relaxed) & SEQ_MASK != w0 & SEQ_MASK {
+            return Err(());
+        }
+        Ok(decode(w0, words))
+    }
+
+    /// The content, for the bucket's lock holder (no writer can interfere).
+    pub(crate) fn locked_content(&self) -> Option<Content> {
+        let w0 = self.words[0].load(Ordering::Relaxed);
+        let words = [1, 2, 3, 4, 5].map(|i| self.words[i].load(Ordering::Relaxed));
+        decode(w0, words)
+    }
+
+    /// Lock holder: stores a (new) key with its source and timestamp.
+    pub(crate) fn write(&self, content: &Content) {
+        let w0 = self.words[0].load(Ordering::Relaxed);
+        let seq = w0 as u32;
+        self.words[0].store(
+            w0 & !SEQ_MASK | u64::from(seq.wrapping_add(1)),
+            Ordering::Relaxed,
+        );
+        fence(Ordering::Release);
+        let key = &content.key;
+        self.words[1].store(
+            u64::from(key.ports) | u64::from(content.confirmed) << 32,
+            Ordering::Relaxed,
+        );
+        for (word, value) in self.words[2..].iter().zip(key.addrs) {
+            word.store(value, Ordering::Relaxed);
+        }
+        self.words[0].store(
+            u64::from(seq.wrapping_add(2))
+                | u64::from(content.source as u8) << SOURCE_SHIFT
+                | u64::from(key.meta) << META_SHIFT,
+            Ordering::Release,
+        );
+    }
+
+    /// Lock holder: a new source for the same key (no sequence change).
+    pub(crate) fn set_source(&self, source: Source) {
+        let w0 = self.words[0].load(Ordering::Relaxed);
+        let w0 = w0 & !(0xff << SOURCE_SHIFT) | u64::from(source as u8) << SOURCE_SHIFT;
+        self.words[0].store(w0, Ordering::Relaxed);
+    }
+
+    /// Lock holder: a new timestamp for the same key (no sequence change).
+    pub(crate) fn set_confirmed(&self, confirmed: u32) {
+        let w1 = self.words[1].load(Ordering::Relaxed);
+        self.words[1].store(
+            w1 & 0xffff_ffff | u64::from(confirmed) << 32,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Lock holder: empties the slot. The sequence advances, so a reader that had started on the
+    /// old key retries (and then sees the slot empty).
+    pub(crate) fn clear(&self) {
+        let seq = self.words[0].load(Ordering::Relaxed) as u32;
+        self.words[0].store(u64::from(seq.wrapping_add(2)), Ordering::Release);
+    }
+}
+
+fn decode(w0: u64, [w1, w2, w3, w4, w5]: [u64; 5]) -> Option<Content> {
+    let source = Source::from_bits((w0 >> SOURCE_SHIFT) as u8)?;
+    Some(Content {
+        key: PackedKey {
+            meta: (w0 >> META_SHIFT) as u16,
+            ports: w1 as u32,
+            addrs: [w2, w3, w4, w5],
+        },
+        source,
+        confirmed: (w1 >> 32) as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> [FlowKey; 4] {
+        [
+            FlowKey::v4(
+                L4Proto::Tcp,
+                Ipv4Addr::new(192, 0, 2, 10),
+                443,
+                Ipv4Addr::new(198, 51, 100, 7),
+                51234,
+            ),
+            FlowKey::v4(
+                L4Proto::Udp,
+                Ipv4Addr::new(255, 255, 255, 255),
+                65535,
+                Ipv4Addr::new(0, 0, 0, 1),
+                0,
+            ),
+            FlowKey::v6(
+                L4Proto::Tcp,
+                "2001:db8::10".parse().unwrap(),
+                443,
+                "2001:db8:ffff::7".parse().unwrap(),
+                1,
+            ),
+            FlowKey::v6(
+                L4Proto::Udp,
+                Ipv4Addr::new(192, 0, 2, 10).to_ipv6_mapped(),
+                53,
+                Ipv6Addr::UNSPECIFIED,
+                65535,
+            ),
+        ]
+    }
+
+    #[test]
+    fn keys_pack_and_unpack() {
+        for key in keys() {
+            assert_eq!(PackedKey::new(&key).unpack(), Some(key), "{key:?}");
+        }
+        let packed: Vec<_> = keys().iter().map(PackedKey::new).collect();
+        for (i, a) in packed.iter().enumerate() {
+            for b in &packed[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_written_slot_matches_its_key_only() {
+        let slot = Slot::default();
+        let [a, b, c, d] = keys().map(|k| PackedKey::new(&k));
+        assert_eq!(slot.read(&a), Read::Other, "empty");
+        assert_eq!(slot.locked_content(), None);
+        let content = Content {
+            key: c,
+            source: Source::Egress,
+            confirmed: 77,
+        };
+        slot.write(&content);
+        assert_eq!(
+            slot.read(&c),
+            Read::Match {
+                source: Source::Egress,
+                confirmed: 77
+            }
+        );
+        for other in [a, b, d] {
+            assert_eq!(slot.read(&other), Read::Other);
+        }
+        assert_eq!(slot.locked_content(), Some(content));
+        assert_eq!(slot.snapshot(), Ok(Some(content)));
+
+        slot.set_source(Source::Static);
+        slot.set_confirmed(u32::MAX);
+        assert_eq!(
+            slot.read(&c),
+            Read::Match {
+                source: Source::Static,
+                confirmed: u32::MAX
+            }
+        );
+        // Reuse by an IPv4 key zeroes the IPv6 words.
+        slot.write(&Content {
+            key: a,
+            source: Source::Syn,
+            confirmed: 1,
+        });
+        assert_eq!(slot.read(&c), Read::Other);
+        assert_eq!(slot.locked_content().unwrap().key.unpack(), Some(keys()[0]));
+        slot.clear();
+        assert_eq!(slot.read(&a), Read::Other);
+        assert_eq!(slot.snapshot(), Ok(None));
+    }
+
+    #[test]
+    fn an_odd_sequence_is_busy() {
+        let slot = Slot::default();
+        let a = PackedKey::new(&keys()[0]);
+        slot.words[0].store(1, Ordering::Relaxed);
+        assert_eq!(slot.read(&a), Read::Busy);
+        assert_eq!(slot.snapshot(), Err(()));
+    }
+}
