@@ -4,8 +4,11 @@
 //! in place), so each number includes one copy of the frame; `frame_copy_only` measures that copy
 //! alone. The established-flow benches cycle through 4096 frames of distinct flows drawn from the
 //! table, so with 1M flows the lookup touches memory outside the caches as real traffic would.
+//! `accept_established_1m_flows_concurrent_table` is the same path over the production table
+//! (`chance_engine::table::ConcurrentFlowTable`) instead of `ExactMatchTable`.
 
-use chance_engine::{Engine, EngineConfig, ExactMatchTable, FlowKey, L4Proto, Verdict};
+use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
+use chance_engine::{Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, L4Proto, Verdict};
 use chance_testkit::gue::{GueFrame, IpipFrame, DIRECTOR_ADDR, ENCAP_ADDR};
 use chance_testkit::inner::{Ipv4Packet, ACK, L4};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -47,11 +50,11 @@ fn table(flows: u32) -> ExactMatchTable {
 }
 
 /// Benches `frames` (cycled) through one engine, asserting the verdict once up front.
-fn bench_frames(
+fn bench_frames<F: FlowTable>(
     c: &mut Criterion,
     name: &str,
     frames: Vec<Vec<u8>>,
-    flows: &ExactMatchTable,
+    flows: &F,
     expect: Verdict,
 ) {
     let mut engine = Engine::new(config());
@@ -122,6 +125,22 @@ fn paths(c: &mut Criterion) {
             .map(|i| ack_frame(i.wrapping_mul(2_654_435_761) % flows))
             .collect();
         bench_frames(c, name, frames, table, Verdict::Accept);
+    }
+    {
+        let concurrent = ConcurrentFlowTable::new(TableConfig::new(1_000_000));
+        for i in 0..1_000_000 {
+            assert!(concurrent.insert(flow(i), Source::Egress).is_stored());
+        }
+        let frames = (0..FRAMES)
+            .map(|i| ack_frame(i.wrapping_mul(2_654_435_761) % 1_000_000))
+            .collect();
+        bench_frames(
+            c,
+            "accept_established_1m_flows_concurrent_table",
+            frames,
+            &concurrent,
+            Verdict::Accept,
+        );
     }
 
     // The forwards miss in a populated table: the lookup is paid, as in production.

@@ -28,8 +28,8 @@ pub(crate) enum Class {
     Unknown,
     /// ICMP or ICMPv6 echo request.
     EchoRequest,
-    /// A TCP segment with SYN set (whatever the other flags).
-    Syn,
+    /// A TCP segment with SYN set (whatever the other flags), of this flow.
+    Syn(FlowKey),
     /// An ACK carrying a valid SYN cookie for a local listener.
     SynCookie,
     /// A flow owned by a local socket.
@@ -133,10 +133,10 @@ fn tcp<F: FlowTable + ?Sized>(
 ) -> Classified {
     counters.bump(Counter::L4ProtocolPacketsTotalTcp);
     let tcp = TcpPacket::new_checked(l4).map_err(|_| Counter::ErrorsTotalMalformedTcp)?;
-    if tcp.syn() {
-        return Ok(Class::Syn);
-    }
     let key = addrs.key(L4Proto::Tcp, tcp.src_port(), tcp.dst_port());
+    if tcp.syn() {
+        return Ok(Class::Syn(key));
+    }
     if flows.owns(&key) {
         return Ok(Class::Established);
     }

@@ -153,8 +153,13 @@ impl Engine {
         let accepted = match class {
             Err(reason) => return Outcome::drop(reason),
             Ok(Class::Unknown) => None,
-            Ok(Class::Syn) if forward_syn => None,
-            Ok(Class::Syn) => Some(Counter::AcceptedPacketsTotalSyn),
+            Ok(Class::Syn(_)) if forward_syn => None,
+            Ok(Class::Syn(key)) => {
+                // The host's stack will answer: a learning table keeps an embryonic entry so the
+                // handshake's ACK is ours even if the SYN-ACK does not leave through chance.
+                flows.syn_accepted(&key);
+                Some(Counter::AcceptedPacketsTotalSyn)
+            }
             Ok(Class::SynCookie) => Some(Counter::AcceptedPacketsTotalSynCookies),
             Ok(Class::EchoRequest) => Some(Counter::AcceptedPacketsTotalIcmpEchoRequest),
             Ok(Class::Established) => Some(Counter::AcceptedPacketsTotalEstablished),

@@ -438,6 +438,35 @@ fn a_syn_flood_of_spoofed_tuples_evicts_no_established_or_static_flow() {
 }
 
 #[test]
+fn lookup_many_answers_as_lookup_does() {
+    let table = table(4096);
+    for i in 0..1000 {
+        table.insert(mixed(i), Source::ALL[i as usize % 4]);
+    }
+    at(&table, 11);
+    table.insert_syn(mixed(5000));
+    // Hits, misses, live and expired embryonic entries, both families, in groups of any length.
+    let keys: Vec<FlowKey> = (0..1000)
+        .chain(4000..4100)
+        .chain([5000])
+        .map(mixed)
+        .collect();
+    for len in [0, 1, 15, 16, 17, 100, keys.len()] {
+        let mut out = vec![Lookup::Contended; len + 3];
+        table.lookup_many(&keys[..len], &mut out);
+        for (key, answer) in keys[..len].iter().zip(&out) {
+            assert_eq!(*answer, table.lookup(key), "{key:?}");
+        }
+        assert!(out[len..].iter().all(|l| *l == Lookup::Contended));
+    }
+    let mut out = vec![Lookup::Miss; keys.len()];
+    table.lookup_many(&keys, &mut out);
+    assert!(out.contains(&Lookup::Expired));
+    assert!(out.contains(&Lookup::Owned(Source::Syn)));
+    assert!(out.contains(&Lookup::Miss));
+}
+
+#[test]
 fn remove_retain_and_static_entries() {
     let table = table(1024);
     let (learned, socket, statik, syn) = (v4(1), v6(1), v4(2), v6(2));
@@ -599,7 +628,7 @@ fn concurrent_run(capacity: usize, stable: u32, churn_per_writer: u32, rounds: u
                 }
             });
         }
-        for _ in 0..READERS {
+        for reader in 0..READERS {
             let (table, stable, never, churn, writers_left, passes) = (
                 &table,
                 &stable,
@@ -610,11 +639,23 @@ fn concurrent_run(capacity: usize, stable: u32, churn_per_writer: u32, rounds: u
             );
             s.spawn(move || {
                 let mut counts = LocalCounts::default();
+                let mut burst = [Lookup::Miss; 32];
                 while writers_left.load(Ordering::Acquire) > 0 {
-                    for key in stable {
-                        let lookup = table.lookup(key);
-                        assert_eq!(lookup, Lookup::Owned(Source::Socket), "{key:?}");
-                        counts.record(lookup);
+                    // One reader looks the stable flows up one by one, the other in bursts.
+                    if reader == 0 {
+                        for key in stable {
+                            let lookup = table.lookup(key);
+                            assert_eq!(lookup, Lookup::Owned(Source::Socket), "{key:?}");
+                            counts.record(lookup);
+                        }
+                    } else {
+                        for keys in stable.chunks(32) {
+                            table.lookup_many(keys, &mut burst);
+                            for (key, lookup) in keys.iter().zip(burst) {
+                                assert_eq!(lookup, Lookup::Owned(Source::Socket), "{key:?}");
+                                counts.record(lookup);
+                            }
+                        }
                     }
                     for key in never {
                         assert!(!table.lookup_counted(key, &mut counts), "{key:?}");

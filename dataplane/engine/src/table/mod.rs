@@ -37,14 +37,24 @@
 //!
 //! # Concurrency
 //!
-//! Lookups are lock-free and allocation-free: two tag loads, then a seqlock read of each slot whose
-//! tag matches (sequence, words, acquire fence, sequence again). A read that races a writer on its
+//! Lookups are lock-free and allocation-free: two tag loads (independent, so their cache misses
+//! overlap), then a seqlock read of the slot whose tag matches (sequence, words, acquire fence,
+//! sequence again; an IPv4 key reads 24 of the slot's 48 bytes). A read that races a writer on its
 //! slot (or a move) retries, at most 16 times in all; then the lookup answers
 //! [`Lookup::Contended`], which counts as a miss and is counted in
 //! [`TableStats::read_failures`]. Writers take the locks of both candidate buckets (in index
 //! order; a move's third bucket only with a try-lock, so there is no lock cycle) for a few dozen
 //! nanoseconds; readers never wait for them. Confirming an existing entry whose timestamp is
 //! already the current second writes nothing and takes no lock.
+//!
+//! A lookup in a table much larger than the caches costs two dependent cache misses (tag word,
+//! then slot). [`ConcurrentFlowTable::lookup_many`] looks up a burst stage by stage, so the misses
+//! of different keys overlap (BENCHMARKS.md "Flow table").
+//!
+//! # Counting
+//!
+//! Lookups write nothing shared. Hits and misses are counted by the caller ([`LocalCounts`],
+//! [`CountingView`]) and flushed into [`TableStats`] now and then (see `stats.rs`).
 //!
 //! # Time
 //!
@@ -361,16 +371,53 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
 
     /// The lock-free search: both tag words first (their loads overlap), then the slots whose tag
     /// matches. A miss is final only if no slot was busy and no entry moved meanwhile.
-    #[inline]
+    ///
+    /// The fast path reads one slot, the first whose tag matches (bucket 1's, else bucket 2's,
+    /// chosen without a branch): that is the key's slot unless another key of the pair has the
+    /// same 8-bit tag. Anything else (no match there, a busy slot, a move) takes the full search.
+    #[inline(always)]
     fn find(&self, place: &Place, key: &PackedKey) -> Found {
+        let moves = self.moves.load(Ordering::Acquire);
+        let tags = self.load_tags(place);
+        self.find_in(place, key, tags, moves)
+    }
+
+    /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
+    #[inline(always)]
+    fn find_in(&self, place: &Place, key: &PackedKey, tags: [u64; 2], moves: u64) -> Found {
+        let first = bucket::matching(tags[0], place.tag);
+        let second = bucket::matching(tags[1], place.tag);
+        let (bucket, mask) = if first != 0 {
+            (place.b1, first)
+        } else {
+            (place.b2, second)
+        };
+        if mask == 0 {
+            if self.moves.load(Ordering::Relaxed) == moves {
+                return Found::Absent;
+            }
+        } else {
+            let index = mask.trailing_zeros() as usize / 8;
+            if let Read::Match { source, confirmed } = self.buckets[bucket].slots[index].read(key) {
+                return Found::Hit { source, confirmed };
+            }
+        }
+        self.find_all(place, key, tags, moves)
+    }
+
+    /// The full search, retried while it races writers.
+    #[cold]
+    #[inline(never)]
+    fn find_all(&self, place: &Place, key: &PackedKey, tags: [u64; 2], moves: u64) -> Found {
+        let (mut tags, mut moves) = (tags, moves);
         for _ in 0..READ_ATTEMPTS {
-            let moves = self.moves.load(Ordering::Acquire);
-            let tags = self.load_tags(place);
             if let Some(found) = self.probe(place, key, tags, moves) {
                 return found;
             }
             self.stats.read_retry();
             core::hint::spin_loop();
+            moves = self.moves.load(Ordering::Acquire);
+            tags = self.load_tags(place);
         }
         self.stats.read_failure();
         Found::Contended
@@ -432,11 +479,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             }
             core::hint::black_box(touched);
             for (i, key) in keys.iter().enumerate() {
-                let packed = PackedKey::new(key);
-                let found = match self.probe(&places[i], &packed, tags[i], moves) {
-                    Some(found) => found,
-                    None => self.find(&places[i], &packed),
-                };
+                let found = self.find_in(&places[i], &PackedKey::new(key), tags[i], moves);
                 out[i] = self.answer(found, now);
             }
         }

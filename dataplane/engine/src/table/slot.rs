@@ -136,44 +136,36 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// Lock-free: does the slot hold `key`?
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&self, key: &PackedKey) -> Read {
         let w0 = self.words[0].load(Ordering::Acquire);
         if w0 & 1 != 0 {
             return Read::Busy;
         }
-        // One load answers "empty" and "other family or protocol" for this instant.
-        let Some(source) = Source::from_bits((w0 >> SOURCE_SHIFT) as u8) else {
-            return Read::Other;
-        };
+        // One load answers "other family or protocol" for this instant; an empty slot has meta 0,
+        // which no key has.
         if (w0 >> META_SHIFT) as u16 != key.meta {
             return Read::Other;
         }
         let w1 = self.words[1].load(Ordering::Relaxed);
         let w2 = self.words[2].load(Ordering::Relaxed);
-        let rest = if key.is_v6() {
-            [
-                self.words[3].load(Ordering::Relaxed),
-                self.words[4].load(Ordering::Relaxed),
-                self.words[5].load(Ordering::Relaxed),
-            ]
-        } else {
-            [0; 3]
-        };
+        let mut same = (w1 as u32 == key.ports) & (w2 == key.addrs[0]);
+        if key.is_v6() {
+            same &= (self.words[3].load(Ordering::Relaxed) == key.addrs[1])
+                & (self.words[4].load(Ordering::Relaxed) == key.addrs[2])
+                & (self.words[5].load(Ordering::Relaxed) == key.addrs[3]);
+        }
+        // The comparison only counts if no writer changed the key meanwhile.
         fence(Ordering::Acquire);
-        let again = self.words[0].load(Ordering::Relaxed);
-        if again & SEQ_MASK != w0 & SEQ_MASK {
+        if (self.words[0].load(Ordering::Relaxed) ^ w0) & SEQ_MASK != 0 {
             return Read::Busy;
         }
-        if w1 as u32 != key.ports
-            || w2 != key.addrs[0]
-            || rest != [key.addrs[1], key.addrs[2], key.addrs[3]]
-        {
-            return Read::Other;
-        }
-        Read::Match {
-            source,
-            confirmed: (w1 >> 32) as u32,
+        match Source::from_bits((w0 >> SOURCE_SHIFT) as u8) {
+            Some(source) if same => Read::Match {
+                source,
+                confirmed: (w1 >> 32) as u32,
+            },
+            _ => Read::Other,
         }
     }
 
