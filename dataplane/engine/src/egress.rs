@@ -3,6 +3,9 @@
 //! Every TCP segment or UDP datagram the host sends proves that a local socket owns its flow
 //! (a SYN-ACK, cookie or not, data, a connected UDP socket's reply) — except a TCP RST, which the
 //! kernel also sends for flows no socket owns (a SYN to a closed port), so RSTs teach nothing.
+//! A SYN-ACK proves only a handshake in progress (a request socket, or a cookie): the kernel
+//! sends one for every SYN, spoofed or not, so it is learned as an embryonic entry, which a SYN
+//! flood cannot turn into evictions of established flows; the host's next segment upgrades it.
 //! The frame is the host's own: plain Ethernet + IPv4/IPv6 + TCP/UDP, no encapsulation.
 
 use crate::flow::{FlowKey, L4Proto};
@@ -15,10 +18,18 @@ use crate::wire::{ethertype, ip_proto, read_u16};
 /// The host's egress walks at most this many IPv6 extension headers (as the classifier does).
 const MAX_EXTENSION_HEADERS: usize = 5;
 
-/// The flow a host-sent frame belongs to, as the host's socket sees it (local = the frame's
-/// source), or `None` when the frame proves nothing: not TCP/UDP, a TCP RST, a non-first fragment,
-/// or truncated.
-pub fn egress_flow(frame: &[u8]) -> Option<FlowKey> {
+/// What a host-sent frame proves about its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EgressFlow {
+    /// The flow as the host's socket sees it (local = the frame's source).
+    pub key: FlowKey,
+    /// A TCP segment with SYN set: a handshake in progress, not yet a connection.
+    pub handshake: bool,
+}
+
+/// The flow a host-sent frame belongs to, or `None` when the frame proves nothing: not TCP/UDP,
+/// a TCP RST, a non-first fragment, or truncated.
+pub fn egress_flow(frame: &[u8]) -> Option<EgressFlow> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let l3 = &frame[ethernet::HEADER_LEN..];
     match eth.ethertype() {
@@ -28,14 +39,9 @@ pub fn egress_flow(frame: &[u8]) -> Option<FlowKey> {
             if ip.version() != 4 || ip.frag_offset() != 0 {
                 return None;
             }
-            let (proto, sport, dport) = ports(ip.protocol(), &l3[ip.header_len()..])?;
-            Some(FlowKey::v4(
-                proto,
-                ip.src_addr(),
-                sport,
-                ip.dst_addr(),
-                dport,
-            ))
+            let (proto, sport, dport, handshake) = ports(ip.protocol(), &l3[ip.header_len()..])?;
+            let key = FlowKey::v4(proto, ip.src_addr(), sport, ip.dst_addr(), dport);
+            Some(EgressFlow { key, handshake })
         }
         ethertype::IPV6 => {
             let ip = Ipv6Packet::new_checked(l3).ok()?;
@@ -48,33 +54,28 @@ pub fn egress_flow(frame: &[u8]) -> Option<FlowKey> {
             if walk.has_fragment {
                 return None;
             }
-            let (proto, sport, dport) = ports(walk.upper_protocol, &rest[walk.len..])?;
-            Some(FlowKey::v6(
-                proto,
-                ip.src_addr(),
-                sport,
-                ip.dst_addr(),
-                dport,
-            ))
+            let (proto, sport, dport, handshake) = ports(walk.upper_protocol, &rest[walk.len..])?;
+            let key = FlowKey::v6(proto, ip.src_addr(), sport, ip.dst_addr(), dport);
+            Some(EgressFlow { key, handshake })
         }
         _ => None,
     }
 }
 
-/// Protocol and ports of a TCP (not RST) or UDP header.
-fn ports(protocol: u8, l4: &[u8]) -> Option<(L4Proto, u16, u16)> {
-    let proto = match protocol {
+/// Protocol, ports and "SYN set" of a TCP (not RST) or UDP header.
+fn ports(protocol: u8, l4: &[u8]) -> Option<(L4Proto, u16, u16, bool)> {
+    let (proto, handshake) = match protocol {
         ip_proto::TCP => {
             let tcp = TcpPacket::new_checked(l4).ok()?;
             if tcp.rst() {
                 return None;
             }
-            L4Proto::Tcp
+            (L4Proto::Tcp, tcp.syn())
         }
-        ip_proto::UDP if l4.len() >= 8 => L4Proto::Udp,
+        ip_proto::UDP if l4.len() >= 8 => (L4Proto::Udp, false),
         _ => return None,
     };
-    Some((proto, read_u16(l4, 0), read_u16(l4, 2)))
+    Some((proto, read_u16(l4, 0), read_u16(l4, 2), handshake))
 }
 
 #[cfg(test)]
@@ -114,16 +115,28 @@ mod tests {
     }
 
     #[test]
-    fn syn_ack_teaches_the_flow_with_the_host_as_local_side() {
-        let key = egress_flow(&ipv4(6, &tcp(0x12), 0)).unwrap();
-        assert_eq!(key, FlowKey::v4(L4Proto::Tcp, HOST, 443, CLIENT, 51234));
+    fn syn_ack_teaches_a_handshake_with_the_host_as_local_side() {
+        let flow = egress_flow(&ipv4(6, &tcp(0x12), 0)).unwrap();
+        assert_eq!(
+            flow.key,
+            FlowKey::v4(L4Proto::Tcp, HOST, 443, CLIENT, 51234)
+        );
+        assert!(flow.handshake);
+        assert!(
+            !egress_flow(&ipv4(6, &tcp(0x10), 0)).unwrap().handshake,
+            "an ACK is a connection"
+        );
     }
 
     #[test]
     fn udp_reply_teaches_the_flow() {
         let udp = [0x14, 0xe9, 0xc8, 0x22, 0, 8, 0, 0];
-        let key = egress_flow(&ipv4(17, &udp, 0)).unwrap();
-        assert_eq!(key, FlowKey::v4(L4Proto::Udp, HOST, 5353, CLIENT, 51234));
+        let flow = egress_flow(&ipv4(17, &udp, 0)).unwrap();
+        assert_eq!(
+            flow.key,
+            FlowKey::v4(L4Proto::Udp, HOST, 5353, CLIENT, 51234)
+        );
+        assert!(!flow.handshake);
     }
 
     #[test]
@@ -159,9 +172,13 @@ mod tests {
         f.extend_from_slice(&host.octets());
         f.extend_from_slice(&client.octets());
         f.extend_from_slice(&tcp(0x18));
+        let key = FlowKey::v6(L4Proto::Tcp, host, 443, client, 51234);
         assert_eq!(
             egress_flow(&f),
-            Some(FlowKey::v6(L4Proto::Tcp, host, 443, client, 51234))
+            Some(EgressFlow {
+                key,
+                handshake: false
+            })
         );
     }
 }

@@ -218,12 +218,15 @@ fn embryonic_entries_expire_with_the_clock() {
     assert!(table.owns(&key));
     // A retransmitted SYN does not extend the lifetime.
     assert_eq!(table.insert_syn(key), InsertOutcome::Present);
+    // Whole seconds: an entry of second 0 owns its flow through second 10 (at least 10 s).
     at(&table, 10);
+    assert!(table.owns(&key));
+    at(&table, 11);
     assert!(!table.owns(&key));
     assert_eq!(table.lookup(&key), Lookup::Expired);
     // Still held (and listed) until reused or purged.
     assert_eq!(table.len(), 1);
-    assert_eq!(table.get(&key).unwrap().age, Duration::from_secs(10));
+    assert_eq!(table.get(&key).unwrap().age, Duration::from_secs(11));
     // A new SYN re-arms it.
     assert_eq!(table.insert_syn(key), InsertOutcome::Inserted);
     assert!(table.owns(&key));
@@ -240,7 +243,7 @@ fn embryonic_entries_expire_with_the_clock() {
     table.insert_syn(old);
     at(&table, 1005);
     table.insert_syn(young);
-    at(&table, 1010);
+    at(&table, 1011);
     assert_eq!(table.lookup(&old), Lookup::Expired);
     assert_eq!(table.purge_expired(), 1);
     assert_eq!(table.lookup(&old), Lookup::Miss);
@@ -751,7 +754,7 @@ proptest! {
         let mut model: HashMap<FlowKey, (Source, u32)> = HashMap::new();
         let mut now = 0u32;
         let expired = |(source, confirmed): (Source, u32), now: u32| {
-            source == Source::Syn && now - confirmed >= LIFE
+            source == Source::Syn && now - confirmed > LIFE
         };
         for op in ops {
             match op {

@@ -81,9 +81,12 @@ impl Victim {
 }
 
 /// True when an embryonic entry confirmed at `confirmed` no longer owns its flow at `now`.
+/// Both are whole seconds truncated from finer times, so the entry may have been confirmed up to a
+/// second later than `confirmed` says: it expires only once `now - confirmed` exceeds the
+/// lifetime, so it lives at least the lifetime and at most one second more.
 #[inline]
 pub(crate) fn syn_expired(confirmed: u32, now: u32, syn_lifetime: u32) -> bool {
-    now.saturating_sub(confirmed) >= syn_lifetime
+    now.saturating_sub(confirmed) > syn_lifetime
 }
 
 /// Picks the entry that a new entry from `incoming` replaces among `occupied` slots
@@ -168,14 +171,16 @@ mod tests {
     fn embryonic_entries_make_room_for_each_other() {
         let slots = [(0, Socket, 0), (1, Syn, 7), (2, Syn, 3)];
         assert_eq!(victim(slots, Syn, 8, 10), Some((2, Victim::Syn)));
-        assert_eq!(victim(slots, Syn, 13, 10), Some((2, Victim::ExpiredSyn)));
+        assert_eq!(victim(slots, Syn, 14, 10), Some((2, Victim::ExpiredSyn)));
     }
 
     #[test]
-    fn syn_lifetime_is_half_open() {
+    fn syn_lifetime_is_at_least_the_configured_one() {
+        // Confirmed in second 5 (any time within it), lifetime 10: owned through second 15.
         assert!(!syn_expired(5, 14, 10));
-        assert!(syn_expired(5, 15, 10));
-        assert!(syn_expired(5, 5, 0));
+        assert!(!syn_expired(5, 15, 10));
+        assert!(syn_expired(5, 16, 10));
+        assert!(syn_expired(5, 6, 0));
         // A tick racing ahead of an entry's own timestamp does not underflow.
         assert!(!syn_expired(7, 5, 10));
     }
