@@ -35,8 +35,9 @@ pub struct DataplaneSpec {
     pub mempool_cache: u32,
     /// The engine's configuration (each worker gets its own engine).
     pub engine: EngineConfig,
-    /// Whether the workers teach the flow table the host's egress flows.
-    pub egress_learning: bool,
+    /// Whether the workers teach the flow table the host's egress flows. Each worker reads it
+    /// once per burst, so the control plane can flip it while the dataplane runs.
+    pub egress_learning: Arc<AtomicBool>,
 }
 
 /// When the run ends (SIGINT/SIGTERM always end it, through the stop flag).
@@ -100,6 +101,8 @@ pub enum DataplaneError {
 pub struct Live<'a> {
     /// Each worker's published counters.
     pub lcores: &'a [Arc<LcoreStats>],
+    /// The lcore id of each worker, in the order of `lcores`.
+    pub lcore_ids: &'a [u32],
     /// The NIC's counters (rx, tx, drops, rx_nombuf...), read without stopping the workers.
     pub nic: PortStats,
     /// The kernel port's counters.
@@ -166,7 +169,7 @@ where
             Arc::clone(&stop),
             idle_exit,
         )
-        .learning_egress(spec.egress_learning);
+        .learning_egress_switch(Arc::clone(&spec.egress_learning));
         match launch(lcore, move || worker.run(lcore)) {
             Ok(handle) => handles.push(handle),
             Err(e) => {
@@ -185,6 +188,7 @@ where
         // A failed read must not leave the workers running: show zeros for that tick instead.
         tick(&Live {
             lcores: &stats,
+            lcore_ids: &lcores,
             nic: nic.stats().unwrap_or_default(),
             kernel: kernel.stats().unwrap_or_default(),
         });
@@ -204,6 +208,7 @@ where
     let kernel_stats = kernel.stats()?;
     tick(&Live {
         lcores: &stats,
+        lcore_ids: &lcores,
         nic: nic_stats,
         kernel: kernel_stats,
     });

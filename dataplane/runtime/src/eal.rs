@@ -249,6 +249,19 @@ impl Iterator for WorkerLcores {
     }
 }
 
+/// The DPDK release chance was built against (`22.11.0`), from the headers' `RTE_VER_*`.
+pub fn dpdk_version() -> String {
+    format!(
+        "{}.{:02}.{}",
+        dpdk_sys::RTE_VER_YEAR,
+        dpdk_sys::RTE_VER_MONTH,
+        dpdk_sys::RTE_VER_MINOR
+    )
+}
+
+/// True when DPDK is linked statically (the `static` feature), false for the shared libraries.
+pub const DPDK_STATIC: bool = cfg!(feature = "static");
+
 /// The program name passed as argv[0] (the executable's file name, or `chance`).
 fn program_name() -> String {
     std::env::current_exe()

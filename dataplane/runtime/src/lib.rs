@@ -12,6 +12,7 @@
 //! | [`mbuf`] | an owning [`Mbuf`], and [`MbufBurst`], a fixed array of up to 32 for rx/tx bursts |
 //! | [`port`] | ethdev ports: configure (with RSS), start/stop/close, stats, rx/tx bursts |
 //! | [`ring`] | `rte_ring`s of mbufs, and ports over them (`rte_eth_from_rings`) for tests |
+//! | [`generator`] | for traffic generators: bulk mbuf allocation, the TSC, a port's link state |
 //! | [`lcore`] | launching a closure on a worker lcore, with a panic guard, and joining it |
 //! | [`worker`] | the lcore loop: NIC RX -> engine -> kernel or NIC TX; kernel RX -> NIC TX |
 //! | [`stats`] | per-lcore counters published per burst, read by control threads |
@@ -25,6 +26,7 @@
 pub mod dataplane;
 pub mod eal;
 mod errno;
+pub mod generator;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
@@ -34,7 +36,9 @@ pub mod stats;
 pub mod worker;
 
 pub use dataplane::{run, DataplaneError, DataplaneSpec, Live, RunReport, RunUntil};
-pub use eal::{lcore_id, thread_register, thread_unregister, Eal, EalError};
+pub use eal::{
+    dpdk_version, lcore_id, thread_register, thread_unregister, Eal, EalError, DPDK_STATIC,
+};
 pub use errno::Errno;
 pub use lcore::{launch, LcoreError, LcoreHandle};
 pub use mbuf::{Mbuf, MbufBurst, MbufError, BURST_SIZE};

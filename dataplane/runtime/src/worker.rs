@@ -45,7 +45,8 @@ pub struct Worker<F> {
     stats: Arc<LcoreStats>,
     stop: Arc<AtomicBool>,
     idle_exit: IdleExit,
-    learn_egress: bool,
+    /// Read once per burst: the control plane flips it live (SIGHUP reload).
+    learn_egress: Arc<AtomicBool>,
     path: PathCounters,
 }
 
@@ -68,15 +69,21 @@ impl<F: FlowTable> Worker<F> {
             stats,
             stop,
             idle_exit,
-            learn_egress: false,
+            learn_egress: Arc::new(AtomicBool::new(false)),
             path: PathCounters::default(),
         }
     }
 
     /// Learns the flows of the host's egress (every TCP or UDP packet the kernel sends through
     /// the kernel port proves a local socket owns its flow) before sending it on.
-    pub fn learning_egress(mut self, on: bool) -> Self {
-        self.learn_egress = on;
+    pub fn learning_egress(self, on: bool) -> Self {
+        self.learning_egress_switch(Arc::new(AtomicBool::new(on)))
+    }
+
+    /// [`learning_egress`](Self::learning_egress) behind a switch the control plane may flip
+    /// while the worker runs; the worker reads it once per burst (a relaxed load, no lock).
+    pub fn learning_egress_switch(mut self, switch: Arc<AtomicBool>) -> Self {
+        self.learn_egress = switch;
         self
     }
 
@@ -112,10 +119,13 @@ impl<F: FlowTable> Worker<F> {
             // entry is visible to every lcore before the packet is even sent, so before any answer.
             let from_kernel = self.kernel.rx_burst(&mut rx);
             self.path.add(PathCounter::KernelRx, from_kernel as u64);
-            if self.learn_egress {
+            if from_kernel > 0 && self.learn_egress.load(Ordering::Relaxed) {
                 for m in rx.iter() {
-                    if let Some(key) = egress_flow(m.data()) {
-                        self.flows.egress_seen(&key);
+                    match egress_flow(m.data()) {
+                        // A SYN-ACK: embryonic, so spoofed SYNs' answers evict nothing established.
+                        Some(flow) if flow.handshake => self.flows.syn_accepted(&flow.key),
+                        Some(flow) => self.flows.egress_seen(&flow.key),
+                        None => {}
                     }
                 }
             }
