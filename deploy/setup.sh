@@ -15,6 +15,8 @@ packages=(
   libpcap-dev      # the static build's net_pcap
   iproute2         # the namespace lab and its tests
   python3          # the lab's director
+  systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
+  util-linux       # setpriv: the API socket test connects as another user
 )
 
 missing=()

@@ -16,6 +16,7 @@
 //! Every table denies unknown keys. Errors read `FILE:LINE:COL: KEY: MESSAGE`, where KEY is a
 //! dotted path such as `encap.port` or `flow[1].local`.
 
+use crate::control_config::{self, ControlConfig, RawControl};
 use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
 use crate::ownership_config::{self, OwnershipConfig, RawFlows, RawReconcile};
 use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
@@ -39,6 +40,7 @@ pub struct Config {
     flows: Vec<FlowKey>,
     dataplane: Option<DataplaneConfig>,
     ownership: OwnershipConfig,
+    control: ControlConfig,
 }
 
 impl Config {
@@ -80,6 +82,11 @@ impl Config {
     /// The `[dpdk]` and `[ports]` tables, when the file has them (chanced needs them; replay does not).
     pub fn dataplane(&self) -> Option<&DataplaneConfig> {
         self.dataplane.as_ref()
+    }
+
+    /// The `[control]` table (defaults when absent).
+    pub fn control(&self) -> &ControlConfig {
+        &self.control
     }
 }
 
@@ -176,6 +183,7 @@ struct RawConfig {
     ports: Option<RawPorts>,
     flow_table: Option<RawFlows>,
     reconcile: Option<RawReconcile>,
+    control: Option<RawControl>,
 }
 
 #[derive(Deserialize)]
@@ -242,11 +250,16 @@ impl RawConfig {
             (None, None) => None,
         };
         let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
+        let file_prefix = dataplane
+            .as_ref()
+            .map_or("chance", |d| d.file_prefix.as_str());
+        let control = control_config::validate(self.control, file_prefix, at)?;
         Ok(Config {
             engine,
             flows,
             dataplane,
             ownership,
+            control,
         })
     }
 }
@@ -387,8 +400,13 @@ impl<'a> Locator<'a> {
         Self { text, origin }
     }
 
+    /// The origin (file name) errors are reported against.
+    pub(crate) fn origin(&self) -> &str {
+        self.origin
+    }
+
     /// 1-based (line, column) of byte offset `at`, the column counted in characters.
-    fn position(&self, at: usize) -> (usize, usize) {
+    pub(crate) fn position(&self, at: usize) -> (usize, usize) {
         let mut at = at.min(self.text.len());
         while !self.text.is_char_boundary(at) {
             at -= 1;

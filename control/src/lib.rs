@@ -1,9 +1,16 @@
-//! chance's control plane: the configuration file and the offline `replay` behind `chancectl`.
+//! chance's control plane: the configuration file, chanced's control side ([`daemon`]: the local
+//! API, metrics, reloads, signals), the API's protocol and client ([`api`]) behind `chancectl`,
+//! socket reconciliation, and the offline `replay`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
+pub mod control_config;
+pub mod daemon;
 pub mod dataplane_config;
+pub mod decode;
+pub mod frame;
 pub mod ownership_config;
 pub mod pcapio;
 pub mod reconcile;
@@ -12,5 +19,6 @@ pub mod report;
 pub mod sockets;
 
 pub use config::{load, parse, Config, ConfigError};
+pub use control_config::ControlConfig;
 pub use dataplane_config::{DataplaneConfig, KernelPort};
 pub use replay::{replay, ReplayError, ReplayOutputs, ReplaySummary};

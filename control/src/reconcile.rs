@@ -77,6 +77,13 @@ impl Reconciler {
         })
     }
 
+    /// Counts into `stats` instead of fresh counters (a restarted reconciler keeps counting
+    /// where the previous one stopped).
+    pub fn with_stats(mut self, stats: Arc<ReconcileStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// The counters.
     pub fn stats(&self) -> Arc<ReconcileStats> {
         Arc::clone(&self.stats)

@@ -5,7 +5,7 @@ use crate::reconcile::ReconcileStats;
 use chance_engine::table::ConcurrentFlowTable;
 use chance_engine::{Counter, Counters};
 use chance_runtime::{Live, PathCounter, PathCounters, PortStats, RunReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -24,7 +24,7 @@ pub struct LcoreReport {
 }
 
 /// A port's counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortReport {
     /// Packets received.
     pub ipackets: u64,

@@ -1,29 +1,168 @@
-//! chancectl: chance's command-line tool.
+//! chancectl: chance's command-line tool. Talks to a running chanced over its API socket (stats,
+//! flows, simulate, reload, config show) and works offline (config check, replay).
 //!
-//! Exit status: 0 on success, 2 for a configuration error (or a usage error), 1 for anything else.
+//! Exit status: 0 on success, 2 for a configuration error (or a usage error), 1 for anything else
+//! (the daemon's errors included).
 #![forbid(unsafe_code)]
 
-use anyhow::bail;
+use anyhow::{bail, Context};
+use chance_control::api::{
+    Client, ClientError, ConfigReply, CounterSet, FlowChangeReply, FlowSpec, FlowsListReply,
+    LookupReply, ReloadReply, Request, SimulateReply, StatsReply,
+};
+use chance_control::control_config::default_socket;
+use chance_control::frame::{Inner, PacketSpec};
+use chance_control::pcapio::CaptureReader;
 use chance_control::{config, replay, ConfigError, ReplayOutputs};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where chancectl looks for the daemon's socket when `--socket` is not given.
+const DEFAULT_CONFIG: &str = "/etc/chance/chance.toml";
 
 /// chance's command-line tool.
 #[derive(Debug, Parser)]
 #[command(name = "chancectl", version)]
 struct Cli {
+    /// chanced's API socket [default: [control] api_socket of /etc/chance/chance.toml, else
+    /// /run/chance/chance.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every frame of a capture through the engine and write the verdicts.
-    Replay(ReplayArgs),
+    /// Counter rates: per verdict, per counter, per lcore, per port.
+    Stats(StatsArgs),
+    /// The flow table.
+    #[command(subcommand)]
+    Flows(FlowsCommand),
+    /// Runs one packet through the engine over the live flow table (which it does not change).
+    Simulate(SimulateArgs),
+    /// Reloads chanced's configuration file (as SIGHUP does) and prints what changed.
+    Reload {
+        /// Print the reply as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration file commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run every frame of a capture through the engine and write the verdicts.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StatsArgs {
+    /// Redraw every interval until interrupted.
+    #[arg(long)]
+    watch: bool,
+    /// Print JSON: the counters and their rates.
+    #[arg(long)]
+    json: bool,
+    /// Seconds between the two samples a rate is computed from.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    interval: f64,
+}
+
+#[derive(Debug, clap::Args)]
+struct FlowArgs {
+    /// tcp or udp.
+    proto: String,
+    /// The host's side, ADDR:PORT ([ADDR]:PORT for IPv6).
+    local: String,
+    /// The remote side.
+    remote: String,
+}
+
+impl FlowArgs {
+    fn spec(&self) -> FlowSpec {
+        FlowSpec {
+            proto: self.proto.clone(),
+            local: self.local.clone(),
+            remote: self.remote.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum FlowsCommand {
+    /// Lists entries.
+    List {
+        /// Only this source: syn, egress, socket or static.
+        #[arg(long)]
+        source: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Looks one flow up.
+    Lookup {
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds a static entry (until chanced restarts; put it in the file to keep it).
+    Add(FlowArgs),
+    /// Removes a static entry.
+    Del(FlowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The inner packet: tcp, udp or icmp.
+    #[arg(long, default_value = "tcp")]
+    inner: Inner,
+    /// The client, ADDR:PORT.
+    #[arg(long, required_unless_present_any = ["pcap", "hex"])]
+    src: Option<SocketAddr>,
+    /// The service (a VIP on this host), ADDR:PORT.
+    #[arg(long, required_unless_present_any = ["pcap", "hex"])]
+    dst: Option<SocketAddr>,
+    /// TCP flags: S, A (or .), F, R, P.
+    #[arg(long, default_value = "A")]
+    flags: String,
+    /// The hop list after this host, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    hops: Vec<Ipv4Addr>,
+    /// GLB's next_hop index.
+    #[arg(long, default_value_t = 0)]
+    next_hop: u8,
+    /// Set GLB's forward_syn flag.
+    #[arg(long)]
+    forward_syn: bool,
+    /// The outer source (the director).
+    #[arg(long, default_value = "192.0.2.1")]
+    outer_src: Ipv4Addr,
+    /// The outer destination [default: chanced's first encapsulation address].
+    #[arg(long)]
+    outer_dst: Option<Ipv4Addr>,
+    /// Take the frame from this capture instead.
+    #[arg(long, conflicts_with_all = ["src", "dst", "hex"], requires = "index")]
+    pcap: Option<PathBuf>,
+    /// The frame's index in the capture (0 is the first).
+    #[arg(long)]
+    index: Option<u64>,
+    /// Take the frame as hex instead.
+    #[arg(long, conflicts_with_all = ["src", "dst"])]
+    hex: Option<String>,
+    /// Print the reply as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +191,12 @@ enum ConfigCommand {
         /// The configuration file.
         file: PathBuf,
     },
+    /// The running chanced's configuration.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,9 +217,64 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let socket = cli.socket;
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => check(file),
         Command::Replay(args) => run_replay(args),
+        Command::Config(ConfigCommand::Show { json }) => show_config(&connect(socket)?, json),
+        Command::Stats(args) => stats(connect(socket)?, &args),
+        Command::Flows(command) => flows(connect(socket)?, command),
+        Command::Simulate(args) => simulate(connect(socket)?, args),
+        Command::Reload { json } => reload(connect(socket)?, json),
+    }
+}
+
+/// The socket: `--socket`, else the default configuration's, else the default path.
+fn socket_path(socket: Option<PathBuf>) -> PathBuf {
+    socket.unwrap_or_else(|| match config::load(Path::new(DEFAULT_CONFIG)) {
+        Ok(c) => c
+            .control()
+            .api_socket
+            .clone()
+            .unwrap_or_else(|| default_socket("chance")),
+        Err(_) => default_socket("chance"),
+    })
+}
+
+/// A connection, and where it goes (for messages).
+struct Api {
+    client: std::cell::RefCell<Client>,
+}
+
+impl Api {
+    fn call(&self, request: &Request) -> anyhow::Result<Value> {
+        Ok(self.client.borrow_mut().call(request)?)
+    }
+
+    fn call_as<T: serde::de::DeserializeOwned>(&self, request: &Request) -> anyhow::Result<T> {
+        Ok(self.client.borrow_mut().call_as(request)?)
+    }
+}
+
+fn connect(socket: Option<PathBuf>) -> anyhow::Result<Api> {
+    let path = socket_path(socket);
+    match Client::connect(&path) {
+        Ok(client) => Ok(Api {
+            client: std::cell::RefCell::new(client),
+        }),
+        Err(ClientError::Io { path, error }) => {
+            let hint = match error.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    " (the API socket is mode 0660: run as root or as a member of [control] api_group)"
+                }
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                    " (is chanced running? --socket names another socket)"
+                }
+                _ => "",
+            };
+            bail!("cannot connect to chanced at {path}: {error}{hint}")
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -109,6 +309,488 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
             summary.non_ethernet,
             u32::from(link_type),
         );
+    }
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+// ---- stats ----
+
+/// Per-second rates between two samples.
+#[derive(Debug, Default, serde::Serialize)]
+struct Rates {
+    seconds: f64,
+    verdicts: BTreeMap<String, f64>,
+    engine: BTreeMap<String, f64>,
+    path: BTreeMap<String, f64>,
+    lcores: BTreeMap<String, BTreeMap<String, f64>>,
+    ports: BTreeMap<String, BTreeMap<String, f64>>,
+    flow_table: BTreeMap<String, f64>,
+}
+
+/// accept, forward, pass, drop: totals from the counters.
+fn verdicts(set: &CounterSet) -> BTreeMap<String, u64> {
+    let sum = |prefix: &str| -> u64 {
+        set.engine
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    [
+        ("accept", sum("accepted_packets_total")),
+        ("forward", sum("forwarded_packets_total")),
+        ("pass", sum("passed_packets_total")),
+        (
+            "drop",
+            set.path.get("engine_drops_total").copied().unwrap_or(0),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn map_rates(
+    a: &BTreeMap<String, u64>,
+    b: &BTreeMap<String, u64>,
+    secs: f64,
+) -> BTreeMap<String, f64> {
+    b.iter()
+        .map(|(k, &v)| {
+            let before = a.get(k).copied().unwrap_or(0);
+            (k.clone(), v.saturating_sub(before) as f64 / secs)
+        })
+        .collect()
+}
+
+fn port_map(p: &chance_control::report::PortReport) -> BTreeMap<String, u64> {
+    [
+        ("rx_packets", p.ipackets),
+        ("tx_packets", p.opackets),
+        ("rx_bytes", p.ibytes),
+        ("tx_bytes", p.obytes),
+        ("missed", p.imissed),
+        ("rx_errors", p.ierrors),
+        ("tx_errors", p.oerrors),
+        ("rx_nombuf", p.rx_nombuf),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn rates(a: &StatsReply, b: &StatsReply, fallback: f64) -> Rates {
+    let secs = match b.monotonic_ns.saturating_sub(a.monotonic_ns) {
+        0 => fallback,
+        ns => ns as f64 / 1e9,
+    };
+    let mut r = Rates {
+        seconds: secs,
+        verdicts: map_rates(&verdicts(&a.total), &verdicts(&b.total), secs),
+        engine: map_rates(&a.total.engine, &b.total.engine, secs),
+        path: map_rates(&a.total.path, &b.total.path, secs),
+        flow_table: map_rates(&a.flow_table, &b.flow_table, secs),
+        ..Rates::default()
+    };
+    for lb in &b.lcores {
+        let la = a.lcores.iter().find(|l| l.lcore == lb.lcore);
+        let empty = BTreeMap::new();
+        r.lcores.insert(
+            lb.lcore.map_or_else(String::new, |l| l.to_string()),
+            map_rates(la.map_or(&empty, |l| &l.path), &lb.path, secs),
+        );
+    }
+    for (name, pb) in &b.ports {
+        let pa = a.ports.get(name).map(port_map).unwrap_or_default();
+        r.ports
+            .insert(name.clone(), map_rates(&pa, &port_map(pb), secs));
+    }
+    r
+}
+
+fn sample(api: &Api) -> anyhow::Result<StatsReply> {
+    let stats: StatsReply = api.call_as(&Request::Stats)?;
+    Ok(stats)
+}
+
+fn stats(api: Api, args: &StatsArgs) -> anyhow::Result<()> {
+    let interval = Duration::try_from_secs_f64(args.interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--interval: expected a positive number of seconds")?;
+    let mut before = sample(&api)?;
+    loop {
+        std::thread::sleep(interval);
+        let after = sample(&api)?;
+        let r = rates(&before, &after, interval.as_secs_f64());
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&json!({ "stats": &after, "rates": &r }))?
+            );
+        } else {
+            let text = render_stats(&after, &r);
+            let mut out = std::io::stdout().lock();
+            if args.watch {
+                // Home and clear: redraw in place.
+                write!(out, "\x1b[H\x1b[2J")?;
+            }
+            write!(out, "{text}")?;
+            out.flush()?;
+        }
+        if !args.watch {
+            return Ok(());
+        }
+        before = after;
+    }
+}
+
+fn render_stats(s: &StatsReply, r: &Rates) -> String {
+    let mut out = String::new();
+    let rate = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let _ = writeln!(
+        out,
+        "chanced {} up {:.0} s{}; rates over {:.2} s",
+        s.version,
+        s.uptime_secs,
+        if s.running {
+            ""
+        } else {
+            " (dataplane starting)"
+        },
+        r.seconds
+    );
+    let _ = writeln!(out, "\n{:<44} {:>16} {:>14}", "verdict", "total", "per s");
+    let totals = verdicts(&s.total);
+    for name in ["accept", "forward", "pass", "drop"] {
+        let total = totals.get(name).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {name:<42} {total:>16} {:>14.1}",
+            rate(&r.verdicts, name)
+        );
+    }
+    for (title, counters, rates) in [
+        ("engine counter", &s.total.engine, &r.engine),
+        ("path counter", &s.total.path, &r.path),
+    ] {
+        let _ = writeln!(out, "\n{title:<44} {:>16} {:>14}", "total", "per s");
+        for (name, total) in counters.iter().filter(|(_, v)| **v != 0) {
+            let _ = writeln!(out, "  {name:<42} {total:>16} {:>14.1}", rate(rates, name));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "lcore", "nic rx/s", "nic tx/s", "kernel rx/s", "kernel tx/s", "drops/s", "tx full/s"
+    );
+    for (lcore, m) in &r.lcores {
+        let _ = writeln!(
+            out,
+            "  {lcore:<8} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>12.1}",
+            rate(m, "nic_rx_packets_total"),
+            rate(m, "nic_tx_packets_total"),
+            rate(m, "kernel_rx_packets_total"),
+            rate(m, "kernel_tx_packets_total"),
+            rate(m, "engine_drops_total"),
+            rate(m, "nic_tx_full_total") + rate(m, "kernel_tx_full_total"),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:>12} {:>12} {:>14} {:>14} {:>10} {:>10} {:>10}",
+        "port", "rx pkt/s", "tx pkt/s", "rx bytes/s", "tx bytes/s", "missed", "errors", "nombuf"
+    );
+    for (name, p) in &s.ports {
+        let m = r.ports.get(name).cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {name:<8} {:>12.1} {:>12.1} {:>14.1} {:>14.1} {:>10} {:>10} {:>10}",
+            rate(&m, "rx_packets"),
+            rate(&m, "tx_packets"),
+            rate(&m, "rx_bytes"),
+            rate(&m, "tx_bytes"),
+            p.imissed,
+            p.ierrors + p.oerrors,
+            p.rx_nombuf
+        );
+    }
+    let ft = |k: &str| s.flow_table.get(k).copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "\nflow table: {} / {} entries; inserts {:.1}/s, refreshes {:.1}/s, evictions {}, refusals {}, removals {}",
+        ft("flow_table_entries"),
+        ft("flow_table_capacity"),
+        rate(&r.flow_table, "flow_table_inserts_total"),
+        rate(&r.flow_table, "flow_table_refreshes_total"),
+        ft("flow_table_evictions_syn_expired_total")
+            + ft("flow_table_evictions_syn_total")
+            + ft("flow_table_evictions_egress_total"),
+        ft("flow_table_refusals_total"),
+        ft("flow_table_removals_total"),
+    );
+    let _ = writeln!(
+        out,
+        "lookups: {:.1} hits/s, {:.1} misses/s",
+        rate(&r.path, "flow_table_hits_total"),
+        rate(&r.path, "flow_table_misses_total")
+    );
+    if s.reconcile.is_empty() {
+        let _ = writeln!(out, "reconcile: off");
+    } else {
+        let rc = |k: &str| s.reconcile.get(k).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "reconcile: {} rounds ({} failed), {} sockets, last dump {} us; added {}, retired {}, refused {}",
+            rc("reconcile_rounds_total"),
+            rc("reconcile_failures_total"),
+            rc("reconcile_sockets"),
+            rc("reconcile_last_dump_micros"),
+            rc("reconcile_added_total"),
+            rc("reconcile_retired_total"),
+            rc("reconcile_refused_total"),
+        );
+    }
+    let d = |k: &str| s.daemon.get(k).copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "reloads: {} ok, {} failed; egress learning {}",
+        d("reloads_total"),
+        d("reload_failures_total"),
+        if d("egress_learning") != 0 {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    out
+}
+
+// ---- flows ----
+
+fn flows(api: Api, command: FlowsCommand) -> anyhow::Result<()> {
+    match command {
+        FlowsCommand::List {
+            source,
+            limit,
+            json,
+        } => {
+            let reply: FlowsListReply = api.call_as(&Request::FlowsList {
+                source,
+                limit: Some(limit),
+            })?;
+            if json {
+                return print_json(&reply);
+            }
+            println!(
+                "{:<5} {:<45} {:<45} {:<7} {:>8}",
+                "proto", "local", "remote", "source", "age s"
+            );
+            for f in &reply.flows {
+                println!(
+                    "{:<5} {:<45} {:<45} {:<7} {:>8}",
+                    f.proto, f.local, f.remote, f.source, f.age_secs
+                );
+            }
+            println!(
+                "{} shown, {} matched, {} entries in the table",
+                reply.flows.len(),
+                reply.matched,
+                reply.entries
+            );
+        }
+        FlowsCommand::Lookup { flow, json } => {
+            let reply: LookupReply = api.call_as(&Request::FlowsLookup { flow: flow.spec() })?;
+            if json {
+                return print_json(&reply);
+            }
+            match (&reply.source, reply.age_secs) {
+                (Some(source), Some(age)) => println!(
+                    "{}: present, source {source}, age {age} s, {}",
+                    reply.flow,
+                    if reply.owned {
+                        "owned"
+                    } else {
+                        "not owned (expired)"
+                    }
+                ),
+                _ => println!("{}: absent", reply.flow),
+            }
+        }
+        FlowsCommand::Add(flow) => {
+            let reply: FlowChangeReply = api.call_as(&Request::FlowsAdd { flow: flow.spec() })?;
+            println!("{}: {}", reply.flow, reply.outcome);
+        }
+        FlowsCommand::Del(flow) => {
+            let reply: FlowChangeReply = api.call_as(&Request::FlowsDel { flow: flow.spec() })?;
+            println!("{}: {}", reply.flow, reply.outcome);
+        }
+    }
+    Ok(())
+}
+
+// ---- simulate ----
+
+fn frame_from_pcap(path: &Path, index: u64) -> anyhow::Result<Vec<u8>> {
+    let mut reader = CaptureReader::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut buf = Vec::new();
+    for i in 0..=index {
+        if reader
+            .next_frame(&mut buf)
+            .with_context(|| format!("{}: frame {i}", path.display()))?
+            .is_none()
+        {
+            bail!("{}: has {i} frame(s), no frame {index}", path.display());
+        }
+    }
+    Ok(buf)
+}
+
+fn simulate(api: Api, args: SimulateArgs) -> anyhow::Result<()> {
+    let frame = if let Some(path) = &args.pcap {
+        frame_from_pcap(path, args.index.unwrap_or(0))?
+    } else if let Some(text) = &args.hex {
+        hex::decode(text.trim()).context("--hex")?
+    } else {
+        let running: ConfigReply = api.call_as(&Request::Config)?;
+        let outer_dst = match args.outer_dst {
+            Some(a) => a,
+            None => running
+                .encap
+                .addresses
+                .first()
+                .context("chanced reports no encapsulation address")?
+                .parse()
+                .context("chanced's encapsulation address")?,
+        };
+        let (Some(src), Some(dst)) = (args.src, args.dst) else {
+            bail!("--src and --dst describe the packet (or give --pcap or --hex)");
+        };
+        PacketSpec {
+            inner: args.inner,
+            src,
+            dst,
+            flags: args.flags.clone(),
+            hops: args.hops.clone(),
+            next_hop: args.next_hop,
+            forward_syn: args.forward_syn,
+            outer_src: args.outer_src,
+            outer_dst,
+            port: running.encap.port,
+        }
+        .build()
+        .map_err(anyhow::Error::msg)?
+    };
+    let reply: SimulateReply = api.call_as(&Request::Simulate {
+        frame: hex::encode(&frame),
+    })?;
+    if args.json {
+        return print_json(&reply);
+    }
+    println!("input ({} bytes):", frame.len());
+    for line in &reply.input_headers {
+        println!("  {line}");
+    }
+    if !reply.lookups.is_empty() {
+        println!("flow table:");
+        for l in &reply.lookups {
+            println!("  {}: {}", l.flow, l.answer);
+        }
+    }
+    match &reply.reason {
+        Some(reason) => println!("verdict: {} ({reason})", reply.verdict),
+        None => println!("verdict: {}", reply.verdict),
+    }
+    if let Some(output) = &reply.output {
+        println!("output ({} bytes):", output.len() / 2);
+        for line in &reply.output_headers {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+// ---- reload, config show ----
+
+fn reload(api: Api, json: bool) -> anyhow::Result<()> {
+    let reply: ReloadReply = api.call_as(&Request::Reload)?;
+    if json {
+        return print_json(&reply);
+    }
+    if reply.applied.is_empty() {
+        println!("reloaded: nothing to change");
+    } else {
+        println!("reloaded:");
+        for change in &reply.applied {
+            println!("  {change}");
+        }
+    }
+    if !reply.restart_required.is_empty() {
+        println!(
+            "needs a restart (running values kept): {}",
+            reply.restart_required.join(", ")
+        );
+    }
+    println!(
+        "reloads: {} ok, {} failed",
+        reply.reloads_total, reply.reload_failures_total
+    );
+    Ok(())
+}
+
+fn show_config(api: &Api, json: bool) -> anyhow::Result<()> {
+    let value = api.call(&Request::Config)?;
+    if json {
+        return print_json(&value);
+    }
+    let c: ConfigReply = serde_json::from_value(value)?;
+    let or_off = |v: &Option<String>| v.clone().unwrap_or_else(|| "off".into());
+    println!("chanced {} with {}", c.version, c.path);
+    println!(
+        "encap: addresses {}, port {}, mtu {}",
+        c.encap.addresses.join(" "),
+        c.encap.port,
+        c.encap.mtu
+    );
+    println!("lcores {:?}, nic {}, kernel {}", c.lcores, c.nic, c.kernel);
+    println!(
+        "flow table: capacity {}, syn lifetime {} s, egress learning {}, {} static flow(s) in the file",
+        c.flow_table_capacity,
+        c.syn_lifetime_secs,
+        if c.egress_learning { "on" } else { "off" },
+        c.static_flows
+    );
+    println!(
+        "reconcile: interval {} ms, grace {} s, namespaces {}",
+        c.reconcile_interval_ms,
+        c.reconcile_grace_secs,
+        c.reconcile_namespaces.join(" ")
+    );
+    println!(
+        "api {} (group {}), metrics {} (configured {}), log {}, shutdown deadline {} ms",
+        or_off(&c.api_socket),
+        c.api_group.clone().unwrap_or_else(|| "root only".into()),
+        or_off(&c.metrics_bound),
+        or_off(&c.metrics_address),
+        c.log_level,
+        c.shutdown_deadline_ms
+    );
+    println!(
+        "reloads: {} ok, {} failed{}",
+        c.reloads_total,
+        c.reload_failures_total,
+        c.last_reload_error
+            .as_ref()
+            .map(|e| format!(" (last: {e})"))
+            .unwrap_or_default()
+    );
+    if !c.pending_restart.is_empty() {
+        println!("waiting for a restart: {}", c.pending_restart.join(", "));
     }
     Ok(())
 }
