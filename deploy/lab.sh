@@ -9,13 +9,25 @@
 #   ./deploy/lab.sh up       set up and leave it running (prints how to look at it)
 #   ./deploy/lab.sh check    run the probes against a lab that is up
 #   ./deploy/lab.sh down     stop chanced (SIGTERM: it prints its counters), remove everything
+#   ./deploy/lab.sh stop-chanced    stop only chanced (SIGTERM; its TAP goes with it); exit status
+#                                   chanced's; the report stays in the state directory
+#   ./deploy/lab.sh start-chanced   start chanced again in a lab that is up (same config), put the
+#                                   host's addresses and routes back on the new TAP
 #
 # Environment: LAB_PREFIX (namespace prefix; default chance-lab-$$ for a one-shot run and
-# chance-lab for up/check/down), LAB_STATE (state directory: pids, logs, config, chanced's
+# chance-lab for the other commands), LAB_STATE (state directory: pids, logs, config, chanced's
 # report), CHANCED (the chanced binary; default: built with cargo --release), PYTHON (python3),
 # LAB_KEEP_STATE=1 (down keeps the state directory), LAB_TIMEOUT (seconds for each wait, 10).
+# For `up` (and a one-shot run) also:
+#   LAB_CONFIG       chanced's configuration template (default deploy/lab/chance-lab.toml); its
+#                    `file_prefix` is replaced by the lab's prefix and every @PREFIX@ by the prefix
+#   LAB_HOPS         the director's hop-list rules, space-separated director.py --hops values
+#                    (default "tcp:80=192.0.2.10 default=192.0.2.99")
+#   LAB_APP=1        a third namespace <prefix>-app behind the host (see below), with a TCP
+#                    greet+echo server on 203.0.113.20:8080; the director sends that VIP too
+#   LAB_UDP_HELLO=1  the host's connected UDP socket sends one datagram to its peer first
 #
-# Topology (everything exists only inside the two namespaces):
+# Topology (everything exists only inside the lab's namespaces):
 #
 #   <prefix>-client: "the Internet + the director"          <prefix>-host: "the backend host"
 #     client 198.51.100.7/32 (lo)                              nic0  (veth, no address; chanced's
@@ -27,7 +39,11 @@
 #                                                              udp-echo 203.0.113.10:5353 connected
 #                                                                to 198.51.100.7:5300 ([[flow]])
 #
-# Director hop lists: tcp:80 -> [192.0.2.10] (ends at this host: the hop is skipped, accepted);
+# With LAB_APP=1:   <prefix>-host app0 198.18.0.1/30 <== veth ==> <prefix>-app host0 198.18.0.2/30,
+#   203.0.113.20/32 (lo), default via 198.18.0.1; the host routes 203.0.113.20 to it (forwarding
+#   on), the client routes it to dir0. tcp-server 203.0.113.20:8080 runs in <prefix>-app.
+#
+# Director hop lists (LAB_HOPS changes them): tcp:80 -> [192.0.2.10] (ends at this host: the hop is skipped, accepted);
 # everything else -> [192.0.2.99] (accepted only when chance knows the flow, else forwarded).
 # Replies leave chance0 -> chanced -> nic0 -> rtr0 straight to the client (direct server return).
 set -euo pipefail
@@ -39,13 +55,13 @@ labdir=$here/lab
 mode=${1:-run}
 case $mode in
 run) prefix=${LAB_PREFIX:-chance-lab-$$} ;;
-up | check | down) prefix=${LAB_PREFIX:-chance-lab} ;;
+up | check | down | stop-chanced | start-chanced) prefix=${LAB_PREFIX:-chance-lab} ;;
 -h | --help | help)
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
   exit 0
   ;;
 *)
-  echo "usage: $0 [up|check|down]" >&2
+  echo "usage: $0 [up|check|down|stop-chanced|start-chanced]" >&2
   exit 2
   ;;
 esac
@@ -62,6 +78,7 @@ fi
 state=$LAB_STATE
 client_ns=$prefix-client
 host_ns=$prefix-host
+app_ns=$prefix-app
 timeout=${LAB_TIMEOUT:-10}
 steps=$((timeout * 10))
 
@@ -72,6 +89,12 @@ next_hop_ip=192.0.2.99
 client_ip=198.51.100.7
 vip=203.0.113.10
 udp_client_port=5300
+app_vip=203.0.113.20
+app_host_ip=198.18.0.1
+app_ip=198.18.0.2
+with_app=${LAB_APP:-0}
+hops=${LAB_HOPS:-tcp:80=$host_ip default=$next_hop_ip}
+config_template=${LAB_CONFIG:-$labdir/chance-lab.toml}
 
 say() { printf 'lab: %s\n' "$*"; }
 fail() {
@@ -167,11 +190,60 @@ chanced_binary() {
   fi
 }
 
+# start_chanced: chanced in the host namespace (its TAP appears), then the host's addresses and
+# routes on that TAP. chanced.pid is chanced's own pid; a wrapper records its exit status.
+start_chanced() {
+  rm -f "$state/chanced.pid" "$state/chanced.rc"
+  if [[ -e $state/chanced.log ]]; then mv -f "$state/chanced.log" "$state/chanced.prev.log"; fi
+  (
+    set +e
+    ip netns exec "$host_ns" "$chanced" --config "$state/chance.toml" --stats-interval 1 \
+      --report-json "$state/report.json" >"$state/chanced.log" 2>&1 </dev/null &
+    echo $! >"$state/chanced.pid"
+    wait $!
+    echo $? >"$state/chanced.rc"
+  ) >/dev/null 2>&1 </dev/null &
+  wait_for "chanced's pid file" test -s "$state/chanced.pid"
+  say "chanced started (pid $(cat "$state/chanced.pid")), log $state/chanced.log"
+
+  wait_for "the TAP chance0 in $host_ns" ip -n "$host_ns" link show chance0
+  # chanced gives the TAP the NIC's MAC once both ports are started.
+  nic_mac=$(in_host cat /sys/class/net/nic0/address)
+  wait_for "chance0 to take nic0's MAC $nic_mac" \
+    bash -c "[[ \$(ip netns exec '$host_ns' cat /sys/class/net/chance0/address) == '$nic_mac' ]]"
+  wait_for "chanced's workers" grep -q "dataplane running" "$state/chanced.log"
+
+  ip -n "$host_ns" addr add "$host_ip/24" dev chance0
+  ip -n "$host_ns" addr add "$vip/32" dev chance0
+  ip -n "$host_ns" link set chance0 up
+  ip -n "$host_ns" route add default via "$router_ip" dev chance0
+}
+
+# The optional application namespace behind the host (LAB_APP=1): its own VIP, reached through
+# the host, which forwards; its replies go back through the host and out of chance0.
+app_up() {
+  ip netns add "$app_ns" || fail "cannot create network namespace $app_ns"
+  echo 1 >"$state/app"
+  ip -n "$app_ns" link set lo up
+  ip netns exec "$app_ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$host_ns" link add app0 type veth peer name host0 netns "$app_ns"
+  ip -n "$host_ns" addr add "$app_host_ip/30" dev app0
+  ip -n "$host_ns" link set app0 up
+  ip -n "$app_ns" addr add "$app_ip/30" dev host0
+  ip -n "$app_ns" addr add "$app_vip/32" dev lo
+  ip -n "$app_ns" link set host0 up
+  ip -n "$app_ns" route add default via "$app_host_ip" dev host0
+  ip -n "$host_ns" route add "$app_vip/32" via "$app_ip" dev app0
+  in_host sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$client_ns" route add "$app_vip/32" dev dir0 src "$client_ip"
+}
+
 up() {
   preflight
-  if ns_exists "$client_ns" || ns_exists "$host_ns"; then
-    fail "namespaces $client_ns / $host_ns already exist: LAB_PREFIX=$prefix $0 down (or pick another LAB_PREFIX)"
+  if ns_exists "$client_ns" || ns_exists "$host_ns" || ns_exists "$app_ns"; then
+    fail "namespaces $client_ns / $host_ns / $app_ns already exist: LAB_PREFIX=$prefix $0 down (or pick another LAB_PREFIX)"
   fi
+  [[ -r $config_template ]] || fail "LAB_CONFIG=$config_template: cannot read it"
   chanced_binary
   rm -rf "$state"
   mkdir -p "$state"
@@ -210,45 +282,38 @@ up() {
   ip -n "$host_ns" link set nic0 up
   in_host sysctl -qw net.ipv4.conf.nic0.arp_ignore=8 net.ipv4.conf.nic0.rp_filter=1
 
+  # The application namespace exists before chanced starts: chanced opens every namespace its
+  # [reconcile] table names at start.
+  if [[ $with_app == 1 ]]; then app_up; fi
+
   # chanced, with this lab's EAL file prefix.
-  sed "s/^file_prefix = .*/file_prefix = \"$prefix\"/" "$labdir/chance-lab.toml" >"$state/chance.toml"
+  sed -e "s/^file_prefix = .*/file_prefix = \"$prefix\"/" -e "s/@PREFIX@/$prefix/g" \
+    "$config_template" >"$state/chance.toml"
   grep -q "^file_prefix = \"$prefix\"" "$state/chance.toml" || fail "could not set file_prefix in $state/chance.toml"
-  # The wrapper records chanced's exit status; chanced.pid is chanced's own pid.
-  (
-    set +e
-    ip netns exec "$host_ns" "$chanced" --config "$state/chance.toml" --stats-interval 1 \
-      --report-json "$state/report.json" >"$state/chanced.log" 2>&1 </dev/null &
-    echo $! >"$state/chanced.pid"
-    wait $!
-    echo $? >"$state/chanced.rc"
-  ) >/dev/null 2>&1 </dev/null &
-  wait_for "chanced's pid file" test -s "$state/chanced.pid"
-  say "chanced started (pid $(cat "$state/chanced.pid")), log $state/chanced.log"
-
-  wait_for "the TAP chance0 in $host_ns" ip -n "$host_ns" link show chance0
-  # chanced gives the TAP the NIC's MAC once both ports are started.
-  nic_mac=$(in_host cat /sys/class/net/nic0/address)
-  wait_for "chance0 to take nic0's MAC $nic_mac" \
-    bash -c "[[ \$(ip netns exec '$host_ns' cat /sys/class/net/chance0/address) == '$nic_mac' ]]"
-  wait_for "chanced's workers" grep -q "dataplane running" "$state/chanced.log"
-
-  ip -n "$host_ns" addr add "$host_ip/24" dev chance0
-  ip -n "$host_ns" addr add "$vip/32" dev chance0
-  ip -n "$host_ns" link set chance0 up
-  ip -n "$host_ns" route add default via "$router_ip" dev chance0
+  start_chanced
 
   # The backend's sockets, then the director.
   start tcp-server "$host_ns" "$python" "$labdir/peers.py" tcp-server --listen "$vip:80" --ready "$state/tcp-server.ready"
+  local hello=()
+  if [[ ${LAB_UDP_HELLO:-0} == 1 ]]; then hello=(--hello); fi
   start udp-echo "$host_ns" "$python" "$labdir/peers.py" udp-echo --local "$vip:5353" \
-    --remote "$client_ip:$udp_client_port" --ready "$state/udp-echo.ready"
+    --remote "$client_ip:$udp_client_port" --ready "$state/udp-echo.ready" "${hello[@]}"
+  if [[ $with_app == 1 ]]; then
+    start app-server "$app_ns" "$python" "$labdir/peers.py" tcp-server --listen "$app_vip:8080" \
+      --ready "$state/app-server.ready"
+  fi
+  local rules=() rule
+  for rule in $hops; do rules+=(--hops "$rule"); done
   start director "$client_ns" "$python" "$labdir/director.py" --tun dir0 --host "$host_ip" \
-    --bind "$router_ip" --hops "tcp:80=$host_ip" --hops "default=$next_hop_ip" \
-    --ready "$state/director.ready" --log "$state/director-packets.log"
+    --bind "$router_ip" "${rules[@]}" --ready "$state/director.ready" --log "$state/director-packets.log"
   wait_for "the TCP server" test -s "$state/tcp-server.ready"
   wait_for "the UDP echo socket" test -s "$state/udp-echo.ready"
+  if [[ $with_app == 1 ]]; then wait_for "the application's TCP server" test -s "$state/app-server.ready"; fi
   wait_for "the director" test -s "$state/director.ready"
 
-  say "up: namespaces $client_ns (client, director) and $host_ns (backend, chanced); state in $state"
+  local namespaces="$client_ns (client, director) and $host_ns (backend, chanced)"
+  if [[ $with_app == 1 ]]; then namespaces="$client_ns (client, director), $host_ns (backend, chanced) and $app_ns (application)"; fi
+  say "up: namespaces $namespaces; state in $state"
 }
 
 check() {
@@ -287,23 +352,28 @@ check() {
   return $ok
 }
 
+# stop_chanced: SIGTERM, then the exit status its wrapper records right after it exits.
+stop_chanced() {
+  if our_pid chanced chanced >/dev/null; then
+    stop chanced chanced
+    for ((i = 0; i < steps; i++)); do
+      [[ -s $state/chanced.rc ]] && break
+      sleep 0.1
+    done
+  fi
+}
+
 down() {
   local rc
-  if [[ ! -d $state ]] && ! ns_exists "$client_ns" && ! ns_exists "$host_ns"; then
+  if [[ ! -d $state ]] && ! ns_exists "$client_ns" && ! ns_exists "$host_ns" && ! ns_exists "$app_ns"; then
     say "nothing to tear down for prefix $prefix"
     return 0
   fi
   stop director director.py
   stop tcp-server peers.py
   stop udp-echo peers.py
-  if our_pid chanced chanced >/dev/null; then
-    stop chanced chanced
-    # The wrapper writes chanced's exit status right after it exits.
-    for ((i = 0; i < steps; i++)); do
-      [[ -s $state/chanced.rc ]] && break
-      sleep 0.1
-    done
-  fi
+  stop app-server peers.py
+  stop_chanced
   if [[ -s $state/chanced.rc ]]; then
     rc=$(cat "$state/chanced.rc")
     say "chanced exited with status $rc; its counters:"
@@ -312,7 +382,7 @@ down() {
     rc=unknown
     say "chanced's exit status is unknown (its wrapper is gone)"
   fi
-  for ns in "$client_ns" "$host_ns"; do
+  for ns in "$client_ns" "$host_ns" "$app_ns"; do
     if ns_exists "$ns"; then ip netns del "$ns" || say "could not delete namespace $ns"; fi
   done
   # EAL's (empty, with --no-shconf) runtime directory for this file prefix.
@@ -367,4 +437,20 @@ EOF
   ;;
 check) check ;;
 down) down ;;
+stop-chanced)
+  [[ -d $state ]] || fail "no lab state in $state"
+  our_pid chanced chanced >/dev/null || fail "chanced is not running in the lab with prefix $prefix"
+  stop_chanced
+  [[ -s $state/chanced.rc ]] || fail "chanced's exit status is unknown"
+  say "chanced exited with status $(cat "$state/chanced.rc")"
+  exit "$(cat "$state/chanced.rc")"
+  ;;
+start-chanced)
+  ns_exists "$host_ns" && [[ -s $state/chance.toml ]] || fail "no lab with prefix $prefix is up ($0 up)"
+  if our_pid chanced chanced >/dev/null; then fail "chanced already runs (pid $(cat "$state/chanced.pid"))"; fi
+  preflight
+  chanced_binary
+  start_chanced
+  say "chanced restarted"
+  ;;
 esac

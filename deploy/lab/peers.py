@@ -4,17 +4,30 @@
 Backend host namespace:
     peers.py tcp-server --listen 203.0.113.10:80 [--ready FILE]
         greets every connection with GREETING, then echoes what it receives until EOF.
-    peers.py udp-echo --local 203.0.113.10:5353 --remote 198.51.100.7:5300 [--ready FILE]
-        a connected UDP socket: answers every datagram with b"echo:" + datagram.
+    peers.py udp-echo --local 203.0.113.10:5353 [--remote 198.51.100.7:5300] [--ready FILE] [--hello]
+        a connected UDP socket (unconnected without --remote): answers every datagram with
+        b"echo:" + datagram. With --hello it first sends one datagram to its peer (so egress
+        learning knows the flow before any datagram arrives).
 
 Client namespace (each prints one JSON object on stdout, exit status 0 when it worked):
     peers.py tcp-client --connect 203.0.113.10:80 [--source 198.51.100.7] [--size N | --payload FILE]
                         [--out FILE]
         connects, reads the greeting, sends the payload, half-closes, reads the echo to EOF.
     peers.py udp-client --local 198.51.100.7:5300 --remote 203.0.113.10:5353 [--count N]
+    peers.py tcp-stream --connect 203.0.113.10:80 [--source 198.51.100.7] [--interval 0.1]
+                        [--chunk 1000] [--duration SECS] [--stop-file FILE] [--progress FILE]
+        a long-lived connection: reads the greeting, then sends a numbered chunk every INTERVAL
+        and waits for its echo (as long as --timeout: TCP retransmits cover outages), until
+        DURATION has passed or STOP-FILE exists; then half-closes and reads to EOF (the server
+        closes its side in turn). Every echo is appended to PROGRESS ({"seq", "t"}: Unix time).
+    peers.py udp-stream --local 198.51.100.7:5300 --remote 203.0.113.10:5353 [--interval 0.1]
+                        [--duration SECS]
+        a datagram every INTERVAL for DURATION; counts the echoes and the longest gap.
     peers.py forward-probe --iface rtr0 --local 198.51.100.7:5301 --remote 203.0.113.10:5399
         sends one datagram that no socket on the backend owns and captures (AF_PACKET on IFACE)
         the GUE frame the director sent and the frame chance forwarded back toward the next hop.
+
+Crafted GUE packets (probes whose fate is captured, a spoofed SYN flood): see gue.py.
 
 Either namespace:
     peers.py tx-csum-off --iface rtr0
@@ -28,6 +41,7 @@ import ctypes
 import fcntl
 import json
 import os
+import select
 import socket
 import socketserver
 import struct
@@ -95,7 +109,15 @@ def udp_echo(args):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(addr(args.local))
+    if args.remote is None:  # unconnected: owns no flow, answers whoever writes
+        ready(args.ready)
+        print(f"udp-echo: {args.local} unconnected", file=sys.stderr, flush=True)
+        while True:
+            data, peer = sock.recvfrom(65536)
+            sock.sendto(b"echo:" + data, peer)
     sock.connect(addr(args.remote))
+    if args.hello:
+        sock.send(b"hello from the backend")
     ready(args.ready)
     print(f"udp-echo: {args.local} connected to {args.remote}", file=sys.stderr, flush=True)
     while True:
@@ -182,6 +204,129 @@ def udp_client(args):
     result["ok"] = ok
     print(json.dumps(result))
     return 0 if ok else 1
+
+
+def tcp_stream(args):
+    result = {"connect": args.connect, "connected": False, "echoes": 0, "echo_times": []}
+    started = time.monotonic()
+    progress = open(args.progress, "a", buffering=1) if args.progress else None
+
+    def mark(event):
+        if progress:
+            progress.write(json.dumps(event) + "\n")
+
+    try:
+        sock = socket.create_connection(addr(args.connect), timeout=args.timeout,
+                                        source_address=(args.source, 0) if args.source else None)
+        result["connected"] = True
+        result["local"] = "%s:%d" % sock.getsockname()
+        result["handshake_ms"] = round((time.monotonic() - started) * 1000, 1)
+        result["connected_at"] = time.time()
+        mark({"connected": result["local"], "t": result["connected_at"]})
+        greeting = b""
+        while len(greeting) < len(GREETING):
+            data = sock.recv(len(GREETING) - len(greeting))
+            if not data:
+                raise OSError("EOF before the greeting")
+            greeting += data
+        result["greeting_ok"] = greeting == GREETING
+        seq = 0
+        next_send = time.monotonic()
+        while True:
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                break
+            if args.stop_file and os.path.exists(args.stop_file):
+                break
+            chunk = (f"{seq:08d}".encode() * (args.chunk // 8 + 1))[: args.chunk]
+            sock.sendall(chunk)
+            echo = b""
+            while len(echo) < len(chunk):
+                data = sock.recv(len(chunk) - len(echo))
+                if not data:
+                    raise OSError("EOF in the middle of an echo")
+                echo += data
+            if echo != chunk:
+                raise OSError(f"echo {seq} differs")
+            now = time.time()
+            result["echoes"] += 1
+            result["echo_times"].append(round(now, 3))
+            mark({"seq": seq, "t": now})
+            seq += 1
+            next_send += args.interval
+            pause = next_send - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                next_send = time.monotonic()
+        sock.shutdown(socket.SHUT_WR)
+        rest = b""
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            rest += data
+        sock.close()
+        result["closed"] = True
+        result["trailing_bytes"] = len(rest)
+        result["closed_at"] = time.time()
+        mark({"closed": True, "t": result["closed_at"]})
+    except OSError as e:
+        result["error"] = str(e)
+    times = result["echo_times"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    result["max_gap_ms"] = round(max(gaps) * 1000, 1) if gaps else None
+    result["span_ms"] = round((times[-1] - times[0]) * 1000, 1) if times else 0
+    result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
+    ok = result.get("closed") and result.get("greeting_ok") and "error" not in result
+    result["ok"] = bool(ok)
+    print(json.dumps(result))
+    return 0 if ok else 1
+
+
+def udp_stream(args):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(addr(args.local))
+    sock.connect(addr(args.remote))
+    sock.setblocking(False)
+    started = time.monotonic()
+    sent = 0
+    replies = 0
+    wrong = 0
+    reply_times = []
+    next_send = started
+    while time.monotonic() - started < args.duration + 0.5:
+        now = time.monotonic()
+        if now >= next_send and now - started < args.duration:
+            try:
+                sock.send(f"udp-stream {sent}".encode())
+                sent += 1
+            except OSError:
+                pass
+            next_send += args.interval
+        ready_list, _, _ = select.select([sock], [], [], max(0.0, min(0.05, next_send - now)))
+        if not ready_list:
+            continue
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, ConnectionRefusedError):
+            continue
+        if data.startswith(b"echo:udp-stream "):
+            replies += 1
+            reply_times.append(time.time())
+        else:
+            wrong += 1
+    gaps = [b - a for a, b in zip(reply_times, reply_times[1:])]
+    result = {
+        "sent": sent,
+        "replies": replies,
+        "other": wrong,
+        "max_gap_ms": round(max(gaps) * 1000, 1) if gaps else None,
+        "first_reply": reply_times[0] if reply_times else None,
+        "last_reply": reply_times[-1] if reply_times else None,
+    }
+    print(json.dumps(result))
+    return 0 if sent and replies >= sent * 0.9 else 1
 
 
 def ones_sum(data):
@@ -294,8 +439,9 @@ def main():
     p.add_argument("--ready")
     p = sub.add_parser("udp-echo")
     p.add_argument("--local", required=True)
-    p.add_argument("--remote", required=True)
+    p.add_argument("--remote", help="connect to this peer (without it: an unconnected socket)")
     p.add_argument("--ready")
+    p.add_argument("--hello", action="store_true", help="send one datagram to the peer first")
     p = sub.add_parser("tcp-client")
     p.add_argument("--connect", required=True)
     p.add_argument("--source")
@@ -308,6 +454,20 @@ def main():
     p.add_argument("--remote", required=True)
     p.add_argument("--count", type=int, default=3)
     p.add_argument("--timeout", type=float, default=10.0)
+    p = sub.add_parser("tcp-stream")
+    p.add_argument("--connect", required=True)
+    p.add_argument("--source")
+    p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--chunk", type=int, default=1000)
+    p.add_argument("--duration", type=float)
+    p.add_argument("--stop-file")
+    p.add_argument("--progress")
+    p.add_argument("--timeout", type=float, default=15.0)
+    p = sub.add_parser("udp-stream")
+    p.add_argument("--local", required=True)
+    p.add_argument("--remote", required=True)
+    p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--duration", type=float, default=3.0)
     p = sub.add_parser("forward-probe")
     p.add_argument("--iface", required=True)
     p.add_argument("--local", required=True)
@@ -322,6 +482,8 @@ def main():
         "tcp-server": tcp_server,
         "udp-echo": udp_echo,
         "tcp-client": tcp_client,
+        "tcp-stream": tcp_stream,
+        "udp-stream": udp_stream,
         "udp-client": udp_client,
         "forward-probe": forward_probe,
     }
