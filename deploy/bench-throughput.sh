@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# Dataplane throughput, one worker lcore (BENCHMARKS.md, "Dataplane throughput (one worker lcore)").
+#
+# In one run, on the very same vdevs and EAL options, back to back:
+#   dpdk-testpmd --forward-mode=io, dpdk-testpmd --forward-mode=macswap,
+#   chanced (shared DPDK libraries), chanced (static DPDK, --features static),
+# each for DURATION seconds, ROUNDS times (interleaved), then a table of medians in Mpps and
+# the ratio chanced / testpmd macswap.
+#
+# Vdevs: NIC = net_pcap0 replaying a chance-mix capture forever (infinite_rx=1: the frames are
+# copied from memory into fresh mbufs, and with no TX file net_pcap frees what is sent); kernel
+# port = net_null0 with no-rx=1 (frees what is sent, receives nothing). testpmd forwards
+# port 0 -> port 1 (everything goes to net_null0); chanced sends forwarded frames back out of
+# net_pcap0 and the rest to net_null0.
+#
+# Value per run, for both: the median of the per-second rates, first two (testpmd) or first
+# (chanced) and last samples left out: testpmd's --stats-period 1 Rx-pps (summed over both
+# ports), chanced's --stats-interval 1 log lines (cumulative nic rx, timestamped). For chanced
+# also nic_rx_packets_total / elapsed_secs from --report-json, which averages over the whole run
+# (warm-up and any second another process took the CPU included). The report is checked: every
+# received packet accounted for, no mbuf leaked, the verdict shares as generated. Each run also records the worker thread's share of its CPU (schedstat run time /
+# wall time): this 2-vCPU machine is shared, and a run below about 0.97 was disturbed.
+#
+# Usage: deploy/bench-throughput.sh [--duration S] [--rounds N] [--frames N] [--flows N]
+#                                   [--no-static] [--out DIR]
+# Needs root (hugepages), dpdk-testpmd (package dpdk), python3. Reserves 512 MiB of 2 MiB
+# hugepages if fewer are free and gives them back on exit; every DPDK process gets its own
+# --file-prefix and runs --in-memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+duration=8
+rounds=3
+frames=4000
+flows=1000
+static=1
+out=""
+while (($#)); do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --frames) frames=$2; shift 2 ;;
+    --flows) flows=$2; shift 2 ;;
+    --no-static) static=0; shift ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-throughput: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$out" ]] || out=$(mktemp -d /tmp/chance-bench.XXXXXX)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+command -v dpdk-testpmd >/dev/null || { echo "bench-throughput: dpdk-testpmd not found (apt-get install dpdk)" >&2; exit 1; }
+
+# --- builds -----------------------------------------------------------------------------------
+echo "== building (release)"
+cargo build --release -q -p chance-testkit --bin chance-mix
+cargo build --release -q -p chance-control --bin chanced
+chanced_shared=$root/target/release/chanced
+chanced_static=""
+if ((static)); then
+  if CARGO_TARGET_DIR=$root/target/bench-static \
+      cargo build --release -q -p chance-control --features static --bin chanced; then
+    chanced_static=$root/target/bench-static/release/chanced
+  else
+    echo "bench-throughput: the static build failed; its row is skipped" >&2
+  fi
+fi
+
+# --- traffic and configuration ----------------------------------------------------------------
+"$root/target/release/chance-mix" "$out" --frames "$frames" --flows "$flows" | tee "$out/mix.txt"
+config=$out/mix.toml
+nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$config")
+kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$config")
+mbufs=$(sed -n 's/^mempool_mbufs = //p' "$config")
+[[ -n "$nic" && -n "$kernel" && -n "$mbufs" ]] || { echo "bench-throughput: cannot read $config" >&2; exit 1; }
+
+# --- hugepages, cleanup -----------------------------------------------------------------------
+hp=/sys/kernel/mm/hugepages/hugepages-2048kB
+hp_before=$(cat "$hp/nr_hugepages")
+hp_changed=0
+prefixes=()
+child=""
+cleanup() {
+  if [[ -n "$child" ]] && kill -0 "$child" 2>/dev/null; then
+    kill -INT "$child" 2>/dev/null || true
+    sleep 2
+    kill -KILL "$child" 2>/dev/null || true
+  fi
+  for p in "${prefixes[@]}"; do rm -rf "/var/run/dpdk/$p"; done
+  if ((hp_changed)); then
+    echo "$hp_before" > "$hp/nr_hugepages" || true
+    echo "== hugepages back to $(cat "$hp/nr_hugepages") (were $hp_before)"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+need=256 # 512 MiB: testpmd and chanced each use about 60 MiB, one at a time.
+free=$(cat "$hp/free_hugepages")
+if ((free < need)); then
+  echo $((hp_before + need - free)) > "$hp/nr_hugepages"
+  hp_changed=1
+  free=$(cat "$hp/free_hugepages")
+  ((free >= need)) || echo "bench-throughput: only $free free 2 MiB hugepages" >&2
+fi
+echo "== hugepages: $(cat "$hp/nr_hugepages") reserved, $(cat "$hp/free_hugepages") free"
+
+# --- measurements -----------------------------------------------------------------------------
+# The worker lcore's share of its CPU during the window (1.0: nothing else ran on CPU 1).
+cpu_share() { # pid, seconds
+  local pid=$1 secs=$2 task="" t0 t1 r0 r1
+  for t in /proc/"$pid"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-1 | lcore-worker-1) task=$t ;; esac
+  done
+  [[ -n "$task" ]] || { sleep "$secs"; echo "?"; return; }
+  t0=$(date +%s%N); r0=$(cut -d' ' -f1 "$task/schedstat")
+  sleep "$secs"
+  t1=$(date +%s%N); r1=$(cut -d' ' -f1 "$task/schedstat" 2>/dev/null || echo "$r0")
+  python3 -c "print(f'{($r1-$r0)/($t1-$t0):.2f}')"
+}
+
+eal_args() { # file prefix
+  echo "-l 0-1 --main-lcore 0 --file-prefix $1 --in-memory --no-pci --vdev $nic --vdev $kernel"
+}
+
+results=$out/results.txt
+: > "$results"
+
+run_testpmd() { # mode, round
+  local mode=$1 round=$2 prefix="chbench-$$-tp$1-$2" log share mpps
+  log=$out/testpmd-$mode-$round.log
+  prefixes+=("$prefix")
+  # shellcheck disable=SC2046
+  dpdk-testpmd $(eal_args "$prefix") -- --forward-mode="$mode" --stats-period 1 \
+    --total-num-mbufs="$mbufs" --mbcache=256 --rxd=1024 --txd=1024 --burst=32 \
+    > "$log" 2>&1 &
+  child=$!
+  sleep 2
+  share=$(cpu_share "$child" $((duration - 3)))
+  sleep 1
+  kill -INT "$child"
+  wait "$child" || { echo "bench-throughput: testpmd $mode failed, see $log" >&2; exit 1; }
+  child=""
+  mpps=$(python3 - "$log" <<'EOF'
+import re, statistics, sys
+text = open(sys.argv[1], errors="replace").read()
+samples = []
+for block in text.split("Port statistics ====")[1:]:
+    rx = [int(v) for v in re.findall(r"Rx-pps:\s+(\d+)", block)]
+    if rx:
+        samples.append(sum(rx))
+middle = samples[2:-1] or samples
+print(f"{statistics.median(middle) / 1e6:.2f}" if middle else "nan")
+EOF
+)
+  echo "testpmd-$mode $round $mpps cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results"
+}
+
+run_chanced() { # build (shared|static), binary, round
+  local build=$1 bin=$2 round=$3 prefix="chbench-$$-ch$1-$3" json log share mpps
+  json=$out/chanced-$build-$round.json
+  log=$out/chanced-$build-$round.log
+  prefixes+=("$prefix")
+  # shellcheck disable=SC2046
+  NO_COLOR=1 "$bin" --config "$config" --duration "$duration" --stats-interval 1 \
+    --report-json "$json" -- $(eal_args "$prefix") > "$log" 2>&1 &
+  child=$!
+  sleep 2
+  share=$(cpu_share "$child" $((duration - 3)))
+  wait "$child" || { echo "bench-throughput: chanced ($build) failed, see $log" >&2; exit 1; }
+  child=""
+  mpps=$(python3 - "$json" "$out/mix.txt" "$log" <<'EOF'
+import datetime, json, re, statistics, sys
+r = json.load(open(sys.argv[1]))
+path, engine, nic = r["total"]["path"], r["total"]["engine"], r["ports"]["nic"]
+g = lambda m, k: m.get(k, 0)
+rx = g(path, "nic_rx_packets_total")
+problems = []
+if r["mbufs_in_use"]:
+    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
+if nic["ipackets"] != rx:
+    problems.append(f"port ipackets {nic['ipackets']} != nic_rx {rx}")
+# Every received packet is sent, refused (freed and counted) or dropped (counted).
+out = sum(g(path, k) for k in ("kernel_tx_packets_total", "kernel_tx_full_total",
+    "nic_tx_packets_total", "nic_tx_full_total", "engine_drops_total",
+    "nic_rx_multi_segment_total", "rewrite_failed_total"))
+if out != rx:
+    problems.append(f"accounted {out} != received {rx}")
+if g(engine, "processed_packets_total") != rx - g(path, "nic_rx_multi_segment_total"):
+    problems.append("processed != nic_rx")
+expect = {l.split()[1]: int(l.split()[2]) for l in open(sys.argv[2]) if l.startswith("expect ")}
+total = sum(expect.values())
+for counter, n in expect.items():
+    share, want = g(engine, counter) / max(rx, 1), n / total
+    if abs(share - want) > 0.01:
+        problems.append(f"{counter} {share:.3f} of the packets, generated {want:.3f}")
+for p in problems:
+    print(f"bench-throughput: {sys.argv[1]}: {p}", file=sys.stderr)
+# Per-second rates from the --stats-interval lines (timestamp, cumulative nic rx), as for testpmd.
+points = []
+for line in open(sys.argv[3], errors="replace"):
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    m = re.match(r"(\S+)Z\s.*\bnic rx (\d+)", line)
+    if m:
+        points.append((datetime.datetime.fromisoformat(m.group(1)).timestamp(), int(m.group(2))))
+rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(points, points[1:]) if b[0] > a[0]]
+middle = rates[1:-1] or rates
+persec = f"{statistics.median(middle) / 1e6:.2f}" if middle else "nan"
+print(f"{persec} total={rx / r['elapsed_secs'] / 1e6:.2f}")
+EOF
+)
+  read -r persec total <<< "$mpps"
+  echo "chanced-$build $round $persec cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) $total" | tee -a "$results"
+}
+
+rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
+echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static}"
+echo "== nic:    $nic"
+echo "== kernel: $kernel"
+for ((round = 1; round <= rounds; round++)); do
+  run_testpmd io "$round"
+  run_testpmd macswap "$round"
+  run_chanced shared "$chanced_shared" "$round"
+  [[ -z "$chanced_static" ]] || run_chanced static "$chanced_static" "$round"
+done
+
+# --- table ------------------------------------------------------------------------------------
+python3 - "$results" "$rev" <<'EOF'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+totals = collections.defaultdict(list)
+shares = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, _, mpps, *fields = line.split()
+    runs[name].append(float(mpps))
+    for field in fields:
+        key, _, value = field.partition("=")
+        if key == "total":
+            totals[name].append(float(value))
+        elif key == "cpu_share" and value != "?":
+            shares[name].append(float(value))
+med = {k: statistics.median(v) for k, v in runs.items()}
+med_total = {k: statistics.median(v) for k, v in totals.items()}
+rows = [("testpmd io", "testpmd-io", "shared (Debian)"),
+        ("testpmd macswap", "testpmd-macswap", "shared (Debian)"),
+        ("chanced", "chanced-shared", "shared"),
+        ("chanced", "chanced-static", "static (--features static)")]
+print(f"\nrev {sys.argv[2]}: Mpps, median of {max(len(v) for v in runs.values())} runs\n")
+print("| program | DPDK build | Mpps, per-second median | runs | Mpps, total / elapsed | runs | worker's CPU share (min) | / testpmd macswap |")
+print("|---|---|---|---|---|---|---|---|")
+mac = med.get("testpmd-macswap")
+text = lambda values: " ".join(f"{v:.1f}" for v in values)
+for label, key, build in rows:
+    if key not in med:
+        continue
+    ratio = f"{med[key] / mac:.0%}" if mac else "n/a"
+    if key in med_total and mac:
+        ratio += f" ({med_total[key] / mac:.0%} by total / elapsed)"
+    total = f"{med_total[key]:.1f}" if key in med_total else "-"
+    share = f"{min(shares[key]):.2f}" if shares[key] else "?"
+    print(f"| {label} | {build} | {med[key]:.1f} | {text(runs[key])} | {total} | {text(totals[key]) or '-'} | {share} | {ratio} |")
+print("\nPer-second median: of the per-second rates, first and last second left out (testpmd:")
+print("--stats-period 1 Rx-pps; chanced: --stats-interval 1 nic rx). Total / elapsed: chanced's")
+print("nic_rx_packets_total / elapsed_secs. CPU share: the worker thread's run time / wall time;")
+print("below about 0.97 another process took CPU 1 from it during that run.")
+EOF
+echo
+echo "raw results and logs: $out"

@@ -1,0 +1,198 @@
+//! The transmit side of a worker: a token bucket on the TSC, and bursts built from the templates
+//! (one bulk allocation, then per packet one copy of the template and the stamp's 22 bytes).
+
+use crate::stamp;
+use crate::stats::Counters;
+use crate::templates::Templates;
+use chance_runtime::generator::alloc_bulk_copy;
+use chance_runtime::{MbufBurst, Mempool, BURST_SIZE};
+use std::sync::Arc;
+
+/// Rate limiting on the TSC: `rate` packets per second, bursts of at most [`BURST_SIZE`].
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    /// Packets per second (0: unlimited).
+    rate: u64,
+    hz: u64,
+    /// Credit in packet * Hz units (one packet = `hz`).
+    credit: u64,
+    /// Most credit kept (a couple of bursts), so an idle spell does not become a burst storm.
+    cap: u64,
+    last: u64,
+    /// Credit dropped at the cap, in packet * Hz units: time the loop did not get.
+    late: u64,
+}
+
+impl TokenBucket {
+    /// A bucket for `rate` packets per second on a clock of `hz` ticks per second.
+    pub fn new(rate: u64, hz: u64, now: u64) -> Self {
+        Self {
+            rate,
+            hz,
+            credit: 0,
+            cap: 2 * BURST_SIZE as u64 * hz,
+            last: now,
+            late: 0,
+        }
+    }
+
+    /// Packets the bucket would have sent but dropped because the loop came back too late
+    /// (descheduled, or slower than the rate).
+    pub fn late(&self) -> u64 {
+        self.late / self.hz.max(1)
+    }
+
+    /// How many packets may go now, at most `max` (the credit is taken).
+    #[inline]
+    pub fn take(&mut self, now: u64, max: usize) -> usize {
+        if self.rate == 0 {
+            return max;
+        }
+        // At most one second of elapsed time per refill keeps the product in range.
+        let elapsed = now.saturating_sub(self.last).min(self.hz);
+        self.last = now;
+        let credit = self.credit + elapsed.saturating_mul(self.rate);
+        if credit > self.cap {
+            self.late += credit - self.cap;
+        }
+        self.credit = credit.min(self.cap);
+        let n = ((self.credit / self.hz) as usize).min(max);
+        self.credit -= n as u64 * self.hz;
+        n
+    }
+
+    /// Gives back `n` packets' credit (a burst that could not be built).
+    #[inline]
+    pub fn refund(&mut self, n: usize) {
+        if self.rate != 0 {
+            self.credit = (self.credit + n as u64 * self.hz).min(self.cap);
+        }
+    }
+}
+
+/// One worker's transmit state.
+#[derive(Debug)]
+pub struct Transmitter {
+    templates: Arc<Templates>,
+    /// 1 when the template's packets are expected back, per template.
+    expect_back: Arc<Vec<u8>>,
+    pool: Mempool,
+    bucket: TokenBucket,
+    burst: MbufBurst,
+    next: usize,
+    seq: u64,
+}
+
+impl Transmitter {
+    /// Starts at template `first`, sequence numbers from `seq_base`.
+    pub fn new(
+        templates: Arc<Templates>,
+        expect_back: Arc<Vec<u8>>,
+        pool: Mempool,
+        bucket: TokenBucket,
+        first: usize,
+        seq_base: u64,
+    ) -> Self {
+        let next = first % templates.len().max(1);
+        Self {
+            templates,
+            expect_back,
+            pool,
+            bucket,
+            burst: MbufBurst::new(),
+            next,
+            seq: seq_base,
+        }
+    }
+
+    /// The sequence number of the next packet.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Builds one burst (as many packets as the bucket allows) stamped with `now`, and hands it
+    /// to `send`, which returns how many the queue accepted; the rest are freed and counted as
+    /// refused. Returns the number of packets built.
+    #[inline]
+    pub fn step(
+        &mut self,
+        now: u64,
+        c: &mut Counters,
+        send: impl FnOnce(&mut MbufBurst) -> usize,
+    ) -> usize {
+        let want = self.bucket.take(now, BURST_SIZE);
+        if want == 0 {
+            return 0;
+        }
+        let t: &Templates = &self.templates;
+        let n_templates = t.len();
+        let mut used = [0u32; BURST_SIZE];
+        let next = &mut self.next;
+        let copied = alloc_bulk_copy(&self.pool, &mut self.burst, want, |k| {
+            let i = *next;
+            *next = if i + 1 == n_templates { 0 } else { i + 1 };
+            used[k] = i as u32;
+            (t.padded(i), usize::from(t.slots[i].len))
+        });
+        let built = match copied {
+            Ok(built) => built,
+            Err(_) => {
+                self.bucket.refund(want);
+                c.tx_alloc_failed += 1;
+                return 0;
+            }
+        };
+        for (k, m) in self.burst.iter_mut().enumerate() {
+            let i = used[k] as usize;
+            let at = usize::from(t.slots[i].stamp);
+            stamp::write(&mut m.data_mut()[at..], i as u32, self.seq, now);
+            self.seq += 1;
+        }
+        if built < want {
+            // Cannot happen (templates fit an mbuf, checked at start): drop the burst.
+            self.burst.clear();
+            c.tx_alloc_failed += 1;
+            return 0;
+        }
+        let sent = send(&mut self.burst);
+        let refused = self.burst.clear();
+        let (mut bytes, mut back) = (0u64, 0u64);
+        for &i in &used[..sent] {
+            bytes += u64::from(t.slots[i as usize].len);
+            back += u64::from(self.expect_back[i as usize]);
+        }
+        c.tx_packets += sent as u64;
+        c.tx_bytes += bytes;
+        c.tx_expected_back += back;
+        c.tx_refused += refused as u64;
+        c.tx_late = self.bucket.late();
+        built
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_paces_packets() {
+        let hz = 1_000_000;
+        let mut b = TokenBucket::new(1000, hz, 0); // 1 packet per 1000 ticks
+        assert_eq!(b.take(0, 32), 0);
+        assert_eq!(b.take(999, 32), 0);
+        assert_eq!(b.take(1000, 32), 1);
+        assert_eq!(b.take(11_000, 32), 10);
+        // Idle for a long time: capped at two bursts.
+        assert_eq!(b.take(10_000_000, 100), 64);
+        assert_eq!(b.late(), 1000 - 64); // one second of credit (the most counted), minus the cap
+        b.refund(5);
+        assert_eq!(b.take(10_000_000, 100), 5);
+        let mut total = 0;
+        for t in 1..=1000u64 {
+            total += b.take(10_000_000 + t * 100, 32);
+        }
+        assert_eq!(total, 100);
+        let mut open = TokenBucket::new(0, hz, 0);
+        assert_eq!(open.take(0, 32), 32);
+    }
+}
