@@ -78,8 +78,7 @@ mbufs=$(sed -n 's/^mempool_mbufs = //p' "$config")
 
 # --- hugepages, cleanup -----------------------------------------------------------------------
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB
-hp_before=$(cat "$hp/nr_hugepages")
-hp_changed=0
+hp_added=0 # pages this script added to the pool (others may reserve or release beside it)
 prefixes=()
 child=""
 cleanup() {
@@ -89,21 +88,29 @@ cleanup() {
     kill -KILL "$child" 2>/dev/null || true
   fi
   for p in "${prefixes[@]}"; do rm -rf "/var/run/dpdk/$p"; done
-  if ((hp_changed)); then
-    echo "$hp_before" > "$hp/nr_hugepages" || true
-    echo "== hugepages back to $(cat "$hp/nr_hugepages") (were $hp_before)"
+  if ((hp_added > 0)); then
+    local now left
+    now=$(cat "$hp/nr_hugepages")
+    left=$((now > hp_added ? now - hp_added : 0))
+    echo "$left" > "$hp/nr_hugepages" || true
+    echo "== hugepages: gave back the $hp_added this script reserved ($now -> $(cat "$hp/nr_hugepages"))"
   fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 need=256 # 512 MiB: testpmd and chanced each use about 60 MiB, one at a time.
-free=$(cat "$hp/free_hugepages")
-if ((free < need)); then
-  echo $((hp_before + need - free)) > "$hp/nr_hugepages"
-  hp_changed=1
+# Checked before every measurement: another user of the machine may release pages meanwhile.
+ensure_hugepages() {
+  local free now
+  free=$(cat "$hp/free_hugepages")
+  ((free < need)) || return 0
+  now=$(cat "$hp/nr_hugepages")
+  echo $((now + need - free)) > "$hp/nr_hugepages"
+  hp_added=$((hp_added + $(cat "$hp/nr_hugepages") - now))
   free=$(cat "$hp/free_hugepages")
   ((free >= need)) || echo "bench-throughput: only $free free 2 MiB hugepages" >&2
-fi
+}
+ensure_hugepages
 echo "== hugepages: $(cat "$hp/nr_hugepages") reserved, $(cat "$hp/free_hugepages") free"
 
 # --- measurements -----------------------------------------------------------------------------
@@ -131,6 +138,7 @@ run_testpmd() { # mode, round
   local mode=$1 round=$2 prefix="chbench-$$-tp$1-$2" log share mpps
   log=$out/testpmd-$mode-$round.log
   prefixes+=("$prefix")
+  ensure_hugepages
   # shellcheck disable=SC2046
   dpdk-testpmd $(eal_args "$prefix") -- --forward-mode="$mode" --stats-period 1 \
     --total-num-mbufs="$mbufs" --mbcache=256 --rxd=1024 --txd=1024 --burst=32 \
@@ -139,7 +147,7 @@ run_testpmd() { # mode, round
   sleep 2
   share=$(cpu_share "$child" $((duration - 3)))
   sleep 1
-  kill -INT "$child"
+  kill -INT "$child" 2>/dev/null || true
   wait "$child" || { echo "bench-throughput: testpmd $mode failed, see $log" >&2; exit 1; }
   child=""
   mpps=$(python3 - "$log" <<'EOF'
@@ -162,6 +170,7 @@ run_chanced() { # build (shared|static), binary, round
   json=$out/chanced-$build-$round.json
   log=$out/chanced-$build-$round.log
   prefixes+=("$prefix")
+  ensure_hugepages
   # shellcheck disable=SC2046
   NO_COLOR=1 "$bin" --config "$config" --duration "$duration" --stats-interval 1 \
     --report-json "$json" -- $(eal_args "$prefix") > "$log" 2>&1 &

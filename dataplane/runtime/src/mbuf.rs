@@ -163,6 +163,37 @@ impl Mbuf {
         Ok(())
     }
 
+    /// Keeps only the bytes `range` of a single-segment mbuf's data: the engine's rewrites as one
+    /// update of `data_off`, `data_len` and `pkt_len` (what `adj` + `trim` do, without two FFI
+    /// calls per packet).
+    ///
+    /// # Errors
+    ///
+    /// [`MbufError::NoRoom`] for a multi-segment mbuf or a range beyond the data (nothing changes).
+    #[inline]
+    pub fn shrink_to(&mut self, range: core::ops::Range<usize>) -> Result<(), MbufError> {
+        let available = self.data_len();
+        if !self.is_contiguous() || range.start > range.end || range.end > available {
+            return Err(MbufError::NoRoom {
+                op: "shrink_to",
+                requested: range.end,
+                available,
+            });
+        }
+        // Both fit u16: they are bounded by data_len, a u16.
+        let (start, len) = (range.start as u16, (range.end - range.start) as u16);
+        let m = self.0.as_ptr();
+        // SAFETY: we own this valid single-segment mbuf exclusively; the new window
+        // [data_off + start, data_off + start + len) lies inside its current data, so the buffer
+        // invariants (data_off + data_len <= buf_len, pkt_len == data_len for one segment) hold.
+        unsafe {
+            (*m).data_off += start;
+            (*m).data_len = len;
+            (*m).pkt_len = u32::from(len);
+        }
+        Ok(())
+    }
+
     /// Removes `n` bytes from the end (`rte_pktmbuf_trim`).
     ///
     /// # Errors

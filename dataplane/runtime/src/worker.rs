@@ -174,8 +174,11 @@ impl<F: FlowTable> Worker<F> {
             Verdict::Forward => to_nic,
             Verdict::Accept | Verdict::Pass => to_kernel,
         };
-        // The engine's result lies inside the frame and only shrinks it: adj/trim cannot fail.
-        if m.adj(outcome.frame.start).is_err() || m.trim(len - outcome.frame.end).is_err() {
+        // The engine's result lies inside the frame and only shrinks it: this cannot fail. Most
+        // passes and forwards keep the whole frame and need no update at all.
+        if (outcome.frame.start != 0 || outcome.frame.end != len)
+            && m.shrink_to(outcome.frame).is_err()
+        {
             self.path.add(PathCounter::RewriteFailed, 1);
             return;
         }

@@ -228,6 +228,40 @@ fn adj_then_trim_leaves_exactly_the_middle_bytes() {
     assert_eq!(pool.in_use_count(), 0);
 }
 
+#[test]
+fn shrink_to_keeps_exactly_the_range_and_refuses_what_is_not_inside() {
+    init();
+    let _lcore = Lcore::register();
+    let pool = Mempool::new("shrink_pool", 63, 0, DEFAULT_DATA_ROOM, SOCKET_ID_ANY).unwrap();
+    let bytes: Vec<u8> = (0..300u32).map(|i| (i * 5 + 1) as u8).collect();
+    for range in [0..300, 36..300, 36..120, 0..14, 150..150, 299..300] {
+        let mut mb = Mbuf::from_slice(&pool, &bytes).unwrap();
+        let headroom = mb.headroom();
+        mb.shrink_to(range.clone()).unwrap();
+        assert_eq!(mb.data(), &bytes[range.clone()], "{range:?}");
+        assert_eq!((mb.len(), mb.data_len()), (range.len(), range.len()));
+        assert_eq!(
+            mb.headroom(),
+            headroom + range.start,
+            "data moves, nothing is copied"
+        );
+    }
+    let mut mb = Mbuf::from_slice(&pool, &bytes).unwrap();
+    #[allow(clippy::reversed_empty_ranges)]
+    for bad in [0..301, 10..5, 301..302] {
+        assert!(matches!(
+            mb.shrink_to(bad),
+            Err(MbufError::NoRoom {
+                op: "shrink_to",
+                ..
+            })
+        ));
+        assert_eq!(mb.data(), &bytes[..], "nothing changes");
+    }
+    drop(mb);
+    assert_eq!(pool.in_use_count(), 0);
+}
+
 fn want_with_tail(want: &[u8]) -> Vec<u8> {
     let mut w = want.to_vec();
     w.extend_from_slice(&[0xaa, 0xbb]);
