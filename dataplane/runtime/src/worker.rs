@@ -97,8 +97,21 @@ impl<F: FlowTable> Worker<F> {
         while !self.stop.load(Ordering::Relaxed) {
             let from_nic = self.nic.rx_burst(&mut rx);
             self.path.add(PathCounter::NicRx, from_nic as u64);
-            for m in rx.drain() {
-                self.handle(m, &mut to_nic, &mut to_kernel);
+            if from_nic > 0 {
+                // One counting view per burst: its hits and misses reach the counters once.
+                let flows = CountingFlows::new(&*self.flows);
+                for m in rx.drain() {
+                    handle(
+                        &mut self.engine,
+                        &flows,
+                        &mut self.path,
+                        m,
+                        &mut to_nic,
+                        &mut to_kernel,
+                    );
+                }
+                self.path.add(PathCounter::FlowHits, flows.hits.get());
+                self.path.add(PathCounter::FlowMisses, flows.misses.get());
             }
             transmit(
                 &mut self.kernel,
@@ -153,43 +166,46 @@ impl<F: FlowTable> Worker<F> {
             path: self.path,
         }
     }
+}
 
-    /// Runs one packet through the engine and queues the result; drops free the mbuf.
-    #[inline]
-    fn handle(&mut self, mut m: Mbuf, to_nic: &mut MbufBurst, to_kernel: &mut MbufBurst) {
-        if !m.is_contiguous() {
-            self.path.add(PathCounter::NicRxMultiSegment, 1);
+/// Runs one packet through the engine and queues the result; drops free the mbuf.
+#[inline]
+fn handle<F: FlowTable + ?Sized>(
+    engine: &mut Engine,
+    flows: &F,
+    path: &mut PathCounters,
+    mut m: Mbuf,
+    to_nic: &mut MbufBurst,
+    to_kernel: &mut MbufBurst,
+) {
+    if !m.is_contiguous() {
+        path.add(PathCounter::NicRxMultiSegment, 1);
+        return;
+    }
+    let len = m.len();
+    let outcome = engine.process(m.data_mut(), flows);
+    let out = match outcome.verdict {
+        Verdict::Drop => {
+            path.add(PathCounter::EngineDrops, 1);
             return;
         }
-        let len = m.len();
-        let flows = CountingFlows::new(&*self.flows);
-        let outcome = self.engine.process(m.data_mut(), &flows);
-        self.path.add(PathCounter::FlowHits, flows.hits.get());
-        self.path.add(PathCounter::FlowMisses, flows.misses.get());
-        let out = match outcome.verdict {
-            Verdict::Drop => {
-                self.path.add(PathCounter::EngineDrops, 1);
-                return;
-            }
-            Verdict::Forward => to_nic,
-            Verdict::Accept | Verdict::Pass => to_kernel,
-        };
-        // The engine's result lies inside the frame and only shrinks it: this cannot fail. Most
-        // passes and forwards keep the whole frame and need no update at all.
-        if (outcome.frame.start != 0 || outcome.frame.end != len)
-            && m.shrink_to(outcome.frame).is_err()
-        {
-            self.path.add(PathCounter::RewriteFailed, 1);
-            return;
-        }
-        // Each output burst receives at most one RX burst, so it has room.
-        if out.push(m).is_err() {
-            self.path.add(PathCounter::RewriteFailed, 1);
-        }
+        Verdict::Forward => to_nic,
+        Verdict::Accept | Verdict::Pass => to_kernel,
+    };
+    // The engine's result lies inside the frame and only shrinks it: this cannot fail. Most
+    // passes and forwards keep the whole frame and need no update at all.
+    if (outcome.frame.start != 0 || outcome.frame.end != len) && m.shrink_to(outcome.frame).is_err()
+    {
+        path.add(PathCounter::RewriteFailed, 1);
+        return;
+    }
+    // Each output burst receives at most one RX burst, so it has room.
+    if out.push(m).is_err() {
+        path.add(PathCounter::RewriteFailed, 1);
     }
 }
 
-/// Counts one packet's flow-table answers in plain cells (the lcore publishes them with its other
+/// Counts one burst's flow-table answers in plain cells (the lcore publishes them with its other
 /// counters), so lookups stay free of shared writes.
 struct CountingFlows<'a, F: ?Sized> {
     table: &'a F,
