@@ -10,8 +10,9 @@
 #   fwd-pg       chance-pktgen -> memif -> testpmd io | testpmd macswap | chanced
 #                (chanced: NIC = the memif server, kernel port = net_null; what it forwards
 #                goes back over memif, what it accepts is freed by net_null)
-#   zero-loss    chance-pktgen at 50 % of the fwd-pg macswap rate -> chanced: nothing may be
-#                refused, missing or left unaccounted
+#   zero-loss    chance-pktgen rate-limited -> chanced at 50 % of the fwd-pg testpmd macswap
+#                rate (the target) and at 50 % and 80 % of chanced's own fwd-pg rate: lossless
+#                when nothing was refused by the memif ring nor is missing on the way back
 #   engine       cargo bench -p chance-engine --bench engine (short measurement time)
 #
 # each for the two mixes of pktgen/profiles (mixed-64.toml: smallest GUE frames, 124 bytes on
@@ -61,15 +62,16 @@ warmup=2
 echo "== building (release$( ((static)) && echo ", static DPDK"))"
 if ((static)); then
   export CARGO_TARGET_DIR=$root/target/bench-static
-  cargo build --release -q -p chance-pktgen -p chance-control --features chance-pktgen/static,chance-control/static --bin chance-pktgen --bin chanced
+  cargo build --release -q -p chance-pktgen -p chance-control --features chance-pktgen/static,chance-control/static --bin chance-pktgen --bin chanced --example c2c
   bin=$CARGO_TARGET_DIR/release
   build="static (--features static)"
 else
-  cargo build --release -q -p chance-pktgen -p chance-control --bin chance-pktgen --bin chanced
+  cargo build --release -q -p chance-pktgen -p chance-control --bin chance-pktgen --bin chanced --example c2c
   bin=$root/target/release
   build="shared (Debian's .so)"
 fi
 pktgen=$bin/chance-pktgen
+c2c=$bin/examples/c2c
 chanced=$bin/chanced
 
 # --- hugepages, cleanup -----------------------------------------------------------------------
@@ -197,68 +199,132 @@ wait_log() { # log, text, seconds
   return 1
 }
 
-run_pktgen() { # json, mix, port vdev, extra pktgen args...
+# CPU time (ns) of process $1's DPDK worker thread (rte-worker-1), for its share of the CPU.
+worker_ns() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in
+      rte-worker-1 | lcore-worker-1) cut -d' ' -f1 "$t/schedstat"; return ;;
+    esac
+  done
+  echo 0
+}
+
+start_pktgen() { # json, mix, port vdev, extra pktgen args... (in the background: $started)
   local json=$1 mix=$2 vdev=$3; shift 3
   new_eal pg
   # shellcheck disable=SC2086
   "$pktgen" --profile "$root/pktgen/profiles/mixed-$mix.toml" --duration "$duration" \
     --warmup "$warmup" --json "$json" -q --port "${vdev%%,*}" "$@" \
-    -- "${CLIENT[@]}" $eal --vdev="$vdev" > "$json.log" 2>&1
+    -- "${CLIENT[@]}" $eal --vdev="$vdev" > "$json.log" 2>&1 < /dev/null &
+  started=$!
+  pids+=("$started")
+}
+
+# The share of its CPU each given process's worker thread gets over the middle of a run (from
+# 1 s after the warm-up to 1 s before the end): 1.00 when nothing else ran there.
+shares() { # pid...
+  local p i w0 w1 r0=() r1=() out=()
+  sleep $((warmup + 1))
+  w0=$(date +%s%N)
+  for p in "$@"; do r0+=("$(worker_ns "$p")"); done
+  sleep $((duration - 2))
+  w1=$(date +%s%N)
+  for p in "$@"; do r1+=("$(worker_ns "$p")"); done
+  for i in "${!r0[@]}"; do
+    out+=("$(python3 -c "print(f'{max(0, ${r1[$i]} - ${r0[$i]}) / max(1, $w1 - $w0):.3f}')")")
+  done
+  echo "${out[*]}"
+}
+
+# Waits until the machine is quiet (under 0.2 CPU busy over a second), at most 2 minutes.
+quiet() {
+  local i busy
+  for ((i = 0; i < 60; i++)); do
+    busy=$( (head -1 /proc/stat; sleep 1; head -1 /proc/stat) | awk -v n="$(nproc)" '
+      { idle = $5 + $6; total = 0; for (f = 2; f <= NF; f++) total += $f }
+      NR == 1 { i0 = idle; t0 = total }
+      NR == 2 { printf "%.2f", (1 - (idle - i0) / (total - t0)) * n }')
+    if awk -v b="$busy" 'BEGIN { exit !(b < 0.2) }'; then
+      return 0
+    fi
+    ((i % 10 == 0)) && echo "bench: waiting for a quiet machine ($busy CPUs busy)" >&2
+    sleep 1
+  done
+  echo "bench: the machine stayed busy ($busy CPUs); measuring anyway" >&2
+}
+
+# Ends a memif pair: once chance-pktgen ($started) has stopped sending and polling, stop the
+# server first, then let pktgen close. DPDK 22.11's memif unmaps the shared regions when the
+# peer disconnects, under a worker that may still be polling them (it crashes testpmd and
+# chanced alike), so the side still polling must go first.
+server_first() { # pktgen json (its log says when it is done), server pid
+  wait_log "$1.log" "waiting for the peer" $((warmup + duration + 30)) || true
+  stop "$2"
+  wait "$started" || echo "bench: chance-pktgen failed, see $1.log" >&2
 }
 
 memif_client="net_memif0,role=client,socket=$sock"
 memif_server="net_memif0,role=server,socket=$sock"
-
-gen_null() { # mix rep
-  local mix=$1 rep=$2 j=$out/gen-null-pg-$1-$2.json log=$out/gen-null-tp-$1-$2.log
-  run_pktgen "$j" "$mix" "net_null0" --no-rx
-  record "gen-null pktgen $mix $rep $(pktgen_field "$j" "f\"{r['tx']['mpps']:.3f}\"") load=$(load)"
-  TXPKTS=${mean_len[$mix]} start_testpmd "$log" txonly "${CLIENT[@]}" --vdev=net_null0
-  sleep $((warmup + duration + 2)); stop "$started"
-  record "gen-null testpmd $mix $rep $(testpmd_rate "$log" Tx) load=$(load)"
+pg_rate() { # pktgen json -> "Mpps refused=... missing=... pktgen_cpu=..."
+  pktgen_field "$1" "f\"{r['tx']['mpps']:.3f} refused={r['tx']['refused']/max(1,r['tx']['packets']+r['tx']['refused']):.3f} missing={r['loss']['missing']} pktgen_cpu={r['lcores'][0]['cpu_share'] or 0:.3f}\""
 }
 
-gen_memif() { # mix rep
-  local mix=$1 rep=$2 j=$out/gen-memif-pg-$1-$2.json slog=$out/gen-memif-srv-$1-$2 server
-  start_testpmd "$slog-pg.log" rxonly "${SERVER[@]}" --vdev="$memif_server"; server=$started
-  wait_log "$slog-pg.log" "start packet forwarding" 10
-  run_pktgen "$j" "$mix" "$memif_client" --no-rx
-  stop "$server"
-  record "gen-memif pktgen $mix $rep $(pktgen_field "$j" "f\"{r['tx']['mpps']:.3f}\"") load=$(load)"
-  start_testpmd "$slog-tp.log" rxonly "${SERVER[@]}" --vdev="$memif_server"; server=$started
-  wait_log "$slog-tp.log" "start packet forwarding" 10
-  TXPKTS=${mean_len[$mix]} start_testpmd "$out/gen-memif-tp-$mix-$rep.log" txonly "${CLIENT[@]}" --vdev="$memif_client"
-  sleep $((warmup + duration + 2)); stop "$started"; stop "$server"
-  record "gen-memif testpmd $mix $rep $(testpmd_rate "$out/gen-memif-tp-$mix-$rep.log" Tx) load=$(load)"
+# One row each; every row records the CPU shares of the workers that matter.
+row_gen_null_pktgen() { # mix rep
+  local j=$out/gen-null-pg-$1-$2.json
+  start_pktgen "$j" "$1" "net_null0" --no-rx
+  wait "$started"
+  record "gen-null pktgen $1 $2 $(pg_rate "$j") load=$(load)"
 }
 
-fwd_tp() { # mix rep: testpmd txonly drives testpmd io / macswap
-  local mix=$1 rep=$2 mode slog server
-  for mode in io macswap; do
-    slog=$out/fwd-tp-$mode-$mix-$rep.log
-    start_testpmd "$slog" "$mode" "${SERVER[@]}" --vdev="$memif_server"; server=$started
-    wait_log "$slog" "start packet forwarding" 10
-    TXPKTS=${mean_len[$mix]} start_testpmd "$slog.client" txonly "${CLIENT[@]}" --vdev="$memif_client"
-    sleep $((warmup + duration + 2)); stop "$started"; stop "$server"
-    record "fwd-tp testpmd-$mode $mix $rep $(testpmd_rate "$slog" Rx) load=$(load)"
-  done
+row_gen_null_testpmd() { # mix rep
+  local log=$out/gen-null-tp-$1-$2.log sh
+  TXPKTS=${mean_len[$1]} start_testpmd "$log" txonly "${CLIENT[@]}" --vdev=net_null0
+  sh=$(shares "$started"); sleep 2; stop "$started"
+  record "gen-null testpmd $1 $2 $(testpmd_rate "$log" Tx) tp_cpu=$sh load=$(load)"
 }
 
-fwd_pg() { # mix rep: chance-pktgen drives testpmd io / macswap and chanced
-  local mix=$1 rep=$2 mode slog server j
-  for mode in io macswap; do
-    slog=$out/fwd-pg-$mode-$mix-$rep.log j=$out/fwd-pg-$mode-$mix-$rep.json
-    start_testpmd "$slog" "$mode" "${SERVER[@]}" --vdev="$memif_server"; server=$started
-    wait_log "$slog" "start packet forwarding" 10
-    run_pktgen "$j" "$mix" "$memif_client" --expect all
-    stop "$server"
-    record "fwd-pg testpmd-$mode $mix $rep $(pktgen_field "$j" "f\"{r['tx']['mpps']:.3f} refused={r['tx']['refused']/max(1,r['tx']['packets']+r['tx']['refused']):.3f} server_rx={r['rx']['mpps']:.3f}\"") testpmd_rx=$(testpmd_rate "$slog" Rx) load=$(load)"
-  done
-  run_chanced "$mix" "$rep" fwd-pg 0
+row_gen_memif_pktgen() { # mix rep
+  local j=$out/gen-memif-pg-$1-$2.json log=$out/gen-memif-srv-pg-$1-$2.log server sh
+  start_testpmd "$log" rxonly "${SERVER[@]}" --vdev="$memif_server"; server=$started
+  wait_log "$log" "start packet forwarding" 10
+  start_pktgen "$j" "$1" "$memif_client" --no-rx --wait-link-down 15
+  sh=$(shares "$server"); server_first "$j" "$server"
+  record "gen-memif pktgen $1 $2 $(pg_rate "$j") cpu_share=$sh load=$(load)"
 }
 
-run_chanced() { # mix rep kind rate
-  local mix=$1 rep=$2 kind=$3 rate=$4 clog j rj server
+row_gen_memif_testpmd() { # mix rep
+  local log=$out/gen-memif-tp-$1-$2.log server sh
+  start_testpmd "$log.server" rxonly "${SERVER[@]}" --vdev="$memif_server"; server=$started
+  wait_log "$log.server" "start packet forwarding" 10
+  TXPKTS=${mean_len[$1]} start_testpmd "$log" txonly "${CLIENT[@]}" --vdev="$memif_client"
+  read -ra sh <<< "$(shares "$server" "$started")"
+  sleep 2; stop "$started"; stop "$server"
+  record "gen-memif testpmd $1 $2 $(testpmd_rate "$log" Tx) cpu_share=${sh[0]} tp_cpu=${sh[1]} load=$(load)"
+}
+
+row_fwd_tp() { # mode mix rep: testpmd txonly drives testpmd io / macswap
+  local log=$out/fwd-tp-$1-$2-$3.log server sh
+  start_testpmd "$log" "$1" "${SERVER[@]}" --vdev="$memif_server"; server=$started
+  wait_log "$log" "start packet forwarding" 10
+  TXPKTS=${mean_len[$2]} start_testpmd "$log.client" txonly "${CLIENT[@]}" --vdev="$memif_client"
+  read -ra sh <<< "$(shares "$server" "$started")"
+  sleep 2; stop "$started"; stop "$server"
+  record "fwd-tp testpmd-$1 $2 $3 $(testpmd_rate "$log" Rx) cpu_share=${sh[0]} tp_cpu=${sh[1]} load=$(load)"
+}
+
+row_fwd_pg() { # mode mix rep: chance-pktgen drives testpmd io / macswap
+  local log=$out/fwd-pg-$1-$2-$3.log j=$out/fwd-pg-$1-$2-$3.json server sh
+  start_testpmd "$log" "$1" "${SERVER[@]}" --vdev="$memif_server"; server=$started
+  wait_log "$log" "start packet forwarding" 10
+  start_pktgen "$j" "$2" "$memif_client" --expect all --wait-link-down 15
+  sh=$(shares "$server"); server_first "$j" "$server"
+  record "fwd-pg testpmd-$1 $2 $3 $(pg_rate "$j") cpu_share=$sh load=$(load)"
+}
+
+row_chanced() { # kind mix rep rate: chance-pktgen drives chanced
+  local kind=$1 mix=$2 rep=$3 rate=$4 clog j rj server sh
   clog=$out/$kind-chanced-$mix-$rep.log j=$out/$kind-chanced-$mix-$rep.json rj=$out/$kind-chanced-$mix-$rep.report.json
   new_eal ch
   # shellcheck disable=SC2086
@@ -267,35 +333,54 @@ run_chanced() { # mix rep kind rate
   server=$!
   pids+=("$server")
   wait_log "$clog" "dataplane running" 20
-  local task="" t w0 r0 w1 r1
-  for t in /proc/"$server"/task/*; do
-    case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-1 | lcore-worker-1) task=$t ;; esac
-  done
-  w0=$(date +%s%N); r0=$(cut -d' ' -f1 "$task/schedstat" 2>/dev/null || echo 0)
-  run_pktgen "$j" "$mix" "$memif_client" --expect forwarded --rate "$rate"
-  w1=$(date +%s%N); r1=$(cut -d' ' -f1 "$task/schedstat" 2>/dev/null || echo 0)
-  stop "$server"
-  # The worker's share of its CPU over the pktgen run (1.0: nothing else ran there).
-  local share
-  share=$(python3 -c "print(f'{($r1-$r0)/max(1,$w1-$w0):.3f}')")
-  record "$kind chanced $mix $rep $(python3 - "$j" "$rj" "$rate" <<'EOF'
+  start_pktgen "$j" "$mix" "$memif_client" --expect forwarded --rate "$rate" --wait-link-down 15
+  sh=$(shares "$server"); server_first "$j" "$server"
+  record "$kind chanced $mix $rep $(python3 - "$j" "$rj" <<'EOF'
 import json, sys
-p = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2])); rate = int(sys.argv[3])
+p = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))
 path = c["total"]["path"]; g = lambda k: path.get(k, 0)
 problems = []
 if g("nic_rx_packets_total") != p["totals"]["tx_packets"]:
     problems.append(f"chanced nic_rx {g('nic_rx_packets_total')} != pktgen sent {p['totals']['tx_packets']}")
 if p["totals"]["rx_forwarded"] != g("nic_tx_packets_total"):
     problems.append(f"pktgen got back {p['totals']['rx_forwarded']} != chanced forwarded {g('nic_tx_packets_total')}")
+if p["totals"]["tx_expected_back"] != g("nic_tx_packets_total") + g("nic_tx_full_total"):
+    problems.append(f"pktgen built {p['totals']['tx_expected_back']} for forwarding, chanced forwarded {g('nic_tx_packets_total')} + {g('nic_tx_full_total')} refused")
 if c["mbufs_in_use"] or p["mbufs_in_use"]:
     problems.append("mbufs leaked")
 offered = p["tx"]["packets"] + p["tx"]["refused"]
 lossless = p["tx"]["refused"] == 0 and p["loss"]["missing"] == 0 and not problems
 print(f"{p['tx']['mpps']:.3f} refused={p['tx']['refused'] / max(1, offered):.4f} missing={p['loss']['missing']} "
-      f"late={p['tx']['late']} lossless={int(lossless)} tsc_hz={p['tsc_hz']} "
-      f"rx_full={g('nic_tx_full_total')} {' '.join('PROBLEM:' + x.replace(' ', '_') for x in problems)}")
+      f"late={p['tx']['late']} lossless={int(lossless)} tsc_hz={p['tsc_hz']} pktgen_cpu={p['lcores'][0]['cpu_share'] or 0:.3f} "
+      f"nic_tx_full={g('nic_tx_full_total')} {' '.join('PROBLEM:' + x.replace(' ', '_') for x in problems)}")
 EOF
-) cpu_share=$share load=$(load)"
+) cpu_share=$sh load=$(load)"
+}
+
+# Runs a row until its workers had their CPUs (every share >= 0.9), at most 3 times; the
+# disturbed attempts stay in the results, marked, and out of the table.
+measure() {
+  local try before line c2c0 c2c1
+  for try in 1 2 3; do
+    quiet
+    before=$(wc -l < "$results")
+    c2c0=$("$c2c" 0 1 100000)
+    "$@"
+    c2c1=$("$c2c" 0 1 100000)
+    sed -i "\$ s|\$| c2c=$c2c0/$c2c1|" "$results"
+    line=$(tail -1 "$results")
+    echo "  (core-to-core round trip before/after: $c2c0/$c2c1 ns)"
+    if python3 - "$line" <<'EOF'
+import re, sys
+shares = [float(v) for v in re.findall(r"(?:cpu_share|pktgen_cpu|tp_cpu)=([0-9.]+)", sys.argv[1])]
+sys.exit(0 if all(s >= 0.9 for s in shares) else 1)
+EOF
+    then
+      return 0
+    fi
+    sed -i "$((before + 1)),\$ s/^/disturbed /" "$results"
+    echo "bench: disturbed (a worker had less than 90 % of its CPU), try $try of 3" >&2
+  done
 }
 
 # --- measurements -----------------------------------------------------------------------------
@@ -304,27 +389,38 @@ echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model
 echo "== $reps repetitions, ${warmup}s warm-up + ${duration}s measured per run; output in $out"
 for ((rep = 1; rep <= reps; rep++)); do
   for mix in 64 imix; do
-    gen_null "$mix" "$rep"
-    gen_memif "$mix" "$rep"
-    fwd_tp "$mix" "$rep"
-    fwd_pg "$mix" "$rep"
+    measure row_gen_null_pktgen "$mix" "$rep"
+    measure row_gen_null_testpmd "$mix" "$rep"
+    measure row_gen_memif_pktgen "$mix" "$rep"
+    measure row_gen_memif_testpmd "$mix" "$rep"
+    for mode in io macswap; do
+      measure row_fwd_tp "$mode" "$mix" "$rep"
+      measure row_fwd_pg "$mode" "$mix" "$rep"
+    done
+    measure row_chanced fwd-pg "$mix" "$rep" 0
   done
 done
-# Zero loss below the target: chance-pktgen at 50 % of the pktgen-driven macswap median.
+# Zero loss below the target: chance-pktgen at 50 % of the pktgen-driven testpmd macswap rate
+# (the target's rate), and at 50 % and 80 % of chanced's own saturated rate.
 for mix in 64 imix; do
-  target=$(python3 - "$results" "$mix" <<'EOF'
+  for point in macswap:0.5 chanced:0.5 chanced:0.8; do
+    target=$(python3 - "$results" "$mix" "${point%%:*}" "${point##*:}" <<'EOF'
 import statistics, sys
-v = [float(l.split()[4]) for l in open(sys.argv[1]) if l.startswith(f"fwd-pg testpmd-macswap {sys.argv[2]} ")]
-print(int(statistics.median(v) * 0.5e6))
+results, mix, base, factor = sys.argv[1:5]
+row = "fwd-pg testpmd-macswap" if base == "macswap" else "fwd-pg chanced"
+v = [float(l.split()[4]) for l in open(results) if l.startswith(f"{row} {mix} ")]
+print(int(statistics.median(v) * float(factor) * 1e6) if v else 1000000)
 EOF
 )
-  for ((rep = 1; rep <= reps; rep++)); do
-    run_chanced "$mix" "$rep" zero-loss "$target"
+    for ((rep = 1; rep <= reps; rep++)); do
+      measure row_chanced "zero-loss-${point/:/-}" "$mix" "$rep" "$target"
+    done
   done
 done
 
 if ((engine)); then
   echo "== engine benches"
+  quiet
   (cd "$root" && unset CARGO_TARGET_DIR && cargo bench -q -p chance-engine --bench engine -- --warm-up-time 1 --measurement-time 3 2>&1) \
     | tee "$out/engine.txt" | grep -E "time:" || echo "bench: engine benches failed (see $out/engine.txt)" >&2
 fi
@@ -335,12 +431,29 @@ import collections, json, re, statistics, sys
 results, rev, build, out = sys.argv[1:5]
 rows = collections.defaultdict(list)
 extra = collections.defaultdict(list)
+disturbed = 0
 for line in open(results):
+    if line.startswith("disturbed "):
+        disturbed += 1
+        continue
     f = line.split()
     key = (f[0], f[1], f[2])
     rows[key].append(float(f[4]))
     extra[key].append(dict(x.split("=", 1) for x in f[5:] if "=" in x))
 med = {k: statistics.median(v) for k, v in rows.items()}
+# Values by repetition, for ratios within one repetition (the rows of a repetition run back to
+# back: memif's speed drifts between repetitions on a VM, with where the host puts the vCPUs).
+by_rep = collections.defaultdict(dict)
+for line in open(results):
+    if line.startswith("disturbed "):
+        continue
+    f = line.split()
+    by_rep[(f[0], f[1], f[2])][f[3]] = float(f[4])
+def rep_ratios(a, b):
+    return [by_rep[a][r] / by_rep[b][r] for r in sorted(by_rep.get(a, {})) if r in by_rep.get(b, {}) and by_rep[b][r] > 0]
+def ratio_cell(a, b):
+    rs = rep_ratios(a, b)
+    return f"{statistics.median(rs):.0%} ({' '.join(f'{r:.0%}' for r in rs)})" if rs else "-"
 def cell(k):
     return f"{med[k]:.2f} ({' '.join(f'{v:.2f}' for v in rows[k])})" if k in med else "-"
 hz = None
@@ -348,34 +461,37 @@ for e in extra.values():
     for d in e:
         hz = hz or (int(d["tsc_hz"]) if "tsc_hz" in d else None)
 print(f"Revision {rev}, DPDK {build}. Mpps, median (runs); 1 worker lcore per process.\n")
-print("| what | mix | chance-pktgen | dpdk-testpmd | pktgen / testpmd |")
+print("| what | mix | chance-pktgen | dpdk-testpmd | pktgen / testpmd, per repetition |")
 print("|---|---|---|---|---|")
 for row, label in (("gen-null", "txonly on net_null"), ("gen-memif", "txonly into memif -> testpmd rxonly")):
     for mix in ("64", "imix"):
         a, b = (row, "pktgen", mix), (row, "testpmd", mix)
-        ratio = f"{med[a] / med[b]:.0%}" if a in med and b in med else "-"
+        ratio = ratio_cell(a, b)
         print(f"| {label} | {mix} | {cell(a)} | {cell(b)} | {ratio} |")
 print()
-print("| forwarder over memif | mix | driven by testpmd txonly | driven by chance-pktgen | generator refused (pktgen) | / testpmd macswap (pktgen-driven) |")
-print("|---|---|---|---|---|---|")
+print("| forwarder over memif | mix | driven by testpmd txonly | driven by chance-pktgen | generator refused (pktgen) | CPU share forwarder / pktgen (min) | / testpmd macswap (pktgen-driven), per repetition |")
+print("|---|---|---|---|---|---|---|")
 for mix in ("64", "imix"):
     mac = med.get(("fwd-pg", "testpmd-macswap", mix))
     for fwd in ("testpmd-io", "testpmd-macswap", "chanced"):
         a, b = ("fwd-tp", fwd, mix), ("fwd-pg", fwd, mix)
         refused = [float(d.get("refused", "nan")) for d in extra.get(b, [])]
-        ratio = f"{med[b] / mac:.0%}" if b in med and mac else "-"
-        print(f"| {fwd} | {mix} | {cell(a)} | {cell(b)} | {' '.join(f'{r:.2f}' for r in refused)} | {ratio} |")
+        ratio = ratio_cell(b, ("fwd-pg", "testpmd-macswap", mix))
+        shares = [(float(d.get("cpu_share", "nan")), float(d.get("pktgen_cpu", "nan"))) for d in extra.get(b, [])]
+        share = f"{min(x for x, _ in shares):.2f} / {min(y for _, y in shares):.2f}" if shares else "-"
+        print(f"| {fwd} | {mix} | {cell(a)} | {cell(b)} | {' '.join(f'{r:.2f}' for r in refused)} | {share} | {ratio} |")
 print()
-print("| zero-loss: chance-pktgen -> chanced at 50 % of macswap | mix | offered Mpps | sent Mpps (runs) | lossless runs | refused / missing |")
+print("| zero loss: chance-pktgen -> chanced at | mix | offered Mpps | sent Mpps, median (runs) | lossless runs | refused share / missing, per run |")
 print("|---|---|---|---|---|---|")
 for mix in ("64", "imix"):
-    k = ("zero-loss", "chanced", mix)
-    if k not in rows:
-        continue
-    mac = med.get(("fwd-pg", "testpmd-macswap", mix), 0)
-    ok = sum(int(d.get("lossless", 0)) for d in extra[k])
-    rm = " ".join(f"{d.get('refused')}/{d.get('missing')}" for d in extra[k])
-    print(f"| | {mix} | {mac * 0.5:.2f} | {cell(k)} | {ok} of {len(rows[k])} | {rm} |")
+    for point, label in (("macswap-0.5", "50 % of testpmd macswap"), ("chanced-0.5", "50 % of chanced's maximum"), ("chanced-0.8", "80 % of chanced's maximum")):
+        k = (f"zero-loss-{point}", "chanced", mix)
+        if k not in rows:
+            continue
+        base = med.get(("fwd-pg", "testpmd-macswap" if point.startswith("macswap") else "chanced", mix), 0)
+        ok = sum(int(d.get("lossless", 0)) for d in extra[k])
+        rm = " ".join(f"{d.get('refused')}/{d.get('missing')}" for d in extra[k])
+        print(f"| {label} | {mix} | {base * float(point.split('-')[1]):.2f} | {cell(k)} | {ok} of {len(rows[k])} | {rm} |")
 print()
 # Cycles per packet of chanced when saturated: TSC Hz x CPU share / rate.
 print("| chanced, saturated (fwd-pg) | mix | Mpps | worker CPU share | cycles per packet |")
@@ -392,7 +508,14 @@ if hz:
 loads = [float(d["load"]) for e in extra.values() for d in e if "load" in d]
 if loads:
     print(f"1-minute load average during the runs: {min(loads):.2f} to {max(loads):.2f} (2 CPUs).")
-problems = [l.strip() for l in open(results) if "PROBLEM:" in l]
+cpu = [float(v) for e in extra.values() for d in e for k, v in d.items() if k in ("cpu_share", "pktgen_cpu", "tp_cpu")]
+if cpu:
+    print(f"Workers' share of their CPU in the runs kept: {min(cpu):.2f} to {max(cpu):.2f}.")
+c2c = [float(x) for e in extra.values() for d in e if "c2c" in d for x in d["c2c"].split("/")]
+if c2c:
+    print(f"Core-to-core round trip between CPU 0 and 1 (examples/c2c.rs, before and after each run): {min(c2c):.0f} to {max(c2c):.0f} ns, median {statistics.median(c2c):.0f}.")
+print(f"Runs repeated because a worker had less than 90 % of its CPU: {disturbed}.")
+problems = [l.strip() for l in open(results) if "PROBLEM:" in l and not l.startswith("disturbed ")]
 for p in problems:
     print(f"PROBLEM: {p}")
 EOF

@@ -16,7 +16,7 @@ use chance_runtime::Eal;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,21 @@ fn pktgen_drives_chanced_over_memif() {
     spec.drain = Duration::from_millis(300);
     spec.expect = ExpectBack::Forwarded;
     spec.progress = false;
+    // chanced stops (and disconnects) first, while this side no longer polls: DPDK 22.11's
+    // memif unmaps the shared regions under a datapath still polling them when its peer leaves.
+    let done = Arc::new(AtomicBool::new(false));
+    spec.traffic_done = Some(Arc::clone(&done));
+    spec.wait_link_down = Some(Duration::from_secs(10));
+    let chanced_pid = chanced.0.as_ref().unwrap().id();
+    let stopper = std::thread::spawn(move || {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !done.load(Ordering::Acquire) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &chanced_pid.to_string()])
+            .status();
+    });
     let s = run(
         &eal,
         &spec,
@@ -142,12 +157,10 @@ fn pktgen_drives_chanced_over_memif() {
     )
     .expect("pktgen run");
     eal.cleanup().expect("EAL cleanup");
+    stopper.join().unwrap();
 
-    // Stop chanced (SIGINT) and read its report.
+    // chanced was stopped (SIGINT) once the traffic was done: read its report.
     let mut child = chanced.0.take().unwrap();
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -118,6 +118,11 @@ struct Args {
     /// Milliseconds of receiving after the measurement, for what is still in flight.
     #[arg(long, default_value_t = 200)]
     drain_ms: u64,
+    /// After sending, wait up to this many seconds for the peer to close the link before
+    /// closing the port (net_memif: the side still polling must close first; stop the server
+    /// when this logs "waiting for the peer to close the link").
+    #[arg(long)]
+    wait_link_down: Option<f64>,
     /// EAL arguments.
     #[arg(last = true)]
     eal: Vec<String>,
@@ -274,6 +279,11 @@ fn main_with(args: &Args, profile: &Profile, origin: &str) -> anyhow::Result<boo
     spec.drain = Duration::from_millis(args.drain_ms);
     spec.expect = args.expect;
     spec.progress = !args.quiet;
+    spec.wait_link_down = args
+        .wait_link_down
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .context("--wait-link-down")?;
     let summary = run(&eal, &spec, Some(profile), Arc::new(templates), stop)?;
     if let Err(e) = eal.cleanup() {
         tracing::warn!(error = %e, "EAL cleanup");

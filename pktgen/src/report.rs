@@ -125,8 +125,11 @@ pub struct TxSummary {
     pub gbps: f64,
     /// Gbit/s on the wire (plus preamble and inter-frame gap).
     pub gbps_wire: f64,
-    /// Packets refused by a full TX queue (built, then freed).
+    /// With a rate: packets refused by a full TX queue (built, then freed: loss).
     pub refused: u64,
+    /// Flat out: packets a full TX queue handed back, to go first in the next burst, summed over
+    /// the attempts (the port, or the peer behind it, is the bottleneck when this is large).
+    pub held: u64,
     /// Bursts skipped because the mempool was empty.
     pub alloc_failed: u64,
     /// Packets the rate limit could not send on time (the lcore was descheduled or is too
@@ -194,8 +197,10 @@ pub struct Second {
     pub tx_gbps: f64,
     /// Received.
     pub rx_mpps: f64,
-    /// Refused by the TX queue.
+    /// Refused by the TX queue (dropped, with a rate).
     pub refused: u64,
+    /// Handed back by a full TX queue (flat out).
+    pub held: u64,
     /// Stamped packets expected back minus received, this second (in flight included).
     pub missing: i64,
     /// Received, by class.
@@ -221,6 +226,7 @@ impl Second {
             tx_gbps: (d.tx_bytes + FCS_LEN as u64 * d.tx_packets) as f64 * 8.0 / secs / 1e9,
             rx_mpps: d.rx_packets as f64 / secs / 1e6,
             refused: d.tx_refused,
+            held: d.tx_held,
             missing: d.tx_expected_back as i64 - stamped as i64,
             rx: d.rx_class,
         }
@@ -229,7 +235,7 @@ impl Second {
     /// The progress line.
     pub fn line(&self, expect: ExpectBack) -> String {
         let mut s = format!(
-            "{:6.1}s {:7} tx {:7.3} Mpps {:7.3} Gbps | rx {:7.3} Mpps (dec {} fwd {} loop {} other {}) | refused {}",
+            "{:6.1}s {:7} tx {:7.3} Mpps {:7.3} Gbps | rx {:7.3} Mpps (dec {} fwd {} loop {} other {}) | refused {} held {}",
             self.t,
             self.phase,
             self.tx_mpps,
@@ -239,7 +245,8 @@ impl Second {
             self.rx[1],
             self.rx[2],
             self.rx[3],
-            self.refused
+            self.refused,
+            self.held
         );
         if expect != ExpectBack::None {
             let sent = self.tx_mpps * 1e6;
@@ -300,6 +307,7 @@ pub fn totals(c: &Counters) -> BTreeMap<&'static str, u64> {
         ("tx_bytes", c.tx_bytes),
         ("tx_refused", c.tx_refused),
         ("tx_late", c.tx_late),
+        ("tx_held", c.tx_held),
         ("tx_alloc_failed", c.tx_alloc_failed),
         ("tx_expected_back", c.tx_expected_back),
         ("rx_packets", c.rx_packets),
@@ -328,7 +336,7 @@ impl Summary {
         let ns = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v));
         let mut s = format!(
             "chance-pktgen: {:.2} s measured on {} lcore(s), {} templates of {:.1} bytes (mean, FCS included)\n\
-             tx  {:.3} Mpps  {:.3} Gbps ({:.3} on the wire)  refused {}  late {}  alloc failures {}\n\
+             tx  {:.3} Mpps  {:.3} Gbps ({:.3} on the wire)  refused {}  held {}  late {}  alloc failures {}\n\
              rx  {:.3} Mpps  ",
             self.window_secs,
             self.lcores.len(),
@@ -338,6 +346,7 @@ impl Summary {
             self.tx.gbps,
             self.tx.gbps_wire,
             self.tx.refused,
+            self.tx.held,
             self.tx.late,
             self.tx.alloc_failed,
             self.rx.mpps,

@@ -65,6 +65,13 @@ pub struct RunSpec {
     pub expect: ExpectBack,
     /// Print the progress line every second (stderr).
     pub progress: bool,
+    /// Raised once the workers have stopped, before the ports close.
+    pub traffic_done: Option<Arc<AtomicBool>>,
+    /// Once the workers have stopped, wait up to this long for the link to go down (the peer
+    /// closing first) before closing the ports. For net_memif: DPDK 22.11's memif unmaps the
+    /// shared regions when the peer disconnects, under a datapath that may still be polling
+    /// them, so the side that still polls must close first.
+    pub wait_link_down: Option<Duration>,
 }
 
 impl RunSpec {
@@ -84,6 +91,8 @@ impl RunSpec {
             link_timeout: Duration::from_secs(10),
             expect: ExpectBack::None,
             progress: true,
+            traffic_done: None,
+            wait_link_down: None,
         }
     }
 }
@@ -409,6 +418,19 @@ pub fn run(
             }
         }
     }
+    if let Some(done) = &spec.traffic_done {
+        done.store(true, Ordering::Release);
+    }
+    if let Some(limit) = spec.wait_link_down {
+        tracing::info!(
+            limit_secs = limit.as_secs_f64(),
+            "traffic done; waiting for the peer to close the link"
+        );
+        let start = Instant::now();
+        while link(&tx_port).map(|l| l.up).unwrap_or(false) && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     let tx_stats = tx_port.stats().map_err(dpdk)?;
     let rx_stats = match rx_port.as_ref() {
         Some(p) => Some(p.stats().map_err(dpdk)?),
@@ -515,6 +537,7 @@ fn summarize(
                 / secs
                 / 1e9,
             refused: window.tx_refused,
+            held: window.tx_held,
             alloc_failed: window.tx_alloc_failed,
             late: window.tx_late,
         },

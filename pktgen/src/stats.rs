@@ -13,6 +13,8 @@ pub struct Counters {
     pub tx_bytes: u64,
     /// Packets built but refused by a full TX queue (freed).
     pub tx_refused: u64,
+    /// Packets a full TX queue sent back to be retried (flat out), summed over the attempts.
+    pub tx_held: u64,
     /// Packets the rate limit would have sent but the loop came back too late for (it was
     /// descheduled, or cannot keep the rate); not sent, not counted as loss.
     pub tx_late: u64,
@@ -46,6 +48,7 @@ impl Counters {
             tx_bytes: self.tx_bytes.wrapping_sub(earlier.tx_bytes),
             tx_refused: self.tx_refused.wrapping_sub(earlier.tx_refused),
             tx_late: self.tx_late.wrapping_sub(earlier.tx_late),
+            tx_held: self.tx_held.wrapping_sub(earlier.tx_held),
             tx_alloc_failed: self.tx_alloc_failed.wrapping_sub(earlier.tx_alloc_failed),
             tx_expected_back: self.tx_expected_back.wrapping_sub(earlier.tx_expected_back),
             rx_packets: self.rx_packets.wrapping_sub(earlier.rx_packets),
@@ -63,6 +66,7 @@ impl Counters {
         self.tx_bytes += other.tx_bytes;
         self.tx_refused += other.tx_refused;
         self.tx_late += other.tx_late;
+        self.tx_held += other.tx_held;
         self.tx_alloc_failed += other.tx_alloc_failed;
         self.tx_expected_back += other.tx_expected_back;
         self.rx_packets += other.rx_packets;
@@ -78,7 +82,7 @@ impl Counters {
     }
 }
 
-const FIELDS: usize = 18;
+const FIELDS: usize = 19;
 
 /// A worker's published counters and its measurement window, shared with the main lcore and
 /// the other workers.
@@ -124,6 +128,7 @@ impl Shared {
             c.busy_cycles,
             c.loop_cycles,
             c.tx_late,
+            c.tx_held,
         ];
         for (a, v) in self.values.iter().zip(v) {
             a.store(v, Ordering::Relaxed);
@@ -146,6 +151,7 @@ impl Shared {
             busy_cycles: v[15],
             loop_cycles: v[16],
             tx_late: v[17],
+            tx_held: v[18],
         }
     }
 

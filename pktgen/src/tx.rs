@@ -16,7 +16,9 @@ pub struct TokenBucket {
     hz: u64,
     /// Credit in packet * Hz units (one packet = `hz`).
     credit: u64,
-    /// Most credit kept (a couple of bursts), so an idle spell does not become a burst storm.
+    /// Most credit kept: two bursts or 200 µs of traffic, whichever is more. A loop that comes
+    /// back later than that (descheduled) sends up to this much at once and drops the rest of
+    /// its credit (counted as late).
     cap: u64,
     last: u64,
     /// Credit dropped at the cap, in packet * Hz units: time the loop did not get.
@@ -30,7 +32,7 @@ impl TokenBucket {
             rate,
             hz,
             credit: 0,
-            cap: 2 * BURST_SIZE as u64 * hz,
+            cap: (2 * BURST_SIZE as u64).max(rate / 5000) * hz,
             last: now,
             late: 0,
         }
@@ -78,13 +80,20 @@ pub struct Transmitter {
     expect_back: Arc<Vec<u8>>,
     pool: Mempool,
     bucket: TokenBucket,
+    /// Built and not sent yet (flat out: what a full queue refused, sent first next time).
     burst: MbufBurst,
+    /// The template of each mbuf in `burst`.
+    held: [u32; BURST_SIZE],
+    /// Keep what the queue refuses for the next burst (flat out) instead of dropping it.
+    retry: bool,
     next: usize,
     seq: u64,
 }
 
 impl Transmitter {
-    /// Starts at template `first`, sequence numbers from `seq_base`.
+    /// Starts at template `first`, sequence numbers from `seq_base`. Flat out (a bucket without
+    /// a rate) what the queue refuses is sent first next time (backpressure, as a NIC applies
+    /// it); with a rate it is dropped and counted as refused (loss: the rate was not kept).
     pub fn new(
         templates: Arc<Templates>,
         expect_back: Arc<Vec<u8>>,
@@ -94,12 +103,15 @@ impl Transmitter {
         seq_base: u64,
     ) -> Self {
         let next = first % templates.len().max(1);
+        let retry = bucket.rate == 0;
         Self {
             templates,
             expect_back,
             pool,
             bucket,
             burst: MbufBurst::new(),
+            held: [0; BURST_SIZE],
+            retry,
             next,
             seq: seq_base,
         }
@@ -110,9 +122,9 @@ impl Transmitter {
         self.seq
     }
 
-    /// Builds one burst (as many packets as the bucket allows) stamped with `now`, and hands it
-    /// to `send`, which returns how many the queue accepted; the rest are freed and counted as
-    /// refused. Returns the number of packets built.
+    /// Tops the burst up with as many new packets as the bucket allows, stamped with `now`,
+    /// and hands it to `send`, which returns how many the queue accepted. Returns the number
+    /// of packets built.
     #[inline]
     pub fn step(
         &mut self,
@@ -120,51 +132,57 @@ impl Transmitter {
         c: &mut Counters,
         send: impl FnOnce(&mut MbufBurst) -> usize,
     ) -> usize {
-        let want = self.bucket.take(now, BURST_SIZE);
-        if want == 0 {
-            return 0;
-        }
+        let start = self.burst.len();
+        let want = self.bucket.take(now, self.burst.free_slots());
         let t: &Templates = &self.templates;
-        let n_templates = t.len();
-        let mut used = [0u32; BURST_SIZE];
-        let next = &mut self.next;
-        let copied = alloc_bulk_copy(&self.pool, &mut self.burst, want, |k| {
-            let i = *next;
-            *next = if i + 1 == n_templates { 0 } else { i + 1 };
-            used[k] = i as u32;
-            (t.padded(i), usize::from(t.slots[i].len))
-        });
-        let built = match copied {
-            Ok(built) => built,
-            Err(_) => {
-                self.bucket.refund(want);
-                c.tx_alloc_failed += 1;
-                return 0;
+        let mut built = 0;
+        if want > 0 {
+            let n_templates = t.len();
+            let next = &mut self.next;
+            let held = &mut self.held;
+            let copied = alloc_bulk_copy(&self.pool, &mut self.burst, want, |k| {
+                let i = *next;
+                *next = if i + 1 == n_templates { 0 } else { i + 1 };
+                held[start + k] = i as u32;
+                (t.padded(i), usize::from(t.slots[i].len))
+            });
+            match copied {
+                Ok(n) => built = n,
+                Err(_) => {
+                    self.bucket.refund(want);
+                    c.tx_alloc_failed += 1;
+                }
             }
-        };
-        for (k, m) in self.burst.iter_mut().enumerate() {
-            let i = used[k] as usize;
-            let at = usize::from(t.slots[i].stamp);
-            stamp::write(&mut m.data_mut()[at..], i as u32, self.seq, now);
-            self.seq += 1;
+            for (k, m) in self.burst.as_mut_slice()[start..].iter_mut().enumerate() {
+                let i = self.held[start + k] as usize;
+                let at = usize::from(t.slots[i].stamp);
+                stamp::write(&mut m.data_mut()[at..], i as u32, self.seq, now);
+                self.seq += 1;
+            }
+            if built < want && copied.is_ok() {
+                // Cannot happen (templates fit an mbuf, checked at start).
+                c.tx_alloc_failed += 1;
+            }
         }
-        if built < want {
-            // Cannot happen (templates fit an mbuf, checked at start): drop the burst.
-            self.burst.clear();
-            c.tx_alloc_failed += 1;
+        let len = self.burst.len();
+        if len == 0 {
             return 0;
         }
         let sent = send(&mut self.burst);
-        let refused = self.burst.clear();
         let (mut bytes, mut back) = (0u64, 0u64);
-        for &i in &used[..sent] {
+        for &i in &self.held[..sent] {
             bytes += u64::from(t.slots[i as usize].len);
             back += u64::from(self.expect_back[i as usize]);
         }
+        self.held.copy_within(sent..len, 0);
         c.tx_packets += sent as u64;
         c.tx_bytes += bytes;
         c.tx_expected_back += back;
-        c.tx_refused += refused as u64;
+        if self.retry {
+            c.tx_held += (len - sent) as u64;
+        } else {
+            c.tx_refused += self.burst.clear() as u64;
+        }
         c.tx_late = self.bucket.late();
         built
     }
