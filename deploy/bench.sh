@@ -23,8 +23,9 @@
 # Rates: chance-pktgen's are what the memif ring (or net_null) accepted over its measured
 # window (= what the forwarder consumed, exactly: chanced's nic_rx is checked against it);
 # testpmd's are the median of its per-second Rx-pps (forwarders, rxonly) or Tx-pps (txonly),
-# samples 3 to last-but-one. A forwarder is saturated when the generator's TX was refused
-# (pktgen's "refused" column); otherwise the generator was the bottleneck.
+# samples 3 to last-but-one. A forwarder is saturated when the generator's TX queue was full
+# (pktgen's "held": packets handed back per packet sent); otherwise the generator was the
+# bottleneck.
 #
 # Usage: deploy/bench.sh [--reps N] [--duration S] [--static] [--no-engine] [--out DIR]
 # Needs root (hugepages), dpdk-testpmd (package dpdk), python3. Reserves 2 MiB hugepages (at
@@ -267,7 +268,7 @@ server_first() { # pktgen json (its log says when it is done), server pid
 memif_client="net_memif0,role=client,socket=$sock"
 memif_server="net_memif0,role=server,socket=$sock"
 pg_rate() { # pktgen json -> "Mpps refused=... missing=... pktgen_cpu=..."
-  pktgen_field "$1" "f\"{r['tx']['mpps']:.3f} refused={r['tx']['refused']/max(1,r['tx']['packets']+r['tx']['refused']):.3f} missing={r['loss']['missing']} pktgen_cpu={r['lcores'][0]['cpu_share'] or 0:.3f}\""
+  pktgen_field "$1" "f\"{r['tx']['mpps']:.3f} held={r['tx']['held']/max(1,r['tx']['packets']):.2f} missing={r['loss']['missing']} pktgen_cpu={r['lcores'][0]['cpu_share'] or 0:.3f}\""
 }
 
 # One row each; every row records the CPU shares of the workers that matter.
@@ -323,17 +324,17 @@ row_fwd_pg() { # mode mix rep: chance-pktgen drives testpmd io / macswap
   record "fwd-pg testpmd-$1 $2 $3 $(pg_rate "$j") cpu_share=$sh load=$(load)"
 }
 
-row_chanced() { # kind mix rep rate: chance-pktgen drives chanced
-  local kind=$1 mix=$2 rep=$3 rate=$4 clog j rj server sh
+row_chanced() { # kind mix rep rate [memif options]: chance-pktgen drives chanced
+  local kind=$1 mix=$2 rep=$3 rate=$4 ring=${5:-} clog j rj server sh
   clog=$out/$kind-chanced-$mix-$rep.log j=$out/$kind-chanced-$mix-$rep.json rj=$out/$kind-chanced-$mix-$rep.report.json
   new_eal ch
   # shellcheck disable=SC2086
   "$chanced" --config "$out/chance-$mix.toml" --report-json "$rj" -- "${SERVER[@]}" \
-    $eal --vdev="$memif_server" --vdev=net_null0,no-rx=1 > "$clog" 2>&1 < /dev/null &
+    $eal --vdev="$memif_server$ring" --vdev=net_null0,no-rx=1 > "$clog" 2>&1 < /dev/null &
   server=$!
   pids+=("$server")
   wait_log "$clog" "dataplane running" 20
-  start_pktgen "$j" "$mix" "$memif_client" --expect forwarded --rate "$rate" --wait-link-down 15
+  start_pktgen "$j" "$mix" "$memif_client$ring" --expect forwarded --rate "$rate" --wait-link-down 15
   sh=$(shares "$server"); server_first "$j" "$server"
   record "$kind chanced $mix $rep $(python3 - "$j" "$rj" <<'EOF'
 import json, sys
@@ -350,7 +351,7 @@ if c["mbufs_in_use"] or p["mbufs_in_use"]:
     problems.append("mbufs leaked")
 offered = p["tx"]["packets"] + p["tx"]["refused"]
 lossless = p["tx"]["refused"] == 0 and p["loss"]["missing"] == 0 and not problems
-print(f"{p['tx']['mpps']:.3f} refused={p['tx']['refused'] / max(1, offered):.4f} missing={p['loss']['missing']} "
+print(f"{p['tx']['mpps']:.3f} refused={p['tx']['refused'] / max(1, offered):.4f} held={p['tx']['held'] / max(1, p['tx']['packets']):.2f} missing={p['loss']['missing']} "
       f"late={p['tx']['late']} lossless={int(lossless)} tsc_hz={p['tsc_hz']} pktgen_cpu={p['lcores'][0]['cpu_share'] or 0:.3f} "
       f"nic_tx_full={g('nic_tx_full_total')} {' '.join('PROBLEM:' + x.replace(' ', '_') for x in problems)}")
 EOF
@@ -401,7 +402,8 @@ for ((rep = 1; rep <= reps; rep++)); do
   done
 done
 # Zero loss below the target: chance-pktgen at 50 % of the pktgen-driven testpmd macswap rate
-# (the target's rate), and at 50 % and 80 % of chanced's own saturated rate.
+# (the target's rate), and at 50 % and 80 % of chanced's own saturated rate; memif rings of 4K
+# (rsize=12) instead of 1K, to ride out a worker descheduled for a millisecond or so.
 for mix in 64 imix; do
   for point in macswap:0.5 chanced:0.5 chanced:0.8; do
     target=$(python3 - "$results" "$mix" "${point%%:*}" "${point##*:}" <<'EOF'
@@ -413,7 +415,7 @@ print(int(statistics.median(v) * float(factor) * 1e6) if v else 1000000)
 EOF
 )
     for ((rep = 1; rep <= reps; rep++)); do
-      measure row_chanced "zero-loss-${point/:/-}" "$mix" "$rep" "$target"
+      measure row_chanced "zero-loss-${point/:/-}" "$mix" "$rep" "$target" ",rsize=12"
     done
   done
 done
@@ -469,13 +471,13 @@ for row, label in (("gen-null", "txonly on net_null"), ("gen-memif", "txonly int
         ratio = ratio_cell(a, b)
         print(f"| {label} | {mix} | {cell(a)} | {cell(b)} | {ratio} |")
 print()
-print("| forwarder over memif | mix | driven by testpmd txonly | driven by chance-pktgen | generator refused (pktgen) | CPU share forwarder / pktgen (min) | / testpmd macswap (pktgen-driven), per repetition |")
+print("| forwarder over memif | mix | driven by testpmd txonly | driven by chance-pktgen | queue full: held per sent (pktgen) | CPU share forwarder / pktgen (min) | / testpmd macswap (pktgen-driven), per repetition |")
 print("|---|---|---|---|---|---|---|")
 for mix in ("64", "imix"):
     mac = med.get(("fwd-pg", "testpmd-macswap", mix))
     for fwd in ("testpmd-io", "testpmd-macswap", "chanced"):
         a, b = ("fwd-tp", fwd, mix), ("fwd-pg", fwd, mix)
-        refused = [float(d.get("refused", "nan")) for d in extra.get(b, [])]
+        refused = [float(d.get("held", d.get("refused", "nan"))) for d in extra.get(b, [])]
         ratio = ratio_cell(b, ("fwd-pg", "testpmd-macswap", mix))
         shares = [(float(d.get("cpu_share", "nan")), float(d.get("pktgen_cpu", "nan"))) for d in extra.get(b, [])]
         share = f"{min(x for x, _ in shares):.2f} / {min(y for _, y in shares):.2f}" if shares else "-"

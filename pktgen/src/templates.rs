@@ -172,12 +172,9 @@ impl Templates {
         let hop_weights: Vec<(u8, u32)> = profile.hops.iter().map(|&h| (h, 1)).collect();
         let hops = schedule(&hop_weights, n, &mut rng);
 
-        let all: Vec<u32> = flows
-            .owned
-            .iter()
-            .chain(&flows.not_owned)
-            .copied()
-            .collect();
+        // The profile's flows in index order: which of them are owned is a shuffle, so UDP and
+        // ICMP templates cycling through them meet owned flows at the owned share.
+        let all: Vec<u32> = (0..(flows.owned.len() + flows.not_owned.len()) as u32).collect();
         let mut cursors = [0usize; 4];
         let mut bytes = Vec::new();
         let mut slots = Vec::with_capacity(n);
@@ -383,6 +380,27 @@ mod tests {
         assert_eq!(apportion(&[1, 1, 1], 10), [4, 3, 3]);
         assert_eq!(apportion(&[0, 5], 3), [0, 3]);
         assert_eq!(apportion(&[0, 0], 3), [0, 0]);
+    }
+
+    #[test]
+    fn udp_meets_owned_flows_at_the_owned_share() {
+        let p = Profile {
+            flows: 4096,
+            templates: 8192,
+            ..Profile::default()
+        };
+        let t = Templates::build(&p, &FlowSet::new(&p));
+        let udp: Vec<_> = t.meta.iter().filter(|m| m.kind == Kind::Udp).collect();
+        let accepted = udp.iter().filter(|m| m.expect == Expect::Accept).count();
+        let share = accepted as f64 / udp.len() as f64;
+        assert!((share - 0.6).abs() < 0.05, "{share}");
+        // 20 % unknown ACKs + 40 % of the 10 % UDP are forwarded.
+        let forward = t
+            .meta
+            .iter()
+            .filter(|m| m.expect == Expect::Forward)
+            .count();
+        assert!((forward as f64 / t.len() as f64 - 0.24).abs() < 0.01);
     }
 
     #[test]
