@@ -7,6 +7,7 @@
 //! - [`gue`]: the outer GUE frame ([`gue::GueFrame`]) and plain IP-in-IP frames;
 //! - [`inner`]: inner IPv4/IPv6 packets with TCP, UDP, ICMP, options, extension headers, fragments;
 //! - [`expect`]: expected output frames (decap, GUE forward, GRE) computed from the input;
+//! - [`mix`]: the throughput benchmark's traffic mix;
 //! - [`selftest`]: cls_redirect's kernel selftest packets, flows and config;
 //! - [`checksum`]: from-scratch Internet checksums.
 
@@ -14,6 +15,7 @@ pub mod checksum;
 pub mod expect;
 pub mod gue;
 pub mod inner;
+pub mod mix;
 pub mod selftest;
 
 pub use etherparse;

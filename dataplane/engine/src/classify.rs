@@ -45,6 +45,7 @@ enum Addrs {
 
 impl Addrs {
     /// The flow as the local socket sees it: the packet's destination is the local side.
+    #[inline]
     fn key(self, proto: L4Proto, src_port: u16, dst_port: u16) -> FlowKey {
         match self {
             Addrs::V4 { src, dst } => FlowKey::v4(proto, dst, dst_port, src, src_port),

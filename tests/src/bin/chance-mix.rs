@@ -3,19 +3,9 @@
 //!
 //! Usage: `chance-mix DIR [--frames N] [--flows N] [--seed N]`
 //!
-//! `DIR/mix.pcap` holds N frames (default 4000) in a fixed pseudo-random order, drawn so that the
-//! exact shares below hold (rounded down, the rest established):
-//!
-//! | share | frame | engine verdict |
-//! |---|---|---|
-//! | 60 % | GUE, one hop left, inner TCP ACK of one of the configured flows | accept (established) -> kernel |
-//! | 20 % | GUE, one hop left, inner TCP ACK of a flow nobody owns | forward (GUE) -> NIC |
-//! | 10 % | GUE, hop list exhausted (last hop), inner TCP ACK | accept (last hop) -> kernel |
-//! |  5 % | GUE, one hop left, inner TCP SYN | accept (SYN) -> kernel |
-//! |  5 % | plain TCP to this host (port 22), not GUE | pass -> kernel |
-//!
-//! GUE frames are 94 bytes (Ethernet, IPv4, UDP, GUE, unigue, one hop, inner IPv4 + 20-byte TCP,
-//! no payload); the plain frames are 60 bytes (54 padded to the Ethernet minimum).
+//! `DIR/mix.pcap` holds N frames (default 4000) of the mix described in `chance_testkit::mix`
+//! (60 % established ACKs, 20 % unknown flows, 10 % last hop, 5 % SYNs, 5 % not GUE), in a fixed
+//! pseudo-random order, drawn so that the exact shares hold (rounded down, the rest established).
 //!
 //! `DIR/mix.toml` is a complete chanced configuration: `[encap]` (192.0.2.10, port 19523), the
 //! flows as `[[flow]]` (default 1000: 203.0.113.1:443 <- 198.51.100.x:port), `[flow_table]` (the
@@ -27,148 +17,11 @@
 //!
 //! The expected count of each verdict is printed as `expect <counter> <n>` lines.
 
-use chance_testkit::gue::GueFrame;
-use chance_testkit::inner::{self, Ipv4Packet, L4};
-use core::net::Ipv4Addr;
+use chance_testkit::mix::{self, client, Kind, ENCAP, GUE_PORT, VIP, VIP_PORT};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// This host's encapsulation address.
-const ENCAP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-/// The GUE port (chance's default).
-const GUE_PORT: u16 = 19523;
-/// The director (outer source).
-const DIRECTOR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 9);
-/// The second-chance backend in every hop list.
-const SECOND: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
-/// The service address (the inner destination; the local side of every flow).
-const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
-/// The service port.
-const VIP_PORT: u16 = 443;
-/// An administrator's host, for the plain (not GUE) frames.
-const ADMIN: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 250);
-
-/// What a frame is meant to exercise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Established,
-    Unknown,
-    LastHop,
-    Syn,
-    NotOurs,
-}
-
-impl Kind {
-    /// The engine counter that decides it.
-    fn counter(self) -> &'static str {
-        match self {
-            Kind::Established => "accepted_packets_total_established",
-            Kind::Unknown => "forwarded_packets_total_gue",
-            Kind::LastHop => "accepted_packets_total_last_hop",
-            Kind::Syn => "accepted_packets_total_syn",
-            Kind::NotOurs => "passed_packets_total",
-        }
-    }
-}
-
-/// Shares in percent; Established takes the remainder.
-const SHARES: [(Kind, usize); 4] = [
-    (Kind::Unknown, 20),
-    (Kind::LastHop, 10),
-    (Kind::Syn, 5),
-    (Kind::NotOurs, 5),
-];
-
-/// The client side of configured flow `i`.
-fn client(i: usize) -> (Ipv4Addr, u16) {
-    let host = 1 + (i % 249) as u8;
-    (
-        Ipv4Addr::new(198, 51, 100, host),
-        32768 + (i % 16384) as u16,
-    )
-}
-
-/// A client port that no configured flow uses (the unknown and last-hop frames).
-fn unknown_port(i: usize) -> u16 {
-    49152 + (i % 16384) as u16
-}
-
-/// A client port for the SYNs, apart from every other kind's: an accepted SYN may teach the flow
-/// table its flow, which must not turn the unknown flows into known ones.
-fn syn_port(i: usize) -> u16 {
-    16384 + (i % 16384) as u16
-}
-
-/// splitmix64: a fixed, dependency-free sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn gue(inner: Vec<u8>, sport: u16, next_hop: u8) -> Vec<u8> {
-    GueFrame {
-        saddr: DIRECTOR,
-        daddr: ENCAP,
-        udp_sport: sport,
-        udp_dport: GUE_PORT,
-        ..GueFrame::ipv4(inner)
-    }
-    .hops(&[SECOND])
-    .next_hop(next_hop)
-    .build()
-}
-
-/// Frame `n` of kind `kind`; `i` numbers the frames of that kind.
-fn frame(kind: Kind, i: usize, flows: usize) -> Vec<u8> {
-    // Directors spread flows over UDP source ports.
-    let sport = 40000 + (i % 1024) as u16;
-    match kind {
-        Kind::Established => {
-            let (addr, port) = client(i % flows);
-            let tcp = Ipv4Packet::new(addr, VIP, L4::tcp(port, VIP_PORT, inner::ACK)).build();
-            gue(tcp, sport, 0)
-        }
-        Kind::Unknown | Kind::LastHop | Kind::Syn => {
-            let (addr, _) = client(i);
-            let (port, flags) = if kind == Kind::Syn {
-                (syn_port(i), inner::SYN)
-            } else {
-                (unknown_port(i), inner::ACK)
-            };
-            let tcp = Ipv4Packet::new(addr, VIP, L4::tcp(port, VIP_PORT, flags)).build();
-            gue(tcp, sport, u8::from(kind == Kind::LastHop))
-        }
-        Kind::NotOurs => {
-            let mut out = Vec::with_capacity(60);
-            out.extend_from_slice(&chance_testkit::gue::HOST_MAC);
-            out.extend_from_slice(&chance_testkit::gue::ROUTER_MAC);
-            out.extend_from_slice(&[0x08, 0x00]);
-            out.extend(
-                Ipv4Packet::new(
-                    ADMIN,
-                    ENCAP,
-                    L4::tcp(50000 + (i % 1000) as u16, 22, inner::ACK),
-                )
-                .build(),
-            );
-            out.resize(60, 0);
-            out
-        }
-    }
-}
 
 struct Options {
     dir: PathBuf,
@@ -209,21 +62,6 @@ fn parse_args() -> Result<Options, String> {
         return Err("--flows: 1 to 16384".into());
     }
     Ok(options)
-}
-
-/// The kinds of all frames, in capture order.
-fn schedule(frames: usize, seed: u64) -> Vec<Kind> {
-    let mut kinds = Vec::with_capacity(frames);
-    for (kind, percent) in SHARES {
-        kinds.extend(std::iter::repeat_n(kind, frames * percent / 100));
-    }
-    kinds.resize(frames, Kind::Established);
-    // Fisher-Yates with a fixed seed: the same capture every time.
-    let mut rng = Rng(seed);
-    for i in (1..kinds.len()).rev() {
-        kinds.swap(i, rng.below(i + 1));
-    }
-    kinds
 }
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) -> io::Result<()> {
@@ -282,16 +120,7 @@ fn config_toml(pcap: &Path, flows: usize, frames: usize) -> String {
 fn run(options: &Options) -> io::Result<()> {
     std::fs::create_dir_all(&options.dir)?;
     let dir = std::fs::canonicalize(&options.dir)?;
-    let kinds = schedule(options.frames, options.seed);
-    let mut seen = [0usize; 5];
-    let frames: Vec<Vec<u8>> = kinds
-        .iter()
-        .map(|&kind| {
-            let slot = &mut seen[kind as usize];
-            *slot += 1;
-            frame(kind, *slot - 1, options.flows)
-        })
-        .collect();
+    let (frames, seen) = mix::frames(options.frames, options.flows, options.seed);
     let pcap = dir.join("mix.pcap");
     let toml = dir.join("mix.toml");
     write_pcap(&pcap, &frames)?;

@@ -256,6 +256,22 @@ impl<S> ConcurrentFlowTable<S> {
             + size_of_val::<[AtomicU8]>(&self.locks)
     }
 
+    /// Start and length in bytes of the two large arrays, the buckets and the tag words, for a
+    /// caller that advises the kernel about them (huge pages: `chance_runtime::hugemem`). The
+    /// locks, 1/392 of the memory, are left out.
+    pub fn memory_regions(&self) -> [(*const u8, usize); 2] {
+        [
+            (
+                self.buckets.as_ptr().cast::<u8>(),
+                size_of_val::<[Bucket]>(&self.buckets),
+            ),
+            (
+                self.tags.as_ptr().cast::<u8>(),
+                size_of_val::<[AtomicU64]>(&self.tags),
+            ),
+        ]
+    }
+
     /// Bytes allocated per entry of capacity.
     pub fn bytes_per_entry(&self) -> f64 {
         self.memory_bytes() as f64 / self.capacity.max(1) as f64
@@ -341,7 +357,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Lookup {
         let place = self.place(key);
-        let found = self.find(&place, &PackedKey::new(key));
+        let found = self.find(&place, key);
         self.answer(found, self.clock.now())
     }
 
@@ -355,7 +371,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
 
     /// The entry for `key` (expired embryonic entries included), for the control API.
     pub fn get(&self, key: &FlowKey) -> Option<Entry> {
-        match self.find(&self.place(key), &PackedKey::new(key)) {
+        match self.find(&self.place(key), key) {
             Found::Hit { source, confirmed } => Some(self.entry(*key, source, confirmed)),
             Found::Absent | Found::Contended => None,
         }
@@ -376,7 +392,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// chosen without a branch): that is the key's slot unless another key of the pair has the
     /// same 8-bit tag. Anything else (no match there, a busy slot, a move) takes the full search.
     #[inline(always)]
-    fn find(&self, place: &Place, key: &PackedKey) -> Found {
+    fn find(&self, place: &Place, key: &FlowKey) -> Found {
         let moves = self.moves.load(Ordering::Acquire);
         let tags = self.load_tags(place);
         self.find_in(place, key, tags, moves)
@@ -384,7 +400,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
 
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
-    fn find_in(&self, place: &Place, key: &PackedKey, tags: [u64; 2], moves: u64) -> Found {
+    fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
         let first = bucket::matching(tags[0], place.tag);
         let second = bucket::matching(tags[1], place.tag);
         let (bucket, mask) = if first != 0 {
@@ -408,7 +424,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// The full search, retried while it races writers.
     #[cold]
     #[inline(never)]
-    fn find_all(&self, place: &Place, key: &PackedKey, tags: [u64; 2], moves: u64) -> Found {
+    fn find_all(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
         let (mut tags, mut moves) = (tags, moves);
         for _ in 0..READ_ATTEMPTS {
             if let Some(found) = self.probe(place, key, tags, moves) {
@@ -435,7 +451,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// One attempt: the slots whose tag matches. `None` when the attempt raced a writer (a busy
     /// slot, or a move since `moves` was read before the tags) and must be repeated.
     #[inline]
-    fn probe(&self, place: &Place, key: &PackedKey, tags: [u64; 2], moves: u64) -> Option<Found> {
+    fn probe(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Option<Found> {
         let mut busy = false;
         for (bucket, tags) in [(place.b1, tags[0]), (place.b2, tags[1])] {
             for index in bucket::indices(bucket::matching(tags, place.tag)) {
@@ -479,7 +495,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             }
             core::hint::black_box(touched);
             for (i, key) in keys.iter().enumerate() {
-                let found = self.find_in(&places[i], &PackedKey::new(key), tags[i], moves);
+                let found = self.find_in(&places[i], key, tags[i], moves);
                 out[i] = self.answer(found, now);
             }
         }
@@ -542,7 +558,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         if let Found::Hit {
             source: existing,
             confirmed,
-        } = self.find(&place, &packed)
+        } = self.find(&place, &key)
         {
             if let Some(outcome) = self.unchanged(existing, confirmed, source, self.clock.now()) {
                 return outcome;

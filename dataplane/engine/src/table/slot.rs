@@ -40,34 +40,13 @@ pub(crate) struct PackedKey {
 impl PackedKey {
     #[inline]
     pub(crate) fn new(key: &FlowKey) -> Self {
-        let (local_port, remote_port) = key.ports();
-        let (l, r) = key.addr_octets();
-        let addrs = match key.family() {
-            Family::V4 => [
-                u64::from_le_bytes([l[0], l[1], l[2], l[3], r[0], r[1], r[2], r[3]]),
-                0,
-                0,
-                0,
-            ],
-            Family::V6 => {
-                let half = |bytes: &[u8; 16], at: usize| {
-                    let mut word = [0; 8];
-                    word.copy_from_slice(&bytes[at..at + 8]);
-                    u64::from_le_bytes(word)
-                };
-                [half(l, 0), half(l, 8), half(r, 0), half(r, 8)]
-            }
-        };
+        // FlowKey keeps this encoding: ports in the head's low half, family and protocol above.
+        let head = key.head_word();
         Self {
-            meta: u16::from(key.family() as u8) | u16::from(key.proto() as u8) << 8,
-            ports: u32::from(local_port) | u32::from(remote_port) << 16,
-            addrs,
+            meta: (head >> 32) as u16,
+            ports: head as u32,
+            addrs: *key.addr_words(),
         }
-    }
-
-    #[inline]
-    fn is_v6(&self) -> bool {
-        self.meta as u8 == Family::V6 as u8
     }
 
     /// The key back (for sweeps and listings); `None` for words no writer produced.
@@ -135,25 +114,28 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// Lock-free: does the slot hold `key`?
+    /// Lock-free: does the slot hold `key`? Reads the key's own words (a `FlowKey` is kept in
+    /// this encoding), each with one scalar load.
     #[inline(always)]
-    pub(crate) fn read(&self, key: &PackedKey) -> Read {
+    pub(crate) fn read(&self, key: &FlowKey) -> Read {
+        let head = key.head_word();
+        let addrs = key.addr_words();
         let w0 = self.words[0].load(Ordering::Acquire);
         if w0 & 1 != 0 {
             return Read::Busy;
         }
         // One load answers "other family or protocol" for this instant; an empty slot has meta 0,
         // which no key has.
-        if (w0 >> META_SHIFT) as u16 != key.meta {
+        if (w0 >> META_SHIFT) as u16 != (head >> 32) as u16 {
             return Read::Other;
         }
         let w1 = self.words[1].load(Ordering::Relaxed);
         let w2 = self.words[2].load(Ordering::Relaxed);
-        let mut same = (w1 as u32 == key.ports) & (w2 == key.addrs[0]);
-        if key.is_v6() {
-            same &= (self.words[3].load(Ordering::Relaxed) == key.addrs[1])
-                & (self.words[4].load(Ordering::Relaxed) == key.addrs[2])
-                & (self.words[5].load(Ordering::Relaxed) == key.addrs[3]);
+        let mut same = (w1 as u32 == head as u32) & (w2 == addrs[0]);
+        if key.family() == Family::V6 {
+            same &= (self.words[3].load(Ordering::Relaxed) == addrs[1])
+                & (self.words[4].load(Ordering::Relaxed) == addrs[2])
+                & (self.words[5].load(Ordering::Relaxed) == addrs[3]);
         }
         // The comparison only counts if no writer changed the key meanwhile.
         fence(Ordering::Acquire);
@@ -312,8 +294,9 @@ mod tests {
     #[test]
     fn a_written_slot_matches_its_key_only() {
         let slot = Slot::default();
-        let [a, b, c, d] = keys().map(|k| PackedKey::new(&k));
-        assert_eq!(slot.read(&a), Read::Other, "empty");
+        let [ka, kb, kc, kd] = keys();
+        let [a, _, c, _] = keys().map(|k| PackedKey::new(&k));
+        assert_eq!(slot.read(&ka), Read::Other, "empty");
         assert_eq!(slot.locked_content(), None);
         let content = Content {
             key: c,
@@ -322,13 +305,13 @@ mod tests {
         };
         slot.write(&content);
         assert_eq!(
-            slot.read(&c),
+            slot.read(&kc),
             Read::Match {
                 source: Source::Egress,
                 confirmed: 77
             }
         );
-        for other in [a, b, d] {
+        for other in [ka, kb, kd] {
             assert_eq!(slot.read(&other), Read::Other);
         }
         assert_eq!(slot.locked_content(), Some(content));
@@ -337,7 +320,7 @@ mod tests {
         slot.set_source(Source::Static);
         slot.set_confirmed(u32::MAX);
         assert_eq!(
-            slot.read(&c),
+            slot.read(&kc),
             Read::Match {
                 source: Source::Static,
                 confirmed: u32::MAX
@@ -349,19 +332,18 @@ mod tests {
             source: Source::Syn,
             confirmed: 1,
         });
-        assert_eq!(slot.read(&c), Read::Other);
+        assert_eq!(slot.read(&kc), Read::Other);
         assert_eq!(slot.locked_content().unwrap().key.unpack(), Some(keys()[0]));
         slot.clear();
-        assert_eq!(slot.read(&a), Read::Other);
+        assert_eq!(slot.read(&ka), Read::Other);
         assert_eq!(slot.snapshot(), Ok(None));
     }
 
     #[test]
     fn an_odd_sequence_is_busy() {
         let slot = Slot::default();
-        let a = PackedKey::new(&keys()[0]);
         slot.words[0].store(1, Ordering::Relaxed);
-        assert_eq!(slot.read(&a), Read::Busy);
+        assert_eq!(slot.read(&keys()[0]), Read::Busy);
         assert_eq!(slot.snapshot(), Err(()));
     }
 }
