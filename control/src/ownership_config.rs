@@ -5,6 +5,7 @@
 //! capacity = 1048576       # entries; memory is allocated once, at start
 //! syn_lifetime_secs = 10   # how long a locally accepted SYN's embryonic entry owns its flow
 //! egress_learning = true   # learn flows from the host's egress; off where egress bypasses chance
+//! huge_pages = true        # back the table with 2 MiB transparent huge pages (fewer TLB misses)
 //!
 //! [reconcile]
 //! interval_ms = 1000       # how often the kernel's sockets are dumped (0: never)
@@ -37,6 +38,9 @@ pub struct OwnershipConfig {
     pub syn_lifetime: Duration,
     /// Whether the lcores learn flows from the host's egress.
     pub egress_learning: bool,
+    /// Whether chanced asks the kernel to back the table with transparent huge pages
+    /// (`chance_runtime::hugemem`); a failure is logged, not fatal.
+    pub huge_pages: bool,
     /// Socket dump interval; zero disables reconciliation.
     pub reconcile_interval: Duration,
     /// How long a learned flow may miss from the dumps before it is retired.
@@ -51,6 +55,7 @@ impl Default for OwnershipConfig {
             capacity: 1 << 20,
             syn_lifetime: Duration::from_secs(10),
             egress_learning: true,
+            huge_pages: true,
             reconcile_interval: Duration::from_secs(1),
             grace: Duration::from_secs(30),
             namespaces: vec![Namespace::Current],
@@ -64,6 +69,7 @@ pub(crate) struct RawFlows {
     capacity: Option<Spanned<u64>>,
     syn_lifetime_secs: Option<Spanned<u64>>,
     egress_learning: Option<bool>,
+    huge_pages: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -147,6 +153,7 @@ pub(crate) fn validate(
         capacity,
         syn_lifetime,
         egress_learning: flows.egress_learning.unwrap_or(defaults.egress_learning),
+        huge_pages: flows.huge_pages.unwrap_or(defaults.huge_pages),
         reconcile_interval: reconcile
             .interval_ms
             .map_or(defaults.reconcile_interval, Duration::from_millis),
@@ -167,6 +174,16 @@ mod tests {
     #[test]
     fn defaults_learn_from_egress_and_reconcile_the_own_namespace() {
         assert_eq!(parse("").unwrap(), OwnershipConfig::default());
+    }
+
+    #[test]
+    fn huge_pages_are_on_unless_turned_off() {
+        assert!(parse("").unwrap().huge_pages);
+        assert!(
+            !parse("[flow_table]\nhuge_pages = false")
+                .unwrap()
+                .huge_pages
+        );
     }
 
     #[test]
@@ -196,6 +213,7 @@ mod tests {
                 4,
             ),
             ("[flow_table]\negress = false", "flow_table.egress", 4),
+            ("[flow_table]\nhuge_pages = 1", "flow_table.huge_pages", 4),
             (
                 "[reconcile]\nnamespaces = [\"a/b\"]",
                 "reconcile.namespaces[0]",

@@ -380,6 +380,9 @@ fn run(
         capacity: ownership.capacity,
         syn_lifetime: ownership.syn_lifetime,
     }));
+    if ownership.huge_pages {
+        huge_pages(&table);
+    }
     for key in config.static_flows() {
         if !table.insert(key, Source::Static).is_stored() {
             return Err(anyhow::anyhow!(
@@ -477,6 +480,30 @@ fn run(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report.mbufs_in_use == 0)
+}
+
+/// Asks the kernel to back the flow table with transparent huge pages (`[flow_table] huge_pages`,
+/// BENCHMARKS.md "Flow table"): one log line, a warning when it failed; chanced goes on either way.
+fn huge_pages(table: &ConcurrentFlowTable) {
+    let report = chance_runtime::hugemem::advise_huge_pages(&table.memory_regions());
+    const MIB: usize = 1 << 20;
+    let (advised_mib, collapsed_mib) = (report.advised / MIB, report.collapsed / MIB);
+    let elapsed_ms = report.elapsed.as_millis();
+    match &report.error {
+        None => tracing::info!(
+            advised_mib,
+            collapsed_mib,
+            elapsed_ms,
+            "flow table: on transparent huge pages ({report})"
+        ),
+        Some(error) => tracing::warn!(
+            advised_mib,
+            collapsed_mib,
+            elapsed_ms,
+            %error,
+            "flow table: not (all) on transparent huge pages, lookups in a large table are slower ({report})"
+        ),
+    }
 }
 
 /// Serves the API and the metrics, starts the reconciliation.

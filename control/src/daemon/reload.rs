@@ -10,7 +10,7 @@
 //!   shutdown deadline replaced.
 //!
 //! Keys that need a restart (`[encap]`, `[dpdk]`, `[ports]`, `flow_table.capacity`,
-//! `flow_table.syn_lifetime_secs`) keep their running values; the reload reports them and logs a
+//! `flow_table.syn_lifetime_secs`, `flow_table.huge_pages`) keep their running values; the reload reports them and logs a
 //! warning. The fallible steps (opening the new namespaces, binding the new socket and address,
 //! inserting the new flows) run before anything is switched, and are undone if a later one fails.
 
@@ -72,6 +72,10 @@ pub(crate) fn plan(startup: &Config, current: &Config, new: &Config) -> Plan {
     differs(
         "flow_table.syn_lifetime_secs",
         startup.ownership().syn_lifetime != new_own.syn_lifetime,
+    );
+    differs(
+        "flow_table.huge_pages",
+        startup.ownership().huge_pages != new_own.huge_pages,
     );
     match (startup.dataplane(), new.dataplane()) {
         (Some(a), Some(b)) => {

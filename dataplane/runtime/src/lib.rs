@@ -27,6 +27,7 @@ pub mod dataplane;
 pub mod eal;
 mod errno;
 pub mod generator;
+pub mod hugemem;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
