@@ -21,6 +21,12 @@
 # received packet accounted for, no mbuf leaked, the verdict shares as generated. Each run also records the worker thread's share of its CPU (schedstat run time /
 # wall time): this 2-vCPU machine is shared, and a run below about 0.97 was disturbed.
 #
+# Then the learning comparison (issue 4), shared build, same rounds: the kernel port replays the
+# host's replies on every owned flow (net_pcap1, chance-mix's egress.pcap), so the worker also
+# carries egress to the NIC; "static" lists the flows with learning off (static-egress.toml),
+# "learned" lists none and learns them all from that egress (learned.toml). Both runs check that
+# everything received was accounted for, no mbuf leaked and the verdict shares are as generated.
+#
 # Usage: deploy/bench-throughput.sh [--duration S] [--rounds N] [--frames N] [--flows N]
 #                                   [--no-static] [--out DIR]
 # Needs root (hugepages), dpdk-testpmd (package dpdk), python3. Reserves 512 MiB of 2 MiB
@@ -165,6 +171,40 @@ EOF
   echo "testpmd-$mode $round $mpps cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results"
 }
 
+# Checks a chanced --report-json: no mbuf left in use, the NIC port counted what the worker
+# received, every packet received (NIC and kernel port) sent, refused (freed and counted) or
+# dropped (counted), every GUE-side packet processed, and each verdict's share of the NIC's
+# packets within 1 % of what chance-mix generated. Problems go to stderr.
+check_report() { # report json
+  python3 - "$1" "$out/mix.txt" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+path, engine, nic = r["total"]["path"], r["total"]["engine"], r["ports"]["nic"]
+g = lambda m, k: m.get(k, 0)
+rx, krx = g(path, "nic_rx_packets_total"), g(path, "kernel_rx_packets_total")
+problems = []
+if r["mbufs_in_use"]:
+    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
+if nic["ipackets"] != rx:
+    problems.append(f"port ipackets {nic['ipackets']} != nic_rx {rx}")
+out = sum(g(path, k) for k in ("kernel_tx_packets_total", "kernel_tx_full_total",
+    "nic_tx_packets_total", "nic_tx_full_total", "engine_drops_total",
+    "nic_rx_multi_segment_total", "rewrite_failed_total"))
+if out != rx + krx:
+    problems.append(f"accounted {out} != received {rx} + {krx}")
+if g(engine, "processed_packets_total") != rx - g(path, "nic_rx_multi_segment_total"):
+    problems.append("processed != nic_rx")
+expect = {l.split()[1]: int(l.split()[2]) for l in open(sys.argv[2]) if l.startswith("expect ")}
+total = sum(expect.values())
+for counter, n in expect.items():
+    share, want = g(engine, counter) / max(rx, 1), n / total
+    if abs(share - want) > 0.01:
+        problems.append(f"{counter} {share:.3f} of the packets, generated {want:.3f}")
+for p in problems:
+    print(f"bench-throughput: {sys.argv[1]}: {p}", file=sys.stderr)
+EOF
+}
+
 run_chanced() { # build (shared|static), binary, round
   local build=$1 bin=$2 round=$3 prefix="chbench-$$-ch$1-$3" json log share mpps
   json=$out/chanced-$build-$round.json
@@ -179,36 +219,14 @@ run_chanced() { # build (shared|static), binary, round
   share=$(cpu_share "$child" $((duration - 3)))
   wait "$child" || { echo "bench-throughput: chanced ($build) failed, see $log" >&2; exit 1; }
   child=""
-  mpps=$(python3 - "$json" "$out/mix.txt" "$log" <<'EOF'
+  check_report "$json"
+  mpps=$(python3 - "$json" "$log" <<'EOF'
 import datetime, json, re, statistics, sys
 r = json.load(open(sys.argv[1]))
-path, engine, nic = r["total"]["path"], r["total"]["engine"], r["ports"]["nic"]
-g = lambda m, k: m.get(k, 0)
-rx = g(path, "nic_rx_packets_total")
-problems = []
-if r["mbufs_in_use"]:
-    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
-if nic["ipackets"] != rx:
-    problems.append(f"port ipackets {nic['ipackets']} != nic_rx {rx}")
-# Every received packet is sent, refused (freed and counted) or dropped (counted).
-out = sum(g(path, k) for k in ("kernel_tx_packets_total", "kernel_tx_full_total",
-    "nic_tx_packets_total", "nic_tx_full_total", "engine_drops_total",
-    "nic_rx_multi_segment_total", "rewrite_failed_total"))
-if out != rx:
-    problems.append(f"accounted {out} != received {rx}")
-if g(engine, "processed_packets_total") != rx - g(path, "nic_rx_multi_segment_total"):
-    problems.append("processed != nic_rx")
-expect = {l.split()[1]: int(l.split()[2]) for l in open(sys.argv[2]) if l.startswith("expect ")}
-total = sum(expect.values())
-for counter, n in expect.items():
-    share, want = g(engine, counter) / max(rx, 1), n / total
-    if abs(share - want) > 0.01:
-        problems.append(f"{counter} {share:.3f} of the packets, generated {want:.3f}")
-for p in problems:
-    print(f"bench-throughput: {sys.argv[1]}: {p}", file=sys.stderr)
+rx = r["total"]["path"].get("nic_rx_packets_total", 0)
 # Per-second rates from the --stats-interval lines (timestamp, cumulative nic rx), as for testpmd.
 points = []
-for line in open(sys.argv[3], errors="replace"):
+for line in open(sys.argv[2], errors="replace"):
     line = re.sub(r"\x1b\[[0-9;]*m", "", line)
     m = re.match(r"(\S+)Z\s.*\bnic rx (\d+)", line)
     if m:
@@ -223,6 +241,33 @@ EOF
   echo "chanced-$build $round $persec cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) $total" | tee -a "$results"
 }
 
+run_learning() { # static-egress|learned, round
+  local what=$1 round=$2 prefix="chbench-$$-l$1-$2" json log share line
+  json=$out/learning-$what-$round.json
+  log=$out/learning-$what-$round.log
+  prefixes+=("$prefix")
+  ensure_hugepages
+  NO_COLOR=1 "$chanced_shared" --config "$out/$what.toml" --duration "$duration" --stats-interval 1 \
+    --report-json "$json" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --in-memory --no-pci \
+    --vdev "$nic" --vdev "net_pcap1,rx_pcap=$out/egress.pcap,infinite_rx=1" > "$log" 2>&1 &
+  child=$!
+  sleep 2
+  share=$(cpu_share "$child" $((duration - 3)))
+  wait "$child" || { echo "bench-throughput: chanced ($what) failed, see $log" >&2; exit 1; }
+  child=""
+  check_report "$json"
+  line=$(python3 - "$log" <<'EOF'
+import re, statistics, sys
+text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], errors="replace").read())
+rows = re.findall(r"nic rx (\d+) .*kernel rx (\d+)", text)
+d = lambda v: [(b - a) / 1e6 for a, b in zip(v, v[1:])][1:-1]
+nic, ker = d([int(a) for a, _ in rows]), d([int(b) for _, b in rows])
+print(f"{statistics.median(nic):.2f} {statistics.median(ker):.2f}")
+EOF
+)
+  echo "learning-$what $round $line cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out/learning.txt"
+}
+
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static}"
@@ -233,6 +278,11 @@ for ((round = 1; round <= rounds; round++)); do
   run_testpmd macswap "$round"
   run_chanced shared "$chanced_shared" "$round"
   [[ -z "$chanced_static" ]] || run_chanced static "$chanced_static" "$round"
+done
+: > "$out/learning.txt"
+for ((round = 1; round <= rounds; round++)); do
+  run_learning static-egress "$round"
+  run_learning learned "$round"
 done
 
 # --- table ------------------------------------------------------------------------------------
@@ -274,6 +324,27 @@ print("\nPer-second median: of the per-second rates, first and last second left 
 print("--stats-period 1 Rx-pps; chanced: --stats-interval 1 nic rx). Total / elapsed: chanced's")
 print("nic_rx_packets_total / elapsed_secs. CPU share: the worker thread's run time / wall time;")
 print("below about 0.97 another process took CPU 1 from it during that run.")
+EOF
+python3 - "$out/learning.txt" <<'EOF'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, _, nic, kernel, *_ = line.split()
+    runs[name].append((float(nic), float(kernel)))
+print("\nLearning on vs a static table (shared build; NIC = the mix, kernel port = the host's replies)\n")
+print("| table | NIC rx Mpps (runs) | kernel rx Mpps | NIC + kernel Mpps | / static |")
+print("|---|---|---|---|---|")
+base = None
+for key, label in (("learning-static-egress", "static flows, learning off"),
+                   ("learning-learned", "no flow listed, egress learning on")):
+    if key not in runs:
+        continue
+    total = statistics.median(n + k for n, k in runs[key])
+    base = base or total
+    nics = " ".join(f"{n:.1f}" for n, _ in runs[key])
+    nic = statistics.median(n for n, _ in runs[key])
+    kernel = statistics.median(k for _, k in runs[key])
+    print(f"| {label} | {nic:.2f} ({nics}) | {kernel:.2f} | {total:.2f} | {total / base:.0%} |")
 EOF
 echo
 echo "raw results and logs: $out"

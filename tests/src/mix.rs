@@ -134,23 +134,38 @@ pub fn frame(kind: Kind, i: usize, flows: usize) -> Vec<u8> {
             let tcp = Ipv4Packet::new(addr, VIP, L4::tcp(port, VIP_PORT, flags)).build();
             gue(tcp, sport, u8::from(kind == Kind::LastHop))
         }
-        Kind::NotOurs => {
-            let mut out = Vec::with_capacity(60);
-            out.extend_from_slice(&crate::gue::HOST_MAC);
-            out.extend_from_slice(&crate::gue::ROUTER_MAC);
-            out.extend_from_slice(&[0x08, 0x00]);
-            out.extend(
-                Ipv4Packet::new(
-                    ADMIN,
-                    ENCAP,
-                    L4::tcp(50000 + (i % 1000) as u16, 22, inner::ACK),
-                )
-                .build(),
-            );
-            out.resize(60, 0);
-            out
-        }
+        Kind::NotOurs => plain(
+            crate::gue::ROUTER_MAC,
+            crate::gue::HOST_MAC,
+            Ipv4Packet::new(
+                ADMIN,
+                ENCAP,
+                L4::tcp(50000 + (i % 1000) as u16, 22, inner::ACK),
+            ),
+        ),
     }
+}
+
+/// An IPv4 packet in an Ethernet frame padded to the minimum.
+fn plain(src_mac: [u8; 6], dst_mac: [u8; 6], packet: Ipv4Packet) -> Vec<u8> {
+    let mut out = Vec::with_capacity(60);
+    out.extend_from_slice(&dst_mac);
+    out.extend_from_slice(&src_mac);
+    out.extend_from_slice(&[0x08, 0x00]);
+    out.extend(packet.build());
+    out.resize(60, 0);
+    out
+}
+
+/// The host's reply on owned flow `i` (a TCP ACK from the service to the client), as it leaves
+/// the host's stack through the kernel port: what egress learning learns the flow from.
+pub fn reply(i: usize) -> Vec<u8> {
+    let (addr, port) = client(i);
+    plain(
+        crate::gue::HOST_MAC,
+        crate::gue::ROUTER_MAC,
+        Ipv4Packet::new(VIP, addr, L4::tcp(VIP_PORT, port, inner::ACK)),
+    )
 }
 
 /// The kinds of all frames, in capture order.

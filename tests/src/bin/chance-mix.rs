@@ -13,7 +13,14 @@
 //! `[dpdk]` (lcores 0 and 1, hugepages) and `[ports]`: the NIC is `net_pcap0` replaying `mix.pcap` forever
 //! (`infinite_rx=1`; without a TX file net_pcap frees what is sent), the kernel port is
 //! `net_null0` with `no-rx=1` (frees what is sent, receives nothing). The mempool leaves room for
-//! the N mbufs net_pcap holds the capture in.
+//! the N mbufs net_pcap holds the capture in. Egress learning is off (nothing leaves the host).
+//!
+//! For the learning comparison (issue 4: Mpps with learning on against a static table),
+//! `DIR/egress.pcap` holds the host's reply on each owned flow (a TCP ACK from the service), and
+//! two more configurations replay it forever on the kernel port (`net_pcap1`), so the worker
+//! carries the host's egress to the NIC as well: `DIR/static-egress.toml` lists the flows and
+//! keeps learning off; `DIR/learned.toml` lists no flow and turns egress learning on, so the
+//! table learns every owned flow from the replies.
 //!
 //! The expected count of each verdict is printed as `expect <counter> <n>` lines.
 
@@ -91,28 +98,52 @@ fn pool_size(n: u32) -> u32 {
     (n + 1).next_power_of_two() - 1
 }
 
-fn config_toml(pcap: &Path, flows: usize, frames: usize) -> String {
+/// How the kernel port and the flow table are set up.
+#[derive(Clone, Copy)]
+enum Ownership<'a> {
+    /// The flows listed as static `[[flow]]`s; the kernel port sends nothing.
+    Static,
+    /// The flows listed as static, learning off; the kernel port replays the host's replies.
+    StaticWithEgress(&'a Path),
+    /// No flow listed: egress learning learns them from the replayed replies.
+    Learned(&'a Path),
+}
+
+fn config_toml(pcap: &Path, flows: usize, frames: usize, ownership: Ownership) -> String {
     // chanced's own minimum for 1 worker, 1024 descriptors, cache 256, burst 32, plus the
-    // mbufs net_pcap keeps the capture in.
-    let needed = 2 * (1024 + 1024) + 2 * (256 + 4 * 32) + frames as u32;
+    // mbufs net_pcap keeps the captures in.
+    let needed = 2 * (1024 + 1024) + 2 * (256 + 4 * 32) + (frames + flows) as u32;
+    let (kernel, learning) = match ownership {
+        Ownership::Static => ("net_null0,no-rx=1".to_string(), false),
+        Ownership::StaticWithEgress(egress) => (
+            format!("net_pcap1,rx_pcap={},infinite_rx=1", egress.display()),
+            false,
+        ),
+        Ownership::Learned(egress) => (
+            format!("net_pcap1,rx_pcap={},infinite_rx=1", egress.display()),
+            true,
+        ),
+    };
     let mut s = format!(
         "# Written by chance-mix: mixed GUE traffic for the throughput benchmark.\n\
          [encap]\naddresses = [\"{ENCAP}\"]\nport = {GUE_PORT}\nmtu = 1500\n\n\
-         [flow_table]\ncapacity = 1048576\n\n\
+         [flow_table]\ncapacity = 1048576\negress_learning = {learning}\n\n\
          # Socket dumps are the control thread's work, not the dataplane's: off here.\n\
          [reconcile]\ninterval_ms = 0\n\n\
          [dpdk]\nlcores = [0, 1]\nhugepages = true\nfile_prefix = \"chance-mix\"\n\n\
          [ports]\nnic = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
-         kernel = {{ kind = \"vdev\", device = \"net_null0,no-rx=1\" }}\n\
+         kernel = {{ kind = \"vdev\", device = \"{kernel}\" }}\n\
          rx_descriptors = 1024\ntx_descriptors = 1024\nmempool_mbufs = {}\nmempool_cache = 256\n",
         pcap.display(),
         pool_size(needed).max(16383),
     );
-    for i in 0..flows {
-        let (addr, port) = client(i);
-        s.push_str(&format!(
-            "\n[[flow]]\nproto = \"tcp\"\nlocal = \"{VIP}:{VIP_PORT}\"\nremote = \"{addr}:{port}\"\n"
-        ));
+    if !matches!(ownership, Ownership::Learned(_)) {
+        for i in 0..flows {
+            let (addr, port) = client(i);
+            s.push_str(&format!(
+                "\n[[flow]]\nproto = \"tcp\"\nlocal = \"{VIP}:{VIP_PORT}\"\nremote = \"{addr}:{port}\"\n"
+            ));
+        }
     }
     s
 }
@@ -124,9 +155,20 @@ fn run(options: &Options) -> io::Result<()> {
     let pcap = dir.join("mix.pcap");
     let toml = dir.join("mix.toml");
     write_pcap(&pcap, &frames)?;
-    std::fs::write(&toml, config_toml(&pcap, options.flows, options.frames))?;
+    let (n, f) = (options.flows, options.frames);
+    std::fs::write(&toml, config_toml(&pcap, n, f, Ownership::Static))?;
     println!("{}", pcap.display());
     println!("{}", toml.display());
+    let egress = dir.join("egress.pcap");
+    write_pcap(&egress, &(0..n).map(mix::reply).collect::<Vec<_>>())?;
+    for (name, ownership) in [
+        ("static-egress.toml", Ownership::StaticWithEgress(&egress)),
+        ("learned.toml", Ownership::Learned(&egress)),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, config_toml(&pcap, n, f, ownership))?;
+        println!("{}", path.display());
+    }
     let bytes: usize = frames.iter().map(Vec::len).sum();
     println!(
         "frames {} flows {} mean_frame_bytes {:.1}",
