@@ -59,7 +59,12 @@ impl EngineConfig {
     /// True when `addr` (big-endian integer) is one of this host's encapsulation addresses.
     #[inline]
     pub fn is_local(&self, addr: u32) -> bool {
-        self.addresses.contains(&addr)
+        // A plain loop: hosts have one or two addresses, and `contains` sets up a vector search.
+        let mut found = false;
+        for &local in &self.addresses {
+            found |= local == addr;
+        }
+        found
     }
 
     /// The encapsulation addresses.

@@ -88,7 +88,10 @@ pub mod ethertype {
 
 #[inline]
 pub(crate) fn read_u16(data: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([data[at], data[at + 1]])
+    // One bounds check and one load (indexing byte by byte checks and loads each byte).
+    let mut bytes = [0; 2];
+    bytes.copy_from_slice(&data[at..at + 2]);
+    u16::from_be_bytes(bytes)
 }
 
 #[inline]
@@ -98,7 +101,9 @@ pub(crate) fn write_u16(data: &mut [u8], at: usize, value: u16) {
 
 #[inline]
 pub(crate) fn read_u32(data: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
+    let mut bytes = [0; 4];
+    bytes.copy_from_slice(&data[at..at + 4]);
+    u32::from_be_bytes(bytes)
 }
 
 #[inline]
