@@ -3,7 +3,8 @@
 //! - [`Class::Decapsulated`]: a plain IPv4/IPv6 frame whose payload carries a stamp (the host
 //!   under test accepted it and stripped the outer headers);
 //! - [`Class::Forwarded`]: still GUE to the GUE port, with a stamp, and `next_hop` beyond the
-//!   template's (the host sent it on to the next hop);
+//!   template's (the host sent it on to the next hop); or GRE around the stamped inner packet (the
+//!   host converted it for a last hop that is not a GLB host, as cls_redirect does);
 //! - [`Class::Looped`]: still GUE with the template's `next_hop` (came back as it was sent: a
 //!   loopback, or a forwarder that does not look inside, such as testpmd io/macswap);
 //! - [`Class::Other`]: anything else (no stamp, unknown template, not IP).
@@ -79,6 +80,17 @@ pub fn classify(frame: &[u8], templates: &Templates) -> (Class, Option<Stamp>) {
                 return (Class::Other, None);
             };
             let udp = 14 + usize::from(vihl & 0x0f) * 4;
+            // GRE (protocol 47): flags and version 0, then the inner packet's EtherType.
+            if vihl >> 4 == 4
+                && frame.get(14 + 9) == Some(&47)
+                && be16(frame, udp) == Some(0)
+                && matches!(be16(frame, udp + 2), Some(0x0800 | 0x86dd))
+            {
+                return match known(inner_stamp(frame, udp + 4)) {
+                    Some(s) => (Class::Forwarded, Some(s)),
+                    None => (Class::Other, None),
+                };
+            }
             let is_gue = vihl >> 4 == 4
                 && frame.get(14 + 9) == Some(&17)
                 && be16(frame, udp + 2) == Some(templates.gue_port);
@@ -146,8 +158,26 @@ mod tests {
             let mut fwd = sent.clone();
             fwd[48] = 1;
             assert_eq!(classify(&fwd, &t).0, Class::Forwarded);
-            // Decapsulated: Ethernet header + the inner packet.
+            // Forwarded as GRE: outer Ethernet + IPv4 (protocol 47), a 4-byte GRE header, the
+            // inner packet.
             let hops = t.meta[i].hops;
+            let mut gre = sent[..34].to_vec();
+            gre[14 + 9] = 47;
+            gre.extend_from_slice(&[0, 0]);
+            gre.extend_from_slice(if t.meta[i].ipv6 {
+                &[0x86, 0xdd]
+            } else {
+                &[8, 0]
+            });
+            gre.extend_from_slice(&sent[outer_len(hops)..]);
+            let (c, s) = classify(&gre, &t);
+            assert_eq!(
+                (c, s.map(|s| s.template)),
+                (Class::Forwarded, Some(i as u32))
+            );
+            gre[36..38].copy_from_slice(&[8, 6]);
+            assert_eq!(classify(&gre, &t).0, Class::Other, "not IP inside");
+            // Decapsulated: Ethernet header + the inner packet.
             let mut dec = sent[..14].to_vec();
             dec[12..14].copy_from_slice(if t.meta[i].ipv6 {
                 &[0x86, 0xdd]
