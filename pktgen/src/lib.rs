@@ -10,11 +10,11 @@
 //! | [`flows`] | the client flows, which the host owns, and the chanced config that says so |
 //! | [`templates`] | every frame, built once before sending; kinds, sizes and hops in exact shares |
 //! | [`stamp`] | the sequence number and TSC in each inner payload (checksums stay valid) |
-//! | [`tx`] | the token bucket and the transmit burst (bulk alloc, copy, stamp) |
+//! | [`tx`] | the token bucket, the zeroed TX pool, the transmit burst (bulk alloc, copy of the head, stamp) |
 //! | [`rx`] | classifying what comes back: decapsulated, forwarded, looped, other |
 //! | [`stats`] | per-worker counters published to the main lcore; the latency histogram |
 //! | [`worker`] | the lcore loop and its phases (warm-up, measure, drain) |
-//! | [`run`] | mempool, ports, workers, the per-second progress, an orderly stop |
+//! | [`run`] | mempools, ports, workers, the per-second progress, an orderly stop |
 //! | [`report`] | the progress line and the JSON summary |
 //! | [`pcap`] | pcap mode: the traffic to a file, no EAL |
 #![forbid(unsafe_code)]

@@ -109,7 +109,7 @@ struct Args {
     /// TX descriptors per queue.
     #[arg(long, default_value_t = 1024)]
     txd: u16,
-    /// Mbufs in the pool (0: automatic).
+    /// Mbufs in each of the two pools, TX and RX (0: automatic).
     #[arg(long, default_value_t = 0)]
     mbufs: u32,
     /// Seconds to wait for the link (a memif peer) before sending.

@@ -1,6 +1,6 @@
-//! A DPDK run: the mempool, the ports, one worker per worker lcore, the main lcore's phases and
-//! per-second progress, and an orderly stop that accounts for every mbuf. The EAL is the
-//! caller's (`main`, or a test).
+//! A DPDK run: the mempools (TX, zeroed once, and RX), the ports, one worker per worker lcore,
+//! the main lcore's phases and per-second progress, and an orderly stop that accounts for every
+//! mbuf. The EAL is the caller's (`main`, or a test).
 
 use crate::profile::{Profile, FCS_LEN};
 use crate::report::{
@@ -10,7 +10,7 @@ use crate::report::{
 use crate::rx::Class;
 use crate::stats::{Counters, Histogram, Shared};
 use crate::templates::Templates;
-use crate::tx::{TokenBucket, Transmitter};
+use crate::tx::{zero_pool, TokenBucket, Transmitter};
 use crate::worker::{RxQueue, Worker, WorkerResult, DRAIN, MEASURE, STOP, WARMUP};
 use chance_runtime::generator::{link, tsc, tsc_hz};
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
@@ -47,7 +47,8 @@ pub struct RunSpec {
     pub rx_desc: u16,
     /// TX descriptors per queue.
     pub tx_desc: u16,
-    /// Mbufs in the pool (0: enough for every descriptor, cache and burst, at least 8191).
+    /// Mbufs in each of the two pools, TX and RX (0: enough for every descriptor, cache and
+    /// burst, at least 8191).
     pub mbufs: u32,
     /// Per-lcore mempool cache.
     pub mbuf_cache: u32,
@@ -276,16 +277,35 @@ pub fn run(
         _ => None,
     };
     let ports = 1 + u32::from(rx_id.is_some());
-    let mbufs = if spec.mbufs > 0 {
-        spec.mbufs
-    } else {
-        let need = ports * u32::from(workers) * (u32::from(spec.rx_desc) + u32::from(spec.tx_desc))
-            + (u32::from(workers) + 1) * (spec.mbuf_cache + 4 * 32);
-        ((need + 1).next_power_of_two() - 1).max(8191)
+    // Two pools: the TX pool's buffers are zeroed once and then hold zeros past the
+    // templates' prefix for good (what `Transmitter` relies on); received frames, which would
+    // write anywhere, come from the RX pool (every port's RX queues).
+    let mbufs = |descriptors: u32| {
+        if spec.mbufs > 0 {
+            spec.mbufs
+        } else {
+            let need = u32::from(workers) * descriptors
+                + (u32::from(workers) + 1) * (spec.mbuf_cache + 4 * 32);
+            ((need + 1).next_power_of_two() - 1).max(8191)
+        }
     };
-    let pool = Mempool::new(
-        "pktgen_mbufs",
-        mbufs,
+    let tx_pool = Mempool::new(
+        "pktgen_tx",
+        mbufs(u32::from(spec.tx_desc)),
+        spec.mbuf_cache,
+        DEFAULT_DATA_ROOM,
+        SOCKET_ID_ANY,
+    )
+    .map_err(dpdk)?;
+    let zeroed = zero_pool(&tx_pool).map_err(dpdk)?;
+    tracing::debug!(
+        mbufs = zeroed,
+        prefix = templates.prefix,
+        "TX pool zeroed: frames are built from their heads"
+    );
+    let rx_pool = Mempool::new(
+        "pktgen_rx",
+        mbufs(ports * u32::from(spec.rx_desc)),
         spec.mbuf_cache,
         DEFAULT_DATA_ROOM,
         SOCKET_ID_ANY,
@@ -298,9 +318,9 @@ pub fn run(
         tx_desc: spec.tx_desc,
         rss: workers > 1,
     };
-    let mut tx_port = Port::configure(tx_id, config, &pool).map_err(dpdk)?;
+    let mut tx_port = Port::configure(tx_id, config, &rx_pool).map_err(dpdk)?;
     let mut rx_port = match rx_id {
-        Some(id) => Some(Port::configure(id, config, &pool).map_err(dpdk)?),
+        Some(id) => Some(Port::configure(id, config, &rx_pool).map_err(dpdk)?),
         None => None,
     };
     tx_port.start().map_err(dpdk)?;
@@ -346,7 +366,7 @@ pub fn run(
             tx: Transmitter::new(
                 Arc::clone(&templates),
                 Arc::clone(&expect_back),
-                pool.clone(),
+                tx_pool.clone(),
                 TokenBucket::new(rate, hz, tsc()),
                 i * templates.len() / lcores.len(),
                 (i as u64) << 56,
@@ -442,11 +462,16 @@ pub fn run(
         p.stop().map_err(dpdk)?;
         p.close().map_err(dpdk)?;
     }
-    let mbufs_in_use = pool.in_use_count();
+    let mbufs_in_use = tx_pool.in_use_count() + rx_pool.in_use_count();
     if mbufs_in_use != 0 {
-        tracing::error!(mbufs_in_use, "mbufs still in use after the ports stopped");
+        tracing::error!(
+            tx = tx_pool.in_use_count(),
+            rx = rx_pool.in_use_count(),
+            "mbufs still in use after the ports stopped"
+        );
     }
-    drop(pool);
+    drop(tx_pool);
+    drop(rx_pool);
     if let Some(e) = failure {
         return Err(dpdk(e));
     }

@@ -11,6 +11,13 @@
 //! IPv4/IPv6 packet, whose payload starts with the [`crate::stamp`] and is padded with zeros to
 //! the frame size. A size smaller than the headers plus the stamp gives the smallest frame the
 //! template can be (for example 122 bytes, FCS included, for IPv4 TCP with one hop).
+//!
+//! Every byte of every frame past its headers and stamp is zero, so a frame is its **head**
+//! followed by zeros: the frame padded to 64 bytes, or its first [`Templates::prefix`] bytes
+//! when it is longer (the prefix: the longest headers + stamp of all templates, rounded up to
+//! 64 bytes). The transmit loop copies only the head into mbufs whose buffers are zero beyond
+//! the prefix ([`crate::tx::zero_pool`]); [`Templates::build`] checks that every frame has
+//! this shape.
 
 use crate::flows::{FlowSet, Rng};
 use crate::profile::{Profile, FCS_LEN};
@@ -78,6 +85,11 @@ pub struct Slot {
     pub len: u16,
     /// Offset of the stamp within the frame.
     pub stamp: u16,
+    /// Bytes the transmit loop copies ([`Templates::head`]): the frame padded to a multiple of
+    /// 64 bytes, or [`Templates::prefix`] when that is shorter (the rest of the frame is zeros).
+    pub copy: u16,
+    /// Offset of the head in [`Templates::heads`].
+    pub head: u32,
 }
 
 /// What else is known about a template (classification, tests, the summary).
@@ -98,14 +110,21 @@ pub struct Meta {
 /// All templates.
 #[derive(Debug, Clone)]
 pub struct Templates {
-    /// Every frame, back to back.
+    /// Every frame, back to back, each padded to a multiple of 64 bytes.
     pub bytes: Vec<u8>,
+    /// Every frame's head ([`Templates::head`]), back to back from a 64-byte boundary in
+    /// memory: what the transmit loop reads, in template order, as one dense array (the heads
+    /// of large frames are far apart in `bytes`).
+    pub heads: Vec<u8>,
     /// One per template.
     pub slots: Vec<Slot>,
     /// One per template.
     pub meta: Vec<Meta>,
     /// The GUE port (for classifying what comes back).
     pub gue_port: u16,
+    /// The head of every frame: the largest end of headers + stamp over the templates, rounded
+    /// up to [`COPY_BLOCK`]. Every non-zero byte of every frame lies before it.
+    pub prefix: usize,
 }
 
 /// Counts proportional to `weights` summing to exactly `n` (largest remainder).
@@ -203,10 +222,12 @@ impl Templates {
                 offset: u32::try_from(bytes.len()).expect("templates fit 4 GiB"),
                 len: frame.bytes.len() as u16,
                 stamp: frame.stamp as u16,
+                copy: 0, // below, once the prefix is known
+                head: 0,
             });
             bytes.extend_from_slice(&frame.bytes);
             // Each frame starts on a 64-byte boundary and is padded to the next one, so the
-            // transmit loop copies whole 64-byte blocks ([`Templates::padded`]).
+            // transmit loop copies whole 64-byte blocks ([`Templates::head`]).
             bytes.resize(bytes.len().next_multiple_of(COPY_BLOCK), 0);
             meta.push(Meta {
                 kind,
@@ -216,11 +237,45 @@ impl Templates {
                 expect,
             });
         }
+        let prefix = slots
+            .iter()
+            .map(|s| usize::from(s.stamp) + STAMP_LEN)
+            .max()
+            .unwrap_or(0)
+            .next_multiple_of(COPY_BLOCK);
+        for (i, s) in slots.iter_mut().enumerate() {
+            let (start, len) = (s.offset as usize, usize::from(s.len));
+            let tail = usize::from(s.stamp) + STAMP_LEN;
+            // What lets the transmit loop copy the head only: nothing but zeros after the
+            // stamp, and the stamp inside the prefix.
+            assert!(
+                tail <= prefix && tail <= len,
+                "template {i}: stamp past the prefix"
+            );
+            assert!(
+                bytes[start + tail..start + len].iter().all(|&b| b == 0),
+                "template {i}: non-zero bytes after the stamp"
+            );
+            s.copy = len.next_multiple_of(COPY_BLOCK).min(prefix) as u16;
+        }
+        let total: usize = slots.iter().map(|s| usize::from(s.copy)).sum();
+        let mut heads = vec![0u8; total + COPY_BLOCK];
+        // From a 64-byte boundary in memory, so that each block copied is one cache line (a
+        // clone of the templates may lose this, which costs speed only).
+        let mut at = heads.as_ptr().align_offset(COPY_BLOCK).min(COPY_BLOCK);
+        for s in &mut slots {
+            let (from, n) = (s.offset as usize, usize::from(s.copy));
+            heads[at..at + n].copy_from_slice(&bytes[from..from + n]);
+            s.head = u32::try_from(at).expect("heads fit 4 GiB");
+            at += n;
+        }
         Templates {
             bytes,
+            heads,
             slots,
             meta,
             gue_port: profile.addresses.gue_port,
+            prefix,
         }
     }
 
@@ -241,16 +296,18 @@ impl Templates {
         &self.bytes[s.offset as usize..s.offset as usize + usize::from(s.len)]
     }
 
-    /// The frame of template `i` with its padding to a multiple of 64 bytes (what the transmit
-    /// loop copies into an mbuf; the frame is the first `slots[i].len` bytes).
+    /// The head of template `i`'s frame, `slots[i].copy` bytes (a multiple of 64): what the
+    /// transmit loop copies into an mbuf. The frame is the head followed by zeros up to its
+    /// length, or the first `slots[i].len` bytes of the head (a frame shorter than the prefix,
+    /// with its padding to 64 bytes, which is zeros).
     #[inline(always)]
-    pub fn padded(&self, i: usize) -> &[u8] {
+    pub fn head(&self, i: usize) -> &[u8] {
         let s = self.slots[i];
-        let start = s.offset as usize;
-        &self.bytes[start..start + usize::from(s.len).next_multiple_of(COPY_BLOCK)]
+        let start = s.head as usize;
+        &self.heads[start..start + usize::from(s.copy)]
     }
 
-    /// The longest frame (no FCS) with its padding: what an mbuf must hold.
+    /// The longest frame (no FCS): what an mbuf must hold.
     pub fn max_len(&self) -> usize {
         self.slots
             .iter()
@@ -436,5 +493,61 @@ mod tests {
         }
         let big = t.slots.iter().filter(|s| s.len == 1514).count();
         assert_eq!(big, 10);
+    }
+
+    #[test]
+    fn frames_are_heads_then_zeros() {
+        for (size, hops, prefix) in [
+            // IPv6 TCP with 2 hops: 142 bytes of headers and stamp.
+            (Sizes::Imix, vec![0, 1, 2], 192),
+            (Sizes::Fixed(64), vec![1], 192),
+            (Sizes::Fixed(1518), vec![0], 192),
+        ] {
+            let p = Profile {
+                flows: 64,
+                templates: 240,
+                size,
+                hops,
+                ipv6_share: 0.5,
+                ..Profile::default()
+            };
+            let t = Templates::build(&p, &FlowSet::new(&p));
+            assert_eq!(t.prefix, prefix);
+            for i in 0..t.len() {
+                let (s, f, head) = (t.slots[i], t.frame(i), t.head(i));
+                assert_eq!(head.len(), usize::from(s.copy));
+                assert_eq!(head.len() % COPY_BLOCK, 0);
+                assert_eq!(
+                    head.as_ptr().align_offset(COPY_BLOCK),
+                    0,
+                    "one line per block"
+                );
+                assert!(usize::from(s.stamp) + STAMP_LEN <= head.len().min(f.len()));
+                // The head then zeros, cut at the frame's length, is the frame.
+                let mut rebuilt = head.to_vec();
+                rebuilt.resize(rebuilt.len().max(f.len()), 0);
+                assert_eq!(&rebuilt[..f.len()], f, "template {i}");
+                assert!(rebuilt[f.len()..].iter().all(|&b| b == 0));
+                if f.len() >= t.prefix {
+                    assert_eq!(head.len(), t.prefix);
+                } else {
+                    assert_eq!(head.len(), f.len().next_multiple_of(COPY_BLOCK));
+                }
+            }
+        }
+        // IPv4 UDP with one hop only: 106 bytes of headers and stamp.
+        let p = Profile {
+            hops: vec![1],
+            ipv6_share: 0.0,
+            mix: crate::profile::Mix {
+                tcp_syn: 0,
+                tcp_established: 0,
+                tcp_unknown: 0,
+                udp: 1,
+                icmp: 0,
+            },
+            ..Profile::default()
+        };
+        assert_eq!(Templates::build(&p, &FlowSet::new(&p)).prefix, 128);
     }
 }

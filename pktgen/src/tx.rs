@@ -1,12 +1,68 @@
 //! The transmit side of a worker: a token bucket on the TSC, and bursts built from the templates
-//! (one bulk allocation, then per packet one copy of the template and the stamp's 22 bytes).
+//! (one bulk allocation, then per packet one copy of the template's head and the stamp's 22
+//! bytes).
+//!
+//! The TX pool is the transmitters' alone (received frames go to a pool of their own) and its
+//! buffers are zero past the templates' prefix: [`zero_pool`] zeroes every data room once
+//! before sending, and nothing writes past the prefix after that. A frame is its head followed
+//! by zeros ([`crate::templates`]), so copying the head (the frame padded to 64 bytes, or the
+//! first [`Templates::prefix`] bytes of a longer one: 192 for the benchmark profiles) and
+//! setting the length builds the whole frame, whatever its size, much as testpmd's txonly
+//! writes its 42 header bytes only.
 
 use crate::stamp;
 use crate::stats::Counters;
 use crate::templates::Templates;
 use chance_runtime::generator::{alloc_bulk_copy, tsc};
-use chance_runtime::{MbufBurst, Mempool, BURST_SIZE};
+use chance_runtime::{Mbuf, MbufBurst, Mempool, BURST_SIZE};
 use std::sync::Arc;
+
+/// [`zero_pool`] could not take every mbuf of the pool (some are in use): the ones it did not
+/// zero may hold anything.
+#[derive(Debug, thiserror::Error)]
+#[error("mempool {pool}: zeroed {zeroed} of its {capacity} mbufs (the rest are in use)")]
+pub struct ZeroPoolError {
+    /// The pool's name.
+    pub pool: String,
+    /// Mbufs zeroed.
+    pub zeroed: u32,
+    /// Mbufs in the pool.
+    pub capacity: u32,
+}
+
+/// Writes zeros over the whole data room (from the data's start, after the headroom, to the
+/// end of the buffer) of every mbuf of `pool`: takes them all, zeroes them and frees them.
+/// Call it on a new TX pool, before anything else uses it. Returns how many were zeroed (the
+/// pool's capacity).
+///
+/// # Errors
+///
+/// [`ZeroPoolError`] when some mbufs could not be taken (allocated elsewhere, or held in
+/// another lcore's cache).
+pub fn zero_pool(pool: &Mempool) -> Result<u32, ZeroPoolError> {
+    let capacity = pool.capacity();
+    let mut all = Vec::with_capacity(capacity as usize);
+    while let Ok(mut m) = Mbuf::alloc(pool) {
+        let room = m.tailroom();
+        if let Ok(data) = m.append(room) {
+            data.fill(0);
+            all.push(m);
+        } else {
+            break;
+        }
+    }
+    let zeroed = all.len() as u32;
+    drop(all);
+    if zeroed == capacity {
+        Ok(zeroed)
+    } else {
+        Err(ZeroPoolError {
+            pool: pool.name().to_owned(),
+            zeroed,
+            capacity,
+        })
+    }
+}
 
 /// TSC cycles to wait after a full TX queue accepted nothing (about 0.8 µs at 2.6 GHz).
 const BACKOFF_CYCLES: u64 = 2000;
@@ -97,6 +153,10 @@ impl Transmitter {
     /// Starts at template `first`, sequence numbers from `seq_base`. Flat out (a bucket without
     /// a rate) what the queue refuses is sent first next time (backpressure, as a NIC applies
     /// it); with a rate it is dropped and counted as refused (loss: the rate was not kept).
+    ///
+    /// `pool` must be a TX pool prepared by [`zero_pool`] and used only by transmitters of
+    /// these templates (or of templates with the same or a longer prefix): the frames are
+    /// built from their heads over buffers assumed to be zero past the prefix.
     pub fn new(
         templates: Arc<Templates>,
         expect_back: Arc<Vec<u8>>,
@@ -143,24 +203,43 @@ impl Transmitter {
             let n_templates = t.len();
             let next = &mut self.next;
             let held = &mut self.held;
-            let copied = alloc_bulk_copy(&self.pool, &mut self.burst, want, |k| {
-                let i = *next;
-                *next = if i + 1 == n_templates { 0 } else { i + 1 };
-                held[start + k] = i as u32;
-                (t.padded(i), usize::from(t.slots[i].len))
-            });
+            // The frame is the template's head, then zeros to its length. Only the head is
+            // copied: the TX pool's buffers are zero past the templates' prefix (`zero_pool`,
+            // before sending), and stay so because nothing writes there: these copies and the
+            // stamps end within the prefix, received frames use another pool, and TX PMDs do
+            // not write into the data of what they send (no offload flags are set; at most
+            // they write into the headroom, as virtio's net header). A frame no longer than the
+            // prefix is copied whole (its head is the frame, padded with zeros to 64 bytes); a
+            // longer one has the whole prefix rewritten. So bytes of an earlier frame in the
+            // same buffer (a longer header, a longer frame) can only remain past the end of a
+            // short frame, never inside one. The stamp is written while the mbuf is at hand.
+            let seq = &mut self.seq;
+            let copied = alloc_bulk_copy(
+                &self.pool,
+                &mut self.burst,
+                want,
+                |k| {
+                    let i = *next;
+                    *next = if i + 1 == n_templates { 0 } else { i + 1 };
+                    held[start + k] = i as u32;
+                    let s = t.slots[i];
+                    (
+                        t.head(i),
+                        usize::from(s.len),
+                        (i as u32, usize::from(s.stamp)),
+                    )
+                },
+                |(i, at), data| {
+                    stamp::write(&mut data[at..], i, *seq, now);
+                    *seq += 1;
+                },
+            );
             match copied {
                 Ok(n) => built = n,
                 Err(_) => {
                     self.bucket.refund(want);
                     c.tx_alloc_failed += 1;
                 }
-            }
-            for (k, m) in self.burst.as_mut_slice()[start..].iter_mut().enumerate() {
-                let i = self.held[start + k] as usize;
-                let at = usize::from(t.slots[i].stamp);
-                stamp::write(&mut m.data_mut()[at..], i as u32, self.seq, now);
-                self.seq += 1;
             }
             if built < want && copied.is_ok() {
                 // Cannot happen (templates fit an mbuf, checked at start).
@@ -195,7 +274,10 @@ impl Transmitter {
         } else {
             c.tx_refused += self.burst.clear() as u64;
         }
-        c.tx_late = self.bucket.late();
+        if self.bucket.rate != 0 {
+            // A division: not for every burst of a generator flat out, where it stays 0.
+            c.tx_late = self.bucket.late();
+        }
         built
     }
 }

@@ -13,19 +13,9 @@ use std::process::Command;
 const TEMPLATES: usize = 1200;
 const FRAMES: usize = 2 * TEMPLATES;
 
-/// One's-complement sum of big-endian words, not folded.
-fn sum(mut acc: u64, bytes: &[u8]) -> u64 {
-    for w in bytes.chunks(2) {
-        acc += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
-    }
-    acc
-}
-
-fn folds_to_ffff(mut s: u64) -> bool {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s == 0xffff
+/// A one's-complement sum (`chance_testkit::checksum::sum`) that verifies.
+fn folds_to_ffff(s: u32) -> bool {
+    chance_testkit::checksum::finish(s) == 0
 }
 
 /// The owned flows of a chance config: (proto, local, remote).
@@ -110,7 +100,7 @@ fn pcap_frames_match_the_profile() {
         assert_eq!(&f[12..14], &[8, 0]);
         assert_eq!(&f[26..34], &[192, 0, 2, 9, 192, 0, 2, 10]);
         assert!(
-            folds_to_ffff(sum(0, &f[14..34])),
+            folds_to_ffff(chance_testkit::checksum::sum(0, &f[14..34])),
             "outer IPv4 checksum, frame {i}"
         );
         assert_eq!(u16::from_be_bytes([f[36], f[37]]), 19523);
@@ -135,7 +125,7 @@ fn pcap_frames_match_the_profile() {
                 (
                     IpAddr::from(h.source_addr()),
                     IpAddr::from(h.destination_addr()),
-                    sum(0, &inner[12..20]),
+                    chance_testkit::checksum::sum(0, &inner[12..20]),
                 )
             }
             Some(NetSlice::Ipv6(v6)) => {
@@ -145,7 +135,7 @@ fn pcap_frames_match_the_profile() {
                 (
                     IpAddr::from(h.source_addr()),
                     IpAddr::from(h.destination_addr()),
-                    sum(0, &inner[8..40]),
+                    chance_testkit::checksum::sum(0, &inner[8..40]),
                 )
             }
             other => panic!("frame {i}: {other:?}"),
@@ -189,9 +179,12 @@ fn pcap_frames_match_the_profile() {
         let pseudo = if proto == 1 {
             0
         } else {
-            pseudo + proto + l4_len as u64
+            pseudo + proto as u32 + l4_len as u32
         };
-        assert!(folds_to_ffff(sum(pseudo, l4)), "frame {i}: {kind} checksum");
+        assert!(
+            folds_to_ffff(chance_testkit::checksum::sum(pseudo, l4)),
+            "frame {i}: {kind} checksum"
+        );
         let s = stamp::read(&l4[l4_header..]).expect("stamp");
         assert_eq!(
             (s.template as usize, s.seq, s.tsc),

@@ -40,34 +40,86 @@ pub fn alloc_bulk(pool: &Mempool, burst: &mut MbufBurst, n: usize) -> Result<(),
     Ok(())
 }
 
-/// Like [`alloc_bulk`], then fills the `i`-th new mbuf from `frame(i) = (bytes, len)`: copies
-/// all of `bytes` and sets the data length to `len` (`len <= bytes.len()`), as
-/// `rte_pktmbuf_append` + a copy would, without a call into DPDK or libc per packet. `bytes` may
-/// run past the frame: whole 64-byte blocks copy fastest (a few vector moves, no `memcpy`
-/// call), so templates padded to 64 bytes should pass their padding along. Returns how many
-/// mbufs were added: `n`, or fewer if a frame does not fit an mbuf's data room (the mbufs from
-/// that one on are freed).
+/// Like [`alloc_bulk`], then fills the `i`-th new mbuf from `frame(i) = (bytes, len, tag)`:
+/// copies all of `bytes` to the start of the data, sets the data length to `len`, as
+/// `rte_pktmbuf_append(len)` + a copy of `bytes` would, without a call into DPDK or libc per
+/// packet, and hands the frame's `len` bytes to `finish(tag, data)` (to write what differs per
+/// packet while the mbuf is at hand). `bytes` may run past the frame: whole 64-byte blocks copy
+/// fastest (a few vector moves, no `memcpy` call), so templates padded to 64 bytes should pass
+/// their padding along. `len` may exceed `bytes.len()`: the data from `bytes.len()` to `len` is
+/// then whatever the buffer held, as with [`crate::Mbuf::append`] (a generator whose pool's
+/// buffers hold zeros there, and that never writes past its copies, sends zeros). Returns how
+/// many mbufs were added: `n`, or fewer if `bytes` or `len` does not fit an mbuf's data room
+/// (the mbufs from that one on are freed).
 ///
 /// # Errors
 ///
 /// As [`alloc_bulk`]; on error nothing is added.
-pub fn alloc_bulk_copy<'a>(
+pub fn alloc_bulk_copy<'a, T>(
     pool: &Mempool,
     burst: &mut MbufBurst,
     n: usize,
-    mut frame: impl FnMut(usize) -> (&'a [u8], usize),
+    frame: impl FnMut(usize) -> (&'a [u8], usize, T),
+    finish: impl FnMut(T, &mut [u8]),
 ) -> Result<usize, MbufError> {
-    const BLOCK: usize = 64;
     let start = burst.len();
     alloc_bulk(pool, burst, n)?;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (just checked); slots start..start + n of the burst hold the
+        // mbufs just allocated, which nothing else references.
+        return Ok(unsafe { fill_avx2(burst, start, n, frame, finish) });
+    }
+    // SAFETY: slots start..start + n of the burst hold the mbufs just allocated, which nothing
+    // else references.
+    Ok(unsafe { fill(burst, start, n, frame, finish) })
+}
+
+/// [`fill`] compiled for AVX2: a 64-byte block is two 32-byte moves instead of the x86_64
+/// baseline's four 16-byte ones (chance-pktgen on net_null: 2 to 3 cycles less per packet of
+/// 128 to 192 bytes copied, about 8 % more packets per second).
+///
+/// # Safety
+///
+/// As [`fill`]; and the CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2<'a, T>(
+    burst: &mut MbufBurst,
+    start: usize,
+    n: usize,
+    frame: impl FnMut(usize) -> (&'a [u8], usize, T),
+    finish: impl FnMut(T, &mut [u8]),
+) -> usize {
+    // SAFETY: the caller guarantees what `fill` needs.
+    unsafe { fill(burst, start, n, frame, finish) }
+}
+
+/// The loop of [`alloc_bulk_copy`] over the `n` mbufs from slot `start` on; returns how many it
+/// kept.
+///
+/// # Safety
+///
+/// Slots `start..start + n` of `burst` hold mbufs fresh from `rte_pktmbuf_alloc_bulk`, which
+/// nothing else references.
+#[inline(always)]
+unsafe fn fill<'a, T>(
+    burst: &mut MbufBurst,
+    start: usize,
+    n: usize,
+    mut frame: impl FnMut(usize) -> (&'a [u8], usize, T),
+    mut finish: impl FnMut(T, &mut [u8]),
+) -> usize {
+    const BLOCK: usize = 64;
     let mbufs = burst.as_mut_ptr();
     for i in 0..n {
-        let (bytes, len) = frame(i);
+        let (bytes, len, tag) = frame(i);
         // SAFETY: slot start + i holds an mbuf the burst owns, fresh from rte_pktmbuf_alloc_bulk
-        // (reset: one segment, data_len 0, data_off = headroom), and nobody else references it.
+        // (reset: one segment, data_len 0, data_off = headroom), and nobody else references it
+        // (the caller's guarantee).
         let m = unsafe { &mut **mbufs.add(start + i) };
         let room = usize::from(m.buf_len) - usize::from(m.data_off);
-        if bytes.len() > room || len > bytes.len() || m.nb_segs != 1 || m.data_len != 0 {
+        if bytes.len() > room || len > room || m.nb_segs != 1 || m.data_len != 0 {
             // Free this mbuf and the following ones: `burst` keeps the first start + i.
             let mut tail = MbufBurst::new();
             while burst.len() > start + i {
@@ -76,7 +128,7 @@ pub fn alloc_bulk_copy<'a>(
                 }
             }
             tail.clear();
-            return Ok(i);
+            return i;
         }
         // SAFETY: `data_off + bytes.len() <= buf_len` (checked above), so every write stays
         // inside the mbuf's own buffer, which does not overlap `bytes` (a Rust slice); the
@@ -100,10 +152,18 @@ pub fn alloc_bulk_copy<'a>(
                 );
             }
         }
+        // `len <= room` (checked above): the data stays inside the buffer, as after
+        // rte_pktmbuf_append.
         m.data_len = len as u16;
         m.pkt_len = len as u32;
+        // SAFETY: the frame's `len <= room` bytes lie inside the mbuf's buffer (initialised
+        // memory, as `Mbuf::append` hands out), which the burst owns and nothing else references
+        // while `data` lives (until `finish` returns).
+        let data =
+            unsafe { std::slice::from_raw_parts_mut(dpdk_sys::rte_pktmbuf_mtod::<u8>(m), len) };
+        finish(tag, data);
     }
-    Ok(n)
+    n
 }
 
 /// The time-stamp counter (`rdtsc`; DPDK's `rte_rdtsc`). Not serialising: good for time stamps
