@@ -4,36 +4,20 @@
 //! frames put in the ring beforehand are "other", nothing is missing, the latency is measured
 //! and no mbuf leaks. One EAL per test binary, so one test.
 
+mod common;
+
 use chance_pktgen::profile::{Profile, Sizes};
 use chance_pktgen::report::ExpectBack;
 use chance_pktgen::run::{run, RunSpec, RxPort};
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
-use chance_runtime::{ring_port, Eal, Mbuf, Mempool, Ring, SOCKET_ID_ANY};
+use chance_runtime::{ring_port, Mbuf, Mempool, Ring, SOCKET_ID_ANY};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[test]
 fn ring_loopback_counts_and_times_every_frame() {
-    let prefix = format!("pktgen-ring-{}", std::process::id());
-    let args: Vec<String> = [
-        "-l",
-        "0-1",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--log-level=lib.eal:warning",
-        "--no-telemetry",
-        "--file-prefix",
-        &prefix,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&args).expect("EAL");
-    let _ = std::fs::remove_dir(eal.runtime_dir());
+    let eal = common::eal("ring", "0-1", 256);
 
     let ring = Ring::new("pktgen_loop", 4096, SOCKET_ID_ANY).unwrap();
     ring_port("loop", &ring, &ring).unwrap();

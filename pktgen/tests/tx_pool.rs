@@ -6,6 +6,8 @@
 //! pool left dirty instead, the same loop sends frames that differ from their templates: the
 //! zeroing is what makes head-only copies right. One EAL per test binary, so one test.
 
+mod common;
+
 use chance_pktgen::profile::{Profile, Sizes};
 use chance_pktgen::rx::{classify, Class};
 use chance_pktgen::stamp::STAMP_LEN;
@@ -14,7 +16,7 @@ use chance_pktgen::templates::{outer_len, Templates};
 use chance_pktgen::tx::{zero_pool, TokenBucket, Transmitter};
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
 use chance_runtime::{
-    ring_port, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, PortQueue, Ring, SOCKET_ID_ANY,
+    ring_port, Mbuf, MbufBurst, Mempool, Port, PortConfig, PortQueue, Ring, SOCKET_ID_ANY,
 };
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use std::collections::HashMap;
@@ -141,25 +143,7 @@ fn send_and_check(
 
 #[test]
 fn head_copies_over_a_zeroed_pool_send_the_templates_exactly() {
-    let prefix = format!("pktgen-txpool-{}", std::process::id());
-    let args: Vec<String> = [
-        "-l",
-        "0",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "128",
-        "--no-shconf",
-        "--log-level=lib.eal:warning",
-        "--no-telemetry",
-        "--file-prefix",
-        &prefix,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let eal = Eal::init(&args).expect("EAL");
-    let _ = std::fs::remove_dir(eal.runtime_dir());
+    let eal = common::eal("txpool", "0", 128);
 
     let profile = Profile {
         flows: 64,
