@@ -182,6 +182,19 @@ impl FlowKey {
         &self.addrs
     }
 
+    /// The key whose words these are (as [`head_word`](Self::head_word) and
+    /// [`addr_words`](Self::addr_words) give them); `None` for words no key has (an unknown family
+    /// or protocol, bits above the protocol, IPv4 addresses beyond the first word).
+    pub(crate) fn from_words(head: u64, addrs: [u64; 4]) -> Option<Self> {
+        let family = (head >> FAMILY_SHIFT) as u8;
+        let proto = (head >> PROTO_SHIFT) as u8;
+        let known_family = family == Family::V4 as u8 || family == Family::V6 as u8;
+        let known_proto = proto == L4Proto::Tcp as u8 || proto == L4Proto::Udp as u8;
+        let v4_padding = family != Family::V4 as u8 || addrs[1..] == [0; 3];
+        (known_family && known_proto && v4_padding && head >> (PROTO_SHIFT + 8) == 0)
+            .then_some(Self { head, addrs })
+    }
+
     /// The fields in the order keys sort by.
     fn sort_key(&self) -> (Family, L4Proto, u16, u16, IpAddr, IpAddr) {
         let (local_port, remote_port) = self.port_pair();

@@ -81,7 +81,7 @@ use clock::Clock;
 use core::cell::Cell;
 use core::hash::BuildHasher;
 use policy::Victim;
-use slot::{Content, PackedKey, Read};
+use slot::{Content, Read};
 use stats::{CachePadded, SharedStats};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -530,7 +530,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     }
 
     /// Lock holder: the slot holding `key` in its two buckets.
-    fn locked_find(&self, place: &Place, key: &PackedKey) -> Option<(usize, usize, Content)> {
+    fn locked_find(&self, place: &Place, key: &FlowKey) -> Option<(usize, usize, Content)> {
         for bucket in self.pair(place) {
             let tags = self.tags[bucket].load(Ordering::Relaxed);
             for index in bucket::indices(bucket::matching(tags, place.tag)) {
@@ -555,7 +555,6 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// expired embryonic one), since anyone on the network can send a SYN.
     pub fn insert(&self, key: FlowKey, source: Source) -> InsertOutcome {
         let place = self.place(&key);
-        let packed = PackedKey::new(&key);
         // The common confirmation (egress traffic of a known flow, within the same second) writes
         // nothing: answered without a lock.
         if let Found::Hit {
@@ -569,11 +568,11 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         }
         let _locked = Locked::pair(&self.locks, place.b1, place.b2);
         let now = self.clock.now();
-        if let Some((bucket, index, content)) = self.locked_find(&place, &packed) {
+        if let Some((bucket, index, content)) = self.locked_find(&place, &key) {
             return self.confirm(bucket, index, &content, source, now);
         }
         let content = Content {
-            key: packed,
+            key,
             source,
             confirmed: now,
         };
@@ -706,10 +705,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 let Some(content) = slot.locked_content() else {
                     continue;
                 };
-                let Some(key) = content.key.unpack() else {
-                    continue;
-                };
-                let other = self.place(&key);
+                let other = self.place(&content.key);
                 let alternative = if other.b1 == bucket {
                     other.b2
                 } else {
@@ -770,9 +766,8 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
 
     fn remove_if(&self, key: &FlowKey, wanted: impl FnOnce(Source) -> bool) -> bool {
         let place = self.place(key);
-        let packed = PackedKey::new(key);
         let _locked = Locked::pair(&self.locks, place.b1, place.b2);
-        match self.locked_find(&place, &packed) {
+        match self.locked_find(&place, key) {
             Some((bucket, index, content)) if wanted(content.source) => {
                 self.vacate(bucket, index);
                 self.len.fetch_sub(1, Ordering::Relaxed);
@@ -794,11 +789,8 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             if content.source == Source::Static {
                 return false;
             }
-            let Some(key) = content.key.unpack() else {
-                return false;
-            };
             let entry = Entry {
-                key,
+                key: content.key,
                 source: content.source,
                 age: Duration::from_secs(now.saturating_sub(content.confirmed).into()),
             };
@@ -859,9 +851,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 let Some(Some(content)) = content else {
                     continue;
                 };
-                if let Some(key) = content.key.unpack() {
-                    f(&self.entry(key, content.source, content.confirmed));
-                }
+                f(&self.entry(content.key, content.source, content.confirmed));
             }
         }
     }

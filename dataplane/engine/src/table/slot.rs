@@ -15,8 +15,7 @@
 //! because of a confirmation. A reader of an IPv4 key loads words 0-2 only.
 
 use super::policy::Source;
-use crate::flow::{Family, FlowKey, L4Proto};
-use core::net::{Ipv4Addr, Ipv6Addr};
+use crate::flow::{Family, FlowKey};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// Words per slot.
@@ -25,68 +24,6 @@ pub(crate) const WORDS: usize = 6;
 const SEQ_MASK: u64 = 0xffff_ffff;
 const SOURCE_SHIFT: u32 = 32;
 const META_SHIFT: u32 = 40;
-
-/// A key in the slot's encoding: what a reader compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PackedKey {
-    /// family | protocol << 8.
-    meta: u16,
-    /// local port | remote port << 16.
-    ports: u32,
-    /// Words 2-5 (IPv4: one word and three zeros).
-    addrs: [u64; 4],
-}
-
-impl PackedKey {
-    #[inline]
-    pub(crate) fn new(key: &FlowKey) -> Self {
-        // FlowKey keeps this encoding: ports in the head's low half, family and protocol above.
-        let head = key.head_word();
-        Self {
-            meta: (head >> 32) as u16,
-            ports: head as u32,
-            addrs: *key.addr_words(),
-        }
-    }
-
-    /// The key back (for sweeps and listings); `None` for words no writer produced.
-    pub(crate) fn unpack(&self) -> Option<FlowKey> {
-        let proto = match (self.meta >> 8) as u8 {
-            6 => L4Proto::Tcp,
-            17 => L4Proto::Udp,
-            _ => return None,
-        };
-        let (local_port, remote_port) = (self.ports as u16, (self.ports >> 16) as u16);
-        match self.meta as u8 {
-            4 => {
-                let [l0, l1, l2, l3, r0, r1, r2, r3] = self.addrs[0].to_le_bytes();
-                Some(FlowKey::v4(
-                    proto,
-                    Ipv4Addr::new(l0, l1, l2, l3),
-                    local_port,
-                    Ipv4Addr::new(r0, r1, r2, r3),
-                    remote_port,
-                ))
-            }
-            6 => {
-                let addr = |hi: u64, lo: u64| {
-                    let mut bytes = [0; 16];
-                    bytes[..8].copy_from_slice(&hi.to_le_bytes());
-                    bytes[8..].copy_from_slice(&lo.to_le_bytes());
-                    Ipv6Addr::from(bytes)
-                };
-                Some(FlowKey::v6(
-                    proto,
-                    addr(self.addrs[0], self.addrs[1]),
-                    local_port,
-                    addr(self.addrs[2], self.addrs[3]),
-                    remote_port,
-                ))
-            }
-            _ => None,
-        }
-    }
-}
 
 /// What a lock-free read of a slot found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +39,7 @@ pub(crate) enum Read {
 /// A slot's content, read by its bucket's lock holder (or through the seqlock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Content {
-    pub(crate) key: PackedKey,
+    pub(crate) key: FlowKey,
     pub(crate) source: Source,
     pub(crate) confirmed: u32,
 }
@@ -188,18 +125,20 @@ impl Slot {
             Ordering::Relaxed,
         );
         fence(Ordering::Release);
-        let key = &content.key;
+        // The key's head word is its ports (low half, into word 1) and its family and protocol
+        // (high half, into word 0's meta bits).
+        let head = content.key.head_word();
         self.words[1].store(
-            u64::from(key.ports) | u64::from(content.confirmed) << 32,
+            head & 0xffff_ffff | u64::from(content.confirmed) << 32,
             Ordering::Relaxed,
         );
-        for (word, value) in self.words[2..].iter().zip(key.addrs) {
+        for (word, &value) in self.words[2..].iter().zip(content.key.addr_words()) {
             word.store(value, Ordering::Relaxed);
         }
         self.words[0].store(
             u64::from(seq.wrapping_add(2))
                 | u64::from(content.source as u8) << SOURCE_SHIFT
-                | u64::from(key.meta) << META_SHIFT,
+                | (head >> 32) << META_SHIFT,
             Ordering::Release,
         );
     }
@@ -230,12 +169,9 @@ impl Slot {
 
 fn decode(w0: u64, [w1, w2, w3, w4, w5]: [u64; 5]) -> Option<Content> {
     let source = Source::from_bits((w0 >> SOURCE_SHIFT) as u8)?;
+    let head = (w0 >> META_SHIFT & 0xffff) << 32 | w1 & 0xffff_ffff;
     Some(Content {
-        key: PackedKey {
-            meta: (w0 >> META_SHIFT) as u16,
-            ports: w1 as u32,
-            addrs: [w2, w3, w4, w5],
-        },
+        key: FlowKey::from_words(head, [w2, w3, w4, w5])?,
         source,
         confirmed: (w1 >> 32) as u32,
     })
@@ -244,6 +180,8 @@ fn decode(w0: u64, [w1, w2, w3, w4, w5]: [u64; 5]) -> Option<Content> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::L4Proto;
+    use core::net::{Ipv4Addr, Ipv6Addr};
 
     fn keys() -> [FlowKey; 4] {
         [
@@ -279,27 +217,36 @@ mod tests {
     }
 
     #[test]
-    fn keys_pack_and_unpack() {
+    fn keys_round_trip_through_their_words() {
+        let words = |k: &FlowKey| (k.head_word(), *k.addr_words());
         for key in keys() {
-            assert_eq!(PackedKey::new(&key).unpack(), Some(key), "{key:?}");
+            let (head, addrs) = words(&key);
+            assert_eq!(FlowKey::from_words(head, addrs), Some(key), "{key:?}");
         }
-        let packed: Vec<_> = keys().iter().map(PackedKey::new).collect();
+        let packed: Vec<_> = keys().iter().map(words).collect();
         for (i, a) in packed.iter().enumerate() {
             for b in &packed[i + 1..] {
                 assert_ne!(a, b);
             }
         }
+        // Words no writer produces: an empty slot's, an unknown protocol, IPv4 padding.
+        let (head, addrs) = words(&keys()[0]);
+        assert_eq!(FlowKey::from_words(0, [0; 4]), None);
+        assert_eq!(
+            FlowKey::from_words(head & !(0xff << 40) | 1 << 40, addrs),
+            None
+        );
+        assert_eq!(FlowKey::from_words(head, [addrs[0], 1, 0, 0]), None);
     }
 
     #[test]
     fn a_written_slot_matches_its_key_only() {
         let slot = Slot::default();
         let [ka, kb, kc, kd] = keys();
-        let [a, _, c, _] = keys().map(|k| PackedKey::new(&k));
         assert_eq!(slot.read(&ka), Read::Other, "empty");
         assert_eq!(slot.locked_content(), None);
         let content = Content {
-            key: c,
+            key: kc,
             source: Source::Egress,
             confirmed: 77,
         };
@@ -328,12 +275,12 @@ mod tests {
         );
         // Reuse by an IPv4 key zeroes the IPv6 words.
         slot.write(&Content {
-            key: a,
+            key: ka,
             source: Source::Syn,
             confirmed: 1,
         });
         assert_eq!(slot.read(&kc), Read::Other);
-        assert_eq!(slot.locked_content().unwrap().key.unpack(), Some(keys()[0]));
+        assert_eq!(slot.locked_content().unwrap().key, keys()[0]);
         slot.clear();
         assert_eq!(slot.read(&ka), Read::Other);
         assert_eq!(slot.snapshot(), Ok(None));
