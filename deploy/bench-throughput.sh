@@ -133,8 +133,8 @@ cpu_share() { # pid, seconds
   python3 -c "print(f'{($r1-$r0)/($t1-$t0):.2f}')"
 }
 
-eal_args() { # file prefix
-  echo "-l 0-1 --main-lcore 0 --file-prefix $1 --in-memory --no-pci --vdev $nic --vdev $kernel"
+eal_args() { # file prefix [kernel vdev, default $kernel]
+  echo "-l 0-1 --main-lcore 0 --file-prefix $1 --in-memory --no-pci --vdev $nic --vdev ${2:-$kernel}"
 }
 
 results=$out/results.txt
@@ -205,21 +205,27 @@ for p in problems:
 EOF
 }
 
-run_chanced() { # build (shared|static), binary, round
-  local build=$1 bin=$2 round=$3 prefix="chbench-$$-ch$1-$3" json log share mpps
-  json=$out/chanced-$build-$round.json
-  log=$out/chanced-$build-$round.log
+# Runs chanced for $duration s and checks its report; sets json, log (named after NAME) and share.
+chanced_run() { # binary, config, name [kernel vdev]
+  local prefix="chbench-$$-$3"
+  json=$out/$3.json
+  log=$out/$3.log
   prefixes+=("$prefix")
   ensure_hugepages
   # shellcheck disable=SC2046
-  NO_COLOR=1 "$bin" --config "$config" --duration "$duration" --stats-interval 1 \
-    --report-json "$json" -- $(eal_args "$prefix") > "$log" 2>&1 &
+  NO_COLOR=1 "$1" --config "$2" --duration "$duration" --stats-interval 1 \
+    --report-json "$json" -- $(eal_args "$prefix" "${4:-}") > "$log" 2>&1 &
   child=$!
   sleep 2
   share=$(cpu_share "$child" $((duration - 3)))
-  wait "$child" || { echo "bench-throughput: chanced ($build) failed, see $log" >&2; exit 1; }
+  wait "$child" || { echo "bench-throughput: chanced ($3) failed, see $log" >&2; exit 1; }
   child=""
   check_report "$json"
+}
+
+run_chanced() { # build (shared|static), binary, round
+  local json log share mpps
+  chanced_run "$2" "$config" "chanced-$1-$3"
   mpps=$(python3 - "$json" "$log" <<'EOF'
 import datetime, json, re, statistics, sys
 r = json.load(open(sys.argv[1]))
@@ -238,24 +244,13 @@ print(f"{persec} total={rx / r['elapsed_secs'] / 1e6:.2f}")
 EOF
 )
   read -r persec total <<< "$mpps"
-  echo "chanced-$build $round $persec cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) $total" | tee -a "$results"
+  echo "chanced-$1 $3 $persec cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) $total" | tee -a "$results"
 }
 
 run_learning() { # static-egress|learned, round
-  local what=$1 round=$2 prefix="chbench-$$-l$1-$2" json log share line
-  json=$out/learning-$what-$round.json
-  log=$out/learning-$what-$round.log
-  prefixes+=("$prefix")
-  ensure_hugepages
-  NO_COLOR=1 "$chanced_shared" --config "$out/$what.toml" --duration "$duration" --stats-interval 1 \
-    --report-json "$json" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --in-memory --no-pci \
-    --vdev "$nic" --vdev "net_pcap1,rx_pcap=$out/egress.pcap,infinite_rx=1" > "$log" 2>&1 &
-  child=$!
-  sleep 2
-  share=$(cpu_share "$child" $((duration - 3)))
-  wait "$child" || { echo "bench-throughput: chanced ($what) failed, see $log" >&2; exit 1; }
-  child=""
-  check_report "$json"
+  local json log share line
+  chanced_run "$chanced_shared" "$out/$1.toml" "learning-$1-$2" \
+    "net_pcap1,rx_pcap=$out/egress.pcap,infinite_rx=1"
   line=$(python3 - "$log" <<'EOF'
 import re, statistics, sys
 text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], errors="replace").read())
@@ -265,7 +260,7 @@ nic, ker = d([int(a) for a, _ in rows]), d([int(b) for _, b in rows])
 print(f"{statistics.median(nic):.2f} {statistics.median(ker):.2f}")
 EOF
 )
-  echo "learning-$what $round $line cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out/learning.txt"
+  echo "learning-$1 $2 $line cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out/learning.txt"
 }
 
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
