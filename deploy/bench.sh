@@ -358,6 +358,27 @@ EOF
 ) cpu_share=$sh load=$(load)"
 }
 
+# The zero-loss control: chance-pktgen rate-limited -> testpmd (io: the cheapest forwarder there
+# is) at the same rate and rings as chanced. What testpmd loses there is lost to the machine (a
+# worker off its CPU while the ring fills), not to chanced.
+row_rate_tp() { # kind mode mix rep rate [memif options]
+  local kind=$1 mode=$2 mix=$3 rep=$4 rate=$5 ring=${6:-} log j server sh
+  log=$out/$kind-$mode-$mix-$rep.log j=$out/$kind-$mode-$mix-$rep.json
+  start_testpmd "$log" "$mode" "${SERVER[@]}" --vdev="$memif_server$ring"; server=$started
+  wait_log "$log" "start packet forwarding" 10
+  start_pktgen "$j" "$mix" "$memif_client$ring" --expect all --rate "$rate" --wait-link-down 15
+  sh=$(shares "$server"); server_first "$j" "$server"
+  record "$kind testpmd-$mode $mix $rep $(python3 - "$j" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+offered = p["tx"]["packets"] + p["tx"]["refused"]
+lossless = p["tx"]["refused"] == 0 and p["loss"]["missing"] == 0 and not p["mbufs_in_use"]
+print(f"{p['tx']['mpps']:.3f} refused={p['tx']['refused'] / max(1, offered):.4f} held={p['tx']['held'] / max(1, p['tx']['packets']):.2f} missing={p['loss']['missing']} "
+      f"late={p['tx']['late']} lossless={int(lossless)} pktgen_cpu={p['lcores'][0]['cpu_share'] or 0:.3f}")
+PY
+) cpu_share=$sh load=$(load)"
+}
+
 # Runs a row until its workers had their CPUs (every share >= 0.9), at most 3 times; the
 # disturbed attempts stay in the results, marked, and out of the table.
 measure() {

@@ -3,7 +3,7 @@
 //! learning latency.
 
 use chance_engine::table::{
-    ConcurrentFlowTable, Entry, InsertOutcome, LocalCounts, Lookup, Source, TableConfig,
+    ConcurrentFlowTable, Entry, InsertOutcome, LocalCounts, Lookup, Prefetch, Source, TableConfig,
 };
 use chance_engine::{Engine, EngineConfig, FlowKey, FlowTable, L4Proto, Verdict};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
@@ -454,7 +454,7 @@ fn lookup_many_answers_as_lookup_does() {
         .chain([5000])
         .map(mixed)
         .collect();
-    for len in [0, 1, 15, 16, 17, 100, keys.len()] {
+    for len in [0, 1, 15, 16, 17, 63, 64, 65, 100, 129, keys.len()] {
         let mut out = vec![Lookup::Contended; len + 3];
         table.lookup_many(&keys[..len], &mut out);
         for (key, answer) in keys[..len].iter().zip(&out) {
@@ -467,6 +467,47 @@ fn lookup_many_answers_as_lookup_does() {
     assert!(out.contains(&Lookup::Expired));
     assert!(out.contains(&Lookup::Owned(Source::Syn)));
     assert!(out.contains(&Lookup::Miss));
+}
+
+/// Records what it is asked to prefetch.
+#[derive(Default)]
+struct Recorder(std::cell::RefCell<Vec<usize>>);
+
+impl Prefetch for Recorder {
+    fn prefetch(&self, word: &AtomicU64) {
+        self.0.borrow_mut().push(word.as_ptr() as usize);
+    }
+}
+
+#[test]
+fn lookup_many_prefetches_tags_and_slots_inside_the_table() {
+    let table = table(4096);
+    for i in 0..1000 {
+        table.insert(mixed(i), Source::Egress);
+    }
+    let keys: Vec<FlowKey> = (0..1000).chain(4000..4100).map(mixed).collect();
+    let recorder = Recorder::default();
+    let mut out = vec![Lookup::Miss; keys.len()];
+    table.lookup_many_with(&keys, &mut out, &recorder);
+    for (key, answer) in keys.iter().zip(&out) {
+        assert_eq!(*answer, table.lookup(key), "{key:?}");
+    }
+    let addresses = recorder.0.into_inner();
+    // Two tag words per key, and the first and last word of the slot read for every hit.
+    assert!(
+        addresses.len() >= 2 * keys.len() + 2 * 1000,
+        "{}",
+        addresses.len()
+    );
+    let regions = table.memory_regions();
+    for address in addresses {
+        assert!(
+            regions
+                .iter()
+                .any(|&(start, len)| (start as usize..start as usize + len).contains(&address)),
+            "prefetch of {address:#x} outside the table"
+        );
+    }
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! one process: first as allocated (4 KiB pages), then after its buckets and tags were advised and
 //! collapsed into 2 MiB pages with `chance_runtime::hugemem::advise_huge_pages`, as chanced does
 //! (`[flow_table] huge_pages = true`). Rows: `lookup` hit and miss (misses: flows of another port),
-//! `lookup_many` hit per burst of 32 (per-key cost = row / 32), each named `..._4k` or `..._huge`,
+//! `lookup_many_with` hit (with the prefetch instruction, `chance_runtime::prefetch`) per batch of
+//! 32 and of 64 keys (Melem/s; per-key cost = row / batch), each named `..._4k` or `..._huge`,
 //! and `exact_match_hit_*`, the same hits in an `ExactMatchTable` (std's SwissTable, not
 //! concurrent) for reference. Lookups cycle through 64K keys spread over the table, so at 1M and
 //! 10M entries nearly every lookup misses L1/L2. Building the 10M tables takes a few seconds and
@@ -15,6 +16,7 @@
 use chance_engine::table::{ConcurrentFlowTable, InsertOutcome, Lookup, Source, TableConfig};
 use chance_engine::{ExactMatchTable, FlowKey, FlowTable, L4Proto};
 use chance_runtime::hugemem::advise_huge_pages;
+use chance_runtime::prefetch::CachePrefetch;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -95,20 +97,24 @@ fn bench_lookups(c: &mut Criterion, name: &str, table: &ConcurrentFlowTable, key
     });
 }
 
-/// ns per burst of 32 keys with `lookup_many`.
-fn bench_batches(c: &mut Criterion, name: &str, table: &ConcurrentFlowTable, keys: &[FlowKey]) {
-    const BURST: usize = 32;
+/// ns per batch of `BATCH` keys with `lookup_many_with` and the prefetch instruction.
+fn bench_batches<const BATCH: usize>(
+    c: &mut Criterion,
+    name: &str,
+    table: &ConcurrentFlowTable,
+    keys: &[FlowKey],
+) {
     let mut group = c.benchmark_group("table");
-    group.throughput(Throughput::Elements(BURST as u64));
+    group.throughput(Throughput::Elements(BATCH as u64));
     let mut next = 0;
-    let mut out = [Lookup::Miss; BURST];
-    table.lookup_many(&keys[..BURST], &mut out);
+    let mut out = [Lookup::Miss; BATCH];
+    table.lookup_many_with(&keys[..BATCH], &mut out, &CachePrefetch);
     assert!(out.iter().all(|l| l.is_owned()));
     group.bench_function(name, |b| {
         b.iter(|| {
-            let burst = &keys[next..next + BURST];
-            next = (next + BURST) & (PROBES - 1);
-            table.lookup_many(black_box(burst), &mut out);
+            let batch = &keys[next..next + BATCH];
+            next = (next + BATCH) & (PROBES - 1);
+            table.lookup_many_with(black_box(batch), &mut out, &CachePrefetch);
             black_box(&out);
         })
     });
@@ -141,12 +147,10 @@ fn lookups(c: &mut Criterion) {
             }
             bench_lookups(c, &format!("lookup_hit_{label}_{pages}"), &table, &hits);
             bench_lookups(c, &format!("lookup_miss_{label}_{pages}"), &table, &misses);
-            bench_batches(
-                c,
-                &format!("lookup_many_hit_{label}_{pages}"),
-                &table,
-                &hits,
-            );
+            // A worker's RX burst, and the most keys DPDK's own rte_hash_lookup_bulk takes.
+            let many = |batch: usize| format!("lookup_many{batch}_hit_{label}_{pages}");
+            bench_batches::<32>(c, &many(32), &table, &hits);
+            bench_batches::<64>(c, &many(64), &table, &hits);
         }
         drop(table);
         bench_exact_match(c, &format!("exact_match_hit_{label}"), flows, &hits);

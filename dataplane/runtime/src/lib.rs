@@ -13,6 +13,7 @@
 //! | [`port`] | ethdev ports: configure (with RSS), start/stop/close, stats, rx/tx bursts |
 //! | [`ring`] | `rte_ring`s of mbufs, and ports over them (`rte_eth_from_rings`) for tests |
 //! | [`generator`] | for traffic generators: bulk mbuf allocation, the TSC, a port's link state |
+//! | [`prefetch`] | the prefetch instruction for the flow table's batched lookups |
 //! | [`lcore`] | launching a closure on a worker lcore, with a panic guard, and joining it |
 //! | [`worker`] | the lcore loop: NIC RX -> engine -> kernel or NIC TX; kernel RX -> NIC TX |
 //! | [`stats`] | per-lcore counters published per burst, read by control threads |
@@ -32,6 +33,7 @@ pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod prefetch;
 pub mod ring;
 pub mod stats;
 pub mod worker;

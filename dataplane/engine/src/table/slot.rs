@@ -88,10 +88,16 @@ impl Slot {
         }
     }
 
-    /// Word 0, relaxed: for warming the cache line, not for reading the entry.
+    /// The first and the last word a [`read`](Self::read) of `key` loads: a slot spans at most
+    /// two cache lines, and these two words are on them (for prefetching).
     #[inline]
-    pub(crate) fn first_word(&self) -> u64 {
-        self.words[0].load(Ordering::Relaxed)
+    pub(crate) fn read_span(&self, key: &FlowKey) -> [&AtomicU64; 2] {
+        let last = if key.family() == Family::V6 {
+            WORDS - 1
+        } else {
+            2
+        };
+        [&self.words[0], &self.words[last]]
     }
 
     /// Lock-free: the whole content (for listings), `Err(())` when a writer was busy with it.
