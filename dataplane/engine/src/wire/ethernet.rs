@@ -17,7 +17,7 @@
 //! No 802.1Q tag handling: a VLAN-tagged frame simply reports EtherType 0x8100
 //! ([`super::ethertype::VLAN`]), as cls_redirect sees it.
 
-use super::{read_u16, write_u16, Error, Field, Result};
+use super::{read_u16, write_u16, Field, Result};
 
 mod field {
     use super::Field;
@@ -30,39 +30,12 @@ mod field {
 /// Length of the Ethernet II header.
 pub const HEADER_LEN: usize = field::PAYLOAD;
 
-/// A read/write view of an Ethernet II frame.
-#[derive(Debug, Clone)]
-pub struct EthernetFrame<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of an Ethernet II frame.
+    EthernetFrame, HEADER_LEN, "the 14-byte header"
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 14-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let frame = Self::new_unchecked(buffer);
-        frame.check_len()?;
-        Ok(frame)
-    }
-
-    /// Checks that the buffer holds the 14-byte header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Destination MAC address.
     #[inline]
     pub fn dst_addr(&self) -> [u8; 6] {
@@ -164,6 +137,7 @@ impl EthernetRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     // 02:00:00:00:00:01 <- 02:00:00:00:00:02, IPv4, 4 payload bytes.
     static FRAME_BYTES: [u8; 18] = [

@@ -25,39 +25,12 @@ mod field {
 /// Length of the GRE base header.
 pub const HEADER_LEN: usize = field::PROTOCOL.end;
 
-/// A read/write view of a GRE base header.
-#[derive(Debug, Clone)]
-pub struct GrePacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of a GRE base header.
+    GrePacket, HEADER_LEN, "the 4-byte base header"
 }
 
 impl<T: AsRef<[u8]>> GrePacket<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 4-byte base header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 4-byte base header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// The first 16 bits: flags, reserved bits and version.
     #[inline]
     pub fn flags_version(&self) -> u16 {

@@ -75,34 +75,12 @@ const FORWARD_SYN: u8 = 0x08;
 const LAST_HOP_GRE: u8 = 0x04;
 const LOW_BITS_MASK: u8 = 0x03;
 
-/// A read/write view of a GUE base header.
-#[derive(Debug, Clone)]
-pub struct GuePacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of a GUE base header.
+    GuePacket, HEADER_LEN, "the 4-byte base header"
 }
 
 impl<T: AsRef<[u8]>> GuePacket<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 4-byte base header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 4-byte base header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Checks that the buffer also holds the `hlen` words of optional data.
     pub fn check_options_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < self.header_len() {
@@ -110,11 +88,6 @@ impl<T: AsRef<[u8]>> GuePacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Variant (bits 7-6 of byte 0).
@@ -211,34 +184,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> GuePacket<T> {
     }
 }
 
-/// A read/write view of GLB's chained-routing header (the GUE optional data).
-#[derive(Debug, Clone)]
-pub struct GlbChainPacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of GLB's chained-routing header (the GUE optional data).
+    GlbChainPacket, CHAIN_HEADER_LEN, "the 4-byte chain header (not the hops)"
 }
 
 impl<T: AsRef<[u8]>> GlbChainPacket<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 4-byte chain header (not the hops).
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 4-byte chain header (not the hops).
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < CHAIN_HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Checks that the buffer also holds the `hop_count` addresses (`4 + 4 * hop_count` bytes).
     pub fn check_hops_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < CHAIN_HEADER_LEN + self.hops_len() {
@@ -246,11 +197,6 @@ impl<T: AsRef<[u8]>> GlbChainPacket<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version (high nibble of byte 0).

@@ -15,7 +15,7 @@
 //! The rest-of-header word is type-specific (identifier + sequence for echo, next-hop MTU for
 //! "fragmentation needed", unused for most errors); the view reports it as one `u32`.
 
-use super::{checksum, read_u16, read_u32, write_u16, write_u32, Error, Field, Result};
+use super::{checksum, read_u16, read_u32, write_u16, write_u32, Field};
 
 mod field {
     use super::Field;
@@ -42,39 +42,12 @@ pub const TYPE_ECHO_REQUEST: u8 = 8;
 /// Time Exceeded.
 pub const TYPE_TIME_EXCEEDED: u8 = 11;
 
-/// A read/write view of an ICMPv4 message.
-#[derive(Debug, Clone)]
-pub struct Icmpv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of an ICMPv4 message.
+    Icmpv4Packet, HEADER_LEN, "the 8-byte header"
 }
 
 impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 8-byte header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Message type.
     #[inline]
     pub fn msg_type(&self) -> u8 {
@@ -153,6 +126,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     // Echo request, id 0x1234, seq 1, data "abcd".
     static PACKET_BYTES: [u8; 12] = [

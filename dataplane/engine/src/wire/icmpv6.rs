@@ -29,7 +29,7 @@
 //! [`Icmpv6Packet::fill_checksum`] takes the whole buffer as the ICMPv6 message, so the view
 //! must wrap exactly the message (header and data), no more.
 
-use super::{checksum, ip_proto, read_u16, read_u32, write_u16, write_u32, Error, Field, Result};
+use super::{checksum, ip_proto, read_u16, read_u32, write_u16, write_u32, Field};
 use core::net::Ipv6Addr;
 
 mod field {
@@ -59,10 +59,9 @@ pub const TYPE_ECHO_REQUEST: u8 = 128;
 /// Echo Reply.
 pub const TYPE_ECHO_REPLY: u8 = 129;
 
-/// A read/write view of an ICMPv6 message.
-#[derive(Debug, Clone)]
-pub struct Icmpv6Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of an ICMPv6 message.
+    Icmpv6Packet, HEADER_LEN, "the 8-byte header"
 }
 
 /// One's-complement sum of the pseudo-header and `message`, folded, not yet complemented.
@@ -81,32 +80,6 @@ fn pseudo_header_sum(src: &Ipv6Addr, dst: &Ipv6Addr, message: &[u8]) -> u16 {
 }
 
 impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 8-byte header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Message type.
     #[inline]
     pub fn msg_type(&self) -> u8 {
@@ -185,6 +158,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     const SRC: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
     const DST: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);

@@ -50,34 +50,12 @@ const FLAG_MF: u16 = 0x2000;
 const FLAG_DF: u16 = 0x4000;
 const FRAG_OFFSET_MASK: u16 = 0x1fff;
 
-/// A read/write view of an IPv4 header.
-#[derive(Debug, Clone)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of an IPv4 header.
+    Ipv4Packet, HEADER_LEN, "the 20-byte fixed header"
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 20-byte fixed header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 20-byte fixed header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Checks that the IHL is at least 5 and that the buffer holds the options it announces.
     pub fn check_options_len(&self) -> Result<()> {
         let ihl = self.ihl();
@@ -86,11 +64,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         } else {
             Ok(())
         }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version field (the high nibble of byte 0).

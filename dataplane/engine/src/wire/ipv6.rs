@@ -71,39 +71,12 @@ const TRAFFIC_CLASS_SHIFT: u32 = 20;
 const TRAFFIC_CLASS_MASK: u32 = 0x0ff0_0000;
 const FLOW_LABEL_MASK: u32 = 0x000f_ffff;
 
-/// A read/write view of the fixed IPv6 header.
-#[derive(Debug, Clone)]
-pub struct Ipv6Packet<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of the fixed IPv6 header.
+    Ipv6Packet, HEADER_LEN, "the 40-byte fixed header (the payload length is not checked)"
 }
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 40-byte fixed header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 40-byte fixed header (the payload length is not checked).
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     #[inline]
     fn ver_tc_flow(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::VER_TC_FLOW.start)

@@ -1,13 +1,54 @@
 //! Zero-copy views over the headers chance reads and rewrites, in the smoltcp style.
 //!
 //! Every header has a `XxxPacket<T: AsRef<[u8]>>` view with `new_unchecked`, `new_checked` and
-//! `check_len`, field getters, and setters where `T: AsMut<[u8]>`. Field offsets live in a private
+//! `check_len` (the struct and these come from `header_view!` where the check is a fixed length),
+//! field getters, and setters where `T: AsMut<[u8]>`. Field offsets live in a private
 //! `mod field` as `Range<usize>` / `usize` constants. Where a header is worth building, a small
 //! `XxxRepr` value type has `parse` and `emit`.
 //!
 //! The contract, as in smoltcp: once `check_len()` has returned `Ok(())` (which `new_checked` does),
 //! no getter or setter panics. `new_unchecked` is for buffers the caller has already measured.
 //! Errors carry no detail (a unit struct): on the hot path the engine maps them onto a counter.
+
+/// A header view: the struct over its buffer, and the constructors every view shares, for a
+/// header whose buffer must hold at least `$min_len` bytes (`$what` says which, in the docs).
+macro_rules! header_view {
+    ($(#[$doc:meta])* $name:ident, $min_len:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking its length.
+            pub const fn new_unchecked(buffer: T) -> Self {
+                Self { buffer }
+            }
+
+            #[doc = concat!("Wraps a buffer and checks that it holds ", $what, ".")]
+            pub fn new_checked(buffer: T) -> $crate::wire::Result<Self> {
+                let view = Self::new_unchecked(buffer);
+                view.check_len()?;
+                Ok(view)
+            }
+
+            #[doc = concat!("Checks that the buffer holds ", $what, ".")]
+            pub fn check_len(&self) -> $crate::wire::Result<()> {
+                if self.buffer.as_ref().len() < $min_len {
+                    Err($crate::wire::Error)
+                } else {
+                    Ok(())
+                }
+            }
+
+            /// Returns the underlying buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
 
 pub mod checksum;
 pub mod ethernet;

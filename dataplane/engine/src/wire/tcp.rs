@@ -23,7 +23,7 @@
 //! `check_len` only requires the fixed 20 bytes: cls_redirect reads the ports and flags and never
 //! validates the data offset, so neither does the view.
 
-use super::{read_u16, read_u32, write_u16, write_u32, Error, Field, Result};
+use super::{read_u16, read_u32, write_u16, write_u32, Field};
 
 mod field {
     use super::Field;
@@ -59,39 +59,12 @@ pub mod flags {
     pub const URG: u8 = 0x20;
 }
 
-/// A read/write view of a TCP header.
-#[derive(Debug, Clone)]
-pub struct TcpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of a TCP header.
+    TcpPacket, HEADER_LEN, "the 20-byte fixed header (the data offset is not validated)"
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 20-byte fixed header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 20-byte fixed header (the data offset is not validated).
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Source port.
     #[inline]
     pub fn src_port(&self) -> u16 {
@@ -249,6 +222,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     // 49152 -> 80, seq 0x01234567, ack 0x89abcdef, doff 5, SYN|ACK, window 0x0123,
     // checksum 0xbeef (not computed), urgent 0.

@@ -15,7 +15,7 @@
 //! `check_len` only requires the 8-byte header: the length field is reported, not validated
 //! against the buffer, and [`UdpPacket::payload`] is simply everything after the header.
 
-use super::{read_u16, write_u16, Error, Field, Result};
+use super::{read_u16, write_u16, Field};
 
 mod field {
     use super::Field;
@@ -31,39 +31,12 @@ pub const HEADER_LEN: usize = field::PAYLOAD;
 /// Byte offset of the checksum field.
 pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 
-/// A read/write view of a UDP header.
-#[derive(Debug, Clone)]
-pub struct UdpPacket<T: AsRef<[u8]>> {
-    buffer: T,
+header_view! {
+    /// A read/write view of a UDP header.
+    UdpPacket, HEADER_LEN, "the 8-byte header"
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    /// Wraps a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
-    /// Wraps a buffer and checks that it holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Checks that the buffer holds the 8-byte header.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(Error)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Source port.
     #[inline]
     pub fn src_port(&self) -> u16 {
@@ -136,6 +109,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     // 48879 -> 6080 (GUE), length 12, checksum 0 (not computed), 4 data bytes.
     static PACKET_BYTES: [u8; 12] = [
