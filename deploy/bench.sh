@@ -12,7 +12,9 @@
 #                goes back over memif, what it accepts is freed by net_null)
 #   zero-loss    chance-pktgen rate-limited -> chanced at 50 % of the fwd-pg testpmd macswap
 #                rate (the target) and at 50 % and 80 % of chanced's own fwd-pg rate: lossless
-#                when nothing was refused by the memif ring nor is missing on the way back
+#                when nothing was refused by the memif ring nor is missing on the way back;
+#                each run followed by its control, testpmd io at the same rate over the same
+#                rings (what testpmd loses there, the machine loses)
 #   engine       cargo bench -p chance-engine --bench engine (short measurement time)
 #
 # each for the two mixes of pktgen/profiles (mixed-64.toml: smallest GUE frames, 124 bytes on
@@ -438,6 +440,7 @@ EOF
 )
     for ((rep = 1; rep <= reps; rep++)); do
       measure row_chanced "zero-loss-${point/:/-}" "$mix" "$rep" "$target" ",rsize=14"
+      measure row_rate_tp "zero-loss-${point/:/-}" io "$mix" "$rep" "$target" ",rsize=14"
     done
   done
 done
@@ -505,17 +508,19 @@ for mix in ("64", "imix"):
         share = f"{min(x for x, _ in shares):.2f} / {min(y for _, y in shares):.2f}" if shares else "-"
         print(f"| {fwd} | {mix} | {cell(a)} | {cell(b)} | {' '.join(f'{r:.2f}' for r in refused)} | {share} | {ratio} |")
 print()
-print("| zero loss: chance-pktgen -> chanced at | mix | offered Mpps | sent Mpps, median (runs) | lossless runs | refused share / missing, per run |")
-print("|---|---|---|---|---|---|")
+print("| zero loss: chance-pktgen at | mix | offered Mpps | forwarder | sent Mpps, median (runs) | lossless runs | refused share / missing, per run |")
+print("|---|---|---|---|---|---|---|")
 for mix in ("64", "imix"):
     for point, label in (("macswap-0.5", "50 % of testpmd macswap"), ("chanced-0.5", "50 % of chanced's maximum"), ("chanced-0.8", "80 % of chanced's maximum")):
-        k = (f"zero-loss-{point}", "chanced", mix)
-        if k not in rows:
-            continue
         base = med.get(("fwd-pg", "testpmd-macswap" if point.startswith("macswap") else "chanced", mix), 0)
-        ok = sum(int(d.get("lossless", 0)) for d in extra[k])
-        rm = " ".join(f"{d.get('refused')}/{d.get('missing')}" for d in extra[k])
-        print(f"| {label} | {mix} | {base * float(point.split('-')[1]):.2f} | {cell(k)} | {ok} of {len(rows[k])} | {rm} |")
+        # chanced, then the control: testpmd io at the same rate over the same rings.
+        for forwarder in ("chanced", "testpmd-io"):
+            k = (f"zero-loss-{point}", forwarder, mix)
+            if k not in rows:
+                continue
+            ok = sum(int(d.get("lossless", 0)) for d in extra[k])
+            rm = " ".join(f"{d.get('refused')}/{d.get('missing')}" for d in extra[k])
+            print(f"| {label} | {mix} | {base * float(point.split('-')[1]):.2f} | {forwarder} | {cell(k)} | {ok} of {len(rows[k])} | {rm} |")
 print()
 # Cycles per packet of chanced when saturated: TSC Hz x CPU share / rate.
 print("| chanced, saturated (fwd-pg) | mix | Mpps | worker CPU share | cycles per packet |")

@@ -51,8 +51,9 @@
 //! already the current second writes nothing and takes no lock.
 //!
 //! A lookup in a table much larger than the caches costs two dependent cache misses (tag word,
-//! then slot). [`ConcurrentFlowTable::lookup_many`] looks up a burst stage by stage, so the misses
-//! of different keys overlap (BENCHMARKS.md "Flow table").
+//! then slot). [`ConcurrentFlowTable::lookup_many_with`] looks up a burst stage by stage,
+//! prefetching each stage's lines (through [`Prefetch`]: the runtime issues the instruction), so
+//! the misses of different keys overlap (BENCHMARKS.md "Flow table").
 //!
 //! # Counting
 //!
