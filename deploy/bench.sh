@@ -19,8 +19,9 @@
 #
 # each for the two mixes of pktgen/profiles (mixed-64.toml: smallest GUE frames, 124 bytes on
 # average; mixed-imix.toml: 64/570/1518 in 7:4:1), REPS times, interleaved, then a table of
-# medians (Mpps) with the ratios, the revision and the DPDK build. testpmd txonly has no IMIX:
-# its IMIX rows send fixed frames of the IMIX mix's mean length.
+# medians (Mpps) with the ratios, the revision and the DPDK build. testpmd txonly has no size
+# mix: in the mixes' rows it sends fixed frames of the mix's mean length; the generator rows
+# also run "fixed" (fixed-122.toml: every frame 122 bytes), where both send the same length.
 #
 # Rates: chance-pktgen's are what the memif ring (or net_null) accepted over its measured
 # window (= what the forwarder consumed, exactly: chanced's nic_rx is checked against it);
@@ -122,8 +123,16 @@ echo "== hugepages: $(cat "$hp/nr_hugepages") reserved, $(cat "$hp/free_hugepage
 
 # --- traffic and configs ----------------------------------------------------------------------
 declare -A mean_len
-for mix in 64 imix; do
-  profile=$root/pktgen/profiles/mixed-$mix.toml
+# The mixes: the two traffic mixes, and "fixed" (one frame length, the generator rows only:
+# testpmd txonly sends one fixed length, so this compares the two generators on the same frames).
+profile_of() { # mix
+  case $1 in
+    fixed) echo "$root/pktgen/profiles/fixed-122.toml" ;;
+    *) echo "$root/pktgen/profiles/mixed-$1.toml" ;;
+  esac
+}
+for mix in 64 imix fixed; do
+  profile=$(profile_of "$mix")
   "$pktgen" --profile "$profile" --write-chance-config "$out/chance-$mix.toml" --json "$out/templates-$mix.json" 2>/dev/null
   cat >> "$out/chance-$mix.toml" <<EOF
 
@@ -217,7 +226,7 @@ start_pktgen() { # json, mix, port vdev, extra pktgen args... (in the background
   local json=$1 mix=$2 vdev=$3; shift 3
   new_eal pg
   # shellcheck disable=SC2086
-  "$pktgen" --profile "$root/pktgen/profiles/mixed-$mix.toml" --duration "$duration" \
+  "$pktgen" --profile "$(profile_of "$mix")" --duration "$duration" \
     --warmup "$warmup" --json "$json" -q --port "${vdev%%,*}" "$@" \
     -- "${CLIENT[@]}" $eal --vdev="$vdev" > "$json.log" 2>&1 < /dev/null &
   started=$!
@@ -423,6 +432,10 @@ for ((rep = 1; rep <= reps; rep++)); do
     done
     measure row_chanced fwd-pg "$mix" "$rep" 0
   done
+  measure row_gen_null_pktgen fixed "$rep"
+  measure row_gen_null_testpmd fixed "$rep"
+  measure row_gen_memif_pktgen fixed "$rep"
+  measure row_gen_memif_testpmd fixed "$rep"
 done
 # Zero loss below the target: chance-pktgen at 50 % of the pktgen-driven testpmd macswap rate
 # (the target's rate), and at 50 % and 80 % of chanced's own saturated rate; memif rings of 4K
@@ -491,7 +504,7 @@ print(f"Revision {rev}, DPDK {build}. Mpps, median (runs); 1 worker lcore per pr
 print("| what | mix | chance-pktgen | dpdk-testpmd | pktgen / testpmd, per repetition |")
 print("|---|---|---|---|---|")
 for row, label in (("gen-null", "txonly on net_null"), ("gen-memif", "txonly into memif -> testpmd rxonly")):
-    for mix in ("64", "imix"):
+    for mix in ("64", "imix", "fixed"):
         a, b = (row, "pktgen", mix), (row, "testpmd", mix)
         ratio = ratio_cell(a, b)
         print(f"| {label} | {mix} | {cell(a)} | {cell(b)} | {ratio} |")

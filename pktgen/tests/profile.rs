@@ -1,7 +1,9 @@
 //! Profiles: the shipped ones parse, every key of `full.toml` is the default, and bad files and
 //! flags are refused with the key (and for syntax and type errors the line) named.
 
+use chance_pktgen::flows::FlowSet;
 use chance_pktgen::profile::{Mix, Profile, Sizes};
+use chance_pktgen::templates::Templates;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -24,6 +26,18 @@ fn full_profile_is_the_default() {
         Profile::load(&shipped("full.toml")).unwrap(),
         Profile::default()
     );
+}
+
+#[test]
+fn fixed_profile_sends_one_frame_length_as_testpmd_txonly_does() {
+    let profile = Profile::load(&shipped("fixed-122.toml")).unwrap();
+    let templates = Templates::build(&profile, &FlowSet::new(&profile));
+    assert!(!templates.is_empty());
+    // 122 bytes on the wire with the FCS: deploy/bench.sh gives testpmd --txpkts=118.
+    for i in 0..templates.len() {
+        assert_eq!(templates.frame(i).len(), 118, "template {i}");
+    }
+    assert_eq!(templates.mean_len(), 118.0);
 }
 
 #[test]
