@@ -483,17 +483,38 @@ for line in open(results):
 med = {k: statistics.median(v) for k, v in rows.items()}
 # Values by repetition, for ratios within one repetition (the rows of a repetition run back to
 # back: memif's speed drifts between repetitions on a VM, with where the host puts the vCPUs).
+# memif's speed follows where the host put the two vCPUs (the core-to-core round trip measured
+# before and after each run: about 45 ns "fast", about 400 ns "slow"), so a ratio only means
+# something between runs that both stayed in one placement: F or S, and "mixed" runs pair with none.
+def placement(d):
+    trips = [float(x) for x in d.get("c2c", "").split("/") if x]
+    if not trips:
+        return "?"
+    return "F" if max(trips) < 150 else "S" if min(trips) >= 150 else "mixed"
 by_rep = collections.defaultdict(dict)
 for line in open(results):
     if line.startswith("disturbed "):
         continue
     f = line.split()
-    by_rep[(f[0], f[1], f[2])][f[3]] = float(f[4])
-def rep_ratios(a, b):
-    return [by_rep[a][r] / by_rep[b][r] for r in sorted(by_rep.get(a, {})) if r in by_rep.get(b, {}) and by_rep[b][r] > 0]
-def ratio_cell(a, b):
-    rs = rep_ratios(a, b)
-    return f"{statistics.median(rs):.0%} ({' '.join(f'{r:.0%}' for r in rs)})" if rs else "-"
+    d = dict(x.split("=", 1) for x in f[5:] if "=" in x)
+    by_rep[(f[0], f[1], f[2])][f[3]] = (float(f[4]), placement(d))
+def rep_ratios(a, b, placed):
+    out = []
+    for r in sorted(by_rep.get(a, {})):
+        if r not in by_rep.get(b, {}):
+            continue
+        (va, pa), (vb, pb) = by_rep[a][r], by_rep[b][r]
+        if not placed:
+            out.append((va / vb, "")) if vb > 0 else None
+        elif vb > 0 and pa == pb and pa != "mixed":
+            out.append((va / vb, " " + pa))
+    return out
+def ratio_cell(a, b, placed=True):
+    """Median and per-repetition ratios; over memif (`placed`) only within one placement."""
+    rs = rep_ratios(a, b, placed)
+    if not rs:
+        return "- (no repetition with both runs in one placement)"
+    return f"{statistics.median(r for r, _ in rs):.0%} ({' '.join(f'{r:.0%}{p}' for r, p in rs)})"
 def cell(k):
     return f"{med[k]:.2f} ({' '.join(f'{v:.2f}' for v in rows[k])})" if k in med else "-"
 hz = None
@@ -506,7 +527,7 @@ print("|---|---|---|---|---|")
 for row, label in (("gen-null", "txonly on net_null"), ("gen-memif", "txonly into memif -> testpmd rxonly")):
     for mix in ("64", "imix", "fixed"):
         a, b = (row, "pktgen", mix), (row, "testpmd", mix)
-        ratio = ratio_cell(a, b)
+        ratio = ratio_cell(a, b, placed=row != "gen-null")
         print(f"| {label} | {mix} | {cell(a)} | {cell(b)} | {ratio} |")
 print()
 print("| forwarder over memif | mix | driven by testpmd txonly | driven by chance-pktgen | queue full: held per sent (pktgen) | CPU share forwarder / pktgen (min) | / testpmd macswap (pktgen-driven), per repetition |")
