@@ -5,7 +5,7 @@ use crate::reconcile::ReconcileStats;
 use chance_engine::table::ConcurrentFlowTable;
 use chance_engine::{Counter, Counters};
 use chance_runtime::{Live, PathCounter, PathCounters, PortStats, RunReport};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -23,41 +23,8 @@ pub struct LcoreReport {
     pub path: CounterMap,
 }
 
-/// A port's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortReport {
-    /// Packets received.
-    pub ipackets: u64,
-    /// Packets sent.
-    pub opackets: u64,
-    /// Bytes received.
-    pub ibytes: u64,
-    /// Bytes sent.
-    pub obytes: u64,
-    /// Packets the device dropped for lack of RX descriptors.
-    pub imissed: u64,
-    /// Receive errors.
-    pub ierrors: u64,
-    /// Transmit errors.
-    pub oerrors: u64,
-    /// RX mbuf allocation failures.
-    pub rx_nombuf: u64,
-}
-
-impl From<&PortStats> for PortReport {
-    fn from(s: &PortStats) -> Self {
-        Self {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        }
-    }
-}
+/// A port's counters, as reported.
+pub type PortReport = PortStats;
 
 /// A whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -132,8 +99,8 @@ impl Report {
         let mut report = Self::new(&per_lcore);
         report.elapsed_secs = run.elapsed.as_secs_f64();
         report.mbufs_in_use = run.mbufs_in_use;
-        report.ports.insert("nic", PortReport::from(&run.nic));
-        report.ports.insert("kernel", PortReport::from(&run.kernel));
+        report.ports.insert("nic", run.nic);
+        report.ports.insert("kernel", run.kernel);
         report
     }
 
@@ -147,10 +114,8 @@ impl Report {
             })
             .collect();
         let mut report = Self::new(&per_lcore);
-        report.ports.insert("nic", PortReport::from(&live.nic));
-        report
-            .ports
-            .insert("kernel", PortReport::from(&live.kernel));
+        report.ports.insert("nic", live.nic);
+        report.ports.insert("kernel", live.kernel);
         report
     }
 

@@ -26,7 +26,7 @@ mod signals;
 use crate::api::{CounterSet, StatsReply};
 use crate::control_config::ControlConfig;
 use crate::reconcile::{ReconcileStats, Reconciler};
-use crate::report::{PortReport, Report};
+use crate::report::Report;
 use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
@@ -340,12 +340,8 @@ impl Shared {
                 .iter()
                 .map(|(id, e, p)| counter_set(Some(*id), e, p))
                 .collect();
-            reply
-                .ports
-                .insert("nic".into(), PortReport::from(&snapshot.nic));
-            reply
-                .ports
-                .insert("kernel".into(), PortReport::from(&snapshot.kernel));
+            reply.ports.insert("nic".into(), snapshot.nic);
+            reply.ports.insert("kernel".into(), snapshot.kernel);
         }
         reply
     }

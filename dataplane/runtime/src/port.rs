@@ -49,8 +49,8 @@ impl Default for PortConfig {
     }
 }
 
-/// Basic port counters (`rte_eth_stats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Basic port counters (`rte_eth_stats`), as chanced reports them (JSON report, API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortStats {
     /// Packets received.
     pub ipackets: u64,
