@@ -189,6 +189,20 @@ struct Place {
     tag: u8,
 }
 
+/// The bucket a lock-free search reads first and its slots whose tag matches (none: mask 0):
+/// the first bucket's if any of its tags match, else the second's. Both masks are computed and
+/// one is picked, without a branch on the tag words.
+#[inline(always)]
+fn first_match(place: &Place, tags: [u64; 2]) -> (usize, u64) {
+    let first = bucket::matching(tags[0], place.tag);
+    let second = bucket::matching(tags[1], place.tag);
+    if first != 0 {
+        (place.b1, first)
+    } else {
+        (place.b2, second)
+    }
+}
+
 /// A lock-free search.
 enum Found {
     Hit { source: Source, confirmed: u32 },
@@ -407,13 +421,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
     fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
-        let first = bucket::matching(tags[0], place.tag);
-        let second = bucket::matching(tags[1], place.tag);
-        let (bucket, mask) = if first != 0 {
-            (place.b1, first)
-        } else {
-            (place.b2, second)
-        };
+        let (bucket, mask) = first_match(place, tags);
         if mask == 0 {
             if self.moves.load(Ordering::Relaxed) == moves {
                 return Found::Absent;
@@ -524,12 +532,9 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// The slot [`find_in`](Self::find_in) reads first: the first whose tag matches.
     #[inline]
     fn first_candidate(&self, place: &Place, tags: [u64; 2]) -> Option<&Slot> {
-        [(place.b1, tags[0]), (place.b2, tags[1])]
-            .into_iter()
-            .find_map(|(bucket, tags)| {
-                let index = bucket::indices(bucket::matching(tags, place.tag)).next()?;
-                Some(&self.buckets[bucket].slots[index])
-            })
+        let (bucket, mask) = first_match(place, tags);
+        let index = bucket::indices(mask).next()?;
+        Some(&self.buckets[bucket].slots[index])
     }
 
     #[inline]
