@@ -226,8 +226,8 @@ impl Templates {
                 head: 0,
             });
             bytes.extend_from_slice(&frame.bytes);
-            // Each frame starts on a 64-byte boundary and is padded to the next one, so the
-            // transmit loop copies whole 64-byte blocks ([`Templates::head`]).
+            // Each frame starts on a 64-byte boundary and is padded to the next one, so its head
+            // ([`Templates::head`], whole 64-byte blocks) can be taken from here below.
             bytes.resize(bytes.len().next_multiple_of(COPY_BLOCK), 0);
             meta.push(Meta {
                 kind,
