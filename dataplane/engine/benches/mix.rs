@@ -8,11 +8,13 @@
 //! copy plus `Engine::process` of every frame). The flow table is chanced's default: a
 //! `ConcurrentFlowTable` of 1M entries holding the mix's 1000 owned flows.
 
-use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
-use chance_engine::{Engine, EngineConfig, FlowKey, L4Proto};
+#[path = "support/mix.rs"]
+mod support;
+
 use chance_testkit::mix;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
+use support::{engine, table};
 
 const BUFFERS: usize = 16384;
 const BURST_SIZE: usize = 32;
@@ -60,22 +62,6 @@ impl Bench {
             .zip(lens)
             .map(|(buffer, len)| &mut buffer[..len])
     }
-}
-
-fn table() -> ConcurrentFlowTable {
-    let table = ConcurrentFlowTable::new(TableConfig::default());
-    for i in 0..1000 {
-        let (addr, port) = mix::client(i);
-        let key = FlowKey::v4(L4Proto::Tcp, mix::VIP, mix::VIP_PORT, addr, port);
-        table.insert(key, Source::Static);
-    }
-    table
-}
-
-fn engine() -> Engine {
-    let mut config = EngineConfig::with_address(mix::ENCAP);
-    config.port = mix::GUE_PORT;
-    Engine::new(config)
 }
 
 fn mix_rows(c: &mut Criterion) {
