@@ -49,9 +49,27 @@ impl Engine {
         &self.counters
     }
 
+    pub(crate) fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
     /// Decides what happens to `frame` and rewrites it in place; the result is
     /// `&frame[outcome.frame]`.
     pub fn process<F: FlowTable + ?Sized>(&mut self, frame: &mut [u8], flows: &F) -> Outcome {
+        // Most frames take the fast path (`fast.rs`), which decides them as `decide` would.
+        if let Some(plan) = self.plan(frame) {
+            let owned = plan.flow().is_some_and(|key| flows.owns(key));
+            return self.process_planned(frame, &plan, owned, flows);
+        }
+        self.process_in_full(frame, flows)
+    }
+
+    /// [`process`](Self::process) without the fast path: the decision procedure step by step.
+    pub(crate) fn process_in_full<F: FlowTable + ?Sized>(
+        &mut self,
+        frame: &mut [u8],
+        flows: &F,
+    ) -> Outcome {
         // 1-2. Every frame is counted, including the ones that pass.
         self.counters.bump(Counter::ProcessedPacketsTotal);
         let outcome = self.decide(frame, flows);
@@ -232,7 +250,10 @@ impl Engine {
 
     /// Decapsulates with `counter` as the deciding reason. When the decapsulation fails, the accept
     /// counter is still bumped, as in cls_redirect, and the drop gets chance's own counter.
-    fn accept(
+    // Inlined: the outcome it returns is read back at once, and through memory its words would
+    // be loaded before their stores reach the cache (a store-to-load forwarding stall).
+    #[inline(always)]
+    pub(crate) fn accept(
         &mut self,
         frame: &mut [u8],
         inner_off: usize,

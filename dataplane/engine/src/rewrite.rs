@@ -38,6 +38,10 @@ pub(crate) struct TooShort;
 /// (MACs unchanged; EtherType 0x86DD when `inner_is_ipv6`, as cls_redirect sets it blindly).
 /// Trims trailing bytes beyond the inner packet's own length when that length is valid (a chance
 /// deviation: cls_redirect keeps them).
+// Inlined: returned through memory, the range's two words are read back as one 16-byte load
+// before the stores that wrote them reach the cache, a store-to-load forwarding stall on every
+// accepted packet.
+#[inline(always)]
 pub(crate) fn decapsulate(
     frame: &mut [u8],
     inner_off: usize,

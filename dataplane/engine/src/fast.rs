@@ -1,0 +1,464 @@
+//! The fast path: the frames that make up nearly all of a backend's traffic, decided in two
+//! steps a runtime can put a whole burst's flow-table lookups between.
+//!
+//! [`Engine::plan`] reads the headers of a frame that is GUE to this host with inner IPv4 and
+//! either an exhausted hop list (accepted without reading the inner packet) or a next hop and an
+//! inner TCP segment that is not a SYN (owned: accepted; else a SYN-cookie ACK or forwarded). It
+//! changes and counts nothing. Every other frame, and any frame with something unusual about it
+//! (options, fragments, malformed or skipped hops, GRE, SYNs, UDP, ICMP, IPv6...), gets no plan
+//! and goes the full way, [`Engine::process`]. [`Engine::process_planned`] then finishes a
+//! planned frame given the table's answer for its flow: the verdict, the counters and the
+//! rewritten bytes are the ones the full decision procedure gives (`tests` below check it on
+//! every frame of the fixtures and on mutations of them).
+//!
+//! Why: the full procedure walks the checks in cls_redirect's order through general header
+//! views. Here the checks that cannot fail on these frames are folded into a few compares, and
+//! the lookup (the step that waits for memory) is left to the caller, who can overlap the
+//! lookups of a burst (`chance_runtime`'s worker does).
+
+use crate::counters::Counter;
+use crate::engine::Engine;
+use crate::flow::{FlowKey, FlowTable, L4Proto};
+use crate::outcome::{Outcome, Verdict};
+use crate::rewrite::{self, CHAIN, GUE, HOPS, OUTER_IP, OUTER_UDP};
+use crate::wire::ethernet::EthernetFrame;
+use crate::wire::ethertype;
+use crate::wire::gue::{GlbChainPacket, GuePacket};
+use crate::wire::ip_proto;
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::tcp::{self, TcpPacket};
+use crate::wire::udp::UdpPacket;
+use core::net::Ipv4Addr;
+
+/// What [`Engine::plan`] learned from a frame's headers.
+///
+/// Whole words only: a plan is written by `plan` and read back soon after, and a wide load over
+/// narrower stores that have not reached the cache yet stalls the core (store-to-load forwarding
+/// fails). With byte and half-word fields, a burst's plans cost more than the lookups they
+/// overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The flow (meaningful for [`TCP`] plans).
+    key: FlowKey,
+    /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | inner packet's
+    /// offset (32-47)
+    meta: u64,
+    /// The next hop's address (bits 0-31, [`TCP`] plans).
+    hop: u64,
+    /// The segment's sequence number (bits 0-31) and acknowledgement number (32-63).
+    cookie: u64,
+}
+
+/// The hop list is exhausted: accept (last hop) without reading the inner packet.
+const LAST_HOP: u64 = 1;
+/// Inner IPv4 TCP, not a SYN, with a next hop.
+const TCP: u64 = 2;
+const KIND_MASK: u64 = 0xff;
+const INDEX_SHIFT: u32 = 8;
+const COOKIE_BIT: u64 = 1 << 16;
+const INNER_OFF_SHIFT: u32 = 32;
+
+impl Plan {
+    /// The flow whose owner decides the verdict, if any: what to look up for
+    /// [`Engine::process_planned`].
+    #[inline]
+    pub fn flow(&self) -> Option<&FlowKey> {
+        (self.kind() == TCP).then_some(&self.key)
+    }
+
+    fn kind(&self) -> u64 {
+        self.meta & KIND_MASK
+    }
+
+    fn inner_off(&self) -> usize {
+        (self.meta >> INNER_OFF_SHIFT) as u16 as usize
+    }
+
+    fn index(&self) -> u8 {
+        (self.meta >> INDEX_SHIFT) as u8
+    }
+}
+
+impl Engine {
+    /// The fast path's plan for `frame`, or `None` when the frame must take the full decision
+    /// procedure ([`process`](Self::process)). Reads only; counts nothing.
+    #[inline(always)]
+    pub fn plan(&self, frame: &[u8]) -> Option<Plan> {
+        // Every header up to the hop list is there; `len >= HOPS` makes the unchecked views below
+        // safe to read (the hop list and the inner packet are measured before they are read).
+        let len = frame.len();
+        if len < HOPS {
+            return None;
+        }
+        let outer = Ipv4Packet::new_unchecked(&frame[OUTER_IP..]);
+        // IPv4, version 4 without options (the first byte), UDP, to us, not a fragment.
+        if EthernetFrame::new_unchecked(frame).ethertype() != ethertype::IPV4
+            || frame[OUTER_IP] != 0x45
+            || outer.protocol() != ip_proto::UDP
+            || !self.config().is_local(outer.dst_addr_u32())
+            || UdpPacket::new_unchecked(&frame[OUTER_UDP..]).dst_port() != self.config().port
+            || outer.is_fragment()
+        {
+            return None;
+        }
+        let gue = GuePacket::new_unchecked(&frame[GUE..]);
+        let chain = GlbChainPacket::new_unchecked(&frame[CHAIN..]);
+        let hop_count = chain.hop_count();
+        let next = chain.next_hop();
+        if gue.variant() != 0
+            || gue.control()
+            || gue.flags() != 0
+            || u16::from(gue.hlen()) != 1 + u16::from(hop_count)
+            || gue.proto_ctype() != ip_proto::IPIP
+            || chain.version() != 0
+            || chain.reserved() != 0
+            || next > hop_count
+            || chain.check_hops_len().is_err()
+        {
+            return None;
+        }
+        let inner_off = HOPS + 4 * usize::from(hop_count);
+        let at_inner = (inner_off as u64) << INNER_OFF_SHIFT;
+        if next == hop_count {
+            // Decapsulation needs an inner IPv4 header's worth of bytes.
+            let key = FlowKey::v4(
+                L4Proto::Tcp,
+                Ipv4Addr::UNSPECIFIED,
+                0,
+                Ipv4Addr::UNSPECIFIED,
+                0,
+            );
+            return (len >= inner_off + ipv4::HEADER_LEN).then_some(Plan {
+                key,
+                meta: LAST_HOP | at_inner,
+                hop: 0,
+                cookie: 0,
+            });
+        }
+        let hop = chain.hop(usize::from(next));
+        if hop == 0 || self.config().is_local(hop) || rewrite::wants_gre(&chain, usize::from(next))
+        {
+            return None;
+        }
+        let inner = frame.get(inner_off..)?;
+        if inner.len() < ipv4::HEADER_LEN + tcp::HEADER_LEN {
+            return None;
+        }
+        let ip = Ipv4Packet::new_unchecked(inner);
+        // Version 4 without options.
+        if inner[0] != 0x45 || ip.is_fragment() || ip.protocol() != ip_proto::TCP {
+            return None;
+        }
+        let segment = TcpPacket::new_unchecked(&inner[ipv4::HEADER_LEN..]);
+        if segment.syn() {
+            return None;
+        }
+        let may_be_cookie = segment.ack() && !segment.rst();
+        Some(Plan {
+            // The local side is the packet's destination.
+            key: FlowKey::v4(
+                L4Proto::Tcp,
+                ip.dst_addr(),
+                segment.dst_port(),
+                ip.src_addr(),
+                segment.src_port(),
+            ),
+            meta: TCP
+                | u64::from(next) << INDEX_SHIFT
+                | if may_be_cookie { COOKIE_BIT } else { 0 }
+                | at_inner,
+            hop: u64::from(hop),
+            cookie: u64::from(segment.seq_number()) | u64::from(segment.ack_number()) << 32,
+        })
+    }
+
+    /// Finishes a frame [`plan`](Self::plan) planned, exactly as [`process`](Self::process) would:
+    /// counters, verdict and rewrite. `owned` is the table's answer for [`Plan::flow`] (ignored
+    /// when the plan has no flow); `flows` is asked only whether a forwarded ACK carries a SYN
+    /// cookie.
+    ///
+    /// `plan` must come from this engine's `plan` on these very bytes.
+    #[inline]
+    pub fn process_planned<F: FlowTable + ?Sized>(
+        &mut self,
+        frame: &mut [u8],
+        plan: &Plan,
+        owned: bool,
+        flows: &F,
+    ) -> Outcome {
+        self.counters_mut().bump(Counter::ProcessedPacketsTotal);
+        let outcome = self.finish(frame, plan, owned, flows);
+        self.counters_mut()
+            .bump(outcome.reason.unwrap_or(Counter::PassedPacketsTotal));
+        outcome
+    }
+
+    #[inline(always)]
+    fn finish<F: FlowTable + ?Sized>(
+        &mut self,
+        frame: &mut [u8],
+        plan: &Plan,
+        owned: bool,
+        flows: &F,
+    ) -> Outcome {
+        let inner_off = plan.inner_off();
+        if plan.kind() == LAST_HOP {
+            return self.accept(
+                frame,
+                inner_off,
+                false,
+                Counter::AcceptedPacketsTotalLastHop,
+            );
+        }
+        let counters = self.counters_mut();
+        counters.bump(Counter::L3ProtocolPacketsTotalIpv4);
+        counters.bump(Counter::L4ProtocolPacketsTotalTcp);
+        if owned {
+            return self.accept(
+                frame,
+                inner_off,
+                false,
+                Counter::AcceptedPacketsTotalEstablished,
+            );
+        }
+        let (seq, ack) = (plan.cookie as u32, (plan.cookie >> 32) as u32);
+        if plan.meta & COOKIE_BIT != 0 && flows.is_syncookie(&plan.key, seq, ack) {
+            return self.accept(
+                frame,
+                inner_off,
+                false,
+                Counter::AcceptedPacketsTotalSynCookies,
+            );
+        }
+        rewrite::swap_macs(frame);
+        rewrite::gue_forward(frame, plan.hop as u32, plan.index().saturating_add(1));
+        Outcome {
+            verdict: Verdict::Forward,
+            reason: Some(Counter::ForwardedPacketsTotalGue),
+            frame: 0..frame.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::counters::Counters;
+    use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
+    use chance_testkit::inner::{self, ACK, RST, SYN};
+    use chance_testkit::mix;
+    use proptest::prelude::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashSet;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+    const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const HOP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 21);
+
+    /// Owns the mix's flows and one of the fixtures' (client port 40000); sees a SYN cookie in
+    /// every ACK whose sequence number is a multiple of three; records what it is asked and told.
+    #[derive(Default)]
+    struct Recording {
+        owned: HashSet<FlowKey>,
+        lookups: Cell<usize>,
+        cookie_checks: Cell<usize>,
+        learned: RefCell<Vec<FlowKey>>,
+    }
+
+    impl Recording {
+        fn new() -> Self {
+            let mut owned: HashSet<FlowKey> = (0..1000)
+                .map(|i| {
+                    let (addr, port) = mix::client(i);
+                    FlowKey::v4(L4Proto::Tcp, mix::VIP, mix::VIP_PORT, addr, port)
+                })
+                .collect();
+            owned.insert(FlowKey::v4(L4Proto::Tcp, VIP, 443, CLIENT, 40000));
+            Self {
+                owned,
+                ..Self::default()
+            }
+        }
+    }
+
+    impl FlowTable for Recording {
+        fn owns(&self, key: &FlowKey) -> bool {
+            self.lookups.set(self.lookups.get() + 1);
+            self.owned.contains(key)
+        }
+        fn is_syncookie(&self, _key: &FlowKey, seq: u32, _ack: u32) -> bool {
+            self.cookie_checks.set(self.cookie_checks.get() + 1);
+            seq % 3 == 0
+        }
+        fn syn_accepted(&self, key: &FlowKey) {
+            self.learned.borrow_mut().push(*key);
+        }
+    }
+
+    /// The mix's engine (its address and port), which also owns the fixtures' address.
+    fn engine(port: u16) -> Engine {
+        let config = EngineConfig::new(&[mix::ENCAP, ENCAP_ADDR], port, 1500).expect("addresses");
+        Engine::new(config)
+    }
+
+    fn tcp(sport: u16, flags: u8, seq: u32) -> Vec<u8> {
+        inner::Ipv4Packet::new(
+            CLIENT,
+            VIP,
+            inner::L4::tcp_seq(sport, 443, flags, seq, 2000),
+        )
+        .build()
+    }
+
+    /// Frames to start from, each with its GUE port: the mix, and fixtures around the fast
+    /// path's edges (self hops, GRE, IPv6, UDP, SYN cookies, RST, several hops, the last hop).
+    fn frames() -> &'static [(u16, Vec<u8>)] {
+        static FRAMES: std::sync::OnceLock<Vec<(u16, Vec<u8>)>> = std::sync::OnceLock::new();
+        FRAMES.get_or_init(build_frames)
+    }
+
+    fn build_frames() -> Vec<(u16, Vec<u8>)> {
+        let mut frames: Vec<(u16, Vec<u8>)> = mix::frames(400, 1000, 3)
+            .0
+            .into_iter()
+            .map(|frame| (mix::GUE_PORT, frame))
+            .collect();
+        let v6 = inner::Ipv6Packet::new(
+            "2001:db8::7".parse().expect("address"),
+            "2001:db8::10".parse().expect("address"),
+            inner::L4::tcp(40000, 443, ACK),
+        )
+        .build();
+        let udp = inner::Ipv4Packet::new(CLIENT, VIP, inner::L4::udp(40000, 443, b"x")).build();
+        for gue in [
+            GueFrame::ipv4(tcp(40000, ACK, 7)).hops(&[HOP]),
+            GueFrame::ipv4(tcp(40001, ACK, 9)).hops(&[HOP]),
+            GueFrame::ipv4(tcp(40001, ACK, 10)).hops(&[HOP]),
+            GueFrame::ipv4(tcp(40001, ACK | RST, 9)).hops(&[HOP]),
+            GueFrame::ipv4(tcp(40001, 0, 9)).hops(&[HOP]),
+            GueFrame::ipv4(tcp(40001, SYN, 9)).hops(&[HOP]),
+            GueFrame::ipv4(tcp(40001, SYN, 9))
+                .hops(&[HOP])
+                .forward_syn(),
+            GueFrame::ipv4(tcp(40001, ACK, 10)).hops(&[ENCAP_ADDR, HOP]),
+            GueFrame::ipv4(tcp(40001, ACK, 10)).hops(&[HOP, ENCAP_ADDR, HOP]),
+            GueFrame::ipv4(tcp(40001, ACK, 10))
+                .hops(&[HOP, HOP])
+                .next_hop(1),
+            GueFrame::ipv4(tcp(40001, ACK, 10))
+                .hops(&[HOP, HOP])
+                .next_hop(2),
+            GueFrame::ipv4(tcp(40001, ACK, 10))
+                .hops(&[HOP])
+                .last_hop_gre(),
+            GueFrame::ipv4(tcp(40001, ACK, 10)).hops(&[Ipv4Addr::UNSPECIFIED, HOP]),
+            GueFrame::ipv4(tcp(40001, ACK, 10)),
+            GueFrame::ipv4(udp).hops(&[HOP]),
+            GueFrame::ipv6(v6).hops(&[HOP]),
+        ] {
+            frames.push((ENCAP_PORT, gue.build()));
+        }
+        frames
+    }
+
+    /// `process` (the fast path where it plans) and the full procedure alone agree on `frame`:
+    /// outcome, bytes, counters and everything asked of and told to the table.
+    fn assert_same_both_ways(port: u16, frame: &[u8]) -> Result<(), TestCaseError> {
+        let (fast_table, full_table) = (Recording::new(), Recording::new());
+        let (mut fast, mut full) = (engine(port), engine(port));
+        let (mut fast_frame, mut full_frame) = (frame.to_vec(), frame.to_vec());
+        let fast_outcome = fast.process(&mut fast_frame, &fast_table);
+        let full_outcome = full.process_in_full(&mut full_frame, &full_table);
+        prop_assert_eq!(&fast_outcome, &full_outcome);
+        prop_assert_eq!(&fast_frame, &full_frame);
+        prop_assert_eq!(fast.counters(), full.counters());
+        prop_assert_eq!(fast_table.lookups.get(), full_table.lookups.get());
+        prop_assert_eq!(
+            fast_table.cookie_checks.get(),
+            full_table.cookie_checks.get()
+        );
+        prop_assert_eq!(&*fast_table.learned.borrow(), &*full_table.learned.borrow());
+        Ok(())
+    }
+
+    #[test]
+    fn the_mix_s_accepts_and_forwards_take_the_fast_path_and_its_syns_and_passes_do_not() {
+        let engine = engine(mix::GUE_PORT);
+        let flows = 1000;
+        for i in 0..20 {
+            for (kind, planned) in [
+                (mix::Kind::Established, true),
+                (mix::Kind::Unknown, true),
+                (mix::Kind::LastHop, true),
+                (mix::Kind::Syn, false),
+                (mix::Kind::NotOurs, false),
+            ] {
+                let frame = mix::frame(kind, i, flows);
+                assert_eq!(engine.plan(&frame).is_some(), planned, "{kind:?} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn planned_frames_decide_as_the_full_procedure_does() {
+        let mut planned = [0usize; 2];
+        for (port, frame) in frames() {
+            planned[usize::from(engine(*port).plan(frame).is_some())] += 1;
+            assert_same_both_ways(*port, frame).unwrap();
+        }
+        assert!(
+            planned[0] > 20 && planned[1] > 300,
+            "both paths covered: {planned:?}"
+        );
+    }
+
+    #[test]
+    fn a_planned_frame_s_counters_are_those_of_the_full_procedure() {
+        // The counters `process_planned` bumps, spelled out for the mix's three planned kinds.
+        let mut table = Recording::new();
+        table.owned.clear();
+        for (kind, counter) in [
+            (mix::Kind::Unknown, Counter::ForwardedPacketsTotalGue),
+            (mix::Kind::LastHop, Counter::AcceptedPacketsTotalLastHop),
+        ] {
+            let mut engine = engine(mix::GUE_PORT);
+            let mut frame = mix::frame(kind, 0, 1000);
+            let plan = engine.plan(&frame).expect("planned");
+            let owned = plan.flow().is_some_and(|key| table.owns(key));
+            engine.process_planned(&mut frame, &plan, owned, &table);
+            let mut want = Counters::new();
+            want.bump(Counter::ProcessedPacketsTotal);
+            want.bump(counter);
+            if kind == mix::Kind::Unknown {
+                want.bump(Counter::L3ProtocolPacketsTotalIpv4);
+                want.bump(Counter::L4ProtocolPacketsTotalTcp);
+            }
+            assert_eq!(engine.counters(), &want, "{kind:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever is changed in a frame, the two paths agree: a change the fast path does not
+        /// expect must send the frame the full way.
+        #[test]
+        fn mutated_frames_decide_as_the_full_procedure_does(
+            which in any::<prop::sample::Index>(),
+            changes in prop::collection::vec((0usize..110, any::<u8>()), 1..4),
+            cut in 0usize..16,
+        ) {
+            let frames = frames();
+            let (port, frame) = &frames[which.index(frames.len())];
+            let mut frame = frame.clone();
+            for (at, value) in changes {
+                if let Some(byte) = frame.get_mut(at) {
+                    *byte = value;
+                }
+            }
+            let len = frame.len().saturating_sub(cut);
+            assert_same_both_ways(*port, &frame[..len])?;
+        }
+    }
+}
