@@ -5,6 +5,7 @@
 //! table (concurrent, learning, bounded), [`crate::table::ConcurrentFlowTable`], implements the
 //! same trait.
 
+use crate::table::Prefetch;
 use core::hash::{BuildHasher, Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::HashSet;
@@ -275,6 +276,19 @@ pub trait FlowTable {
     fn is_syncookie(&self, key: &FlowKey, seq: u32, ack: u32) -> bool {
         let _ = (key, seq, ack);
         false
+    }
+
+    /// `out[i] = self.owns(&keys[i])` for a burst of keys (`out` at least as long as `keys`). A
+    /// table much larger than the caches overrides it to overlap the memory accesses of all the
+    /// keys, naming the lines it will read to `prefetch` ahead of reading them.
+    fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P)
+    where
+        Self: Sized,
+    {
+        let _ = prefetch;
+        for (key, owned) in keys.iter().zip(out) {
+            *owned = self.owns(key);
+        }
     }
 
     /// Told when the engine accepts a SYN of `key` locally (the host's stack will answer it).

@@ -3,9 +3,10 @@
 //! learning latency.
 
 use chance_engine::table::{
-    ConcurrentFlowTable, Entry, InsertOutcome, LocalCounts, Lookup, Prefetch, Source, TableConfig,
+    ConcurrentFlowTable, Entry, InsertOutcome, LoadPrefetch, LocalCounts, Lookup, Prefetch, Source,
+    TableConfig,
 };
-use chance_engine::{Engine, EngineConfig, FlowKey, FlowTable, L4Proto, Verdict};
+use chance_engine::{Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, L4Proto, Verdict};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
 use chance_testkit::inner::{Ipv4Packet, ACK, L4};
 use core::hash::{BuildHasher, Hasher};
@@ -440,20 +441,28 @@ fn a_syn_flood_of_spoofed_tuples_evicts_no_established_or_static_flow() {
     assert!(egress_lost <= evicted_egress);
 }
 
-#[test]
-fn lookup_many_answers_as_lookup_does() {
+/// A table with 1000 entries of every source at second 11 (so the 250 embryonic ones among them
+/// have expired) plus one live embryonic entry, and keys for all of those and 100 absent ones:
+/// hits, misses, live and expired embryonic entries, both families.
+fn batch_fixture() -> (ConcurrentFlowTable, Vec<FlowKey>) {
     let table = table(4096);
     for i in 0..1000 {
         table.insert(mixed(i), Source::ALL[i as usize % 4]);
     }
     at(&table, 11);
     table.insert_syn(mixed(5000));
-    // Hits, misses, live and expired embryonic entries, both families, in groups of any length.
-    let keys: Vec<FlowKey> = (0..1000)
+    let keys = (0..1000)
         .chain(4000..4100)
         .chain([5000])
         .map(mixed)
         .collect();
+    (table, keys)
+}
+
+#[test]
+fn lookup_many_answers_as_lookup_does() {
+    // In groups of any length.
+    let (table, keys) = batch_fixture();
     for len in [0, 1, 15, 16, 17, 63, 64, 65, 100, 129, keys.len()] {
         let mut out = vec![Lookup::Contended; len + 3];
         table.lookup_many(&keys[..len], &mut out);
@@ -467,6 +476,28 @@ fn lookup_many_answers_as_lookup_does() {
     assert!(out.contains(&Lookup::Expired));
     assert!(out.contains(&Lookup::Owned(Source::Syn)));
     assert!(out.contains(&Lookup::Miss));
+}
+
+#[test]
+fn owns_many_answers_as_owns_does_for_the_table_and_the_trait_s_default() {
+    let (table, keys) = batch_fixture();
+    let exact: ExactMatchTable = (0..1000).map(mixed).collect();
+    for len in [0, 1, 31, 32, 63, 64, 65, 200, keys.len()] {
+        let mut out = vec![true; len + 2];
+        table.owns_many(&keys[..len], &mut out, &LoadPrefetch);
+        let mut out_exact = vec![true; len + 2];
+        exact.owns_many(&keys[..len], &mut out_exact, &LoadPrefetch);
+        for (i, key) in keys[..len].iter().enumerate() {
+            assert_eq!(out[i], table.owns(key), "{key:?}");
+            assert_eq!(out_exact[i], exact.owns(key), "{key:?}");
+        }
+        assert_eq!(&out[len..], &[true, true], "nothing written past the keys");
+    }
+    // Owned: the 750 entries of the three lasting sources and the live embryonic one; not the
+    // 250 expired embryonic entries nor the absent keys.
+    let mut out = vec![false; keys.len()];
+    table.owns_many(&keys, &mut out, &LoadPrefetch);
+    assert_eq!(out.iter().filter(|&&owned| owned).count(), 751);
 }
 
 /// Records what it is asked to prefetch.

@@ -895,6 +895,17 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
         self.lookup(key).is_owned()
     }
 
+    fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P) {
+        const CHUNK: usize = 64;
+        let mut answers = [Lookup::Miss; CHUNK];
+        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            self.lookup_many_with(keys, &mut answers, prefetch);
+            for (owned, answer) in out.iter_mut().zip(&answers[..keys.len()]) {
+                *owned = answer.is_owned();
+            }
+        }
+    }
+
     fn syn_accepted(&self, key: &FlowKey) {
         self.insert_syn(*key);
     }
