@@ -5,11 +5,12 @@
 //! mbuf (adj/trim, no copy), transmit in batches, free and count what a full TX queue refused,
 //! then publish the counters. No lock, no allocation, no syscall on this path.
 
-use crate::mbuf::{Mbuf, MbufBurst};
+use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 use crate::port::PortQueue;
+use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
 use chance_engine::egress::egress_flow;
-use chance_engine::{Counters, Engine, FlowKey, FlowTable, Verdict};
+use chance_engine::{Counters, Engine, FlowKey, FlowTable, L4Proto, Plan, Verdict};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub struct Worker<F> {
     /// Read once per burst: the control plane flips it live (SIGHUP reload).
     learn_egress: Arc<AtomicBool>,
     path: PathCounters,
+    planned: Planned,
 }
 
 impl<F: FlowTable> Worker<F> {
@@ -71,6 +73,7 @@ impl<F: FlowTable> Worker<F> {
             idle_exit,
             learn_egress: Arc::new(AtomicBool::new(false)),
             path: PathCounters::default(),
+            planned: Planned::new(),
         }
     }
 
@@ -100,9 +103,12 @@ impl<F: FlowTable> Worker<F> {
             if from_nic > 0 {
                 // One counting view per burst: its hits and misses reach the counters once.
                 let flows = CountingFlows::new(&*self.flows);
-                for m in rx.drain() {
+                self.planned.fill(&self.engine, &*self.flows, &rx);
+                for (i, m) in rx.drain().enumerate() {
+                    let decision = self.planned.decision(i, &flows);
                     handle(
                         &mut self.engine,
+                        decision,
                         &flows,
                         &mut self.path,
                         m,
@@ -172,7 +178,8 @@ impl<F: FlowTable> Worker<F> {
 #[inline]
 fn handle<F: FlowTable + ?Sized>(
     engine: &mut Engine,
-    flows: &F,
+    decision: Decision<'_>,
+    flows: &CountingFlows<'_, F>,
     path: &mut PathCounters,
     mut m: Mbuf,
     to_nic: &mut MbufBurst,
@@ -183,7 +190,10 @@ fn handle<F: FlowTable + ?Sized>(
         return;
     }
     let len = m.len();
-    let outcome = engine.process(m.data_mut(), flows);
+    let outcome = match decision {
+        Decision::Planned(plan, owned) => engine.process_planned(m.data_mut(), plan, owned, flows),
+        Decision::InFull => engine.process(m.data_mut(), flows),
+    };
     let out = match outcome.verdict {
         Verdict::Drop => {
             path.add(PathCounter::EngineDrops, 1);
@@ -205,12 +215,97 @@ fn handle<F: FlowTable + ?Sized>(
     }
 }
 
+/// A burst's fast-path plans and the table's answers for their flows, all looked up together
+/// before the first packet is finished: the table overlaps the cache misses of the whole burst
+/// (prefetching stage by stage) instead of taking them one packet at a time, and no header is
+/// parsed twice. Kept by the worker and refilled in place for every burst.
+#[derive(Debug)]
+struct Planned {
+    plans: [Option<Plan>; BURST_SIZE],
+    /// The planned flows, in packet order, and the table's answers for them.
+    keys: [FlowKey; BURST_SIZE],
+    owned: [bool; BURST_SIZE],
+    /// `flow_of[i]`: where packet `i`'s flow is in `keys`, when its plan has one.
+    flow_of: [u8; BURST_SIZE],
+}
+
+/// How one packet of the burst is decided.
+enum Decision<'a> {
+    /// The fast path, with the table's answer for its flow.
+    Planned(&'a Plan, bool),
+    /// The full decision procedure, which asks the table itself.
+    InFull,
+}
+
+impl Planned {
+    fn new() -> Self {
+        let unspecified = std::net::Ipv4Addr::UNSPECIFIED;
+        Self {
+            plans: [None; BURST_SIZE],
+            keys: [FlowKey::v4(L4Proto::Tcp, unspecified, 0, unspecified, 0); BURST_SIZE],
+            owned: [false; BURST_SIZE],
+            flow_of: [0; BURST_SIZE],
+        }
+    }
+
+    /// Plans every packet of `rx` and looks their flows up.
+    fn fill<F: FlowTable>(&mut self, engine: &Engine, table: &F, rx: &MbufBurst) {
+        for (plan, m) in self.plans.iter_mut().zip(rx.iter()) {
+            // A multi-segment frame is dropped before it is decided: nothing to look up.
+            *plan = m.is_contiguous().then(|| engine.plan(m.data())).flatten();
+        }
+        // Gathered in a loop of their own: copying a key right after `plan` wrote it would wait
+        // for its stores to reach the cache (a store-to-load forwarding stall).
+        let mut flows = 0;
+        for (plan, flow_of) in self.plans[..rx.len()].iter().zip(&mut self.flow_of) {
+            if let Some(key) = plan.as_ref().and_then(Plan::flow) {
+                self.keys[flows] = *key;
+                *flow_of = flows as u8;
+                flows += 1;
+            }
+        }
+        table.owns_many(
+            &self.keys[..flows],
+            &mut self.owned[..flows],
+            &CachePrefetch,
+        );
+    }
+
+    /// Packet `i`'s decision. An answer found ahead is counted as the table's; once a packet of
+    /// this burst changed the table (a SYN's embryonic entry), a flow found unowned is asked
+    /// again, so the burst decides as if its packets had been looked up one by one.
+    fn decision<'a, F: FlowTable + ?Sized>(
+        &'a self,
+        i: usize,
+        flows: &CountingFlows<'_, F>,
+    ) -> Decision<'a> {
+        let Some(Some(plan)) = self.plans.get(i) else {
+            return Decision::InFull;
+        };
+        let owned = match plan.flow() {
+            Some(key) => {
+                let owned = self.owned[usize::from(self.flow_of[i])];
+                if !owned && flows.changed.get() {
+                    flows.owns(key)
+                } else {
+                    flows.count(owned);
+                    owned
+                }
+            }
+            None => false,
+        };
+        Decision::Planned(plan, owned)
+    }
+}
+
 /// Counts one burst's flow-table answers in plain cells (the lcore publishes them with its other
 /// counters), so lookups stay free of shared writes.
 struct CountingFlows<'a, F: ?Sized> {
     table: &'a F,
     hits: Cell<u64>,
     misses: Cell<u64>,
+    /// Whether this burst wrote to the table.
+    changed: Cell<bool>,
 }
 
 impl<'a, F: FlowTable + ?Sized> CountingFlows<'a, F> {
@@ -219,7 +314,15 @@ impl<'a, F: FlowTable + ?Sized> CountingFlows<'a, F> {
             table,
             hits: Cell::new(0),
             misses: Cell::new(0),
+            changed: Cell::new(false),
         }
+    }
+
+    /// Counts one answer of the table.
+    #[inline]
+    fn count(&self, owned: bool) {
+        let counter = if owned { &self.hits } else { &self.misses };
+        counter.set(counter.get() + 1);
     }
 }
 
@@ -227,17 +330,18 @@ impl<F: FlowTable + ?Sized> FlowTable for CountingFlows<'_, F> {
     #[inline]
     fn owns(&self, key: &FlowKey) -> bool {
         let owned = self.table.owns(key);
-        let counter = if owned { &self.hits } else { &self.misses };
-        counter.set(counter.get() + 1);
+        self.count(owned);
         owned
     }
     fn is_syncookie(&self, key: &FlowKey, seq: u32, ack: u32) -> bool {
         self.table.is_syncookie(key, seq, ack)
     }
     fn syn_accepted(&self, key: &FlowKey) {
+        self.changed.set(true);
         self.table.syn_accepted(key)
     }
     fn egress_seen(&self, key: &FlowKey) {
+        self.changed.set(true);
         self.table.egress_seen(key)
     }
 }

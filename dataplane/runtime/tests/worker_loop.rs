@@ -3,7 +3,10 @@
 
 mod common;
 
-use chance_engine::{Counter, Engine, EngineConfig, ExactMatchTable, FlowKey, L4Proto, Verdict};
+use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
+use chance_engine::{
+    Counter, Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, L4Proto, Verdict,
+};
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
 use chance_runtime::{
     launch, ring_port, IdleExit, LcoreStats, Mbuf, MbufBurst, Mempool, PathCounter, Port,
@@ -138,12 +141,12 @@ impl Lab {
         }
     }
 
-    fn worker(
+    fn worker<F: FlowTable>(
         &self,
-        flows: ExactMatchTable,
+        flows: F,
         stop: &Arc<AtomicBool>,
         idle: IdleExit,
-    ) -> (Worker<ExactMatchTable>, Arc<LcoreStats>) {
+    ) -> (Worker<F>, Arc<LcoreStats>) {
         let stats = Arc::new(LcoreStats::default());
         let worker = Worker::new(
             Engine::new(config()),
@@ -317,5 +320,66 @@ fn refused_transmissions_are_freed_and_counted_and_nothing_leaks() {
     assert_eq!(report.engine.get(Counter::ProcessedPacketsTotal), 1000);
     assert_eq!(Lab::drain(&lab.nic_tx).len(), 64);
     assert_eq!(Lab::drain(&lab.kernel_tx).len(), 500);
+    lab.close();
+}
+
+/// The worker looks a whole burst's flows up before it decides the first packet. A SYN accepted
+/// earlier in the same burst still makes the handshake's ACK behind it ours (SYN learning), as if
+/// every packet had been looked up on its own, and every lookup is counted once.
+#[test]
+fn a_burst_decides_as_packet_by_packet_even_when_a_syn_teaches_the_table_mid_burst() {
+    eal(TEST, &[]);
+    let _serial = worker_lcore();
+    let _lcore = Lcore::register();
+    let lab = Lab::new("burst", 2048);
+    let learned = 40010;
+    let frames = [
+        GueFrame::ipv4(tcp(40000, ACK)).hops(&[HOP]).build(), // known: accepted
+        GueFrame::ipv4(tcp(learned, ACK)).hops(&[HOP]).build(), // not yet known: forwarded
+        GueFrame::ipv4(tcp(learned, SYN)).hops(&[HOP]).build(), // accepted, learned
+        GueFrame::ipv4(tcp(learned, ACK)).hops(&[HOP]).build(), // now known: accepted
+        GueFrame::ipv4(tcp(40011, ACK)).hops(&[HOP]).build(), // unknown: forwarded
+    ];
+    let table = ConcurrentFlowTable::new(TableConfig::new(4096));
+    table.insert(known_flow(), Source::Static);
+
+    // The reference: the same frames through `Engine::process`, one at a time.
+    let reference_table = ConcurrentFlowTable::new(TableConfig::new(4096));
+    reference_table.insert(known_flow(), Source::Static);
+    let mut reference = Engine::new(config());
+    let (mut want_nic, mut want_kernel) = (Vec::new(), Vec::new());
+    for frame in &frames {
+        let mut buf = frame.clone();
+        let outcome = reference.process(&mut buf, &reference_table);
+        match outcome.verdict {
+            Verdict::Forward => want_nic.push(outcome.output(&buf).to_vec()),
+            _ => want_kernel.push(outcome.output(&buf).to_vec()),
+        }
+    }
+    assert_eq!((want_nic.len(), want_kernel.len()), (2, 3));
+
+    // One RX burst: the ring holds all five before the worker starts.
+    for frame in &frames {
+        lab.nic_rx
+            .enqueue(Mbuf::from_slice(&lab.pool, frame).unwrap())
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (worker, _stats) = lab.worker(table, &stop, IdleExit::AfterPolls(100));
+    let report = launch(1, move || worker.run(1)).unwrap().join().unwrap();
+
+    assert_eq!(report.engine, *reference.counters());
+    assert_eq!(
+        report.engine.get(Counter::AcceptedPacketsTotalEstablished),
+        2,
+        "the known flow and the one its SYN taught the table"
+    );
+    assert_eq!(
+        [PathCounter::FlowHits, PathCounter::FlowMisses].map(|c| report.path.get(c)),
+        [2, 2],
+        "one lookup counted per ACK"
+    );
+    assert_eq!(Lab::drain(&lab.nic_tx), want_nic);
+    assert_eq!(Lab::drain(&lab.kernel_tx), want_kernel);
     lab.close();
 }
