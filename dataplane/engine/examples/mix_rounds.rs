@@ -1,36 +1,69 @@
-//! The throughput mix through the engine in memory, `ROUNDS` times over (default 10): for counting
-//! the engine's instructions per packet under callgrind (`deploy/bench-instructions.sh`), a
-//! measure this shared, noisy machine cannot disturb. Prints the packets and ns per packet.
+//! The throughput mix through the engine in memory, `ROUNDS` times over (default 10), burst by
+//! burst as chanced's worker runs it (`BurstPlan`: plan 32 frames, look their flows up together,
+//! finish each; the rest through `Engine::process`), or with `--per-packet` one frame at a time
+//! through `Engine::process`. For counting the engine's instructions per packet under callgrind
+//! (`deploy/bench-instructions.sh`), a measure this shared, noisy machine cannot disturb. Prints
+//! the packets and ns per packet.
 //!
-//! Each frame is copied into one buffer before `Engine::process` rewrites it, so every round
+//! Each frame is copied into a buffer of its own before the engine rewrites it, so every round
 //! sees the same frames.
 
 #[path = "../benches/support/mix.rs"]
 mod support;
 
+use chance_engine::burst::{BurstPlan, BURST_MAX};
+use chance_engine::table::LoadPrefetch;
 use chance_testkit::mix;
 use std::hint::black_box;
 use std::time::Instant;
 
 fn main() {
-    let rounds: usize = match std::env::args().nth(1).map(|arg| arg.parse()) {
-        None => 10,
-        Some(Ok(rounds)) => rounds,
-        Some(Err(e)) => {
-            eprintln!("mix_rounds: ROUNDS must be a whole number: {e}");
-            std::process::exit(2);
+    let mut rounds = 10;
+    let mut per_packet = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--per-packet" => per_packet = true,
+            _ => match arg.parse() {
+                Ok(n) => rounds = n,
+                Err(e) => {
+                    eprintln!("mix_rounds: usage: mix_rounds [ROUNDS] [--per-packet] ({arg}: {e})");
+                    std::process::exit(2);
+                }
+            },
         }
-    };
+    }
     let (frames, _) = mix::frames(4000, 1000, 1);
     let table = support::table();
     let mut engine = support::engine();
-    let mut buffer = vec![0u8; 2048];
+    let mut buffers = vec![vec![0u8; 2048]; BURST_MAX];
+    let mut burst = BurstPlan::default();
     let started = Instant::now();
     for _ in 0..rounds {
-        for frame in &frames {
-            let copy = &mut buffer[..frame.len()];
-            copy.copy_from_slice(frame);
-            black_box(engine.process(copy, &table));
+        for chunk in frames.chunks(BURST_MAX) {
+            let mut copies: Vec<&mut [u8]> = buffers
+                .iter_mut()
+                .zip(chunk)
+                .map(|(buffer, frame)| {
+                    let copy = &mut buffer[..frame.len()];
+                    copy.copy_from_slice(frame);
+                    copy
+                })
+                .collect();
+            if per_packet {
+                for copy in copies {
+                    black_box(engine.process(copy, &table));
+                }
+                continue;
+            }
+            let offered = copies.iter().map(|copy| Some(&**copy));
+            burst.fill(&engine, &table, offered, &LoadPrefetch);
+            for (i, copy) in copies.iter_mut().enumerate() {
+                let outcome = match burst.get(i) {
+                    Some((plan, owned)) => engine.process_planned(copy, plan, owned, &table),
+                    None => engine.process(copy, &table),
+                };
+                black_box(outcome);
+            }
         }
     }
     let packets = rounds * frames.len();

@@ -6,6 +6,7 @@
 //! code runs on test vectors, in the fuzzer, in `chancectl replay` and on mbuf data in the runtime.
 #![forbid(unsafe_code)]
 
+pub mod burst;
 mod classify;
 pub mod config;
 pub mod counters;

@@ -6,11 +6,15 @@
 //! then publish the counters. No lock, no allocation, no syscall on this path.
 
 use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
+use chance_engine::burst::{BurstPlan, BURST_MAX};
+
+// Every RX burst fits one plan.
+const _: () = assert!(BURST_SIZE <= BURST_MAX);
 use crate::port::PortQueue;
 use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
 use chance_engine::egress::egress_flow;
-use chance_engine::{Counters, Engine, FlowKey, FlowTable, L4Proto, Plan, Verdict};
+use chance_engine::{Counters, Engine, FlowKey, FlowTable, Plan, Verdict};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,7 +53,8 @@ pub struct Worker<F> {
     /// Read once per burst: the control plane flips it live (SIGHUP reload).
     learn_egress: Arc<AtomicBool>,
     path: PathCounters,
-    planned: Planned,
+    /// The current RX burst's plans and flow-table answers.
+    planned: BurstPlan,
 }
 
 impl<F: FlowTable> Worker<F> {
@@ -73,7 +78,7 @@ impl<F: FlowTable> Worker<F> {
             idle_exit,
             learn_egress: Arc::new(AtomicBool::new(false)),
             path: PathCounters::default(),
-            planned: Planned::new(),
+            planned: BurstPlan::default(),
         }
     }
 
@@ -103,9 +108,12 @@ impl<F: FlowTable> Worker<F> {
             if from_nic > 0 {
                 // One counting view per burst: its hits and misses reach the counters once.
                 let flows = CountingFlows::new(&*self.flows);
-                self.planned.fill(&self.engine, &*self.flows, &rx);
+                // A multi-segment frame is dropped before it is decided: nothing to plan.
+                let frames = rx.iter().map(|m| m.is_contiguous().then(|| m.data()));
+                self.planned
+                    .fill(&self.engine, &*self.flows, frames, &CachePrefetch);
                 for (i, m) in rx.drain().enumerate() {
-                    let decision = self.planned.decision(i, &flows);
+                    let decision = decision(&self.planned, i, &flows);
                     handle(
                         &mut self.engine,
                         decision,
@@ -215,20 +223,6 @@ fn handle<F: FlowTable + ?Sized>(
     }
 }
 
-/// A burst's fast-path plans and the table's answers for their flows, all looked up together
-/// before the first packet is finished: the table overlaps the cache misses of the whole burst
-/// (prefetching stage by stage) instead of taking them one packet at a time, and no header is
-/// parsed twice. Kept by the worker and refilled in place for every burst.
-#[derive(Debug)]
-struct Planned {
-    plans: [Option<Plan>; BURST_SIZE],
-    /// The planned flows, in packet order, and the table's answers for them.
-    keys: [FlowKey; BURST_SIZE],
-    owned: [bool; BURST_SIZE],
-    /// `flow_of[i]`: where packet `i`'s flow is in `keys`, when its plan has one.
-    flow_of: [u8; BURST_SIZE],
-}
-
 /// How one packet of the burst is decided.
 enum Decision<'a> {
     /// The fast path, with the table's answer for its flow.
@@ -237,65 +231,27 @@ enum Decision<'a> {
     InFull,
 }
 
-impl Planned {
-    fn new() -> Self {
-        let unspecified = std::net::Ipv4Addr::UNSPECIFIED;
-        Self {
-            plans: [None; BURST_SIZE],
-            keys: [FlowKey::v4(L4Proto::Tcp, unspecified, 0, unspecified, 0); BURST_SIZE],
-            owned: [false; BURST_SIZE],
-            flow_of: [0; BURST_SIZE],
+/// Packet `i`'s decision. An answer found ahead is counted as the table's; once a packet of this
+/// burst changed the table (a SYN's embryonic entry), a flow found unowned is asked again, so the
+/// burst decides as if its packets had been looked up one by one.
+#[inline]
+fn decision<'a, F: FlowTable + ?Sized>(
+    burst: &'a BurstPlan,
+    i: usize,
+    flows: &CountingFlows<'_, F>,
+) -> Decision<'a> {
+    let Some((plan, owned)) = burst.get(i) else {
+        return Decision::InFull;
+    };
+    let owned = match plan.flow() {
+        Some(key) if !owned && flows.changed.get() => flows.owns(key),
+        Some(_) => {
+            flows.count(owned);
+            owned
         }
-    }
-
-    /// Plans every packet of `rx` and looks their flows up.
-    fn fill<F: FlowTable>(&mut self, engine: &Engine, table: &F, rx: &MbufBurst) {
-        for (plan, m) in self.plans.iter_mut().zip(rx.iter()) {
-            // A multi-segment frame is dropped before it is decided: nothing to look up.
-            *plan = m.is_contiguous().then(|| engine.plan(m.data())).flatten();
-        }
-        // Gathered in a loop of their own: copying a key right after `plan` wrote it would wait
-        // for its stores to reach the cache (a store-to-load forwarding stall).
-        let mut flows = 0;
-        for (plan, flow_of) in self.plans[..rx.len()].iter().zip(&mut self.flow_of) {
-            if let Some(key) = plan.as_ref().and_then(Plan::flow) {
-                self.keys[flows] = *key;
-                *flow_of = flows as u8;
-                flows += 1;
-            }
-        }
-        table.owns_many(
-            &self.keys[..flows],
-            &mut self.owned[..flows],
-            &CachePrefetch,
-        );
-    }
-
-    /// Packet `i`'s decision. An answer found ahead is counted as the table's; once a packet of
-    /// this burst changed the table (a SYN's embryonic entry), a flow found unowned is asked
-    /// again, so the burst decides as if its packets had been looked up one by one.
-    fn decision<'a, F: FlowTable + ?Sized>(
-        &'a self,
-        i: usize,
-        flows: &CountingFlows<'_, F>,
-    ) -> Decision<'a> {
-        let Some(Some(plan)) = self.plans.get(i) else {
-            return Decision::InFull;
-        };
-        let owned = match plan.flow() {
-            Some(key) => {
-                let owned = self.owned[usize::from(self.flow_of[i])];
-                if !owned && flows.changed.get() {
-                    flows.owns(key)
-                } else {
-                    flows.count(owned);
-                    owned
-                }
-            }
-            None => false,
-        };
-        Decision::Planned(plan, owned)
-    }
+        None => false,
+    };
+    Decision::Planned(plan, owned)
 }
 
 /// Counts one burst's flow-table answers in plain cells (the lcore publishes them with its other
