@@ -84,7 +84,7 @@ use clock::Clock;
 use core::cell::Cell;
 use core::hash::BuildHasher;
 use policy::Victim;
-use slot::{Content, Read, Slot};
+use slot::{Content, Read};
 use stats::{CachePadded, SharedStats};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -421,7 +421,19 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
     fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
-        let (bucket, mask) = first_match(place, tags);
+        self.find_from(place, key, tags, moves, first_match(place, tags))
+    }
+
+    /// [`find_in`](Self::find_in) with [`first_match`] already taken.
+    #[inline(always)]
+    fn find_from(
+        &self,
+        place: &Place,
+        key: &FlowKey,
+        tags: [u64; 2],
+        moves: u64,
+        (bucket, mask): (usize, u64),
+    ) -> Found {
         if mask == 0 {
             if self.moves.load(Ordering::Relaxed) == moves {
                 return Found::Absent;
@@ -502,7 +514,18 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// # Panics
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
-        const GROUP: usize = 64;
+        self.lookup_groups::<64>(keys, out, prefetch);
+    }
+
+    /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys (the stage arrays
+    /// are written whole for every group: a burst of 32 wants groups of 32).
+    #[inline]
+    fn lookup_groups<const GROUP: usize>(
+        &self,
+        keys: &[FlowKey],
+        out: &mut [Lookup],
+        prefetch: &impl Prefetch,
+    ) {
         assert!(out.len() >= keys.len(), "one answer per key");
         let now = self.clock.now();
         for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
@@ -514,27 +537,23 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 prefetch.prefetch(&self.tags[place.b2]);
             }
             let mut tags = [[0; 2]; GROUP];
-            for ((key, place), tags) in keys.iter().zip(&places).zip(&mut tags) {
+            let mut firsts = [(0, 0); GROUP];
+            for (((key, place), tags), first) in
+                keys.iter().zip(&places).zip(&mut tags).zip(&mut firsts)
+            {
                 *tags = self.load_tags(place);
-                if let Some(slot) = self.first_candidate(place, *tags) {
-                    for word in slot.read_span(key) {
+                *first = first_match(place, *tags);
+                if let Some(index) = bucket::indices(first.1).next() {
+                    for word in self.buckets[first.0].slots[index].read_span(key) {
                         prefetch.prefetch(word);
                     }
                 }
             }
-            for (i, key) in keys.iter().enumerate() {
-                let found = self.find_in(&places[i], key, tags[i], moves);
-                out[i] = self.answer(found, now);
+            for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
+                let found = self.find_from(&places[i], key, tags[i], moves, firsts[i]);
+                *answer = self.answer(found, now);
             }
         }
-    }
-
-    /// The slot [`find_in`](Self::find_in) reads first: the first whose tag matches.
-    #[inline]
-    fn first_candidate(&self, place: &Place, tags: [u64; 2]) -> Option<&Slot> {
-        let (bucket, mask) = first_match(place, tags);
-        let index = bucket::indices(mask).next()?;
-        Some(&self.buckets[bucket].slots[index])
     }
 
     #[inline]
@@ -896,10 +915,10 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
     }
 
     fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P) {
-        const CHUNK: usize = 64;
+        const CHUNK: usize = 32;
         let mut answers = [Lookup::Miss; CHUNK];
         for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            self.lookup_many_with(keys, &mut answers, prefetch);
+            self.lookup_groups::<CHUNK>(keys, &mut answers, prefetch);
             for (owned, answer) in out.iter_mut().zip(&answers[..keys.len()]) {
                 *owned = answer.is_owned();
             }
