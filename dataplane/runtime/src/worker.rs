@@ -1,9 +1,12 @@
 //! The lcore loop: NIC RX -> engine -> kernel port or NIC TX; kernel port RX -> NIC TX.
 //!
 //! Each worker owns one queue pair on each port, its own engine (and so its own counters) and a
-//! shared read-only flow table. Per burst: receive, decide and rewrite every packet in place on the
-//! mbuf (adj/trim, no copy), transmit in batches, free and count what a full TX queue refused,
-//! then publish the counters. No lock, no allocation, no syscall on this path.
+//! shared read-only flow table. Per burst: receive; plan every packet (`Engine::plan`, the headers
+//! read once) and look all the planned flows up in one prefetched batch (`BurstPlan`); decide and
+//! rewrite every packet in place on the mbuf (adj/trim, no copy), the planned ones from their plan
+//! and answer, the rest through the full procedure; transmit in batches, free and count what a
+//! full TX queue refused, then publish the counters. No lock, no allocation, no syscall on this
+//! path.
 
 use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 use chance_engine::burst::{BurstPlan, BURST_MAX};
