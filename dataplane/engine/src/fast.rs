@@ -45,8 +45,6 @@ pub struct Plan {
     meta: u64,
     /// The next hop's address (bits 0-31, [`TCP`] plans).
     hop: u64,
-    /// The segment's sequence number (bits 0-31) and acknowledgement number (32-63).
-    cookie: u64,
 }
 
 /// The hop list is exhausted: accept (last hop) without reading the inner packet.
@@ -132,7 +130,6 @@ impl Engine {
                 key,
                 meta: LAST_HOP | at_inner,
                 hop: 0,
-                cookie: 0,
             });
         }
         let hop = chain.hop(usize::from(next));
@@ -168,7 +165,6 @@ impl Engine {
                 | if may_be_cookie { COOKIE_BIT } else { 0 }
                 | at_inner,
             hop: u64::from(hop),
-            cookie: u64::from(segment.seq_number()) | u64::from(segment.ack_number()) << 32,
         })
     }
 
@@ -221,8 +217,7 @@ impl Engine {
                 Counter::AcceptedPacketsTotalEstablished,
             );
         }
-        let (seq, ack) = (plan.cookie as u32, (plan.cookie >> 32) as u32);
-        if plan.meta & COOKIE_BIT != 0 && flows.is_syncookie(&plan.key, seq, ack) {
+        if plan.meta & COOKIE_BIT != 0 && carries_cookie(frame, inner_off, &plan.key, flows) {
             return self.accept(
                 frame,
                 inner_off,
@@ -238,6 +233,25 @@ impl Engine {
             frame: 0..frame.len(),
         }
     }
+}
+
+/// Whether the planned ACK at `inner_off` carries a SYN cookie: its sequence and
+/// acknowledgement numbers are read here, for the few ACKs that need them, not by every plan.
+#[inline]
+fn carries_cookie<F: FlowTable + ?Sized>(
+    frame: &[u8],
+    inner_off: usize,
+    key: &FlowKey,
+    flows: &F,
+) -> bool {
+    // `plan` measured the segment; a frame that is not the planned one is simply no cookie.
+    let Some(segment) = frame.get(inner_off + ipv4::HEADER_LEN..) else {
+        return false;
+    };
+    let Ok(segment) = TcpPacket::new_checked(segment) else {
+        return false;
+    };
+    flows.is_syncookie(key, segment.seq_number(), segment.ack_number())
 }
 
 #[cfg(test)]
