@@ -64,8 +64,10 @@ impl Engine {
         self.process_in_full(frame, flows)
     }
 
-    /// [`process`](Self::process) without the fast path: the decision procedure step by step.
-    pub(crate) fn process_in_full<F: FlowTable + ?Sized>(
+    /// [`process`](Self::process) without the fast path: the decision procedure step by step, in
+    /// cls_redirect's order. The reference the fast path is checked against (property tests and
+    /// the fuzz target); same verdicts, counters and bytes, only slower.
+    pub fn process_in_full<F: FlowTable + ?Sized>(
         &mut self,
         frame: &mut [u8],
         flows: &F,
