@@ -514,19 +514,21 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// # Panics
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
-        self.lookup_groups::<64>(keys, out, prefetch);
+        assert!(out.len() >= keys.len(), "one answer per key");
+        self.lookup_groups::<64, _>(keys, out, prefetch, |answer| answer);
     }
 
     /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys (the stage arrays
-    /// are written whole for every group: a burst of 32 wants groups of 32).
+    /// are written whole for every group: a burst of 32 wants groups of 32); `out[i]` gets
+    /// `each` of the answer for `keys[i]`, for as many keys as `out` holds.
     #[inline]
-    fn lookup_groups<const GROUP: usize>(
+    fn lookup_groups<const GROUP: usize, T>(
         &self,
         keys: &[FlowKey],
-        out: &mut [Lookup],
+        out: &mut [T],
         prefetch: &impl Prefetch,
+        each: impl Fn(Lookup) -> T,
     ) {
-        assert!(out.len() >= keys.len(), "one answer per key");
         let now = self.clock.now();
         for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
             let moves = self.moves.load(Ordering::Acquire);
@@ -551,7 +553,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             }
             for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
                 let found = self.find_from(&places[i], key, tags[i], moves, firsts[i]);
-                *answer = self.answer(found, now);
+                *answer = each(self.answer(found, now));
             }
         }
     }
@@ -915,14 +917,9 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
     }
 
     fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P) {
-        const CHUNK: usize = 32;
-        let mut answers = [Lookup::Miss; CHUNK];
-        for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            self.lookup_groups::<CHUNK>(keys, &mut answers, prefetch);
-            for (owned, answer) in out.iter_mut().zip(&answers[..keys.len()]) {
-                *owned = answer.is_owned();
-            }
-        }
+        // Groups of a burst's size: the stage arrays are written whole for every group.
+        let out = &mut out[..keys.len()];
+        self.lookup_groups::<32, _>(keys, out, prefetch, |answer| answer.is_owned());
     }
 
     fn syn_accepted(&self, key: &FlowKey) {
