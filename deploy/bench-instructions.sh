@@ -10,16 +10,21 @@
 # frames) cancels out. Prints the total and the functions that execute the most, exclusive of their
 # callees (what LLVM inlined counts where it was inlined).
 #
-# Usage: deploy/bench-instructions.sh [--rounds R] [--top N]
+# --per-packet counts `examples/mix_rounds --per-packet` (Engine::process one frame at a time)
+# instead of the worker's burst path.
+#
+# Usage: deploy/bench-instructions.sh [--rounds R] [--top N] [--per-packet]
 # Needs valgrind (apt-get install valgrind) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=10
 top=12
+mode=()
 while (($#)); do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
+    --per-packet) mode=(--per-packet); shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-instructions: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -29,8 +34,8 @@ cargo build --release -q -p chance-engine --example mix_rounds
 bin=target/release/examples/mix_rounds
 out=$(mktemp -d /tmp/chance-instructions.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-valgrind --tool=callgrind --callgrind-out-file="$out/short" "$bin" "$rounds" > /dev/null 2>&1
-valgrind --tool=callgrind --callgrind-out-file="$out/long" "$bin" $((3 * rounds)) > /dev/null 2>&1
+valgrind --tool=callgrind --callgrind-out-file="$out/short" "$bin" "$rounds" "${mode[@]}" > /dev/null 2>&1
+valgrind --tool=callgrind --callgrind-out-file="$out/long" "$bin" $((3 * rounds)) "${mode[@]}" > /dev/null 2>&1
 python3 - "$out/short" "$out/long" $((2 * rounds * 4000)) "$top" <<'PY'
 import collections, re, subprocess, sys
 short, long, packets, top = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
