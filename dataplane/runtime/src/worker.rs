@@ -9,18 +9,18 @@
 //! path.
 
 use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
-use chance_engine::burst::{BurstPlan, BURST_MAX};
-
-// Every RX burst fits one plan.
-const _: () = assert!(BURST_SIZE <= BURST_MAX);
 use crate::port::PortQueue;
 use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
+use chance_engine::burst::{BurstPlan, BURST_MAX};
 use chance_engine::egress::egress_flow;
 use chance_engine::{Counters, Engine, FlowKey, FlowTable, Plan, Verdict};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+// Every RX burst fits one plan.
+const _: () = assert!(BURST_SIZE <= BURST_MAX);
 
 /// When a worker stops, besides the shared stop flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
