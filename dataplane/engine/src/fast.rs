@@ -11,10 +11,13 @@
 //! rewritten bytes are the ones the full decision procedure gives (`tests` below check it on
 //! every frame of the fixtures and on mutations of them).
 //!
-//! Why: the full procedure walks the checks in cls_redirect's order through general header
-//! views. Here the checks that cannot fail on these frames are folded into a few compares, and
-//! the lookup (the step that waits for memory) is left to the caller, who can overlap the
-//! lookups of a burst (`chance_runtime`'s worker does).
+//! Why: the full procedure asks the table in the middle of its checks, one frame at a time, and
+//! a lookup in a table larger than the caches waits for memory. Split in two, with the lookup left
+//! to the caller, a runtime can plan a whole burst, look all its flows up in one batch that
+//! overlaps their misses (`crate::burst`), then finish every frame, without parsing a header twice
+//! (chanced's worker does: BENCHMARKS.md, "Dataplane throughput"). The checks are the full
+//! procedure's, in another order; on these frames the order decides nothing, since any failing
+//! check sends the frame the full way.
 
 use crate::counters::Counter;
 use crate::engine::Engine;
