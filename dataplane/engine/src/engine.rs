@@ -193,13 +193,7 @@ impl Engine {
         if wants_gre {
             return self.forward_gre(frame, addr, hop_count, inner_is_ipv6);
         }
-        let next_hop = u8::try_from(index + 1).unwrap_or(u8::MAX);
-        rewrite::gue_forward(frame, addr, next_hop);
-        Outcome {
-            verdict: Verdict::Forward,
-            reason: Some(Counter::ForwardedPacketsTotalGue),
-            frame: 0..len,
-        }
+        gue_forwarded(frame, addr, index)
     }
 
     /// §1.4 with chance's deviations: any position in a list of up to 30 hops; hops naming this
@@ -273,6 +267,20 @@ impl Engine {
                 Outcome::drop(Counter::ErrorsTotalDecapTooShort)
             }
         }
+    }
+}
+
+/// GUE forward to `hop`, the hop list's entry `index` (the MACs already swapped): the rewrite and
+/// the outcome, for the full procedure and the fast path alike.
+// Inlined: the outcome it returns is read back at once (see `Engine::accept`).
+#[inline(always)]
+pub(crate) fn gue_forwarded(frame: &mut [u8], hop: u32, index: usize) -> Outcome {
+    let next_hop = u8::try_from(index + 1).unwrap_or(u8::MAX);
+    rewrite::gue_forward(frame, hop, next_hop);
+    Outcome {
+        verdict: Verdict::Forward,
+        reason: Some(Counter::ForwardedPacketsTotalGue),
+        frame: 0..frame.len(),
     }
 }
 

@@ -20,9 +20,9 @@
 //! check sends the frame the full way.
 
 use crate::counters::Counter;
-use crate::engine::Engine;
+use crate::engine::{gue_forwarded, Engine};
 use crate::flow::{FlowKey, FlowTable, L4Proto};
-use crate::outcome::{Outcome, Verdict};
+use crate::outcome::Outcome;
 use crate::rewrite::{self, CHAIN, GUE, HOPS, OUTER_IP, OUTER_UDP};
 use crate::wire::ethernet::EthernetFrame;
 use crate::wire::ethertype;
@@ -229,12 +229,7 @@ impl Engine {
             );
         }
         rewrite::swap_macs(frame);
-        rewrite::gue_forward(frame, plan.hop as u32, plan.index().saturating_add(1));
-        Outcome {
-            verdict: Verdict::Forward,
-            reason: Some(Counter::ForwardedPacketsTotalGue),
-            frame: 0..frame.len(),
-        }
+        gue_forwarded(frame, plan.hop as u32, usize::from(plan.index()))
     }
 }
 
