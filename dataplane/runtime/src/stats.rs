@@ -1,9 +1,9 @@
 //! Per-lcore counters that a control thread reads while the lcores run.
 //!
 //! Each worker counts in plain integers (its engine's [`Counters`] and its own [`PathCounters`])
-//! and publishes them once per burst into its own cache-line-aligned [`LcoreStats`] with relaxed
-//! atomic stores: no lock and no read-modify-write on the packet path, and a reader sees every
-//! value as it was at the end of some burst.
+//! and publishes them every few bursts, at every idle poll and when it stops, into its own
+//! cache-line-aligned [`LcoreStats`] with relaxed atomic stores: no lock and no read-modify-write
+//! on the packet path, and a reader sees every value as it was at the end of some burst.
 
 use chance_engine::{Counter, Counters};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,7 +111,7 @@ impl Default for LcoreStats {
 }
 
 impl LcoreStats {
-    /// Publishes a worker's counters (called by that worker only, once per burst).
+    /// Publishes a worker's counters (called by that worker only, between bursts).
     pub fn publish(&self, engine: &Counters, path: &PathCounters) {
         for ((_, value), slot) in engine.iter().zip(&self.engine) {
             slot.store(value, Ordering::Relaxed);
