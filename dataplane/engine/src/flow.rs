@@ -177,6 +177,13 @@ impl FlowKey {
         self.head
     }
 
+    /// What an IPv4 key hashes as (the same words, in the same order, as [`Hash`] for
+    /// `FlowKey` writes): for a caller that knows the key is IPv4 and skips the family test.
+    #[inline]
+    pub(crate) fn v4_words(&self) -> V4Words {
+        V4Words(self.addrs[0], self.head)
+    }
+
     /// The address words, for the flow table's packed slots.
     #[inline]
     pub(crate) fn addr_words(&self) -> &[u64; 4] {
@@ -232,6 +239,18 @@ impl Ord for FlowKey {
 impl PartialOrd for FlowKey {
     fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+/// An IPv4 key's two words, hashed as [`FlowKey`] hashes them (see [`FlowKey::v4_words`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct V4Words(u64, u64);
+
+impl Hash for V4Words {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+        state.write_u64(self.1);
     }
 }
 

@@ -498,6 +498,20 @@ fn owns_many_answers_as_owns_does_for_the_table_and_the_trait_s_default() {
     let mut out = vec![false; keys.len()];
     table.owns_many(&keys, &mut out, &LoadPrefetch);
     assert_eq!(out.iter().filter(|&&owned| owned).count(), 751);
+
+    // A batch of IPv4 keys only (a runtime's burst) takes the table's IPv4 path: same answers.
+    let v4_keys: Vec<FlowKey> = keys
+        .into_iter()
+        .filter(|key| key.family() == chance_engine::flow::Family::V4)
+        .collect();
+    let mut out = vec![false; v4_keys.len()];
+    table.owns_many(&v4_keys, &mut out, &LoadPrefetch);
+    for (key, owned) in v4_keys.iter().zip(&out) {
+        assert_eq!(*owned, table.owns(key), "{key:?}");
+    }
+    // The IPv4 keys are the even ones: sources 0 and 2 of four alternate, and one of them is
+    // the expired embryonic; plus the live embryonic key 5000.
+    assert_eq!(out.iter().filter(|&&owned| owned).count(), 251);
 }
 
 /// Records what it is asked to prefetch.

@@ -78,7 +78,7 @@ pub use policy::Source;
 pub use prefetch::{LoadPrefetch, Prefetch};
 pub use stats::{LocalCounts, TableStats};
 
-use crate::flow::{FlowKey, FlowTable};
+use crate::flow::{Family, FlowKey, FlowTable};
 use bucket::{Bucket, Locked, SLOTS};
 use clock::Clock;
 use core::cell::Cell;
@@ -361,7 +361,22 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
 
     #[inline]
     fn place(&self, key: &FlowKey) -> Place {
-        let hash = self.hasher.hash_one(key);
+        self.place_of_hash(self.hasher.hash_one(key))
+    }
+
+    /// [`place`](Self::place), told by `V4` that `key` is an IPv4 key: its hash is taken over the
+    /// same two words without asking the key's family.
+    #[inline(always)]
+    fn place_as<const V4: bool>(&self, key: &FlowKey) -> Place {
+        if V4 {
+            self.place_of_hash(self.hasher.hash_one(key.v4_words()))
+        } else {
+            self.place(key)
+        }
+    }
+
+    #[inline(always)]
+    fn place_of_hash(&self, hash: u64) -> Place {
         let buckets = self.buckets.len() as u64;
         // Two independent 32-bit halves, each mapped onto the buckets by multiply-shift; the tag
         // comes from the low bits of the high half, which barely move its bucket.
@@ -421,12 +436,12 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
     fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
-        self.find_from(place, key, tags, moves, first_match(place, tags))
+        self.find_from::<false>(place, key, tags, moves, first_match(place, tags))
     }
 
-    /// [`find_in`](Self::find_in) with [`first_match`] already taken.
+    /// [`find_in`](Self::find_in) with [`first_match`] already taken (`V4`: `key` is IPv4).
     #[inline(always)]
-    fn find_from(
+    fn find_from<const V4: bool>(
         &self,
         place: &Place,
         key: &FlowKey,
@@ -440,7 +455,8 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             }
         } else {
             let index = mask.trailing_zeros() as usize / 8;
-            if let Read::Match { source, confirmed } = self.buckets[bucket].slots[index].read(key) {
+            let slot = &self.buckets[bucket].slots[index];
+            if let Read::Match { source, confirmed } = slot.read_as::<V4>(key) {
                 return Found::Hit { source, confirmed };
             }
         }
@@ -515,14 +531,17 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
         assert!(out.len() >= keys.len(), "one answer per key");
-        self.lookup_groups::<64, _>(keys, out, prefetch, |answer| answer);
+        self.lookup_groups::<64, false, _>(keys, out, prefetch, |answer| answer);
     }
 
     /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys (the stage arrays
     /// are written whole for every group: a burst of 32 wants groups of 32); `out[i]` gets
     /// `each` of the answer for `keys[i]`, for as many keys as `out` holds.
+    ///
+    /// `V4`: every key is IPv4, so no step asks a key's family (5 % of the fast path's
+    /// instructions, BENCHMARKS.md "Instructions per packet").
     #[inline]
-    fn lookup_groups<const GROUP: usize, T>(
+    fn lookup_groups<const GROUP: usize, const V4: bool, T>(
         &self,
         keys: &[FlowKey],
         out: &mut [T],
@@ -534,7 +553,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             let moves = self.moves.load(Ordering::Acquire);
             let mut places = [Place::default(); GROUP];
             for (key, place) in keys.iter().zip(&mut places) {
-                *place = self.place(key);
+                *place = self.place_as::<V4>(key);
                 prefetch.prefetch(&self.tags[place.b1]);
                 prefetch.prefetch(&self.tags[place.b2]);
             }
@@ -546,13 +565,13 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 *tags = self.load_tags(place);
                 *first = first_match(place, *tags);
                 if let Some(index) = bucket::indices(first.1).next() {
-                    for word in self.buckets[first.0].slots[index].read_span(key) {
+                    for word in self.buckets[first.0].slots[index].read_span::<V4>(key) {
                         prefetch.prefetch(word);
                     }
                 }
             }
             for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
-                let found = self.find_from(&places[i], key, tags[i], moves, firsts[i]);
+                let found = self.find_from::<V4>(&places[i], key, tags[i], moves, firsts[i]);
                 *answer = each(self.answer(found, now));
             }
         }
@@ -919,7 +938,14 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
     fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P) {
         // Groups of a burst's size: the stage arrays are written whole for every group.
         let out = &mut out[..keys.len()];
-        self.lookup_groups::<32, _>(keys, out, prefetch, |answer| answer.is_owned());
+        let owned = |answer: Lookup| answer.is_owned();
+        // A runtime's burst is IPv4 (the engine's fast path plans nothing else): one pass over
+        // the keys spares every later step its family test.
+        if keys.iter().all(|key| key.family() == Family::V4) {
+            self.lookup_groups::<32, true, _>(keys, out, prefetch, owned);
+        } else {
+            self.lookup_groups::<32, false, _>(keys, out, prefetch, owned);
+        }
     }
 
     fn syn_accepted(&self, key: &FlowKey) {

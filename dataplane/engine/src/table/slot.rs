@@ -55,6 +55,13 @@ impl Slot {
     /// this encoding), each with one scalar load.
     #[inline(always)]
     pub(crate) fn read(&self, key: &FlowKey) -> Read {
+        self.read_as::<false>(key)
+    }
+
+    /// [`read`](Self::read), told by `V4` that `key` is an IPv4 key (a batch of them asks its
+    /// family once, not for every read).
+    #[inline(always)]
+    pub(crate) fn read_as<const V4: bool>(&self, key: &FlowKey) -> Read {
         let head = key.head_word();
         let addrs = key.addr_words();
         let w0 = self.words[0].load(Ordering::Acquire);
@@ -69,7 +76,7 @@ impl Slot {
         let w1 = self.words[1].load(Ordering::Relaxed);
         let w2 = self.words[2].load(Ordering::Relaxed);
         let mut same = (w1 as u32 == head as u32) & (w2 == addrs[0]);
-        if key.family() == Family::V6 {
+        if !V4 && key.family() == Family::V6 {
             same &= (self.words[3].load(Ordering::Relaxed) == addrs[1])
                 & (self.words[4].load(Ordering::Relaxed) == addrs[2])
                 & (self.words[5].load(Ordering::Relaxed) == addrs[3]);
@@ -88,11 +95,11 @@ impl Slot {
         }
     }
 
-    /// The first and the last word a [`read`](Self::read) of `key` loads: a slot spans at most
+    /// The first and the last word a [`read_as`](Self::read_as) of `key` loads: a slot spans at most
     /// two cache lines, and these two words are on them (for prefetching).
     #[inline]
-    pub(crate) fn read_span(&self, key: &FlowKey) -> [&AtomicU64; 2] {
-        let last = if key.family() == Family::V6 {
+    pub(crate) fn read_span<const V4: bool>(&self, key: &FlowKey) -> [&AtomicU64; 2] {
+        let last = if !V4 && key.family() == Family::V6 {
             WORDS - 1
         } else {
             2
