@@ -61,11 +61,17 @@ impl EngineConfig {
     }
 
     /// True when `addr` (big-endian integer) is one of this host's encapsulation addresses.
-    #[inline]
+    #[inline(always)]
     pub fn is_local(&self, addr: u32) -> bool {
         // Called twice per packet. A loop over the vector compiles to a vectorised search with
-        // some thirty instructions of set-up; hosts have one address, or a few.
-        addr == self.first || (self.addresses.len() > 1 && self.addresses[1..].contains(&addr))
+        // some thirty instructions of set-up; hosts have one address, or a few. The common
+        // answers (the first address, or a host with only one) take a compare inline.
+        addr == self.first || (self.addresses.len() > 1 && self.is_other_local(addr))
+    }
+
+    #[inline(never)]
+    fn is_other_local(&self, addr: u32) -> bool {
+        self.addresses[1..].contains(&addr)
     }
 
     /// The encapsulation addresses.
