@@ -9,7 +9,7 @@
 
 use crate::engine::Engine;
 use crate::fast::Plan;
-use crate::flow::{FlowKey, FlowTable, L4Proto};
+use crate::flow::{FlowTable, Ipv4FlowKey, L4Proto};
 use crate::table::Prefetch;
 use core::net::Ipv4Addr;
 
@@ -22,7 +22,7 @@ pub const BURST_MAX: usize = 32;
 pub struct BurstPlan {
     plans: [Option<Plan>; BURST_MAX],
     /// The planned flows, in frame order, and the table's answers for them.
-    keys: [FlowKey; BURST_MAX],
+    keys: [Ipv4FlowKey; BURST_MAX],
     owned: [bool; BURST_MAX],
     /// `flow_of[i]`: where frame `i`'s flow is in `keys`, when its plan has one.
     flow_of: [u8; BURST_MAX],
@@ -35,7 +35,7 @@ impl Default for BurstPlan {
         let unspecified = Ipv4Addr::UNSPECIFIED;
         Self {
             plans: [None; BURST_MAX],
-            keys: [FlowKey::v4(L4Proto::Tcp, unspecified, 0, unspecified, 0); BURST_MAX],
+            keys: [Ipv4FlowKey::new(L4Proto::Tcp, unspecified, 0, unspecified, 0); BURST_MAX],
             owned: [false; BURST_MAX],
             flow_of: [0; BURST_MAX],
             len: 0,
@@ -89,7 +89,7 @@ impl BurstPlan {
 mod tests {
     use super::*;
     use crate::config::EngineConfig;
-    use crate::flow::ExactMatchTable;
+    use crate::flow::{ExactMatchTable, FlowKey};
     use crate::table::LoadPrefetch;
     use chance_testkit::mix;
 
@@ -118,7 +118,7 @@ mod tests {
                     .then(|| engine.plan(frame))
                     .flatten()
                     .map(|plan| {
-                        let answer = plan.flow().is_some_and(|key| owned.owns(key));
+                        let answer = plan.flow().is_some_and(|key| owned.owns(&key.flow_key()));
                         (plan, answer)
                     });
                 assert_eq!(

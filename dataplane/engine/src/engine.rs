@@ -58,7 +58,7 @@ impl Engine {
     pub fn process<F: FlowTable + ?Sized>(&mut self, frame: &mut [u8], flows: &F) -> Outcome {
         // Most frames take the fast path (`fast.rs`), which decides them as `decide` would.
         if let Some(plan) = self.plan(frame) {
-            let owned = plan.flow().is_some_and(|key| flows.owns(key));
+            let owned = plan.flow().is_some_and(|key| flows.owns(&key.flow_key()));
             return self.process_planned(frame, &plan, owned, flows);
         }
         self.process_in_full(frame, flows)

@@ -21,7 +21,7 @@
 
 use crate::counters::Counter;
 use crate::engine::{gue_forwarded, Engine};
-use crate::flow::{FlowKey, FlowTable, L4Proto};
+use crate::flow::{FlowTable, Ipv4FlowKey, L4Proto};
 use crate::outcome::Outcome;
 use crate::rewrite::{self, CHAIN, GUE, HOPS, OUTER_IP, OUTER_UDP};
 use crate::wire::ethernet::EthernetFrame;
@@ -42,7 +42,7 @@ use core::net::Ipv4Addr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     /// The flow (meaningful for [`TCP`] plans).
-    key: FlowKey,
+    key: Ipv4FlowKey,
     /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | inner packet's
     /// offset (32-47)
     meta: u64,
@@ -63,7 +63,7 @@ impl Plan {
     /// The flow whose owner decides the verdict, if any: what to look up for
     /// [`Engine::process_planned`].
     #[inline]
-    pub fn flow(&self) -> Option<&FlowKey> {
+    pub fn flow(&self) -> Option<&Ipv4FlowKey> {
         (self.kind() == TCP).then_some(&self.key)
     }
 
@@ -122,7 +122,7 @@ impl Engine {
         let at_inner = (inner_off as u64) << INNER_OFF_SHIFT;
         if next == hop_count {
             // Decapsulation needs an inner IPv4 header's worth of bytes.
-            let key = FlowKey::v4(
+            let key = Ipv4FlowKey::new(
                 L4Proto::Tcp,
                 Ipv4Addr::UNSPECIFIED,
                 0,
@@ -156,7 +156,7 @@ impl Engine {
         let may_be_cookie = segment.ack() && !segment.rst();
         Some(Plan {
             // The local side is the packet's destination.
-            key: FlowKey::v4(
+            key: Ipv4FlowKey::new(
                 L4Proto::Tcp,
                 ip.dst_addr(),
                 segment.dst_port(),
@@ -177,7 +177,9 @@ impl Engine {
     /// cookie.
     ///
     /// `plan` must come from this engine's `plan` on these very bytes.
-    #[inline]
+    // Always inline: called out of line, its `Outcome` comes back through memory and is read at
+    // once (a store-to-load forwarding stall), and LLVM's choice flips with unrelated changes.
+    #[inline(always)]
     pub fn process_planned<F: FlowTable + ?Sized>(
         &mut self,
         frame: &mut [u8],
@@ -239,7 +241,7 @@ impl Engine {
 fn carries_cookie<F: FlowTable + ?Sized>(
     frame: &[u8],
     inner_off: usize,
-    key: &FlowKey,
+    key: &Ipv4FlowKey,
     flows: &F,
 ) -> bool {
     // `plan` measured the segment; a frame that is not the planned one is simply no cookie.
@@ -249,7 +251,7 @@ fn carries_cookie<F: FlowTable + ?Sized>(
     let Ok(segment) = TcpPacket::new_checked(segment) else {
         return false;
     };
-    flows.is_syncookie(key, segment.seq_number(), segment.ack_number())
+    flows.is_syncookie(&key.flow_key(), segment.seq_number(), segment.ack_number())
 }
 
 #[cfg(test)]
@@ -257,6 +259,7 @@ mod tests {
     use super::*;
     use crate::config::EngineConfig;
     use crate::counters::Counters;
+    use crate::flow::FlowKey;
     use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
     use chance_testkit::inner::{self, ACK, RST, SYN};
     use chance_testkit::mix;
@@ -437,7 +440,7 @@ mod tests {
             let mut engine = engine(mix::GUE_PORT);
             let mut frame = mix::frame(kind, 0, 1000);
             let plan = engine.plan(&frame).expect("planned");
-            let owned = plan.flow().is_some_and(|key| table.owns(key));
+            let owned = plan.flow().is_some_and(|key| table.owns(&key.flow_key()));
             engine.process_planned(&mut frame, &plan, owned, &table);
             let mut want = Counters::new();
             want.bump(Counter::ProcessedPacketsTotal);

@@ -82,12 +82,7 @@ impl FlowKey {
         remote: Ipv4Addr,
         remote_port: u16,
     ) -> Self {
-        let pair = u64::from(u32::from_le_bytes(local.octets()))
-            | u64::from(u32::from_le_bytes(remote.octets())) << 32;
-        Self {
-            head: head(Family::V4, proto, local_port, remote_port),
-            addrs: [pair, 0, 0, 0],
-        }
+        Ipv4FlowKey::new(proto, local, local_port, remote, remote_port).into()
     }
 
     /// An IPv6 flow.
@@ -177,11 +172,13 @@ impl FlowKey {
         self.head
     }
 
-    /// What an IPv4 key hashes as (the same words, in the same order, as [`Hash`] for
-    /// `FlowKey` writes): for a caller that knows the key is IPv4 and skips the family test.
+    /// The key in its IPv4 form; `None` for an IPv6 key.
     #[inline]
-    pub(crate) fn v4_words(&self) -> V4Words {
-        V4Words(self.addrs[0], self.head)
+    pub fn ipv4(&self) -> Option<Ipv4FlowKey> {
+        (self.family() == Family::V4).then_some(Ipv4FlowKey {
+            pair: self.addrs[0],
+            head: self.head,
+        })
     }
 
     /// The address words, for the flow table's packed slots.
@@ -242,19 +239,79 @@ impl PartialOrd for FlowKey {
     }
 }
 
-/// An IPv4 key's two words, hashed as [`FlowKey`] hashes them (see [`FlowKey::v4_words`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct V4Words(u64, u64);
+/// An IPv4 flow, in the two words of [`FlowKey`]'s encoding that hold it: what the engine's fast
+/// path plans and a burst asks the flow table about ([`FlowTable::owns_many`]). Its type says
+/// its family, so nothing on that path tests it, and it is 16 bytes to copy instead of 40.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4FlowKey {
+    /// local address (bytes 0-3) | remote address (bytes 4-7), as `FlowKey`'s first address word.
+    pair: u64,
+    /// As `FlowKey`'s head word.
+    head: u64,
+}
 
-impl Hash for V4Words {
+impl Ipv4FlowKey {
+    /// An IPv4 flow (the local side is the packet's destination).
     #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-        state.write_u64(self.1);
+    pub fn new(
+        proto: L4Proto,
+        local: Ipv4Addr,
+        local_port: u16,
+        remote: Ipv4Addr,
+        remote_port: u16,
+    ) -> Self {
+        Self {
+            pair: u64::from(u32::from_le_bytes(local.octets()))
+                | u64::from(u32::from_le_bytes(remote.octets())) << 32,
+            head: head(Family::V4, proto, local_port, remote_port),
+        }
+    }
+
+    /// The general key.
+    #[inline]
+    pub fn flow_key(&self) -> FlowKey {
+        FlowKey {
+            head: self.head,
+            addrs: [self.pair, 0, 0, 0],
+        }
+    }
+
+    /// `FlowKey::head_word` of the general key.
+    #[inline]
+    pub(crate) fn head_word(&self) -> u64 {
+        self.head
+    }
+
+    /// The first of `FlowKey::addr_words` of the general key (the others are zero).
+    #[inline]
+    pub(crate) fn pair_word(&self) -> u64 {
+        self.pair
     }
 }
 
-/// The words that hold the key, and no more: two for IPv4 (one keyed multiply in foldhash), five
+impl From<Ipv4FlowKey> for FlowKey {
+    #[inline]
+    fn from(key: Ipv4FlowKey) -> Self {
+        key.flow_key()
+    }
+}
+
+/// Hashes as the general key does (the table finds either form in the same place).
+impl Hash for Ipv4FlowKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.pair);
+        state.write_u64(self.head);
+    }
+}
+
+impl core::fmt::Debug for Ipv4FlowKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.flow_key().fmt(f)
+    }
+}
+
+/// The words that hold the key, and no more (as [`Ipv4FlowKey`] for its own): two for IPv4 (one keyed multiply in foldhash), five
 /// for IPv6. The family is in the head word, so this agrees with `Eq` and gives a sender no
 /// collisions that do not depend on the seed.
 impl Hash for FlowKey {
@@ -297,16 +354,17 @@ pub trait FlowTable {
         false
     }
 
-    /// `out[i] = self.owns(&keys[i])` for a burst of keys (`out` at least as long as `keys`). A
-    /// table much larger than the caches overrides it to overlap the memory accesses of all the
-    /// keys, naming the lines it will read to `prefetch` ahead of reading them.
-    fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P)
+    /// `out[i] = self.owns(&keys[i])` for a burst of IPv4 keys (`out` at least as long as
+    /// `keys`): the engine's fast path plans IPv4 only. A table much larger than the caches
+    /// overrides it to overlap the memory accesses of all the keys, naming the lines it will read
+    /// to `prefetch` ahead of reading them.
+    fn owns_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [bool], prefetch: &P)
     where
         Self: Sized,
     {
         let _ = prefetch;
         for (key, owned) in keys.iter().zip(out) {
-            *owned = self.owns(key);
+            *owned = self.owns(&key.flow_key());
         }
     }
 

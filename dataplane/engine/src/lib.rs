@@ -23,5 +23,5 @@ pub use config::EngineConfig;
 pub use counters::{Counter, Counters};
 pub use engine::Engine;
 pub use fast::Plan;
-pub use flow::{ExactMatchTable, FlowKey, FlowTable, L4Proto};
+pub use flow::{ExactMatchTable, FlowKey, FlowTable, Ipv4FlowKey, L4Proto};
 pub use outcome::{Outcome, Verdict};

@@ -204,11 +204,14 @@ fn decrement_inner_ttl(
 }
 
 /// Swaps the Ethernet addresses: a forwarded packet goes back to the router it came from.
+#[inline]
 pub(crate) fn swap_macs(frame: &mut [u8]) {
     EthernetFrame::new_unchecked(frame).swap_addrs();
 }
 
 /// True when the chain header's GRE flag asks for GRE on the last hop and `chosen` is it.
+// Always inline: two compares, which LLVM otherwise calls out of line from the fast path.
+#[inline(always)]
 pub(crate) fn wants_gre<T: AsRef<[u8]>>(chain: &GlbChainPacket<T>, chosen: usize) -> bool {
     chain.last_hop_gre() && chosen + 1 == usize::from(chain.hop_count())
 }

@@ -6,7 +6,9 @@ use chance_engine::table::{
     ConcurrentFlowTable, Entry, InsertOutcome, LoadPrefetch, LocalCounts, Lookup, Prefetch, Source,
     TableConfig,
 };
-use chance_engine::{Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, L4Proto, Verdict};
+use chance_engine::{
+    Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, Ipv4FlowKey, L4Proto, Verdict,
+};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
 use chance_testkit::inner::{Ipv4Packet, ACK, L4};
 use core::hash::{BuildHasher, Hasher};
@@ -480,38 +482,44 @@ fn lookup_many_answers_as_lookup_does() {
 
 #[test]
 fn owns_many_answers_as_owns_does_for_the_table_and_the_trait_s_default() {
+    // A burst's keys are IPv4 (the fast path plans nothing else): the fixture's IPv4 keys.
     let (table, keys) = batch_fixture();
+    let keys: Vec<Ipv4FlowKey> = keys.iter().filter_map(FlowKey::ipv4).collect();
     let exact: ExactMatchTable = (0..1000).map(mixed).collect();
-    for len in [0, 1, 31, 32, 63, 64, 65, 200, keys.len()] {
+    for len in [0, 1, 31, 32, 33, 63, 64, 65, 200, keys.len()] {
         let mut out = vec![true; len + 2];
         table.owns_many(&keys[..len], &mut out, &LoadPrefetch);
         let mut out_exact = vec![true; len + 2];
         exact.owns_many(&keys[..len], &mut out_exact, &LoadPrefetch);
         for (i, key) in keys[..len].iter().enumerate() {
-            assert_eq!(out[i], table.owns(key), "{key:?}");
-            assert_eq!(out_exact[i], exact.owns(key), "{key:?}");
+            assert_eq!(out[i], table.owns(&key.flow_key()), "{key:?}");
+            assert_eq!(out_exact[i], exact.owns(&key.flow_key()), "{key:?}");
         }
         assert_eq!(&out[len..], &[true, true], "nothing written past the keys");
     }
-    // Owned: the 750 entries of the three lasting sources and the live embryonic one; not the
-    // 250 expired embryonic entries nor the absent keys.
+    // Owned: of the even (IPv4) entries, sources 0 and 2 of four alternate and one is the
+    // expired embryonic, so 250; plus the live embryonic key 5000. Not the absent keys.
     let mut out = vec![false; keys.len()];
     table.owns_many(&keys, &mut out, &LoadPrefetch);
-    assert_eq!(out.iter().filter(|&&owned| owned).count(), 751);
-
-    // A batch of IPv4 keys only (a runtime's burst) takes the table's IPv4 path: same answers.
-    let v4_keys: Vec<FlowKey> = keys
-        .into_iter()
-        .filter(|key| key.family() == chance_engine::flow::Family::V4)
-        .collect();
-    let mut out = vec![false; v4_keys.len()];
-    table.owns_many(&v4_keys, &mut out, &LoadPrefetch);
-    for (key, owned) in v4_keys.iter().zip(&out) {
-        assert_eq!(*owned, table.owns(key), "{key:?}");
-    }
-    // The IPv4 keys are the even ones: sources 0 and 2 of four alternate, and one of them is
-    // the expired embryonic; plus the live embryonic key 5000.
     assert_eq!(out.iter().filter(|&&owned| owned).count(), 251);
+}
+
+#[test]
+fn an_ipv4_key_is_the_general_key_in_two_words() {
+    for i in 0..1000 {
+        let key = v4(i);
+        let ipv4 = key.ipv4().expect("an IPv4 key");
+        assert_eq!(ipv4.flow_key(), key);
+        assert_eq!(FlowKey::from(ipv4), key);
+        let hasher = foldhash::fast::FixedState::with_seed(u64::from(i));
+        assert_eq!(
+            hasher.hash_one(ipv4),
+            hasher.hash_one(key),
+            "same hash, same place"
+        );
+        assert_eq!(format!("{ipv4:?}"), format!("{key:?}"));
+    }
+    assert_eq!(v6(1).ipv4(), None);
 }
 
 /// Records what it is asked to prefetch.

@@ -259,7 +259,7 @@ fn decision<'a, F: FlowTable + ?Sized>(
         return Decision::InFull;
     };
     let owned = match plan.flow() {
-        Some(key) if !owned && flows.changed.get() => flows.owns(key),
+        Some(key) if !owned && flows.changed.get() => flows.owns(&key.flow_key()),
         Some(_) => {
             flows.count(owned);
             owned

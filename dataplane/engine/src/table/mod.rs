@@ -78,13 +78,13 @@ pub use policy::Source;
 pub use prefetch::{LoadPrefetch, Prefetch};
 pub use stats::{LocalCounts, TableStats};
 
-use crate::flow::{Family, FlowKey, FlowTable};
+use crate::flow::{Family, FlowKey, FlowTable, Ipv4FlowKey};
 use bucket::{Bucket, Locked, SLOTS};
 use clock::Clock;
 use core::cell::Cell;
 use core::hash::BuildHasher;
 use policy::Victim;
-use slot::{Content, Read};
+use slot::{Content, Read, Slot};
 use stats::{CachePadded, SharedStats};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -200,6 +200,58 @@ fn first_match(place: &Place, tags: [u64; 2]) -> (usize, u64) {
         (place.b1, first)
     } else {
         (place.b2, second)
+    }
+}
+
+/// A key a lock-free search looks for: the general key, or an IPv4 key, whose type spares the
+/// search every test of its family (a runtime's bursts; 5 % of the fast path's instructions,
+/// BENCHMARKS.md "Instructions per packet").
+trait Probe {
+    /// The table's hash of the key (the same for both forms of a key).
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64;
+    /// The seqlock read of `slot` for this key.
+    fn read(&self, slot: &Slot) -> Read;
+    /// True for an IPv6 key (a read spans all six words of a slot).
+    fn is_ipv6(&self) -> bool;
+    /// The general key (for the full search).
+    fn key(&self) -> FlowKey;
+}
+
+impl Probe for FlowKey {
+    #[inline(always)]
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        hasher.hash_one(self)
+    }
+    #[inline(always)]
+    fn read(&self, slot: &Slot) -> Read {
+        slot.read(self)
+    }
+    #[inline(always)]
+    fn is_ipv6(&self) -> bool {
+        self.family() == Family::V6
+    }
+    #[inline(always)]
+    fn key(&self) -> FlowKey {
+        *self
+    }
+}
+
+impl Probe for Ipv4FlowKey {
+    #[inline(always)]
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        hasher.hash_one(self)
+    }
+    #[inline(always)]
+    fn read(&self, slot: &Slot) -> Read {
+        slot.read_ipv4(self)
+    }
+    #[inline(always)]
+    fn is_ipv6(&self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn key(&self) -> FlowKey {
+        self.flow_key()
     }
 }
 
@@ -360,23 +412,8 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     }
 
     #[inline]
-    fn place(&self, key: &FlowKey) -> Place {
-        self.place_of_hash(self.hasher.hash_one(key))
-    }
-
-    /// [`place`](Self::place), told by `V4` that `key` is an IPv4 key: its hash is taken over the
-    /// same two words without asking the key's family.
-    #[inline(always)]
-    fn place_as<const V4: bool>(&self, key: &FlowKey) -> Place {
-        if V4 {
-            self.place_of_hash(self.hasher.hash_one(key.v4_words()))
-        } else {
-            self.place(key)
-        }
-    }
-
-    #[inline(always)]
-    fn place_of_hash(&self, hash: u64) -> Place {
+    fn place<K: Probe>(&self, key: &K) -> Place {
+        let hash = key.hash_with(&self.hasher);
         let buckets = self.buckets.len() as u64;
         // Two independent 32-bit halves, each mapped onto the buckets by multiply-shift; the tag
         // comes from the low bits of the high half, which barely move its bucket.
@@ -436,15 +473,15 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
     fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
-        self.find_from::<false>(place, key, tags, moves, first_match(place, tags))
+        self.find_from(place, key, tags, moves, first_match(place, tags))
     }
 
-    /// [`find_in`](Self::find_in) with [`first_match`] already taken (`V4`: `key` is IPv4).
+    /// [`find_in`](Self::find_in) with [`first_match`] already taken, for either form of key.
     #[inline(always)]
-    fn find_from<const V4: bool>(
+    fn find_from<K: Probe>(
         &self,
         place: &Place,
-        key: &FlowKey,
+        key: &K,
         tags: [u64; 2],
         moves: u64,
         (bucket, mask): (usize, u64),
@@ -455,12 +492,12 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             }
         } else {
             let index = mask.trailing_zeros() as usize / 8;
-            let slot = &self.buckets[bucket].slots[index];
-            if let Read::Match { source, confirmed } = slot.read_as::<V4>(key) {
+            if let Read::Match { source, confirmed } = key.read(&self.buckets[bucket].slots[index])
+            {
                 return Found::Hit { source, confirmed };
             }
         }
-        self.find_all(place, key, tags, moves)
+        self.find_all(place, &key.key(), tags, moves)
     }
 
     /// The full search, retried while it races writers.
@@ -531,19 +568,17 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
         assert!(out.len() >= keys.len(), "one answer per key");
-        self.lookup_groups::<64, false, _>(keys, out, prefetch, |answer| answer);
+        self.lookup_groups::<64, _, _>(keys, out, prefetch, |answer| answer);
     }
 
     /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys (the stage arrays
     /// are written whole for every group: a burst of 32 wants groups of 32); `out[i]` gets
     /// `each` of the answer for `keys[i]`, for as many keys as `out` holds.
-    ///
-    /// `V4`: every key is IPv4, so no step asks a key's family (5 % of the fast path's
-    /// instructions, BENCHMARKS.md "Instructions per packet").
+    /// The keys are general or all IPv4 ([`Ipv4FlowKey`]: then no step asks a key's family).
     #[inline]
-    fn lookup_groups<const GROUP: usize, const V4: bool, T>(
+    fn lookup_groups<const GROUP: usize, K: Probe, T>(
         &self,
-        keys: &[FlowKey],
+        keys: &[K],
         out: &mut [T],
         prefetch: &impl Prefetch,
         each: impl Fn(Lookup) -> T,
@@ -553,7 +588,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             let moves = self.moves.load(Ordering::Acquire);
             let mut places = [Place::default(); GROUP];
             for (key, place) in keys.iter().zip(&mut places) {
-                *place = self.place_as::<V4>(key);
+                *place = self.place(key);
                 prefetch.prefetch(&self.tags[place.b1]);
                 prefetch.prefetch(&self.tags[place.b2]);
             }
@@ -565,13 +600,14 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 *tags = self.load_tags(place);
                 *first = first_match(place, *tags);
                 if let Some(index) = bucket::indices(first.1).next() {
-                    for word in self.buckets[first.0].slots[index].read_span::<V4>(key) {
+                    let slot = &self.buckets[first.0].slots[index];
+                    for word in slot.read_span(key.is_ipv6()) {
                         prefetch.prefetch(word);
                     }
                 }
             }
             for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
-                let found = self.find_from::<V4>(&places[i], key, tags[i], moves, firsts[i]);
+                let found = self.find_from(&places[i], key, tags[i], moves, firsts[i]);
                 *answer = each(self.answer(found, now));
             }
         }
@@ -935,17 +971,10 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
         self.lookup(key).is_owned()
     }
 
-    fn owns_many<P: Prefetch>(&self, keys: &[FlowKey], out: &mut [bool], prefetch: &P) {
+    fn owns_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [bool], prefetch: &P) {
         // Groups of a burst's size: the stage arrays are written whole for every group.
         let out = &mut out[..keys.len()];
-        let owned = |answer: Lookup| answer.is_owned();
-        // A runtime's burst is IPv4 (the engine's fast path plans nothing else): one pass over
-        // the keys spares every later step its family test.
-        if keys.iter().all(|key| key.family() == Family::V4) {
-            self.lookup_groups::<32, true, _>(keys, out, prefetch, owned);
-        } else {
-            self.lookup_groups::<32, false, _>(keys, out, prefetch, owned);
-        }
+        self.lookup_groups::<32, _, _>(keys, out, prefetch, |answer| answer.is_owned());
     }
 
     fn syn_accepted(&self, key: &FlowKey) {

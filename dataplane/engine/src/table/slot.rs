@@ -15,7 +15,7 @@
 //! because of a confirmation. A reader of an IPv4 key loads words 0-2 only.
 
 use super::policy::Source;
-use crate::flow::{Family, FlowKey};
+use crate::flow::{Family, FlowKey, Ipv4FlowKey};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// Words per slot.
@@ -55,15 +55,21 @@ impl Slot {
     /// this encoding), each with one scalar load.
     #[inline(always)]
     pub(crate) fn read(&self, key: &FlowKey) -> Read {
-        self.read_as::<false>(key)
+        let addrs = key.addr_words();
+        let rest = (key.family() == Family::V6).then(|| [addrs[1], addrs[2], addrs[3]]);
+        self.read_words(key.head_word(), addrs[0], rest)
     }
 
-    /// [`read`](Self::read), told by `V4` that `key` is an IPv4 key (a batch of them asks its
-    /// family once, not for every read).
+    /// [`read`](Self::read) for an IPv4 key.
     #[inline(always)]
-    pub(crate) fn read_as<const V4: bool>(&self, key: &FlowKey) -> Read {
-        let head = key.head_word();
-        let addrs = key.addr_words();
+    pub(crate) fn read_ipv4(&self, key: &Ipv4FlowKey) -> Read {
+        self.read_words(key.head_word(), key.pair_word(), None)
+    }
+
+    /// Does the slot hold the key with head word `head` and address words `first`, then `rest`
+    /// (IPv6 only)?
+    #[inline(always)]
+    fn read_words(&self, head: u64, first: u64, rest: Option<[u64; 3]>) -> Read {
         let w0 = self.words[0].load(Ordering::Acquire);
         if w0 & 1 != 0 {
             return Read::Busy;
@@ -75,11 +81,11 @@ impl Slot {
         }
         let w1 = self.words[1].load(Ordering::Relaxed);
         let w2 = self.words[2].load(Ordering::Relaxed);
-        let mut same = (w1 as u32 == head as u32) & (w2 == addrs[0]);
-        if !V4 && key.family() == Family::V6 {
-            same &= (self.words[3].load(Ordering::Relaxed) == addrs[1])
-                & (self.words[4].load(Ordering::Relaxed) == addrs[2])
-                & (self.words[5].load(Ordering::Relaxed) == addrs[3]);
+        let mut same = (w1 as u32 == head as u32) & (w2 == first);
+        if let Some(rest) = rest {
+            same &= (self.words[3].load(Ordering::Relaxed) == rest[0])
+                & (self.words[4].load(Ordering::Relaxed) == rest[1])
+                & (self.words[5].load(Ordering::Relaxed) == rest[2]);
         }
         // The comparison only counts if no writer changed the key meanwhile.
         fence(Ordering::Acquire);
@@ -95,15 +101,12 @@ impl Slot {
         }
     }
 
-    /// The first and the last word a [`read_as`](Self::read_as) of `key` loads: a slot spans at most
-    /// two cache lines, and these two words are on them (for prefetching).
+    /// The first and the last word a read of a key of this family loads (`ipv6`: all six, else
+    /// the first three): a slot spans at most two cache lines, and these two words are on them
+    /// (for prefetching).
     #[inline]
-    pub(crate) fn read_span<const V4: bool>(&self, key: &FlowKey) -> [&AtomicU64; 2] {
-        let last = if !V4 && key.family() == Family::V6 {
-            WORDS - 1
-        } else {
-            2
-        };
+    pub(crate) fn read_span(&self, ipv6: bool) -> [&AtomicU64; 2] {
+        let last = if ipv6 { WORDS - 1 } else { 2 };
         [&self.words[0], &self.words[last]]
     }
 
