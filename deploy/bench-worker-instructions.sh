@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The worker's own instructions per packet, counted by callgrind in chanced itself: the real lcore
+# loop on the throughput benchmark's vdevs and traffic (BENCHMARKS.md, "Instructions per packet"),
+# where deploy/bench-instructions.sh counts the engine in an example that only resembles it (LLVM
+# inlines the engine differently into each). Like that count, this one is the same from run to run
+# on this shared machine, and it says where the instructions go.
+#
+# Runs chanced under callgrind for S seconds (about 1 Mpps under valgrind) with the chance-mix
+# capture on net_pcap (infinite_rx) and net_null as the kernel port, without hugepages
+# (--no-huge -m 1024), then attributes every instruction executed in chanced's binary to its
+# inlined call chain (addr2line -i) and prints, per packet received:
+#   - the total in chanced's binary, and in each DPDK object (the PMDs, the TLS lookups of the
+#     shared build);
+#   - the steps of the worker loop (Worker::run's callees, two levels down, with what they inlined);
+#   - the source lines of ours (the innermost frame in this repository) that execute the most.
+#
+# Usage: deploy/bench-worker-instructions.sh [--seconds S] [--top N] [--bin PATH]
+#   --bin: count a chanced built elsewhere (it must have debug line tables: profile.release has
+#   debug = 1). Needs root, valgrind, binutils (addr2line) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+seconds=12
+top=25
+bin=""
+while (($#)); do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --top) top=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-worker-instructions: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+for tool in valgrind addr2line python3; do
+  command -v "$tool" >/dev/null || { echo "bench-worker-instructions: $tool not found" >&2; exit 1; }
+done
+cargo build --release -q -p chance-testkit --bin chance-mix
+if [[ -z "$bin" ]]; then
+  cargo build --release -q -p chance-control --bin chanced
+  bin=$root/target/release/chanced
+fi
+out=$(mktemp -d /tmp/chance-worker-instructions.XXXXXX)
+prefix="chwi-$$"
+trap 'rm -rf "$out" "/var/run/dpdk/$prefix"' EXIT
+"$root/target/release/chance-mix" "$out" --frames 4000 --flows 1000 > /dev/null
+nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$out/mix.toml")
+kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$out/mix.toml")
+valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out/callgrind.out" \
+  "$bin" --config "$out/mix.toml" --duration "$seconds" --report-json "$out/report.json" \
+  -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
+  --vdev "$nic" --vdev "$kernel" > "$out/chanced.log" 2>&1 ||
+  { echo "bench-worker-instructions: chanced failed under valgrind:" >&2; tail -20 "$out/chanced.log" >&2; exit 1; }
+
+python3 - "$out/callgrind.out" "$bin" "$out/report.json" "$top" "$root" <<'PY'
+import collections, json, os, re, subprocess, sys
+path, binary, report, top, root = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] + "/"
+packets = json.load(open(report))["total"]["path"]["nic_rx_packets_total"]
+
+# Exclusive instructions per (object, instruction address). Callgrind's format compresses names
+# ("ob=(3) /path" once, then "ob=(3)") and positions ("+4", "-2", "*" relative to the last); the
+# line after "calls=" carries the callee's inclusive cost, which is not this instruction's own.
+names, per_object, per_address = {}, collections.Counter(), collections.Counter()
+obj, address, skip = None, 0, False
+for line in open(path):
+    head = line[:4]
+    if head in ("ob=(", "cob="):
+        m = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line.strip())
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        if head == "ob=(":
+            obj = names[m.group(1)]
+        continue
+    if line.startswith("calls="):
+        skip = True
+        continue
+    if not line or line[0] not in "0123456789+-*":
+        continue
+    fields = line.split()
+    pos = fields[0]
+    if pos == "*":
+        pass
+    elif pos[0] in "+-":
+        address += int(pos, 0)
+    else:
+        address = int(pos, 0)
+    if skip:
+        skip = False
+        continue
+    if len(fields) >= 3:
+        cost = int(fields[2])
+        per_object[obj] += cost
+        if obj == binary:
+            per_address[address] += cost
+
+addresses = sorted(per_address)
+lines = subprocess.run(["addr2line", "-a", "-i", "-f", "-C", "-e", binary] + [hex(a) for a in addresses],
+                       capture_output=True, text=True, check=True).stdout.splitlines()
+chains, current, i = {}, None, 0
+while i < len(lines):
+    if re.fullmatch(r"0x[0-9a-f]+", lines[i]):
+        current = int(lines[i], 16)
+        chains[current] = []
+        i += 1
+    else:
+        chains[current].append((lines[i], lines[i + 1] if i + 1 < len(lines) else "??:0"))
+        i += 2
+
+def where(frame):
+    location = re.sub(r" \(discriminator \d+\)", "", frame[1])
+    return location.replace(root, "")
+
+def step(frame):
+    function = re.sub(r"<[^<>]*>", "", frame[0]).split("::")[-1]
+    return f"{function} ({os.path.basename(where(frame))})"
+
+steps, ours = collections.Counter(), collections.Counter()
+for address, cost in per_address.items():
+    chain = chains.get(address, [])  # innermost first
+    outermost_first = list(reversed(chain))
+    run = next((k for k, f in enumerate(outermost_first) if re.search(r"worker::Worker<.*>::run$", f[0])), None)
+    if run is None:
+        steps["(outside the loop) " + (step(chain[-1]) if chain else "?")] += cost
+    else:
+        below = outermost_first[run + 1 : run + 3]
+        steps[" > ".join(step(f) for f in below) if below else "(the loop itself)"] += cost
+    mine = next((f for f in chain if f[1].startswith(root)), None)
+    ours[where(mine) if mine else "(not ours) " + (where(chain[0]) if chain else "?")] += cost
+
+print(f"{packets} packets received; instructions per packet:")
+for name, cost in per_object.most_common():
+    if cost / packets >= 0.5:
+        print(f"{cost / packets:8.1f}  {os.path.basename(name)}")
+print(f"\nchanced's {per_object[binary] / packets:.1f} by step of the worker loop:")
+for name, cost in steps.most_common(top):
+    print(f"{cost / packets:8.1f}  {name}")
+print("\nby source line of ours (the innermost frame in this repository):")
+for name, cost in ours.most_common(top):
+    print(f"{cost / packets:8.1f}  {name}")
+PY
