@@ -215,7 +215,8 @@ fn handle<F: FlowTable + ?Sized>(
     let len = m.len();
     let outcome = match decision {
         Decision::Planned(plan, owned) => engine.process_planned(m.data_mut(), plan, owned, flows),
-        Decision::InFull => engine.process(m.data_mut(), flows),
+        // Not planned: `plan` already found the frame off the fast path; do not ask it again.
+        Decision::InFull => engine.process_in_full(m.data_mut(), flows),
     };
     let out = match outcome.verdict {
         Verdict::Drop => {
