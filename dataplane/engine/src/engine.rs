@@ -72,15 +72,18 @@ impl Engine {
         frame: &mut [u8],
         flows: &F,
     ) -> Outcome {
-        // 1-2. Every frame is counted, including the ones that pass.
-        self.counters.bump(Counter::ProcessedPacketsTotal);
         let outcome = self.decide(frame, flows);
-        // The deciding counter is bumped here, once; counters that cls_redirect bumps on the way
-        // to a different outcome are bumped where that happens.
-        match outcome.reason {
-            Some(reason) => self.counters.bump(reason),
-            None => self.counters.bump(Counter::PassedPacketsTotal),
-        }
+        self.counted(outcome)
+    }
+
+    /// Counts a decided frame, on either path. 1-2: every frame is counted, including the ones
+    /// that pass. The deciding counter is bumped here, once; counters that cls_redirect bumps on
+    /// the way to a different outcome are bumped where that happens.
+    #[inline(always)]
+    pub(crate) fn counted(&mut self, outcome: Outcome) -> Outcome {
+        self.counters.bump(Counter::ProcessedPacketsTotal);
+        self.counters
+            .bump(outcome.reason.unwrap_or(Counter::PassedPacketsTotal));
         outcome
     }
 

@@ -187,11 +187,8 @@ impl Engine {
         owned: bool,
         flows: &F,
     ) -> Outcome {
-        self.counters_mut().bump(Counter::ProcessedPacketsTotal);
         let outcome = self.finish(frame, plan, owned, flows);
-        self.counters_mut()
-            .bump(outcome.reason.unwrap_or(Counter::PassedPacketsTotal));
-        outcome
+        self.counted(outcome)
     }
 
     #[inline(always)]

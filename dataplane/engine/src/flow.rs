@@ -311,9 +311,9 @@ impl core::fmt::Debug for Ipv4FlowKey {
     }
 }
 
-/// The words that hold the key, and no more (as [`Ipv4FlowKey`] for its own): two for IPv4 (one keyed multiply in foldhash), five
-/// for IPv6. The family is in the head word, so this agrees with `Eq` and gives a sender no
-/// collisions that do not depend on the seed.
+/// The words that hold the key, and no more (as [`Ipv4FlowKey`] for its own): two for IPv4 (one
+/// keyed multiply in foldhash), five for IPv6. The family is in the head word, so this agrees with
+/// `Eq` and gives a sender no collisions that do not depend on the seed.
 impl Hash for FlowKey {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
