@@ -30,6 +30,7 @@ mod errno;
 pub mod generator;
 pub mod hugemem;
 pub mod lcore;
+mod learned;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;

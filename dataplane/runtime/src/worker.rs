@@ -8,6 +8,7 @@
 //! full TX queue refused. The counters are published every few bursts and at every idle poll.
 //! No lock, no allocation, no syscall on this path.
 
+use crate::learned::LearnedFlows;
 use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 use crate::port::PortQueue;
 use crate::prefetch::CachePrefetch;
@@ -247,9 +248,9 @@ enum Decision<'a> {
     InFull,
 }
 
-/// Packet `i`'s decision. An answer found ahead is counted as the table's; once a packet of this
-/// burst changed the table (a SYN's embryonic entry), a flow found unowned is asked again, so the
-/// burst decides as if its packets had been looked up one by one.
+/// Packet `i`'s decision. An answer found ahead is counted as the table's; a flow found unowned
+/// that a packet of this burst has since taught the table (a SYN's embryonic entry) is asked
+/// again, so the burst decides as if its packets had been looked up one by one.
 #[inline]
 fn decision<'a, F: FlowTable + ?Sized>(
     burst: &'a BurstPlan,
@@ -260,7 +261,9 @@ fn decision<'a, F: FlowTable + ?Sized>(
         return Decision::InFull;
     };
     let owned = match plan.flow() {
-        Some(key) if !owned && flows.changed.get() => flows.owns(&key.flow_key()),
+        Some(key) if !owned && flows.learned.may_hold(&key.flow_key()) => {
+            flows.owns(&key.flow_key())
+        }
         Some(_) => {
             flows.count(owned);
             owned
@@ -276,8 +279,8 @@ struct CountingFlows<'a, F: ?Sized> {
     table: &'a F,
     hits: Cell<u64>,
     misses: Cell<u64>,
-    /// Whether this burst wrote to the table.
-    changed: Cell<bool>,
+    /// The flows this burst taught the table.
+    learned: LearnedFlows,
 }
 
 impl<'a, F: FlowTable + ?Sized> CountingFlows<'a, F> {
@@ -286,7 +289,7 @@ impl<'a, F: FlowTable + ?Sized> CountingFlows<'a, F> {
             table,
             hits: Cell::new(0),
             misses: Cell::new(0),
-            changed: Cell::new(false),
+            learned: LearnedFlows::default(),
         }
     }
 
@@ -309,11 +312,11 @@ impl<F: FlowTable + ?Sized> FlowTable for CountingFlows<'_, F> {
         self.table.is_syncookie(key, seq, ack)
     }
     fn syn_accepted(&self, key: &FlowKey) {
-        self.changed.set(true);
+        self.learned.add(key);
         self.table.syn_accepted(key)
     }
     fn egress_seen(&self, key: &FlowKey) {
-        self.changed.set(true);
+        self.learned.add(key);
         self.table.egress_seen(key)
     }
 }
