@@ -339,6 +339,28 @@ impl core::fmt::Debug for FlowKey {
     }
 }
 
+/// A table's answer in a batch for a caller that keeps answers
+/// ([`FlowTable::ownership_many`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// Not owned.
+    #[default]
+    NotOwned,
+    /// Owned, by an entry that may stop owning the flow without leaving the table (an embryonic
+    /// entry expires): not to be kept.
+    Owned,
+    /// Owned until the table's [`removal_epoch`](FlowTable::removal_epoch) moves.
+    OwnedUntilRemoved,
+}
+
+impl Ownership {
+    /// True unless [`Ownership::NotOwned`].
+    #[inline]
+    pub fn is_owned(self) -> bool {
+        self != Ownership::NotOwned
+    }
+}
+
 /// The engine's ownership oracle.
 pub trait FlowTable {
     /// True when a local socket owns the flow: an established (non-listening) TCP socket, or a
@@ -368,6 +390,33 @@ pub trait FlowTable {
         }
     }
 
+    /// The table's removal epoch, for a caller that keeps "owned" answers (a per-lcore flow
+    /// cache): a count that moves whenever an entry leaves the table. `None` (the default): the
+    /// table makes no such promise, and no answer may be kept.
+    fn removal_epoch(&self) -> Option<u64> {
+        None
+    }
+
+    /// [`owns_many`](Self::owns_many) for a caller that keeps answers: `out[i]` also says whether
+    /// the answer for `keys[i]` lasts until [`removal_epoch`](Self::removal_epoch) moves. The
+    /// default keeps nothing.
+    fn ownership_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [Ownership], prefetch: &P)
+    where
+        Self: Sized,
+    {
+        let mut owned = [false; 64];
+        for (keys, out) in keys.chunks(64).zip(out.chunks_mut(64)) {
+            self.owns_many(keys, &mut owned, prefetch);
+            for (out, &owned) in out.iter_mut().zip(&owned) {
+                *out = if owned {
+                    Ownership::Owned
+                } else {
+                    Ownership::NotOwned
+                };
+            }
+        }
+    }
+
     /// Told when the engine accepts a SYN of `key` locally (the host's stack will answer it).
     /// A learning table records an embryonic entry, so the handshake's ACK is accepted even where
     /// the SYN-ACK does not leave through chance; an existing entry is left as it is. The default
@@ -386,6 +435,9 @@ pub trait FlowTable {
 impl<T: FlowTable + ?Sized> FlowTable for &T {
     fn owns(&self, key: &FlowKey) -> bool {
         (**self).owns(key)
+    }
+    fn removal_epoch(&self) -> Option<u64> {
+        (**self).removal_epoch()
     }
     fn is_syncookie(&self, key: &FlowKey, seq: u32, ack: u32) -> bool {
         (**self).is_syncookie(key, seq, ack)

@@ -1021,3 +1021,44 @@ fn keys_of_one_table_hash_differently_in_another() {
     assert_eq!(order_a.iter().copied().collect::<HashSet<_>>(), keys);
     assert_ne!(order_a, order_b);
 }
+
+/// The removal count moves for every entry that leaves the table, and for nothing else: a cache
+/// of "owned" answers relies on it (`chance_engine::flow_cache`).
+#[test]
+fn the_removal_count_moves_whenever_an_entry_leaves() {
+    let table = ConcurrentFlowTable::new(TableConfig {
+        capacity: 8,
+        syn_lifetime: Duration::from_secs(1),
+    });
+    let count = || table.removals();
+    assert_eq!(count(), 0);
+    table.insert(v4(1), Source::Static);
+    table.insert(v4(2), Source::Socket);
+    table.insert(v4(3), Source::Egress);
+    table.insert(v4(2), Source::Static); // an upgrade
+    table.insert_syn(v4(4));
+    assert_eq!(table.lookup(&v4(1)), Lookup::Owned(Source::Static));
+    assert_eq!(count(), 0, "inserts, upgrades and lookups remove nothing");
+
+    assert!(table.remove_static(&v4(1)));
+    assert_eq!(count(), 1);
+    assert!(!table.remove(&v4(1)), "gone already");
+    assert_eq!(count(), 1);
+    assert_eq!(table.retain(|entry| entry.key != v4(3)), 1);
+    assert_eq!(count(), 2);
+    at(&table, 5);
+    assert_eq!(table.purge_expired(), 1);
+    assert_eq!(count(), 3);
+
+    // At capacity, an insert evicts an egress entry.
+    for i in 10..17 {
+        table.insert(v4(i), Source::Egress);
+    }
+    assert_eq!(table.len(), 8);
+    let before = count();
+    assert!(matches!(
+        table.insert(v4(30), Source::Socket),
+        InsertOutcome::Evicted(Source::Egress)
+    ));
+    assert_eq!(count(), before + 1);
+}

@@ -55,6 +55,14 @@
 //! prefetching each stage's lines (through [`Prefetch`]: the runtime issues the instruction), so
 //! the misses of different keys overlap (BENCHMARKS.md "Flow table").
 //!
+//! # Answers a caller may keep
+//!
+//! An entry of any source but [`Source::Syn`] stops owning its flow only by leaving the table
+//! (removed, swept or evicted), and every such removal moves [`ConcurrentFlowTable::removals`]
+//! after the slot changed. So an "owned" answer taken after reading the count stays true while
+//! the count stays the same: the workers' per-lcore [`FlowCache`](crate::flow_cache::FlowCache)
+//! keeps those answers ([`FlowTable::ownership_many`]).
+//!
 //! # Counting
 //!
 //! Lookups write nothing shared. Hits and misses are counted by the caller ([`LocalCounts`],
@@ -78,7 +86,7 @@ pub use policy::Source;
 pub use prefetch::{LoadPrefetch, Prefetch};
 pub use stats::{LocalCounts, TableStats};
 
-use crate::flow::{Family, FlowKey, FlowTable, Ipv4FlowKey};
+use crate::flow::{Family, FlowKey, FlowTable, Ipv4FlowKey, Ownership};
 use bucket::{Bucket, Locked, SLOTS};
 use clock::Clock;
 use core::cell::Cell;
@@ -167,6 +175,13 @@ impl Lookup {
     #[inline]
     pub fn is_owned(self) -> bool {
         matches!(self, Lookup::Owned(_))
+    }
+
+    /// True for an owned answer that only a removal can end: any source but [`Source::Syn`],
+    /// whose entries expire with time (see [`ConcurrentFlowTable::removals`]).
+    #[inline]
+    pub fn is_lasting(self) -> bool {
+        matches!(self, Lookup::Owned(source) if source != Source::Syn)
     }
 }
 
@@ -275,6 +290,9 @@ pub struct ConcurrentFlowTable<S = foldhash::fast::RandomState> {
     len: CachePadded<AtomicUsize>,
     /// Bumped by every displacement, between the copy and the removal.
     moves: CachePadded<AtomicU64>,
+    /// Bumped after every removal of an entry (removed, swept, evicted): the epoch of the
+    /// answers a caller may keep ([`ConcurrentFlowTable::removals`]).
+    removals: CachePadded<AtomicU64>,
     stats: SharedStats,
 }
 
@@ -407,6 +425,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
             clock: Clock::new(Instant::now()),
             len: CachePadded::default(),
             moves: CachePadded::default(),
+            removals: CachePadded::default(),
             stats: SharedStats::default(),
         }
     }
@@ -769,6 +788,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         match victim {
             Some((id, victim)) => {
                 self.put(id / SLOTS, id % SLOTS, place.tag, content);
+                self.removed();
                 self.stats.evict(victim);
                 self.stats.insert();
                 InsertOutcome::Evicted(victim.source())
@@ -842,6 +862,21 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         self.buckets[bucket].slots[index].clear();
     }
 
+    /// Counts a removal (after the slot was emptied or overwritten: a caller that reads the new
+    /// count also sees the entry gone).
+    fn removed(&self) {
+        self.removals.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many entries have left the table (removed, swept, evicted) since it was created. An
+    /// answer "owned" obtained after reading this count stays true for an entry that does not
+    /// expire ([`Lookup::is_lasting`]) until the count moves: the only way such an entry stops
+    /// owning its flow is to leave the table. A caller may keep such answers (a per-lcore cache
+    /// in front of the table) as long as it sees the same count.
+    pub fn removals(&self) -> u64 {
+        self.removals.load(Ordering::Acquire)
+    }
+
     /// Takes one place of the capacity, if any is left.
     fn reserve(&self) -> bool {
         self.len
@@ -867,6 +902,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         match self.locked_find(&place, key) {
             Some((bucket, index, content)) if wanted(content.source) => {
                 self.vacate(bucket, index);
+                self.removed();
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 self.stats.remove(1);
                 true
@@ -928,6 +964,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 let slot = &self.buckets[bucket].slots[index];
                 if slot.locked_content().as_ref() == Some(content) {
                     self.vacate(bucket, index);
+                    self.removed();
                     self.len.fetch_sub(1, Ordering::Relaxed);
                     removed += 1;
                 }
@@ -975,6 +1012,24 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
         // Groups of a burst's size: the stage arrays are written whole for every group.
         let out = &mut out[..keys.len()];
         self.lookup_groups::<32, _, _>(keys, out, prefetch, |answer| answer.is_owned());
+    }
+
+    fn removal_epoch(&self) -> Option<u64> {
+        Some(self.removals())
+    }
+
+    fn ownership_many<P: Prefetch>(
+        &self,
+        keys: &[Ipv4FlowKey],
+        out: &mut [Ownership],
+        prefetch: &P,
+    ) {
+        let out = &mut out[..keys.len()];
+        self.lookup_groups::<32, _, _>(keys, out, prefetch, |answer| match answer {
+            answer if answer.is_lasting() => Ownership::OwnedUntilRemoved,
+            Lookup::Owned(_) => Ownership::Owned,
+            _ => Ownership::NotOwned,
+        });
     }
 
     fn syn_accepted(&self, key: &FlowKey) {

@@ -1,0 +1,336 @@
+//! A per-lcore cache of the flows the table says a local socket owns, in front of the table.
+//!
+//! A lookup in the shared table reads two tag words and a slot; the slot's cache line is a line
+//! of a 57 MiB array (1M entries) and costs 10 % of the packet rate even when only a thousand
+//! flows are active (BENCHMARKS.md, "Dataplane throughput"). This cache keeps the last 4096 owned
+//! flows an lcore saw in 64 KiB of its own: a hit reads one line that the same lcore read recently.
+//! It is the exact-match cache of Open vSwitch's datapath threads, for one bit of answer.
+//!
+//! Only answers that last are kept: "owned" by an entry that can stop owning its flow only by
+//! leaving the table ([`Ownership::OwnedUntilRemoved`]). The table counts every entry that leaves
+//! ([`FlowTable::removal_epoch`]); the cache remembers the count its entries were learned under
+//! and empties itself when the count has moved, before it answers anything. An answer is never
+//! more stale than the table's own answers within one burst. Unowned flows are not kept: learning
+//! makes flows owned all the time (every accepted SYN), and those answers must not wait.
+//!
+//! The index is a fixed multiplicative hash of the key, not the table's keyed hash: a sender who
+//! aims flows at one set only evicts cache entries, and every flow it evicts is answered by the
+//! table as before.
+
+use crate::burst::BURST_MAX;
+use crate::flow::{FlowTable, Ipv4FlowKey, L4Proto, Ownership};
+use crate::table::Prefetch;
+use core::net::Ipv4Addr;
+
+/// Keys asked of the table at once: a burst.
+const BATCH: usize = BURST_MAX;
+
+/// Sets of [`WAYS`] keys; a power of two.
+const SETS: usize = 1024;
+/// Keys per set: one cache line of 16-byte keys.
+const WAYS: usize = 4;
+/// A key as its two words; `[0, 0]` is no key (a key's head word carries its family).
+type Words = [u64; 2];
+
+/// One set: a cache line of keys.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Set {
+    keys: [Words; WAYS],
+}
+
+/// The cache. See the [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct FlowCache {
+    sets: Box<[Set]>,
+    /// The table's removal epoch the entries were learned under; `None`: the table keeps no
+    /// epoch, and the cache stays empty.
+    epoch: Option<u64>,
+    /// The way the next insert replaces, in turn.
+    next_way: usize,
+    /// One batch's keys that the cache did not hold, with their index in the batch.
+    missed: [(Ipv4FlowKey, usize); BATCH],
+}
+
+impl Default for FlowCache {
+    fn default() -> Self {
+        Self {
+            sets: vec![Set::default(); SETS].into_boxed_slice(),
+            epoch: None,
+            next_way: 0,
+            missed: [(no_key(), 0); BATCH],
+        }
+    }
+}
+
+impl FlowCache {
+    /// The most flows the cache holds.
+    pub const CAPACITY: usize = SETS * WAYS;
+
+    /// Makes the cache valid for the table's current `epoch` (read before any answer the caller
+    /// is about to take from the table or the cache): empties it if the epoch moved, or if the
+    /// table keeps none.
+    pub fn sync(&mut self, epoch: Option<u64>) {
+        if epoch != self.epoch || epoch.is_none() {
+            if self.epoch.is_some() {
+                self.sets.fill(Set::default());
+            }
+            self.epoch = epoch;
+        }
+    }
+
+    /// True when the cache may answer (the table keeps an epoch).
+    pub fn is_enabled(&self) -> bool {
+        self.epoch.is_some()
+    }
+
+    /// True when the cache holds `key`: a local socket owns the flow.
+    #[inline]
+    pub fn contains(&self, key: &Ipv4FlowKey) -> bool {
+        let words = words(key);
+        self.sets[set_of(&words)].keys.contains(&words)
+    }
+
+    /// Remembers that `key` is owned until the epoch moves (a caller's
+    /// [`Ownership::OwnedUntilRemoved`] answer, taken after the last [`sync`](Self::sync)).
+    #[inline]
+    pub fn insert(&mut self, key: &Ipv4FlowKey) {
+        if self.epoch.is_none() {
+            return;
+        }
+        let words = words(key);
+        let set = &mut self.sets[set_of(&words)];
+        if set.keys.contains(&words) {
+            return;
+        }
+        let way = match set.keys.iter().position(|k| *k == [0, 0]) {
+            Some(free) => free,
+            None => {
+                self.next_way = (self.next_way + 1) % WAYS;
+                self.next_way
+            }
+        };
+        set.keys[way] = words;
+    }
+
+    /// Answers `out[i]` for `keys[i]` (`out` at least as long as `keys`) from the cache, and asks
+    /// `table` ([`FlowTable::ownership_many`]) only about the keys it does not hold, keeping the
+    /// lasting answers. With a table that keeps no removal epoch, this is `table.owns_many`.
+    pub fn owns_many<F: FlowTable, P: Prefetch>(
+        &mut self,
+        table: &F,
+        keys: &[Ipv4FlowKey],
+        out: &mut [bool],
+        prefetch: &P,
+    ) {
+        self.sync(table.removal_epoch());
+        if !self.is_enabled() {
+            table.owns_many(keys, out, prefetch);
+            return;
+        }
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            let mut misses = 0;
+            for (i, (key, owned)) in keys.iter().zip(out.iter_mut()).enumerate() {
+                *owned = self.contains(key);
+                if !*owned {
+                    self.missed[misses] = (*key, i);
+                    misses += 1;
+                }
+            }
+            if misses == 0 {
+                continue;
+            }
+            let mut asked = [self.missed[0].0; BATCH];
+            for (asked, (key, _)) in asked.iter_mut().zip(&self.missed[..misses]) {
+                *asked = *key;
+            }
+            let mut answers = [Ownership::NotOwned; BATCH];
+            table.ownership_many(&asked[..misses], &mut answers[..misses], prefetch);
+            for (j, answer) in answers[..misses].iter().enumerate() {
+                let (key, i) = self.missed[j];
+                out[i] = answer.is_owned();
+                if *answer == Ownership::OwnedUntilRemoved {
+                    self.insert(&key);
+                }
+            }
+        }
+    }
+}
+
+/// A placeholder for the scratch space (never looked up).
+fn no_key() -> Ipv4FlowKey {
+    Ipv4FlowKey::new(
+        L4Proto::Tcp,
+        Ipv4Addr::UNSPECIFIED,
+        0,
+        Ipv4Addr::UNSPECIFIED,
+        0,
+    )
+}
+
+#[inline]
+fn words(key: &Ipv4FlowKey) -> Words {
+    [key.pair_word(), key.head_word()]
+}
+
+#[inline]
+fn set_of(words: &Words) -> usize {
+    let mixed = (words[0] ^ words[1].rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> (64 - SETS.trailing_zeros())) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{ExactMatchTable, FlowKey};
+    use crate::table::{ConcurrentFlowTable, LoadPrefetch, Source, TableConfig};
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn key(i: u32) -> Ipv4FlowKey {
+        Ipv4FlowKey::new(
+            L4Proto::Tcp,
+            Ipv4Addr::new(203, 0, 113, 10),
+            443,
+            Ipv4Addr::from(0xc633_6400 + i),
+            1024 + (i % 50_000) as u16,
+        )
+    }
+
+    /// Answers from a shared table through `cache`, as a burst would.
+    fn ask<F: FlowTable>(cache: &mut FlowCache, table: &F, keys: &[Ipv4FlowKey]) -> Vec<bool> {
+        let mut out = vec![false; keys.len()];
+        cache.owns_many(table, keys, &mut out, &LoadPrefetch);
+        out
+    }
+
+    /// A table that owns the even keys for good and counts the keys it is asked about.
+    struct Counting {
+        epoch: Cell<u64>,
+        asked: Cell<usize>,
+    }
+
+    impl FlowTable for Counting {
+        fn owns(&self, key: &FlowKey) -> bool {
+            key.remote().port() % 2 == 0
+        }
+        fn removal_epoch(&self) -> Option<u64> {
+            Some(self.epoch.get())
+        }
+        fn ownership_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [Ownership], _: &P) {
+            self.asked.set(self.asked.get() + keys.len());
+            for (key, out) in keys.iter().zip(out) {
+                *out = if self.owns(&key.flow_key()) {
+                    Ownership::OwnedUntilRemoved
+                } else {
+                    Ownership::NotOwned
+                };
+            }
+        }
+    }
+
+    #[test]
+    fn owned_flows_are_answered_from_the_cache_until_the_epoch_moves() {
+        let table = Counting {
+            epoch: Cell::new(7),
+            asked: Cell::new(0),
+        };
+        let keys: Vec<_> = (0..100).map(key).collect();
+        let want: Vec<bool> = keys.iter().map(|k| table.owns(&k.flow_key())).collect();
+        let mut cache = FlowCache::default();
+        assert_eq!(ask(&mut cache, &table, &keys), want);
+        assert_eq!(table.asked.get(), 100, "all asked the first time");
+        assert_eq!(ask(&mut cache, &table, &keys), want);
+        assert_eq!(table.asked.get(), 150, "then only the 50 unowned ones");
+        table.epoch.set(8);
+        assert_eq!(ask(&mut cache, &table, &keys), want);
+        assert_eq!(
+            table.asked.get(),
+            250,
+            "a removal anywhere empties the cache"
+        );
+    }
+
+    #[test]
+    fn a_removed_or_evicted_flow_is_not_answered_from_the_cache() {
+        let table = ConcurrentFlowTable::new(TableConfig::new(4));
+        let mut cache = FlowCache::default();
+        let (a, b) = (key(1), key(2));
+        table.insert(a.flow_key(), Source::Static);
+        table.insert(b.flow_key(), Source::Socket);
+        assert_eq!(ask(&mut cache, &table, &[a, b]), [true, true]);
+        assert!(cache.contains(&a) && cache.contains(&b));
+        assert!(table.remove_static(&a.flow_key()));
+        assert_eq!(ask(&mut cache, &table, &[a, b]), [false, true]);
+        assert!(table.remove(&b.flow_key()));
+        assert_eq!(ask(&mut cache, &table, &[a, b]), [false, false]);
+
+        // At capacity an egress entry gives way to a socket's.
+        for i in 10..14 {
+            table.insert(key(i).flow_key(), Source::Egress);
+        }
+        let learned: Vec<_> = (10..14).map(key).collect();
+        assert_eq!(ask(&mut cache, &table, &learned), [true; 4]);
+        assert!(matches!(
+            table.insert(key(20).flow_key(), Source::Socket),
+            crate::table::InsertOutcome::Evicted(Source::Egress)
+        ));
+        let answers = ask(&mut cache, &table, &learned);
+        assert_eq!(
+            answers.iter().filter(|&&owned| owned).count(),
+            3,
+            "{answers:?}"
+        );
+    }
+
+    #[test]
+    fn embryonic_entries_are_not_kept_since_they_expire() {
+        let table = ConcurrentFlowTable::new(TableConfig {
+            capacity: 16,
+            syn_lifetime: Duration::from_secs(2),
+        });
+        let mut cache = FlowCache::default();
+        let syn = key(3);
+        table.insert_syn(syn.flow_key());
+        assert_eq!(ask(&mut cache, &table, &[syn]), [true]);
+        assert!(!cache.contains(&syn));
+        table.tick(table.created() + Duration::from_secs(5));
+        assert_eq!(ask(&mut cache, &table, &[syn]), [false], "expired");
+    }
+
+    #[test]
+    fn a_table_without_an_epoch_is_asked_every_time() {
+        let owned = key(4);
+        let table: ExactMatchTable = [owned.flow_key()].into_iter().collect();
+        let mut cache = FlowCache::default();
+        for _ in 0..2 {
+            assert_eq!(ask(&mut cache, &table, &[owned, key(5)]), [true, false]);
+            assert!(!cache.is_enabled() && !cache.contains(&owned));
+        }
+    }
+
+    #[test]
+    fn a_full_set_replaces_its_entries_and_answers_stay_exact() {
+        // More keys than a set holds, all in one set.
+        let first = words(&key(0));
+        let crowd: Vec<_> = (0..200_000)
+            .map(key)
+            .filter(|k| set_of(&words(k)) == set_of(&first))
+            .take(WAYS * 3)
+            .collect();
+        assert_eq!(crowd.len(), WAYS * 3);
+        let table = ConcurrentFlowTable::new(TableConfig::new(64));
+        for k in &crowd {
+            table.insert(k.flow_key(), Source::Static);
+        }
+        let mut cache = FlowCache::default();
+        for _ in 0..3 {
+            assert_eq!(ask(&mut cache, &table, &crowd), vec![true; crowd.len()]);
+            let held = crowd.iter().filter(|k| cache.contains(k)).count();
+            assert_eq!(held, WAYS, "a set holds {WAYS} keys");
+        }
+        // Longer than a batch: answered in batches.
+        let many: Vec<_> = (0..100).map(key).collect();
+        assert_eq!(ask(&mut cache, &table, &many).len(), 100);
+    }
+}
