@@ -72,7 +72,11 @@ pub struct FlowCache {
     /// The current window's use.
     window: Window,
     /// One batch's keys that the cache did not hold, with their index in the batch.
-    missed: [(Ipv4FlowKey, usize); BATCH],
+    missed: [Ipv4FlowKey; BATCH],
+    /// Where each of `missed` is in the batch.
+    missed_at: [u8; BATCH],
+    /// The table's answers for `missed`.
+    answers: [Ownership; BATCH],
 }
 
 impl Default for FlowCache {
@@ -82,7 +86,9 @@ impl Default for FlowCache {
             epoch: None,
             next_way: 0,
             window: Window::default(),
-            missed: [(no_key(), 0); BATCH],
+            missed: [no_key(); BATCH],
+            missed_at: [0; BATCH],
+            answers: [Ownership::NotOwned; BATCH],
         }
     }
 }
@@ -158,7 +164,8 @@ impl FlowCache {
             for (i, (key, owned)) in keys.iter().zip(out.iter_mut()).enumerate() {
                 *owned = self.contains(key);
                 if !*owned {
-                    self.missed[misses] = (*key, i);
+                    self.missed[misses] = *key;
+                    self.missed_at[misses] = i as u8;
                     misses += 1;
                 }
             }
@@ -166,16 +173,13 @@ impl FlowCache {
             if misses == 0 {
                 continue;
             }
-            let mut asked = [self.missed[0].0; BATCH];
-            for (asked, (key, _)) in asked.iter_mut().zip(&self.missed[..misses]) {
-                *asked = *key;
-            }
-            let mut answers = [Ownership::NotOwned; BATCH];
-            table.ownership_many(&asked[..misses], &mut answers[..misses], prefetch);
-            for (j, answer) in answers[..misses].iter().enumerate() {
-                let (key, i) = self.missed[j];
-                out[i] = answer.is_owned();
-                if *answer == Ownership::OwnedUntilRemoved {
+            let (asked, answers) = (&self.missed[..misses], &mut self.answers[..misses]);
+            table.ownership_many(asked, answers, prefetch);
+            for j in 0..misses {
+                let answer = self.answers[j];
+                out[usize::from(self.missed_at[j])] = answer.is_owned();
+                if answer == Ownership::OwnedUntilRemoved {
+                    let key = self.missed[j];
                     self.insert(&key);
                 }
             }
