@@ -12,10 +12,9 @@
 
 use crate::engine::Engine;
 use crate::fast::Plan;
-use crate::flow::{FlowTable, Ipv4FlowKey, L4Proto};
+use crate::flow::{FlowTable, Ipv4FlowKey};
 use crate::flow_cache::FlowCache;
 use crate::table::Prefetch;
-use core::net::Ipv4Addr;
 
 /// The most frames a burst holds (DPDK's usual RX burst).
 pub const BURST_MAX: usize = 32;
@@ -39,10 +38,9 @@ pub struct BurstPlan {
 
 impl Default for BurstPlan {
     fn default() -> Self {
-        let unspecified = Ipv4Addr::UNSPECIFIED;
         Self {
             plans: [None; BURST_MAX],
-            keys: [Ipv4FlowKey::new(L4Proto::Tcp, unspecified, 0, unspecified, 0); BURST_MAX],
+            keys: [Ipv4FlowKey::unspecified(); BURST_MAX],
             owned: [false; BURST_MAX],
             flow_of: [0; BURST_MAX],
             len: 0,
@@ -102,7 +100,7 @@ impl BurstPlan {
 mod tests {
     use super::*;
     use crate::config::EngineConfig;
-    use crate::flow::{ExactMatchTable, FlowKey};
+    use crate::flow::{ExactMatchTable, FlowKey, L4Proto};
     use crate::table::LoadPrefetch;
     use chance_testkit::mix;
 

@@ -31,7 +31,6 @@ use crate::wire::ip_proto;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::udp::UdpPacket;
-use core::net::Ipv4Addr;
 
 /// What [`Engine::plan`] learned from a frame's headers.
 ///
@@ -122,15 +121,8 @@ impl Engine {
         let at_inner = (inner_off as u64) << INNER_OFF_SHIFT;
         if next == hop_count {
             // Decapsulation needs an inner IPv4 header's worth of bytes.
-            let key = Ipv4FlowKey::new(
-                L4Proto::Tcp,
-                Ipv4Addr::UNSPECIFIED,
-                0,
-                Ipv4Addr::UNSPECIFIED,
-                0,
-            );
             return (len >= inner_off + ipv4::HEADER_LEN).then_some(Plan {
-                key,
+                key: Ipv4FlowKey::unspecified(),
                 meta: LAST_HOP | at_inner,
                 hop: 0,
             });
@@ -260,6 +252,7 @@ mod tests {
     use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
     use chance_testkit::inner::{self, ACK, RST, SYN};
     use chance_testkit::mix;
+    use core::net::Ipv4Addr;
     use proptest::prelude::*;
     use std::cell::{Cell, RefCell};
     use std::collections::HashSet;

@@ -267,6 +267,19 @@ impl Ipv4FlowKey {
         }
     }
 
+    /// TCP from 0.0.0.0:0 to 0.0.0.0:0, no real flow: a placeholder for arrays filled later and
+    /// for plans that have no flow.
+    #[inline]
+    pub(crate) fn unspecified() -> Self {
+        Self::new(
+            L4Proto::Tcp,
+            Ipv4Addr::UNSPECIFIED,
+            0,
+            Ipv4Addr::UNSPECIFIED,
+            0,
+        )
+    }
+
     /// The general key.
     #[inline]
     pub fn flow_key(&self) -> FlowKey {

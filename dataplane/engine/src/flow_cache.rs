@@ -24,9 +24,8 @@
 //! table as before.
 
 use crate::burst::BURST_MAX;
-use crate::flow::{FlowTable, Ipv4FlowKey, L4Proto, Ownership};
+use crate::flow::{FlowTable, Ipv4FlowKey, Ownership};
 use crate::table::Prefetch;
-use core::net::Ipv4Addr;
 
 /// Calls (bursts) per window of the hit-rate check.
 const WINDOW_CALLS: u32 = 256;
@@ -86,7 +85,7 @@ impl Default for FlowCache {
             epoch: None,
             next_way: 0,
             window: Window::default(),
-            missed: [no_key(); BATCH],
+            missed: [Ipv4FlowKey::unspecified(); BATCH],
             missed_at: [0; BATCH],
             answers: [Ownership::NotOwned; BATCH],
         }
@@ -213,17 +212,6 @@ impl FlowCache {
     }
 }
 
-/// A placeholder for the scratch space (never looked up).
-fn no_key() -> Ipv4FlowKey {
-    Ipv4FlowKey::new(
-        L4Proto::Tcp,
-        Ipv4Addr::UNSPECIFIED,
-        0,
-        Ipv4Addr::UNSPECIFIED,
-        0,
-    )
-}
-
 #[inline]
 fn words(key: &Ipv4FlowKey) -> Words {
     [key.pair_word(), key.head_word()]
@@ -238,8 +226,9 @@ fn set_of(words: &Words) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::{ExactMatchTable, FlowKey};
+    use crate::flow::{ExactMatchTable, FlowKey, L4Proto};
     use crate::table::{ConcurrentFlowTable, LoadPrefetch, Source, TableConfig};
+    use core::net::Ipv4Addr;
     use std::cell::Cell;
     use std::time::Duration;
 
