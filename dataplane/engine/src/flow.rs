@@ -449,9 +449,6 @@ impl<T: FlowTable + ?Sized> FlowTable for &T {
     fn owns(&self, key: &FlowKey) -> bool {
         (**self).owns(key)
     }
-    fn removal_epoch(&self) -> Option<u64> {
-        (**self).removal_epoch()
-    }
     fn is_syncookie(&self, key: &FlowKey, seq: u32, ack: u32) -> bool {
         (**self).is_syncookie(key, seq, ack)
     }
