@@ -93,14 +93,11 @@ impl Default for FlowCache {
 }
 
 impl FlowCache {
-    /// The most flows the cache holds.
-    pub const CAPACITY: usize = SETS * WAYS;
-
     /// Makes the cache valid for the table's current `epoch` (read before any answer the caller
     /// is about to take from the table or the cache): empties it if the epoch moved, or if the
     /// table keeps none.
-    pub fn sync(&mut self, epoch: Option<u64>) {
-        if epoch != self.epoch || epoch.is_none() {
+    fn sync(&mut self, epoch: Option<u64>) {
+        if epoch != self.epoch {
             if self.epoch.is_some() {
                 self.sets.fill(Set::default());
             }
@@ -109,13 +106,13 @@ impl FlowCache {
     }
 
     /// True when the cache may answer (the table keeps an epoch).
-    pub fn is_enabled(&self) -> bool {
+    fn is_enabled(&self) -> bool {
         self.epoch.is_some()
     }
 
     /// True when the cache holds `key`: a local socket owns the flow.
     #[inline]
-    pub fn contains(&self, key: &Ipv4FlowKey) -> bool {
+    fn contains(&self, key: &Ipv4FlowKey) -> bool {
         let words = words(key);
         self.sets[set_of(&words)].keys.contains(&words)
     }
@@ -123,7 +120,7 @@ impl FlowCache {
     /// Remembers that `key` is owned until the epoch moves (a caller's
     /// [`Ownership::OwnedUntilRemoved`] answer, taken after the last [`sync`](Self::sync)).
     #[inline]
-    pub fn insert(&mut self, key: &Ipv4FlowKey) {
+    fn insert(&mut self, key: &Ipv4FlowKey) {
         if self.epoch.is_none() {
             return;
         }
