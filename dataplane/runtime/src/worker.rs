@@ -2,7 +2,8 @@
 //!
 //! Each worker owns one queue pair on each port, its own engine (and so its own counters) and a
 //! shared read-only flow table. Per burst: receive; plan every packet (`Engine::plan`, the headers
-//! read once) and look all the planned flows up in one prefetched batch (`BurstPlan`); decide and
+//! read once) and answer all the planned flows at once (`BurstPlan`: the lcore's flow cache first,
+//! then the table in one prefetched batch); decide and
 //! rewrite every packet in place on the mbuf (adj/trim, no copy), the planned ones from their plan
 //! and answer, the rest through the full procedure; transmit in batches, free and count what a
 //! full TX queue refused. The counters are published every few bursts and at every idle poll.
