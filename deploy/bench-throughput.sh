@@ -4,7 +4,9 @@
 # In one run, on the very same vdevs and EAL options, back to back:
 #   dpdk-testpmd --forward-mode=io, dpdk-testpmd --forward-mode=macswap,
 #   chanced (shared DPDK libraries), chanced (static DPDK, --features static),
-# each for DURATION seconds, ROUNDS times (interleaved), then a table of medians in Mpps and
+# each for DURATION seconds, ROUNDS times (interleaved, the order reversed every other round,
+# the hugepages this script reserved handed back and reserved afresh before every run: a run's
+# physical pages move its rate by several per cent here), then a table of medians in Mpps and
 # the ratio chanced / testpmd macswap.
 #
 # Vdevs: NIC = net_pcap0 replaying a chance-mix capture forever (infinite_rx=1: the frames are
@@ -37,7 +39,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 duration=8
-rounds=3
+rounds=4
 frames=4000
 flows=1000
 static=1
@@ -118,6 +120,20 @@ ensure_hugepages() {
 }
 ensure_hugepages
 echo "== hugepages: $(cat "$hp/nr_hugepages") reserved, $(cat "$hp/free_hugepages") free"
+# Which physical pages a run gets moves its rate by several per cent on this VM (BENCHMARKS.md,
+# "Physical placement"), and the pool hands them out last-freed first, so back-to-back runs
+# would alternate between two placements. Before every run the pages this script added go back
+# to the kernel and are reserved afresh, so each run gets a placement of its own. Pages the
+# script did not add are left alone (then the alternating order of the rounds is the remedy).
+reseat_hugepages() {
+  ((hp_added > 0)) || return 0
+  local now
+  now=$(cat "$hp/nr_hugepages")
+  echo $((now > hp_added ? now - hp_added : 0)) > "$hp/nr_hugepages"
+  echo "$now" > "$hp/nr_hugepages" || true
+  hp_added=$((hp_added - now + $(cat "$hp/nr_hugepages")))
+  ((hp_added >= 0)) || hp_added=0
+}
 
 # --- measurements -----------------------------------------------------------------------------
 # The worker lcore's share of its CPU during the window (1.0: nothing else ran on CPU 1).
@@ -265,20 +281,40 @@ EOF
 
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static}"
+echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static} (reversed on even rounds)"
+if ((hp_added > 0)); then
+  echo "== hugepages: the $hp_added this script reserved are reserved afresh before every run"
+else
+  echo "== hugepages: enough were free, none reserved by this script: placements not reseated" >&2
+fi
 echo "== nic:    $nic"
 echo "== kernel: $kernel"
-for ((round = 1; round <= rounds; round++)); do
-  run_testpmd io "$round"
-  run_testpmd macswap "$round"
-  run_chanced shared "$chanced_shared" "$round"
-  [[ -z "$chanced_static" ]] || run_chanced static "$chanced_static" "$round"
-done
+# One program's run: "io", "macswap", "shared", "static", "static-egress" or "learned".
+run_one() { # program, round
+  reseat_hugepages
+  case "$1" in
+    io | macswap) run_testpmd "$1" "$2" ;;
+    shared) run_chanced shared "$chanced_shared" "$2" ;;
+    static) [[ -z "$chanced_static" ]] || run_chanced static "$chanced_static" "$2" ;;
+    *) run_learning "$1" "$2" ;;
+  esac
+}
+# The programs in the given order on odd rounds, reversed on even ones: where a program runs in
+# the sequence decides which physical pages it gets (see reseat_hugepages), and no program should
+# always get the same turn.
+run_rounds() { # program...
+  local programs=("$@") round i
+  for ((round = 1; round <= rounds; round++)); do
+    if ((round % 2)); then
+      for ((i = 0; i < ${#programs[@]}; i++)); do run_one "${programs[i]}" "$round"; done
+    else
+      for ((i = ${#programs[@]} - 1; i >= 0; i--)); do run_one "${programs[i]}" "$round"; done
+    fi
+  done
+}
+run_rounds io macswap shared static
 : > "$out/learning.txt"
-for ((round = 1; round <= rounds; round++)); do
-  run_learning static-egress "$round"
-  run_learning learned "$round"
-done
+run_rounds static-egress learned
 
 # --- table ------------------------------------------------------------------------------------
 python3 - "$results" "$rev" <<'EOF'
