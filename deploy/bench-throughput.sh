@@ -85,55 +85,11 @@ mbufs=$(sed -n 's/^mempool_mbufs = //p' "$config")
 [[ -n "$nic" && -n "$kernel" && -n "$mbufs" ]] || { echo "bench-throughput: cannot read $config" >&2; exit 1; }
 
 # --- hugepages, cleanup -----------------------------------------------------------------------
-hp=/sys/kernel/mm/hugepages/hugepages-2048kB
-hp_added=0 # pages this script added to the pool (others may reserve or release beside it)
-prefixes=()
-child=""
-cleanup() {
-  if [[ -n "$child" ]] && kill -0 "$child" 2>/dev/null; then
-    kill -INT "$child" 2>/dev/null || true
-    sleep 2
-    kill -KILL "$child" 2>/dev/null || true
-  fi
-  for p in "${prefixes[@]}"; do rm -rf "/var/run/dpdk/$p"; done
-  if ((hp_added > 0)); then
-    local now left
-    now=$(cat "$hp/nr_hugepages")
-    left=$((now > hp_added ? now - hp_added : 0))
-    echo "$left" > "$hp/nr_hugepages" || true
-    echo "== hugepages: gave back the $hp_added this script reserved ($now -> $(cat "$hp/nr_hugepages"))"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-need=256 # 512 MiB: testpmd and chanced each use about 60 MiB, one at a time.
-# Checked before every measurement: another user of the machine may release pages meanwhile.
-ensure_hugepages() {
-  local free now
-  free=$(cat "$hp/free_hugepages")
-  ((free < need)) || return 0
-  now=$(cat "$hp/nr_hugepages")
-  echo $((now + need - free)) > "$hp/nr_hugepages"
-  hp_added=$((hp_added + $(cat "$hp/nr_hugepages") - now))
-  free=$(cat "$hp/free_hugepages")
-  ((free >= need)) || echo "bench-throughput: only $free free 2 MiB hugepages" >&2
-}
+bench_name=bench-throughput
+# shellcheck source=deploy/lib/bench-common.sh
+. "$root/deploy/lib/bench-common.sh"
 ensure_hugepages
 echo "== hugepages: $(cat "$hp/nr_hugepages") reserved, $(cat "$hp/free_hugepages") free"
-# Which physical pages a run gets moves its rate by several per cent on this VM (BENCHMARKS.md,
-# "Physical placement"), and the pool hands them out last-freed first, so back-to-back runs
-# would alternate between two placements. Before every run the pages this script added go back
-# to the kernel and are reserved afresh, so each run gets a placement of its own. Pages the
-# script did not add are left alone (then the alternating order of the rounds is the remedy).
-reseat_hugepages() {
-  ((hp_added > 0)) || return 0
-  local now
-  now=$(cat "$hp/nr_hugepages")
-  echo $((now > hp_added ? now - hp_added : 0)) > "$hp/nr_hugepages"
-  echo "$now" > "$hp/nr_hugepages" || true
-  hp_added=$((hp_added - now + $(cat "$hp/nr_hugepages")))
-  ((hp_added >= 0)) || hp_added=0
-}
 
 # --- measurements -----------------------------------------------------------------------------
 # The worker lcore's share of its CPU during the window (1.0: nothing else ran on CPU 1).
@@ -187,40 +143,6 @@ EOF
   echo "testpmd-$mode $round $mpps cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results"
 }
 
-# Checks a chanced --report-json: no mbuf left in use, the NIC port counted what the worker
-# received, every packet received (NIC and kernel port) sent, refused (freed and counted) or
-# dropped (counted), every GUE-side packet processed, and each verdict's share of the NIC's
-# packets within 1 % of what chance-mix generated. Problems go to stderr.
-check_report() { # report json
-  python3 - "$1" "$out/mix.txt" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-path, engine, nic = r["total"]["path"], r["total"]["engine"], r["ports"]["nic"]
-g = lambda m, k: m.get(k, 0)
-rx, krx = g(path, "nic_rx_packets_total"), g(path, "kernel_rx_packets_total")
-problems = []
-if r["mbufs_in_use"]:
-    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
-if nic["ipackets"] != rx:
-    problems.append(f"port ipackets {nic['ipackets']} != nic_rx {rx}")
-out = sum(g(path, k) for k in ("kernel_tx_packets_total", "kernel_tx_full_total",
-    "nic_tx_packets_total", "nic_tx_full_total", "engine_drops_total",
-    "nic_rx_multi_segment_total", "rewrite_failed_total"))
-if out != rx + krx:
-    problems.append(f"accounted {out} != received {rx} + {krx}")
-if g(engine, "processed_packets_total") != rx - g(path, "nic_rx_multi_segment_total"):
-    problems.append("processed != nic_rx")
-expect = {l.split()[1]: int(l.split()[2]) for l in open(sys.argv[2]) if l.startswith("expect ")}
-total = sum(expect.values())
-for counter, n in expect.items():
-    share, want = g(engine, counter) / max(rx, 1), n / total
-    if abs(share - want) > 0.01:
-        problems.append(f"{counter} {share:.3f} of the packets, generated {want:.3f}")
-for p in problems:
-    print(f"bench-throughput: {sys.argv[1]}: {p}", file=sys.stderr)
-EOF
-}
-
 # Runs chanced for $duration s and checks its report; sets json, log (named after NAME) and share.
 chanced_run() { # binary, config, name [kernel vdev]
   local prefix="chbench-$$-$3"
@@ -236,30 +158,20 @@ chanced_run() { # binary, config, name [kernel vdev]
   share=$(cpu_share "$child" $((duration - 3)))
   wait "$child" || { echo "bench-throughput: chanced ($3) failed, see $log" >&2; exit 1; }
   child=""
-  check_report "$json"
+  check_chanced_report "$json" "$out/mix.txt"
 }
 
 run_chanced() { # build (shared|static), binary, round
-  local json log share mpps
+  local json log share persec total
   chanced_run "$2" "$config" "chanced-$1-$3"
-  mpps=$(python3 - "$json" "$log" <<'EOF'
-import datetime, json, re, statistics, sys
+  persec=$(chanced_persec_mpps "$log")
+  # Over the whole run, warm-up included (the per-second median leaves the edges out).
+  total=$(python3 - "$json" <<'EOF'
+import json, sys
 r = json.load(open(sys.argv[1]))
-rx = r["total"]["path"].get("nic_rx_packets_total", 0)
-# Per-second rates from the --stats-interval lines (timestamp, cumulative nic rx), as for testpmd.
-points = []
-for line in open(sys.argv[2], errors="replace"):
-    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-    m = re.match(r"(\S+)Z\s.*\bnic rx (\d+)", line)
-    if m:
-        points.append((datetime.datetime.fromisoformat(m.group(1)).timestamp(), int(m.group(2))))
-rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(points, points[1:]) if b[0] > a[0]]
-middle = rates[1:-1] or rates
-persec = f"{statistics.median(middle) / 1e6:.2f}" if middle else "nan"
-print(f"{persec} total={rx / r['elapsed_secs'] / 1e6:.2f}")
+print(f"total={r['total']['path'].get('nic_rx_packets_total', 0) / r['elapsed_secs'] / 1e6:.2f}")
 EOF
 )
-  read -r persec total <<< "$mpps"
   echo "chanced-$1 $3 $persec cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) $total" | tee -a "$results"
 }
 
@@ -282,11 +194,7 @@ EOF
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static} (reversed on even rounds)"
-if ((hp_added > 0)); then
-  echo "== hugepages: the $hp_added this script reserved are reserved afresh before every run"
-else
-  echo "== hugepages: enough were free, none reserved by this script: placements not reseated" >&2
-fi
+describe_placements
 echo "== nic:    $nic"
 echo "== kernel: $kernel"
 # One program's run: "io", "macswap", "shared", "static", "static-egress" or "learned".
