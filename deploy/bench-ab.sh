@@ -10,7 +10,7 @@
 # Usage: deploy/bench-ab.sh [--rounds N] [--duration S] [--frames N] [--flows N] [--out DIR]
 #                           [NAME=]BINARY [NAME=]BINARY...
 #   BINARY: a chanced executable (for instance a copy of target/release/chanced per build).
-# Needs root (hugepages) and python3; builds chance-mix (release) if it is missing. Expect the
+# Needs root (hugepages) and python3; builds chance-mix (release) first. Expect the
 # runs of one build to spread by 2-3 % and the medians of 6 rounds by 1-2 %: a difference below
 # that is not a result.
 set -euo pipefail
@@ -46,7 +46,8 @@ done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-[[ -x "$root/target/release/chance-mix" ]] || cargo build --release -q -p chance-testkit --bin chance-mix
+# Built every time (a no-op when up to date): a stale chance-mix would write other traffic.
+cargo build --release -q -p chance-testkit --bin chance-mix
 "$root/target/release/chance-mix" "$out" --frames "$frames" --flows "$flows" > "$out/mix.txt"
 config=$out/mix.toml
 nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$config")
