@@ -57,8 +57,8 @@ fn main() {
             }
             let offered = copies.iter().map(|copy| Some(&**copy));
             burst.fill(&engine, &table, offered, &LoadPrefetch);
-            for (i, copy) in copies.iter_mut().enumerate() {
-                let outcome = match burst.get(i) {
+            for (copy, answer) in copies.iter_mut().zip(burst.answers()) {
+                let outcome = match answer {
                     Some((plan, owned)) => engine.process_planned(copy, plan, owned, &table),
                     None => engine.process(copy, &table),
                 };

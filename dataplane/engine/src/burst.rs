@@ -24,12 +24,11 @@ pub const BURST_MAX: usize = 32;
 /// 3 KiB, and the cache's 64 KiB on the heap).
 #[derive(Debug, Clone)]
 pub struct BurstPlan {
-    plans: [Option<Plan>; BURST_MAX],
+    /// [`Plan::none`] for a frame not planned.
+    plans: [Plan; BURST_MAX],
     /// The planned flows, in frame order, and the table's answers for them.
     keys: [Ipv4FlowKey; BURST_MAX],
     owned: [bool; BURST_MAX],
-    /// `flow_of[i]`: where frame `i`'s flow is in `keys`, when its plan has one.
-    flow_of: [u8; BURST_MAX],
     /// Frames in the last fill.
     len: usize,
     /// The flows this owner found owned lately.
@@ -39,10 +38,9 @@ pub struct BurstPlan {
 impl Default for BurstPlan {
     fn default() -> Self {
         Self {
-            plans: [None; BURST_MAX],
+            plans: [Plan::none(); BURST_MAX],
             keys: [Ipv4FlowKey::unspecified(); BURST_MAX],
             owned: [false; BURST_MAX],
-            flow_of: [0; BURST_MAX],
             len: 0,
             cache: FlowCache::default(),
         }
@@ -52,7 +50,8 @@ impl Default for BurstPlan {
 impl BurstPlan {
     /// Plans up to [`BURST_MAX`] frames (`None`: a frame not to plan, decided in full or not at
     /// all) and asks `table` about all their flows at once, naming the lines it will read to
-    /// `prefetch`. Frame `i` is then [`get(i)`](Self::get).
+    /// `prefetch`. The frames' plans and answers are then
+    /// [`answers`](Self::answers).
     pub fn fill<'a, F, P>(
         &mut self,
         engine: &Engine,
@@ -63,20 +62,17 @@ impl BurstPlan {
         F: FlowTable,
         P: Prefetch,
     {
-        let mut len = 0;
-        for (plan, frame) in self.plans.iter_mut().zip(frames) {
-            *plan = frame.and_then(|frame| engine.plan(frame));
-            len += 1;
-        }
-        // Gathered in a loop of their own: copying a key right after `plan` wrote it would wait
-        // for its stores to reach the cache (a store-to-load forwarding stall).
-        let mut flows = 0;
-        for (plan, flow_of) in self.plans[..len].iter().zip(&mut self.flow_of) {
+        let (mut len, mut flows) = (0, 0);
+        for (slot, frame) in self.plans.iter_mut().zip(frames) {
+            let plan = frame.and_then(|frame| engine.plan(frame));
+            // The key comes from the plan in registers, not back from `slot`: reading a key just
+            // stored would wait for the stores (a store-to-load forwarding stall).
             if let Some(key) = plan.as_ref().and_then(Plan::flow) {
                 self.keys[flows] = *key;
-                *flow_of = flows as u8;
                 flows += 1;
             }
+            *slot = plan.unwrap_or_else(Plan::none);
+            len += 1;
         }
         self.cache.owns_many(
             table,
@@ -87,12 +83,20 @@ impl BurstPlan {
         self.len = len;
     }
 
-    /// Frame `i`'s plan and, when the plan has a flow, the table's answer for it (`false` when
-    /// it has none); `None` for a frame that was not planned or not in the last fill.
-    pub fn get(&self, i: usize) -> Option<(&Plan, bool)> {
-        let plan = self.plans[..self.len].get(i)?.as_ref()?;
-        let owned = plan.flow().is_some() && self.owned[usize::from(self.flow_of[i])];
-        Some((plan, owned))
+    /// Every frame of the last fill in order: its plan and, when the plan has a flow, the
+    /// table's answer for it (`false` when it has none); `None` for a frame that was not planned.
+    // The answers are in the order of the planned flows, so one cursor walks them alongside the
+    // frames: no index per frame to store and look up.
+    #[inline]
+    pub fn answers(&self) -> impl Iterator<Item = Option<(&Plan, bool)>> + '_ {
+        let mut owned = self.owned.iter().copied();
+        self.plans[..self.len].iter().map(move |plan| {
+            if plan.is_none() {
+                return None;
+            }
+            let answer = plan.flow().is_some() && owned.next().unwrap_or(false);
+            Some((plan, answer))
+        })
     }
 }
 
@@ -124,6 +128,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, frame)| (i % 5 != 4).then_some(frame.as_slice()));
             burst.fill(&engine, &owned, offered, &LoadPrefetch);
+            let answers: Vec<_> = burst
+                .answers()
+                .map(|a| a.map(|(plan, owned)| (*plan, owned)))
+                .collect();
+            assert_eq!(answers.len(), chunk.len());
             for (i, frame) in chunk.iter().enumerate() {
                 let want = (i % 5 != 4)
                     .then(|| engine.plan(frame))
@@ -132,17 +141,9 @@ mod tests {
                         let answer = plan.flow().is_some_and(|key| owned.owns(&key.flow_key()));
                         (plan, answer)
                     });
-                assert_eq!(
-                    burst.get(i).map(|(plan, owned)| (*plan, owned)),
-                    want,
-                    "{i}"
-                );
+                assert_eq!(answers[i], want, "{i}");
             }
         }
-        assert!(
-            burst.get(frames.len() % (BURST_MAX - 3)).is_none(),
-            "past the last fill"
-        );
-        assert!(BurstPlan::default().get(0).is_none());
+        assert_eq!(BurstPlan::default().answers().count(), 0);
     }
 }

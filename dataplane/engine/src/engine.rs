@@ -6,6 +6,7 @@
 use crate::classify::{self, Class};
 use crate::config::{EngineConfig, L2_HEADER_LEN};
 use crate::counters::{Counter, Counters};
+use crate::fixed_fields::FixedFields;
 use crate::flow::FlowTable;
 use crate::outcome::{Outcome, Verdict};
 use crate::rewrite::{self, GreError, CHAIN, GUE, HOPS, OUTER_IP, OUTER_UDP};
@@ -20,6 +21,8 @@ use crate::wire::{ethertype, ip_proto};
 pub struct Engine {
     config: EngineConfig,
     counters: Counters,
+    /// The fast path's fixed header fields, for `config`'s port.
+    fixed: FixedFields,
 }
 
 /// Where the next hop selection landed.
@@ -34,6 +37,7 @@ impl Engine {
     /// A new engine with zeroed counters.
     pub fn new(config: EngineConfig) -> Self {
         Self {
+            fixed: FixedFields::new(config.port),
             config,
             counters: Counters::new(),
         }
@@ -47,6 +51,10 @@ impl Engine {
     /// This engine's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    pub(crate) fn fixed_fields(&self) -> &FixedFields {
+        &self.fixed
     }
 
     pub(crate) fn counters_mut(&mut self) -> &mut Counters {

@@ -23,14 +23,11 @@ use crate::counters::Counter;
 use crate::engine::{gue_forwarded, Engine};
 use crate::flow::{FlowTable, Ipv4FlowKey, L4Proto};
 use crate::outcome::Outcome;
-use crate::rewrite::{self, CHAIN, GUE, HOPS, OUTER_IP, OUTER_UDP};
-use crate::wire::ethernet::EthernetFrame;
-use crate::wire::ethertype;
+use crate::rewrite::{self, CHAIN, GUE, HOPS, OUTER_IP};
 use crate::wire::gue::{GlbChainPacket, GuePacket};
 use crate::wire::ip_proto;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::tcp::{self, TcpPacket};
-use crate::wire::udp::UdpPacket;
 
 /// What [`Engine::plan`] learned from a frame's headers.
 ///
@@ -59,6 +56,22 @@ const COOKIE_BIT: u64 = 1 << 16;
 const INNER_OFF_SHIFT: u32 = 32;
 
 impl Plan {
+    /// No plan: what a burst keeps for a frame `plan` declined (a kind of its own, so that a
+    /// burst's plans need no `Option` tag).
+    #[inline]
+    pub(crate) fn none() -> Plan {
+        Plan {
+            key: Ipv4FlowKey::unspecified(),
+            meta: 0,
+            hop: 0,
+        }
+    }
+
+    /// True for [`none`](Self::none).
+    pub(crate) fn is_none(&self) -> bool {
+        self.kind() == 0
+    }
+
     /// The flow whose owner decides the verdict, if any: what to look up for
     /// [`Engine::process_planned`].
     #[inline]
@@ -90,14 +103,12 @@ impl Engine {
         if len < HOPS {
             return None;
         }
-        let outer = Ipv4Packet::new_unchecked(&frame[OUTER_IP..]);
-        // IPv4, version 4 without options (the first byte), UDP, to us, not a fragment.
-        if EthernetFrame::new_unchecked(frame).ethertype() != ethertype::IPV4
-            || frame[OUTER_IP] != 0x45
-            || outer.protocol() != ip_proto::UDP
-            || !self.config().is_local(outer.dst_addr_u32())
-            || UdpPacket::new_unchecked(&frame[OUTER_UDP..]).dst_port() != self.config().port
-            || outer.is_fragment()
+        // Ethernet, IPv4 without options, not a fragment, UDP to our port, GUE variant 0 data of
+        // inner IPv4 without flags, chain version 0 and reserved clear (one compare), to us.
+        if !self.fixed_fields().match_frame(frame)
+            || !self
+                .config()
+                .is_local(Ipv4Packet::new_unchecked(&frame[OUTER_IP..]).dst_addr_u32())
         {
             return None;
         }
@@ -105,13 +116,7 @@ impl Engine {
         let chain = GlbChainPacket::new_unchecked(&frame[CHAIN..]);
         let hop_count = chain.hop_count();
         let next = chain.next_hop();
-        if gue.variant() != 0
-            || gue.control()
-            || gue.flags() != 0
-            || u16::from(gue.hlen()) != 1 + u16::from(hop_count)
-            || gue.proto_ctype() != ip_proto::IPIP
-            || chain.version() != 0
-            || chain.reserved() != 0
+        if u16::from(gue.hlen()) != 1 + u16::from(hop_count)
             || next > hop_count
             || chain.check_hops_len().is_err()
         {

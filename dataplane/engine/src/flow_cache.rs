@@ -62,7 +62,8 @@ struct Window {
 /// The cache. See the [module documentation](self).
 #[derive(Debug, Clone)]
 pub struct FlowCache {
-    sets: Box<[Set]>,
+    /// A fixed-size array: `set_of` is below `SETS` by construction, so indexing needs no check.
+    sets: Box<[Set; SETS]>,
     /// The table's removal epoch the entries were learned under; `None`: the table keeps no
     /// epoch, and the cache stays empty.
     epoch: Option<u64>,
@@ -81,7 +82,7 @@ pub struct FlowCache {
 impl Default for FlowCache {
     fn default() -> Self {
         Self {
-            sets: vec![Set::default(); SETS].into_boxed_slice(),
+            sets: Box::new([Set::default(); SETS]),
             epoch: None,
             next_way: 0,
             window: Window::default(),

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod egress;
 mod engine;
 mod fast;
+mod fixed_fields;
 pub mod flow;
 pub mod flow_cache;
 pub mod outcome;

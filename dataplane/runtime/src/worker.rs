@@ -16,7 +16,7 @@ use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
 use chance_engine::burst::{BurstPlan, BURST_MAX};
 use chance_engine::egress::egress_flow;
-use chance_engine::{Counters, Engine, FlowKey, FlowTable, Plan, Verdict};
+use chance_engine::{Counters, Engine, FlowKey, FlowTable, Outcome, Plan, Verdict};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -121,8 +121,8 @@ impl<F: FlowTable> Worker<F> {
                 let frames = rx.iter().map(|m| m.is_contiguous().then(|| m.data()));
                 self.planned
                     .fill(&self.engine, &*self.flows, frames, &CachePrefetch);
-                for (i, m) in rx.drain().enumerate() {
-                    let decision = decision(&self.planned, i, &flows);
+                for (m, answer) in rx.drain().zip(self.planned.answers()) {
+                    let decision = decision(answer, &flows);
                     handle(
                         &mut self.engine,
                         decision,
@@ -210,16 +210,38 @@ fn handle<F: FlowTable + ?Sized>(
     to_nic: &mut MbufBurst,
     to_kernel: &mut MbufBurst,
 ) {
-    if !m.is_contiguous() {
-        path.add(PathCounter::NicRxMultiSegment, 1);
-        return;
+    // Each path applies its own outcome: merged into one, the planned path's outcome (known
+    // verdicts, in registers) would go through memory and a jump table with the full one's.
+    match decision {
+        // Planned frames were contiguous when planned.
+        Decision::Planned(plan, owned) => {
+            let len = m.len();
+            let outcome = engine.process_planned(m.data_mut(), plan, owned, flows);
+            apply(outcome, len, path, m, to_nic, to_kernel);
+        }
+        Decision::InFull => {
+            if !m.is_contiguous() {
+                path.add(PathCounter::NicRxMultiSegment, 1);
+                return;
+            }
+            let len = m.len();
+            // Not planned: `plan` already found the frame off the fast path; do not ask it again.
+            let outcome = engine.process_in_full(m.data_mut(), flows);
+            apply(outcome, len, path, m, to_nic, to_kernel);
+        }
     }
-    let len = m.len();
-    let outcome = match decision {
-        Decision::Planned(plan, owned) => engine.process_planned(m.data_mut(), plan, owned, flows),
-        // Not planned: `plan` already found the frame off the fast path; do not ask it again.
-        Decision::InFull => engine.process_in_full(m.data_mut(), flows),
-    };
+}
+
+/// Queues `m` as `outcome` says (`len`: its length before the engine saw it); drops free it.
+#[inline(always)]
+fn apply(
+    outcome: Outcome,
+    len: usize,
+    path: &mut PathCounters,
+    mut m: Mbuf,
+    to_nic: &mut MbufBurst,
+    to_kernel: &mut MbufBurst,
+) {
     let out = match outcome.verdict {
         Verdict::Drop => {
             path.add(PathCounter::EngineDrops, 1);
@@ -249,16 +271,15 @@ enum Decision<'a> {
     InFull,
 }
 
-/// Packet `i`'s decision. An answer found ahead is counted as the table's; a flow found unowned
+/// A packet's decision, from its plan and answer in the burst. An answer found ahead is counted as the table's; a flow found unowned
 /// that a packet of this burst has since taught the table (a SYN's embryonic entry) is asked
 /// again, so the burst decides as if its packets had been looked up one by one.
 #[inline]
 fn decision<'a, F: FlowTable + ?Sized>(
-    burst: &'a BurstPlan,
-    i: usize,
+    answer: Option<(&'a Plan, bool)>,
     flows: &CountingFlows<'_, F>,
 ) -> Decision<'a> {
-    let Some((plan, owned)) = burst.get(i) else {
+    let Some((plan, owned)) = answer else {
         return Decision::InFull;
     };
     let owned = match plan.flow() {
