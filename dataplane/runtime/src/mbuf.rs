@@ -445,9 +445,7 @@ impl MbufBurst {
     pub fn drain(&mut self) -> Drain<'_> {
         let len = std::mem::replace(&mut self.len, 0);
         Drain {
-            burst: self,
-            next: 0,
-            end: len,
+            rest: self.mbufs[..len].iter(),
         }
     }
 
@@ -527,28 +525,23 @@ impl Drop for RetainGuard<'_> {
 /// The iterator of [`MbufBurst::drain`].
 #[derive(Debug)]
 pub struct Drain<'a> {
-    burst: &'a mut MbufBurst,
-    next: usize,
-    end: usize,
+    /// The mbufs not yet yielded (a slice iterator: one compare per step, no index to check).
+    rest: core::slice::Iter<'a, *mut rte_mbuf>,
 }
 
 impl Iterator for Drain<'_> {
     type Item = Mbuf;
 
+    #[inline]
     fn next(&mut self) -> Option<Mbuf> {
-        if self.next == self.end {
-            return None;
-        }
-        let p = self.burst.mbufs[self.next];
-        self.next += 1;
-        // SAFETY: slots next..end are owned mbufs not yet yielded; the burst's len is 0, so
-        // each is owned by exactly one party.
+        let p = *self.rest.next()?;
+        // SAFETY: the slots not yet yielded are owned mbufs; the burst's len is 0, so each is
+        // owned by exactly one party.
         Some(unsafe { Mbuf::from_raw(p) })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.next;
-        (n, Some(n))
+        self.rest.size_hint()
     }
 }
 
