@@ -267,7 +267,29 @@ impl Engine {
         inner_is_ipv6: bool,
         counter: Counter,
     ) -> Outcome {
-        match rewrite::decapsulate(frame, inner_off, inner_is_ipv6) {
+        let decapsulated = rewrite::decapsulate(frame, inner_off, inner_is_ipv6);
+        self.accepted(decapsulated, counter)
+    }
+
+    /// [`accept`](Self::accept) of an inner packet known to be IPv4 (the fast path's).
+    #[inline(always)]
+    pub(crate) fn accept_ipv4(
+        &mut self,
+        frame: &mut [u8],
+        inner_off: usize,
+        counter: Counter,
+    ) -> Outcome {
+        let decapsulated = rewrite::decapsulate_ipv4(frame, inner_off);
+        self.accepted(decapsulated, counter)
+    }
+
+    #[inline(always)]
+    fn accepted(
+        &mut self,
+        decapsulated: Result<core::ops::Range<usize>, rewrite::TooShort>,
+        counter: Counter,
+    ) -> Outcome {
+        match decapsulated {
             Ok(range) => Outcome {
                 verdict: Verdict::Accept,
                 reason: Some(counter),

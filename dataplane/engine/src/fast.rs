@@ -125,8 +125,10 @@ impl Engine {
         let inner_off = HOPS + 4 * usize::from(hop_count);
         let at_inner = (inner_off as u64) << INNER_OFF_SHIFT;
         if next == hop_count {
-            // Decapsulation needs an inner IPv4 header's worth of bytes.
-            return (len >= inner_off + ipv4::HEADER_LEN).then_some(Plan {
+            // Decapsulation needs an inner IPv4 header's worth of bytes (the version is checked so
+            // that the finish may take the length from the IPv4 header).
+            let inner_v4 = frame.get(inner_off).is_some_and(|&b| b >> 4 == 4);
+            return (inner_v4 && len >= inner_off + ipv4::HEADER_LEN).then_some(Plan {
                 key: Ipv4FlowKey::unspecified(),
                 meta: LAST_HOP | at_inner,
                 hop: 0,
@@ -198,31 +200,16 @@ impl Engine {
     ) -> Outcome {
         let inner_off = plan.inner_off();
         if plan.kind() == LAST_HOP {
-            return self.accept(
-                frame,
-                inner_off,
-                false,
-                Counter::AcceptedPacketsTotalLastHop,
-            );
+            return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalLastHop);
         }
         let counters = self.counters_mut();
         counters.bump(Counter::L3ProtocolPacketsTotalIpv4);
         counters.bump(Counter::L4ProtocolPacketsTotalTcp);
         if owned {
-            return self.accept(
-                frame,
-                inner_off,
-                false,
-                Counter::AcceptedPacketsTotalEstablished,
-            );
+            return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalEstablished);
         }
         if plan.meta & COOKIE_BIT != 0 && carries_cookie(frame, inner_off, &plan.key, flows) {
-            return self.accept(
-                frame,
-                inner_off,
-                false,
-                Counter::AcceptedPacketsTotalSynCookies,
-            );
+            return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalSynCookies);
         }
         rewrite::swap_macs(frame);
         gue_forwarded(frame, plan.hop as u32, usize::from(plan.index()))
@@ -421,6 +408,24 @@ mod tests {
             planned[0] > 20 && planned[1] > 300,
             "both paths covered: {planned:?}"
         );
+    }
+
+    #[test]
+    fn a_last_hop_frame_whose_inner_packet_is_not_ipv4_goes_the_full_way_and_decides_alike() {
+        let mut frame = mix::frame(mix::Kind::LastHop, 0, 1000);
+        let inner_off = HOPS + 4;
+        assert!(
+            engine(mix::GUE_PORT).plan(&frame).is_some(),
+            "planned as built"
+        );
+        for version in [0u8, 6, 15] {
+            frame[inner_off] = version << 4 | 5;
+            assert!(
+                engine(mix::GUE_PORT).plan(&frame).is_none(),
+                "version {version}"
+            );
+            assert_same_both_ways(mix::GUE_PORT, &frame).unwrap();
+        }
     }
 
     #[test]

@@ -47,6 +47,31 @@ pub(crate) fn decapsulate(
     inner_off: usize,
     inner_is_ipv6: bool,
 ) -> Result<Range<usize>, TooShort> {
+    let start = move_ethernet_header(frame, inner_off, inner_is_ipv6)?;
+    Ok(start..inner_off + inner_ip_len(&frame[inner_off..]))
+}
+
+/// [`decapsulate`] of an inner packet known to be IPv4 (its version checked by the caller): the
+/// fast path's, which skips the version dispatch.
+#[inline(always)]
+pub(crate) fn decapsulate_ipv4(
+    frame: &mut [u8],
+    inner_off: usize,
+) -> Result<Range<usize>, TooShort> {
+    let start = move_ethernet_header(frame, inner_off, false)?;
+    let inner = &frame[inner_off..];
+    let stated = Ipv4Packet::new_unchecked(inner).total_len();
+    Ok(start..inner_off + stated_or_available(usize::from(stated), inner.len()))
+}
+
+/// Copies the Ethernet header in front of the inner packet at `inner_off` and returns where it
+/// now starts.
+#[inline(always)]
+fn move_ethernet_header(
+    frame: &mut [u8],
+    inner_off: usize,
+    inner_is_ipv6: bool,
+) -> Result<usize, TooShort> {
     if frame.len() < inner_off + MIN_INNER_LEN {
         return Err(TooShort);
     }
@@ -55,8 +80,7 @@ pub(crate) fn decapsulate(
     }
     let start = inner_off - ethernet::HEADER_LEN;
     frame.copy_within(0..ethernet::HEADER_LEN, start);
-    let end = inner_off + inner_ip_len(&frame[inner_off..]);
-    Ok(start..end)
+    Ok(start)
 }
 
 /// The inner packet's own length when its header states a valid one, else all bytes available.
@@ -73,6 +97,12 @@ fn inner_ip_len(inner: &[u8]) -> usize {
         }
         _ => return available,
     };
+    stated_or_available(stated, available)
+}
+
+/// `stated` when it is a valid length for what is `available`, else `available`.
+#[inline(always)]
+fn stated_or_available(stated: usize, available: usize) -> usize {
     if (ipv4::HEADER_LEN..=available).contains(&stated) {
         stated
     } else {
