@@ -8,11 +8,16 @@
 //! parsed twice (chanced on the throughput mix: 26.9 -> 30.3 Mpps, BENCHMARKS.md).
 //!
 //! In front of the table sits the owner's [`FlowCache`]: the flows it found owned lately, which
-//! it answers from 64 KiB of its own (chanced on the throughput mix: 35.6 -> 38.0 Mpps).
+//! it answers from 64 KiB of its own (chanced on the throughput mix: 35.6 -> 38.0 Mpps). The cache
+//! is asked as each frame is planned, with the key still in registers, and its answer goes into
+//! the plan itself; only the flows it does not hold are kept for the table's batch (a separate
+//! pass that gathered every key, probed the cache and walked the answers back to the frames cost
+//! 16 instructions per packet more in chanced's worker: 516 against 501, counted by
+//! `deploy/bench-worker-instructions.sh`).
 
 use crate::engine::Engine;
 use crate::fast::Plan;
-use crate::flow::{FlowTable, Ipv4FlowKey};
+use crate::flow::FlowTable;
 use crate::flow_cache::FlowCache;
 use crate::table::Prefetch;
 
@@ -26,9 +31,6 @@ pub const BURST_MAX: usize = 32;
 pub struct BurstPlan {
     /// [`Plan::none`] for a frame not planned.
     plans: [Plan; BURST_MAX],
-    /// The planned flows, in frame order, and the table's answers for them.
-    keys: [Ipv4FlowKey; BURST_MAX],
-    owned: [bool; BURST_MAX],
     /// Frames in the last fill.
     len: usize,
     /// The flows this owner found owned lately.
@@ -39,8 +41,6 @@ impl Default for BurstPlan {
     fn default() -> Self {
         Self {
             plans: [Plan::none(); BURST_MAX],
-            keys: [Ipv4FlowKey::unspecified(); BURST_MAX],
-            owned: [false; BURST_MAX],
             len: 0,
             cache: FlowCache::default(),
         }
@@ -62,41 +62,41 @@ impl BurstPlan {
         F: FlowTable,
         P: Prefetch,
     {
+        // The flow cache is asked as each frame is planned, its key still in registers; only
+        // the flows it does not hold are noted for the table, asked in one batch after.
+        let on = self.cache.begin(table);
         let (mut len, mut flows) = (0, 0);
         for (slot, frame) in self.plans.iter_mut().zip(frames) {
-            let plan = frame.and_then(|frame| engine.plan(frame));
-            // The key comes from the plan in registers, not back from `slot`: reading a key just
-            // stored would wait for the stores (a store-to-load forwarding stall).
-            if let Some(key) = plan.as_ref().and_then(Plan::flow) {
-                self.keys[flows] = *key;
+            let mut plan = frame
+                .and_then(|frame| engine.plan(frame))
+                .unwrap_or_else(Plan::none);
+            if let Some(key) = plan.flow().copied() {
+                if on && self.cache.contains(&key) {
+                    plan.set_owned();
+                } else {
+                    self.cache.missed(&key, len as u8);
+                }
                 flows += 1;
             }
-            *slot = plan.unwrap_or_else(Plan::none);
+            *slot = plan;
             len += 1;
         }
-        self.cache.owns_many(
-            table,
-            &self.keys[..flows],
-            &mut self.owned[..flows],
-            prefetch,
-        );
+        self.cache.resolve(table, flows, prefetch);
+        for (at, owned) in self.cache.resolved() {
+            if let (true, Some(plan)) = (owned, self.plans.get_mut(usize::from(at))) {
+                plan.set_owned();
+            }
+        }
         self.len = len;
     }
 
     /// Every frame of the last fill in order: its plan and, when the plan has a flow, the
     /// table's answer for it (`false` when it has none); `None` for a frame that was not planned.
-    // The answers are in the order of the planned flows, so one cursor walks them alongside the
-    // frames: no index per frame to store and look up.
     #[inline]
     pub fn answers(&self) -> impl Iterator<Item = Option<(&Plan, bool)>> + '_ {
-        let mut owned = self.owned.iter().copied();
-        self.plans[..self.len].iter().map(move |plan| {
-            if plan.is_none() {
-                return None;
-            }
-            let answer = plan.flow().is_some() && owned.next().unwrap_or(false);
-            Some((plan, answer))
-        })
+        self.plans[..self.len]
+            .iter()
+            .map(|plan| (!plan.is_none()).then_some((plan, plan.owned())))
     }
 }
 
@@ -130,7 +130,7 @@ mod tests {
             burst.fill(&engine, &owned, offered, &LoadPrefetch);
             let answers: Vec<_> = burst
                 .answers()
-                .map(|a| a.map(|(plan, owned)| (*plan, owned)))
+                .map(|a| a.map(|(plan, owned)| (plan.as_planned(), owned)))
                 .collect();
             assert_eq!(answers.len(), chunk.len());
             for (i, frame) in chunk.iter().enumerate() {

@@ -39,8 +39,8 @@ use crate::wire::tcp::{self, TcpPacket};
 pub struct Plan {
     /// The flow (meaningful for [`TCP`] plans).
     key: Ipv4FlowKey,
-    /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | inner packet's
-    /// offset (32-47)
+    /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | owned, as a burst
+    /// found (17) | inner packet's offset (32-47)
     meta: u64,
     /// The next hop's address (bits 0-31, [`TCP`] plans).
     hop: u64,
@@ -53,6 +53,9 @@ const TCP: u64 = 2;
 const KIND_MASK: u64 = 0xff;
 const INDEX_SHIFT: u32 = 8;
 const COOKIE_BIT: u64 = 1 << 16;
+/// Set by a burst ([`crate::burst::BurstPlan`]) when the table (or its cache) said the flow is
+/// owned: the answer travels with the plan, so finishing a frame reads one word for both.
+const OWNED_BIT: u64 = 1 << 17;
 const INNER_OFF_SHIFT: u32 = 32;
 
 impl Plan {
@@ -64,6 +67,27 @@ impl Plan {
             key: Ipv4FlowKey::unspecified(),
             meta: 0,
             hop: 0,
+        }
+    }
+
+    /// Records the table's answer "owned" for [`flow`](Self::flow).
+    #[inline]
+    pub(crate) fn set_owned(&mut self) {
+        self.meta |= OWNED_BIT;
+    }
+
+    /// Whether [`set_owned`](Self::set_owned) recorded "owned".
+    #[inline]
+    pub(crate) fn owned(&self) -> bool {
+        self.meta & OWNED_BIT != 0
+    }
+
+    /// The plan as [`Engine::plan`] made it, without an answer recorded since.
+    #[cfg(test)]
+    pub(crate) fn as_planned(&self) -> Plan {
+        Plan {
+            meta: self.meta & !OWNED_BIT,
+            ..*self
         }
     }
 

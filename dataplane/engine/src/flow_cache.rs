@@ -71,12 +71,15 @@ pub struct FlowCache {
     next_way: usize,
     /// The current window's use.
     window: Window,
-    /// One batch's keys that the cache did not hold, with their index in the batch.
+    /// Whether the current batch is answered through the cache ([`begin`](Self::begin)).
+    on: bool,
+    /// The current batch's keys that the cache did not answer, with the caller's index for each.
     missed: [Ipv4FlowKey; BATCH],
-    /// Where each of `missed` is in the batch.
     missed_at: [u8; BATCH],
+    misses: usize,
     /// The table's answers for `missed`.
     answers: [Ownership; BATCH],
+    owned: [bool; BATCH],
 }
 
 impl Default for FlowCache {
@@ -86,9 +89,12 @@ impl Default for FlowCache {
             epoch: None,
             next_way: 0,
             window: Window::default(),
+            on: false,
             missed: [Ipv4FlowKey::unspecified(); BATCH],
             missed_at: [0; BATCH],
+            misses: 0,
             answers: [Ownership::NotOwned; BATCH],
+            owned: [false; BATCH],
         }
     }
 }
@@ -113,7 +119,7 @@ impl FlowCache {
 
     /// True when the cache holds `key`: a local socket owns the flow.
     #[inline]
-    fn contains(&self, key: &Ipv4FlowKey) -> bool {
+    pub(crate) fn contains(&self, key: &Ipv4FlowKey) -> bool {
         let words = words(key);
         self.sets[set_of(&words)].keys.contains(&words)
     }
@@ -150,39 +156,99 @@ impl FlowCache {
         out: &mut [bool],
         prefetch: &P,
     ) {
+        let on = self.begin(table);
+        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
+            self.misses = 0;
+            for (i, (key, owned)) in keys.iter().zip(out.iter_mut()).enumerate() {
+                *owned = on && self.contains(key);
+                if !*owned {
+                    self.missed(key, i as u8);
+                }
+            }
+            self.resolve(table, keys.len(), prefetch);
+            for (at, owned) in self.resolved() {
+                if let Some(out) = out.get_mut(usize::from(at)) {
+                    *out = owned;
+                }
+            }
+        }
+    }
+
+    /// Starts a batch of lookups (a burst's, or a chunk of [`owns_many`](Self::owns_many)'s):
+    /// true when the cache answers it ([`contains`](Self::contains)) in front of the table, false
+    /// when every key goes to the table ([`missed`](Self::missed)). Reads the table's removal
+    /// epoch first, so no answer the batch takes from the cache is older than the epoch.
+    #[inline]
+    pub(crate) fn begin<F: FlowTable>(&mut self, table: &F) -> bool {
         self.sync(table.removal_epoch());
-        if !self.is_enabled() || !self.in_use() {
-            table.owns_many(keys, out, prefetch);
+        self.on = self.is_enabled() && self.in_use();
+        self.misses = 0;
+        self.on
+    }
+
+    /// Notes a key of the batch that the cache did not answer (or every key, when it is not
+    /// [`on`](Self::begin)), with the caller's index `at` for it. At most [`BATCH`] per batch;
+    /// more are ignored.
+    #[inline]
+    pub(crate) fn missed(&mut self, key: &Ipv4FlowKey, at: u8) {
+        if let (Some(slot), Some(slot_at)) = (
+            self.missed.get_mut(self.misses),
+            self.missed_at.get_mut(self.misses),
+        ) {
+            *slot = *key;
+            *slot_at = at;
+            self.misses += 1;
+        }
+    }
+
+    /// Asks `table` about the batch's missed keys (`lookups`: all the keys of the batch, the
+    /// cache's hits included) and keeps the lasting answers; then [`resolved`](Self::resolved)
+    /// has them.
+    #[inline]
+    pub(crate) fn resolve<F: FlowTable, P: Prefetch>(
+        &mut self,
+        table: &F,
+        lookups: usize,
+        prefetch: &P,
+    ) {
+        let misses = self.misses;
+        if misses == 0 {
+            self.count(lookups, 0);
             return;
         }
-        let mut hits = 0;
-        for (keys, out) in keys.chunks(BATCH).zip(out.chunks_mut(BATCH)) {
-            let mut misses = 0;
-            for (i, (key, owned)) in keys.iter().zip(out.iter_mut()).enumerate() {
-                *owned = self.contains(key);
-                if !*owned {
-                    self.missed[misses] = *key;
-                    self.missed_at[misses] = i as u8;
-                    misses += 1;
-                }
-            }
-            hits += keys.len() - misses;
-            if misses == 0 {
-                continue;
-            }
-            let (asked, answers) = (&self.missed[..misses], &mut self.answers[..misses]);
-            table.ownership_many(asked, answers, prefetch);
-            for j in 0..misses {
-                let answer = self.answers[j];
-                out[usize::from(self.missed_at[j])] = answer.is_owned();
-                if answer == Ownership::OwnedUntilRemoved {
-                    let key = self.missed[j];
-                    self.insert(&key);
-                }
+        if !self.on {
+            table.owns_many(&self.missed[..misses], &mut self.owned[..misses], prefetch);
+            return;
+        }
+        let (asked, answers) = (&self.missed[..misses], &mut self.answers[..misses]);
+        table.ownership_many(asked, answers, prefetch);
+        for j in 0..misses {
+            let answer = self.answers[j];
+            self.owned[j] = answer.is_owned();
+            if answer == Ownership::OwnedUntilRemoved {
+                let key = self.missed[j];
+                self.insert(&key);
             }
         }
-        self.window.hits += hits as u64;
-        self.window.lookups += keys.len() as u64;
+        self.count(lookups, misses);
+    }
+
+    /// The batch's missed keys' answers: (the caller's index, owned).
+    #[inline]
+    pub(crate) fn resolved(&self) -> impl Iterator<Item = (u8, bool)> + '_ {
+        let n = self.misses;
+        self.missed_at[..n]
+            .iter()
+            .copied()
+            .zip(self.owned[..n].iter().copied())
+    }
+
+    /// Counts a batch answered through the cache in the current window.
+    fn count(&mut self, lookups: usize, misses: usize) {
+        if self.on {
+            self.window.hits += (lookups - misses) as u64;
+            self.window.lookups += lookups as u64;
+        }
     }
 
     /// Whether this call should use the cache, by the last window's hit rate: it pays when it
