@@ -33,6 +33,9 @@ pub struct BurstPlan {
     plans: [Plan; BURST_MAX],
     /// Frames in the last fill.
     len: usize,
+    /// The last fill's flows, and how many of them are owned.
+    flows: usize,
+    owned: usize,
     /// The flows this owner found owned lately.
     cache: FlowCache,
 }
@@ -42,6 +45,8 @@ impl Default for BurstPlan {
         Self {
             plans: [Plan::none(); BURST_MAX],
             len: 0,
+            flows: 0,
+            owned: 0,
             cache: FlowCache::default(),
         }
     }
@@ -65,7 +70,7 @@ impl BurstPlan {
         // The flow cache is asked as each frame is planned, its key still in registers; only
         // the flows it does not hold are noted for the table, asked in one batch after.
         let on = self.cache.begin(table);
-        let (mut len, mut flows) = (0, 0);
+        let (mut len, mut flows, mut owned) = (0, 0, 0);
         for (slot, frame) in self.plans.iter_mut().zip(frames) {
             let mut plan = frame
                 .and_then(|frame| engine.plan(frame))
@@ -73,6 +78,7 @@ impl BurstPlan {
             if let Some(key) = plan.flow().copied() {
                 if on && self.cache.contains(&key) {
                     plan.set_owned();
+                    owned += 1;
                 } else {
                     self.cache.missed(&key, len as u8);
                 }
@@ -82,12 +88,15 @@ impl BurstPlan {
             len += 1;
         }
         self.cache.resolve(table, flows, prefetch);
-        for (at, owned) in self.cache.resolved() {
-            if let (true, Some(plan)) = (owned, self.plans.get_mut(usize::from(at))) {
+        for (at, answer) in self.cache.resolved() {
+            if let (true, Some(plan)) = (answer, self.plans.get_mut(usize::from(at))) {
                 plan.set_owned();
+                owned += 1;
             }
         }
         self.len = len;
+        self.flows = flows;
+        self.owned = owned;
     }
 
     /// Every frame of the last fill in order: its plan and, when the plan has a flow, the
@@ -97,6 +106,12 @@ impl BurstPlan {
         self.plans[..self.len]
             .iter()
             .map(|plan| (!plan.is_none()).then_some((plan, plan.owned())))
+    }
+
+    /// How many flows the last fill asked about, and how many of them are owned: a burst's
+    /// lookups and hits, to count once per burst rather than per frame.
+    pub fn answer_counts(&self) -> (usize, usize) {
+        (self.flows, self.owned)
     }
 }
 
@@ -133,6 +148,14 @@ mod tests {
                 .map(|a| a.map(|(plan, owned)| (plan.as_planned(), owned)))
                 .collect();
             assert_eq!(answers.len(), chunk.len());
+            let flow_answers: Vec<bool> = answers
+                .iter()
+                .flatten()
+                .filter(|(plan, _)| plan.flow().is_some())
+                .map(|&(_, owned)| owned)
+                .collect();
+            let hits = flow_answers.iter().filter(|&&owned| owned).count();
+            assert_eq!(burst.answer_counts(), (flow_answers.len(), hits));
             for (i, frame) in chunk.iter().enumerate() {
                 let want = (i % 5 != 4)
                     .then(|| engine.plan(frame))
@@ -145,5 +168,6 @@ mod tests {
             }
         }
         assert_eq!(BurstPlan::default().answers().count(), 0);
+        assert_eq!(BurstPlan::default().answer_counts(), (0, 0));
     }
 }

@@ -121,6 +121,9 @@ impl<F: FlowTable> Worker<F> {
                 let frames = rx.iter().map(|m| m.is_contiguous().then(|| m.data()));
                 self.planned
                     .fill(&self.engine, &*self.flows, frames, &CachePrefetch);
+                let (asked, owned) = self.planned.answer_counts();
+                flows.hits.set(owned as u64);
+                flows.misses.set((asked - owned) as u64);
                 for (m, answer) in rx.drain().zip(self.planned.answers()) {
                     let decision = decision(answer, &flows);
                     handle(
@@ -271,9 +274,10 @@ enum Decision<'a> {
     InFull,
 }
 
-/// A packet's decision, from its plan and answer in the burst. An answer found ahead is counted as the table's; a flow found unowned
-/// that a packet of this burst has since taught the table (a SYN's embryonic entry) is asked
-/// again, so the burst decides as if its packets had been looked up one by one.
+/// A packet's decision, from its plan and answer in the burst. The answers found ahead are
+/// counted as the table's, once per burst; a flow found unowned that a packet of this burst has
+/// since taught the table (a SYN's embryonic entry) is asked again, so the burst decides as if
+/// its packets had been looked up one by one.
 #[inline]
 fn decision<'a, F: FlowTable + ?Sized>(
     answer: Option<(&'a Plan, bool)>,
@@ -282,17 +286,14 @@ fn decision<'a, F: FlowTable + ?Sized>(
     let Some((plan, owned)) = answer else {
         return Decision::InFull;
     };
-    let owned = match plan.flow() {
+    match plan.flow() {
         Some(key) if !owned && flows.learned.may_hold(&key.flow_key()) => {
-            flows.owns(&key.flow_key())
+            // Counted as a miss with the burst; asked again, it counts as the table now answers.
+            flows.misses.set(flows.misses.get() - 1);
+            Decision::Planned(plan, flows.owns(&key.flow_key()))
         }
-        Some(_) => {
-            flows.count(owned);
-            owned
-        }
-        None => false,
-    };
-    Decision::Planned(plan, owned)
+        _ => Decision::Planned(plan, owned),
+    }
 }
 
 /// Counts one burst's flow-table answers in plain cells (the lcore publishes them with its other
