@@ -55,7 +55,7 @@ fn main() {
                 }
                 continue;
             }
-            let offered = copies.iter().map(|copy| Some(&**copy));
+            let offered = copies.iter().map(|copy| &**copy);
             burst.fill(&engine, &table, offered, &LoadPrefetch);
             for (copy, answer) in copies.iter_mut().zip(burst.answers()) {
                 let outcome = match answer {

@@ -53,15 +53,15 @@ impl Default for BurstPlan {
 }
 
 impl BurstPlan {
-    /// Plans up to [`BURST_MAX`] frames (`None`: a frame not to plan, decided in full or not at
-    /// all) and asks `table` about all their flows at once, naming the lines it will read to
+    /// Plans up to [`BURST_MAX`] frames (an empty one is not planned: a runtime passes that
+    /// for a frame it decides in full or not at all) and asks `table` about all their flows at once, naming the lines it will read to
     /// `prefetch`. The frames' plans and answers are then
     /// [`answers`](Self::answers).
     pub fn fill<'a, F, P>(
         &mut self,
         engine: &Engine,
         table: &F,
-        frames: impl IntoIterator<Item = Option<&'a [u8]>>,
+        frames: impl IntoIterator<Item = &'a [u8]>,
         prefetch: &P,
     ) where
         F: FlowTable,
@@ -72,9 +72,7 @@ impl BurstPlan {
         let on = self.cache.begin(table);
         let (mut len, mut flows, mut owned) = (0, 0, 0);
         for (slot, frame) in self.plans.iter_mut().zip(frames) {
-            let mut plan = frame
-                .and_then(|frame| engine.plan(frame))
-                .unwrap_or_else(Plan::none);
+            let mut plan = engine.plan(frame).unwrap_or_else(Plan::none);
             if let Some(key) = plan.flow().copied() {
                 if on && self.cache.contains(&key) {
                     plan.set_owned();
@@ -138,10 +136,11 @@ mod tests {
         let mut burst = BurstPlan::default();
         for chunk in frames.chunks(BURST_MAX - 3) {
             // Every fifth frame is held back from planning, as a runtime holds a multi-segment one.
-            let offered = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, frame)| (i % 5 != 4).then_some(frame.as_slice()));
+            let offered =
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, frame)| if i % 5 != 4 { frame.as_slice() } else { &[] });
             burst.fill(&engine, &owned, offered, &LoadPrefetch);
             let answers: Vec<_> = burst
                 .answers()

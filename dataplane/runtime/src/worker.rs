@@ -117,8 +117,10 @@ impl<F: FlowTable> Worker<F> {
             if from_nic > 0 {
                 // One counting view per burst: its hits and misses reach the counters once.
                 let flows = CountingFlows::new(&*self.flows);
-                // A multi-segment frame is dropped before it is decided: nothing to plan.
-                let frames = rx.iter().map(|m| m.is_contiguous().then(|| m.data()));
+                // A multi-segment frame is dropped before it is decided: nothing (empty) to plan.
+                let frames = rx
+                    .iter()
+                    .map(|m| if m.is_contiguous() { m.data() } else { &[] });
                 self.planned
                     .fill(&self.engine, &*self.flows, frames, &CachePrefetch);
                 let (asked, owned) = self.planned.answer_counts();
