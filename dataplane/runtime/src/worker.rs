@@ -16,7 +16,7 @@ use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
 use chance_engine::burst::{BurstPlan, BURST_MAX};
 use chance_engine::egress::egress_flow;
-use chance_engine::{Counters, Engine, FlowKey, FlowTable, Outcome, Plan, Verdict};
+use chance_engine::{Counters, Engine, FlowKey, FlowTable, Ipv4FlowKey, Outcome, Plan, Verdict};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -290,12 +290,21 @@ fn decision<'a, F: FlowTable + ?Sized>(
     };
     match plan.flow() {
         Some(key) if !owned && flows.learned.may_hold(&key.flow_key()) => {
-            // Counted as a miss with the burst; asked again, it counts as the table now answers.
-            flows.misses.set(flows.misses.get() - 1);
-            Decision::Planned(plan, flows.owns(&key.flow_key()))
+            Decision::Planned(plan, ask_again(key, flows))
         }
         _ => Decision::Planned(plan, owned),
     }
+}
+
+/// The table's answer now for a flow the burst found unowned ahead (rare: only after a SYN of
+/// the same burst). Counted as a miss with the burst; asked again, it counts as the table now
+/// answers.
+// Cold and out of line: the lookup's call would otherwise shape the register use of every frame.
+#[cold]
+#[inline(never)]
+fn ask_again<F: FlowTable + ?Sized>(key: &Ipv4FlowKey, flows: &CountingFlows<'_, F>) -> bool {
+    flows.misses.set(flows.misses.get() - 1);
+    flows.owns(&key.flow_key())
 }
 
 /// Counts one burst's flow-table answers in plain cells (the lcore publishes them with its other
