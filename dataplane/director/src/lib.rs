@@ -4,8 +4,21 @@
 //! reads one row of a 65,536-row rendezvous table and encapsulates the frame in GUE with the row's
 //! hop list. Everything here is safe Rust over bytes and plain data, without DPDK: the same code
 //! runs in tests, in the fuzzer, in `chancectl director` and on mbuf data in the runtime.
+//!
+//! The packet path: [`route::Director::route`] (classification in `classify`, ICMP in `icmp`,
+//! the flow hash in [`flow_hash`], the header in [`encap`]); see docs/director-packet-path.md.
 #![forbid(unsafe_code)]
 
+mod classify;
+pub mod counters;
+pub mod encap;
+pub mod flow_hash;
+mod icmp;
 pub mod model;
+pub mod route;
 
+pub use counters::{Counter, Counters, DropReason};
+pub use encap::{EncapConfig, EncapHeader};
+pub use flow_hash::{FlowFields, HashFields, HashFieldsError};
 pub use model::{Backend, BackendState, Bind, Prefix, PrefixError, Protocol, Rows, ROWS};
+pub use route::{Director, DirectorConfig, Encapsulation, Route, RouteTable};

@@ -1,0 +1,278 @@
+//! The encapsulation GLB's director writes in front of a client's IP packet:
+//!
+//! ```text
+//! offset  size  field
+//!      0     6  Ethernet destination: the gateway's MAC
+//!      6     6  Ethernet source: the port's MAC
+//!     12     2  EtherType 0x0800
+//!     14    20  IPv4: version 4, IHL 5, TOS 0, total length, id 0, DF, TTL 64, UDP, checksum,
+//!               source = the director's address, destination = the first hop
+//!     34     2  UDP source port: 0x8000 | ((hash ^ hint) & 0x7fff)
+//!     36     2  UDP destination port: 19523 (or configured)
+//!     38     2  UDP length
+//!     40     2  UDP checksum (over the pseudo-header, the header and the whole inner packet)
+//!     42     1  GUE: version 0, C 0, hlen = 1 + N (32-bit words of private data)
+//!     43     1  GUE proto: 4 (inner IPv4) or 41 (inner IPv6)
+//!     44     2  GUE flags: 0
+//!     46     2  GLB chained routing: private data type 0
+//!     48     1  next hop: 0
+//!     49     1  hop count: N
+//!     50   4*N  the hops after the first (the first is the outer destination)
+//! 50+4*N        the client's IP packet, unchanged
+//! ```
+
+use crate::counters::DropReason;
+use crate::flow_hash::udp_source_port;
+use chance_engine::wire::checksum;
+use chance_engine::wire::ethernet::{self, EthernetFrame};
+use chance_engine::wire::gue::{self, GueRepr, HopList, MAX_HOPS};
+use chance_engine::wire::ipv4::{self, Ipv4Packet};
+use chance_engine::wire::udp::{self, UdpPacket};
+use chance_engine::wire::{ethertype, ip_proto};
+use core::fmt;
+use core::net::Ipv4Addr;
+
+/// Offset of the outer IPv4 header.
+pub const IPV4_OFFSET: usize = ethernet::HEADER_LEN;
+/// Offset of the UDP header.
+pub const UDP_OFFSET: usize = IPV4_OFFSET + ipv4::HEADER_LEN;
+/// Offset of the GUE header.
+pub const GUE_OFFSET: usize = UDP_OFFSET + udp::HEADER_LEN;
+/// Length of the header without hops after the first.
+pub const BASE_LEN: usize = GUE_OFFSET + gue::HEADER_LEN + gue::CHAIN_HEADER_LEN;
+/// The longest header: every one of GUE's hop slots used.
+pub const MAX_HEADER_LEN: usize = BASE_LEN + 4 * MAX_HOPS;
+/// Most hops a packet can be sent to: the outer destination and GUE's 30.
+pub const MAX_ROUTE_HOPS: usize = 1 + MAX_HOPS;
+
+/// GLB's outer TTL.
+const TTL: u8 = 64;
+/// Don't Fragment, offset 0.
+const DONT_FRAGMENT: u16 = 0x4000;
+
+/// What the encapsulation takes from the director's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncapConfig {
+    /// The outer source address (GLB's `outbound_src_ip`).
+    pub src_addr: Ipv4Addr,
+    /// The outer Ethernet destination (GLB's `outbound_gateway_mac`).
+    pub gateway_mac: [u8; 6],
+    /// The outer Ethernet source: the sending port's MAC.
+    pub port_mac: [u8; 6],
+    /// The outer UDP destination port.
+    pub gue_port: u16,
+}
+
+/// An encapsulation header, built inline (no allocation): what goes in front of the IP packet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EncapHeader {
+    bytes: [u8; MAX_HEADER_LEN],
+    len: u8,
+}
+
+impl EncapHeader {
+    /// The header's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The header's length.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Never true: a header has at least its Ethernet, IPv4, UDP and GUE parts.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The hops the packet goes to, in order: the outer destination, then GUE's list.
+    pub fn hops(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        let first = Ipv4Packet::new_unchecked(&self.bytes[IPV4_OFFSET..]).dst_addr();
+        let rest = self.as_bytes()[BASE_LEN..]
+            .chunks_exact(4)
+            .map(|hop| Ipv4Addr::new(hop[0], hop[1], hop[2], hop[3]));
+        core::iter::once(first).chain(rest)
+    }
+}
+
+impl fmt::Debug for EncapHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncapHeader(")?;
+        for byte in self.as_bytes() {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What the header says about the flow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowRoute {
+    /// The flow's hash (the primary hash fields').
+    pub hash: u64,
+    /// GLB's flow hint, mixed into the UDP source port.
+    pub hint: u16,
+    /// GUE proto_ctype: 4 or 41.
+    pub gue_proto: u8,
+}
+
+/// Builds the header for `inner` (the client's IP packet, exactly as long as its header says)
+/// sent along `hops`: the first is the outer destination, at most [`MAX_HOPS`] more follow in the
+/// GUE header. Returns the header and whether hops had to be left off.
+pub(crate) fn build(
+    config: &EncapConfig,
+    flow: FlowRoute,
+    mut hops: impl Iterator<Item = Ipv4Addr>,
+    inner: &[u8],
+) -> Result<(EncapHeader, bool), DropReason> {
+    let first = hops.next().ok_or(DropReason::EmptyRow)?;
+    let mut rest = HopList::new();
+    for hop in hops.by_ref() {
+        if rest.push(hop).is_err() {
+            break;
+        }
+    }
+    let truncated = rest.len() == MAX_HOPS && hops.next().is_some();
+    let gue = GueRepr {
+        proto_ctype: flow.gue_proto,
+        forward_syn: false,
+        last_hop_gre: false,
+        next_hop: 0,
+        hops: rest,
+    };
+    let len = GUE_OFFSET + gue.buffer_len();
+    let udp_len = u16::try_from(len - UDP_OFFSET + inner.len()).map_err(|_| DropReason::TooBig)?;
+    let ip_len = udp_len
+        .checked_add(ipv4::HEADER_LEN as u16)
+        .ok_or(DropReason::TooBig)?;
+
+    let mut header = EncapHeader {
+        bytes: [0; MAX_HEADER_LEN],
+        len: len as u8,
+    };
+    let bytes = &mut header.bytes[..len];
+    let mut eth = EthernetFrame::new_unchecked(&mut *bytes);
+    eth.set_dst_addr(config.gateway_mac);
+    eth.set_src_addr(config.port_mac);
+    eth.set_ethertype(ethertype::IPV4);
+
+    let mut ip = Ipv4Packet::new_unchecked(&mut bytes[IPV4_OFFSET..UDP_OFFSET]);
+    ip.set_version_ihl(4, 5);
+    ip.set_tos(0);
+    ip.set_total_len(ip_len);
+    ip.set_ident(0);
+    ip.set_flags_frag_offset(DONT_FRAGMENT);
+    ip.set_ttl(TTL);
+    ip.set_protocol(ip_proto::UDP);
+    ip.set_src_addr(config.src_addr);
+    ip.set_dst_addr(first);
+    ip.fill_checksum();
+
+    gue.emit(&mut bytes[GUE_OFFSET..]);
+    let mut udp = UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]);
+    udp.set_src_port(udp_source_port(flow.hash, flow.hint));
+    udp.set_dst_port(config.gue_port);
+    udp.set_len(udp_len);
+    udp.set_checksum(0);
+    let check = udp_checksum(config.src_addr, first, udp_len, &bytes[UDP_OFFSET..], inner);
+    UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]).set_checksum(check);
+    Ok((header, truncated))
+}
+
+/// The UDP checksum over the IPv4 pseudo-header, the UDP and GUE headers (`head`, checksum field
+/// zero) and the inner packet. `head` has an even length, so the inner packet's words line up.
+fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: u16, head: &[u8], inner: &[u8]) -> u16 {
+    let mut acc = u32::from(checksum::sum(&src.octets()))
+        + u32::from(checksum::sum(&dst.octets()))
+        + u32::from(ip_proto::UDP)
+        + u32::from(udp_len)
+        + u32::from(checksum::sum(head))
+        + u32::from(checksum::sum(inner));
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
+    match !(acc as u16) {
+        0 => 0xffff,
+        check => check,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: EncapConfig = EncapConfig {
+        src_addr: Ipv4Addr::new(65, 65, 65, 65),
+        gateway_mac: [0x02, 0, 0, 0, 0, 0xfe],
+        port_mac: [0x02, 0, 0, 0, 0, 0x01],
+        gue_port: 19523,
+    };
+
+    #[test]
+    fn a_two_hop_header_has_glb_layout_byte_for_byte() {
+        let inner = [
+            0x45, 0, 0, 0x14, 0, 0, 0, 0, 64, 6, 0, 0, 10, 11, 12, 13, 1, 1, 1, 1,
+        ];
+        let flow = FlowRoute {
+            hash: 0x0089_72f1_657a_5cbd,
+            hint: 45678,
+            gue_proto: 4,
+        };
+        let hops = [Ipv4Addr::new(3, 4, 5, 6), Ipv4Addr::new(2, 3, 4, 5)];
+        let (header, truncated) = build(&CONFIG, flow, hops.into_iter(), &inner).unwrap();
+        assert!(!truncated);
+        let b = header.as_bytes();
+        assert_eq!(b.len(), 54);
+        assert_eq!(
+            &b[0..14],
+            &[2, 0, 0, 0, 0, 0xfe, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+        );
+        // IPv4: 20 + 8 + 12 + 20 = 60 bytes, id 0, DF, TTL 64, UDP.
+        assert_eq!(&b[14..24], &[0x45, 0, 0, 60, 0, 0, 0x40, 0, 64, 17]);
+        assert_eq!(&b[26..34], &[65, 65, 65, 65, 3, 4, 5, 6]);
+        assert!(Ipv4Packet::new_unchecked(&b[14..34]).verify_checksum());
+        // UDP: source port 0xeed3 (GLB's formula), 19523, length 40.
+        assert_eq!(&b[34..40], &[0xee, 0xd3, 0x4c, 0x43, 0, 40]);
+        // GUE hlen 2, IPIP, flags 0; chain type 0, next hop 0, 1 hop, 2.3.4.5.
+        assert_eq!(&b[42..54], &[2, 4, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5]);
+        assert_eq!(header.hops().collect::<Vec<_>>(), hops);
+    }
+
+    #[test]
+    fn more_than_31_hops_are_cut_and_reported() {
+        let hops = (0..40u32).map(Ipv4Addr::from);
+        let flow = FlowRoute {
+            hash: 1,
+            hint: 2,
+            gue_proto: 41,
+        };
+        let (header, truncated) = build(&CONFIG, flow, hops, &[0; 40]).unwrap();
+        assert!(truncated);
+        assert_eq!(header.len(), MAX_HEADER_LEN);
+        assert_eq!(header.hops().count(), MAX_ROUTE_HOPS);
+        assert_eq!(header.as_bytes()[GUE_OFFSET], 31);
+        let exactly = (0..31u32).map(Ipv4Addr::from);
+        assert!(!build(&CONFIG, flow, exactly, &[0; 40]).unwrap().1);
+    }
+
+    #[test]
+    fn no_hop_or_an_oversized_packet_is_refused() {
+        let flow = FlowRoute {
+            hash: 1,
+            hint: 2,
+            gue_proto: 4,
+        };
+        assert_eq!(
+            build(&CONFIG, flow, core::iter::empty(), &[0; 20]).err(),
+            Some(DropReason::EmptyRow)
+        );
+        let big = vec![0; 65_535 - 20 - 8 - 8 + 1];
+        let one = core::iter::once(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            build(&CONFIG, flow, one, &big).err(),
+            Some(DropReason::TooBig)
+        );
+    }
+}
