@@ -1,0 +1,119 @@
+//! The director's contract on arbitrary input, checked by the fuzz target (`fuzz/`, target
+//! `director`) and by the property tests (`properties.rs`): one source file, included by both.
+
+use chance_director::{
+    Bind, Counter, Director, DirectorConfig, HashFields, Prefix, Protocol, Route, RouteTable, Rows,
+};
+use chance_engine::wire::checksum;
+use chance_engine::wire::ipv4::Ipv4Packet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Rows whose hop lists grow with the row's low bits: from empty up to 40 hops (past GUE's 31),
+/// so empty rows, truncated hop lists and every header length are reachable.
+#[derive(Debug)]
+pub struct GrowingRows {
+    hops: Vec<Ipv4Addr>,
+}
+
+impl Rows for GrowingRows {
+    fn hops(&self, row: u16) -> &[Ipv4Addr] {
+        &self.hops[..usize::from(row % 41)]
+    }
+}
+
+/// Binds on the addresses a fuzzer finds quickly: 0.0.0.0/0 and ::/0 for TCP, a UDP range.
+pub fn tables() -> Vec<RouteTable<GrowingRows>> {
+    let any4 = Prefix::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).expect("prefix");
+    let any6 = Prefix::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).expect("prefix");
+    let binds = vec![
+        Bind {
+            prefix: any4,
+            protocol: Protocol::Tcp,
+            ports: 0..=u16::MAX,
+        },
+        Bind {
+            prefix: any6,
+            protocol: Protocol::Tcp,
+            ports: 0..=u16::MAX,
+        },
+        Bind {
+            prefix: any4,
+            protocol: Protocol::Udp,
+            ports: 1000..=60000,
+        },
+    ];
+    let rows = GrowingRows {
+        hops: (1..=40u32).map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect(),
+    };
+    vec![RouteTable::new(binds, *b"0123456789abcdef", rows)]
+}
+
+/// Directors under test: GLB's defaults, and a migration hashing on everything with ports.
+fn directors() -> [Director; 2] {
+    let base = DirectorConfig::new(Ipv4Addr::new(192, 0, 2, 1), [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let mut migrating = base;
+    migrating.hash_fields = HashFields {
+        src_addr: true,
+        dst_addr: true,
+        src_port: true,
+        dst_port: true,
+    };
+    migrating.alt_hash_fields = Some(HashFields::default());
+    migrating.forward_icmp_echo = false;
+    [Director::new(base), Director::new(migrating)]
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// Runs `data` through every director and asserts the contract: no panic; every frame counted
+/// once as routed, passed or dropped; an encapsulation lies inside the frame, its header's
+/// lengths agree with what follows, and its IPv4 and UDP checksums are valid. Returns how many
+/// directors encapsulated the frame.
+pub fn check_frame(data: &[u8]) -> usize {
+    let tables = tables();
+    let mut routed = 0;
+    for mut director in directors() {
+        let route = director.route(data, &tables);
+        let counters = director.counters();
+        assert_eq!(counters.get(Counter::PacketsTotal), 1);
+        let decided: u64 = [
+            Counter::RoutedPacketsTotal,
+            Counter::PassedPacketsTotal,
+            Counter::ErrorsMalformedIp,
+            Counter::ErrorsTruncatedTransport,
+            Counter::ErrorsIcmpQuoteTruncated,
+            Counter::ErrorsFragmentNeedsPorts,
+            Counter::ErrorsEmptyRow,
+            Counter::ErrorsTooBig,
+        ]
+        .iter()
+        .map(|&c| counters.get(c))
+        .sum();
+        assert_eq!(decided, 1, "{route:?}");
+        let Route::Encapsulate(encap) = route else {
+            continue;
+        };
+        routed += 1;
+        assert!(encap.strip + encap.inner_len <= data.len());
+        let out = encap.output(data);
+        let header_len = encap.header.len();
+        let hops = encap.header.hops().count();
+        assert!((1..=31).contains(&hops));
+        assert_eq!(header_len, 50 + 4 * (hops - 1));
+        let ip = Ipv4Packet::new_checked(&out[14..]).expect("outer IPv4");
+        assert!(ip.verify_checksum());
+        assert_eq!(usize::from(ip.total_len()), out.len() - 14);
+        let udp_len = usize::from(u16::from_be_bytes([out[38], out[39]]));
+        assert_eq!(udp_len, out.len() - 34);
+        let pseudo = u32::from(checksum::sum(&out[26..34])) + 17 + udp_len as u32;
+        let sum = fold(pseudo + u32::from(checksum::sum(&out[34..])));
+        assert_eq!(sum, 0xffff, "UDP checksum");
+        assert_ne!(&out[40..42], &[0, 0]);
+    }
+    routed
+}
