@@ -25,7 +25,7 @@ use crate::counters::DropReason;
 use crate::flow_hash::udp_source_port;
 use chance_engine::wire::checksum;
 use chance_engine::wire::ethernet::{self, EthernetFrame};
-use chance_engine::wire::gue::{self, GueRepr, HopList, MAX_HOPS};
+use chance_engine::wire::gue::{self, GlbChainPacket, GuePacket, MAX_HOPS};
 use chance_engine::wire::ipv4::{self, Ipv4Packet};
 use chance_engine::wire::udp::{self, UdpPacket};
 use chance_engine::wire::{ethertype, ip_proto};
@@ -120,6 +120,7 @@ pub(crate) struct FlowRoute {
 /// Builds the header for `inner` (the client's IP packet, exactly as long as its header says)
 /// sent along `hops`: the first is the outer destination, at most [`MAX_HOPS`] more follow in the
 /// GUE header. Returns the header and whether hops had to be left off.
+#[inline]
 pub(crate) fn build(
     config: &EncapConfig,
     flow: FlowRoute,
@@ -127,30 +128,30 @@ pub(crate) fn build(
     inner: &[u8],
 ) -> Result<(EncapHeader, bool), DropReason> {
     let first = hops.next().ok_or(DropReason::EmptyRow)?;
-    let mut rest = HopList::new();
-    for hop in hops.by_ref() {
-        if rest.push(hop).is_err() {
+    // The buffer starts zeroed: GUE's variant, C bit and flags, and the chain header's type and
+    // next hop are all 0, so only lengths, protocol and hops are written.
+    let mut header = EncapHeader {
+        bytes: [0; MAX_HEADER_LEN],
+        len: 0,
+    };
+    let mut rest = 0;
+    let mut truncated = false;
+    for hop in hops {
+        if rest == MAX_HOPS {
+            truncated = true;
             break;
         }
+        let at = BASE_LEN + 4 * rest;
+        header.bytes[at..at + 4].copy_from_slice(&hop.octets());
+        rest += 1;
     }
-    let truncated = rest.len() == MAX_HOPS && hops.next().is_some();
-    let gue = GueRepr {
-        proto_ctype: flow.gue_proto,
-        forward_syn: false,
-        last_hop_gre: false,
-        next_hop: 0,
-        hops: rest,
-    };
-    let len = GUE_OFFSET + gue.buffer_len();
+    let len = BASE_LEN + 4 * rest;
+    header.len = len as u8;
     let udp_len = u16::try_from(len - UDP_OFFSET + inner.len()).map_err(|_| DropReason::TooBig)?;
     let ip_len = udp_len
         .checked_add(ipv4::HEADER_LEN as u16)
         .ok_or(DropReason::TooBig)?;
 
-    let mut header = EncapHeader {
-        bytes: [0; MAX_HEADER_LEN],
-        len: len as u8,
-    };
     let bytes = &mut header.bytes[..len];
     let mut eth = EthernetFrame::new_unchecked(&mut *bytes);
     eth.set_dst_addr(config.gateway_mac);
@@ -169,7 +170,11 @@ pub(crate) fn build(
     ip.set_dst_addr(first);
     ip.fill_checksum();
 
-    gue.emit(&mut bytes[GUE_OFFSET..]);
+    let mut gue = GuePacket::new_unchecked(&mut bytes[GUE_OFFSET..]);
+    gue.set_hlen(1 + rest as u8);
+    gue.set_proto_ctype(flow.gue_proto);
+    GlbChainPacket::new_unchecked(&mut bytes[GUE_OFFSET + gue::HEADER_LEN..])
+        .set_hop_count(rest as u8);
     let mut udp = UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]);
     udp.set_src_port(udp_source_port(flow.hash, flow.hint));
     udp.set_dst_port(config.gue_port);

@@ -184,26 +184,28 @@ impl Director {
             },
             |vip| tables.iter().any(|table| table.holds(vip)),
         );
-        self.counted(route)
+        self.count(&route);
+        route
     }
 
     /// Routes `frame` by `table` without matching binds (an offline tool's `--table N`): any
     /// routable frame is taken, every malformed one dropped.
     pub fn route_by<R: Rows>(&mut self, frame: &[u8], table: &RouteTable<R>) -> Route {
         let route = self.decide(frame, |_| Some((0, table)), |_| true);
-        self.counted(route)
+        self.count(&route);
+        route
     }
 
-    fn counted(&mut self, route: Route) -> Route {
+    fn count(&mut self, route: &Route) {
         self.counters.bump(Counter::PacketsTotal);
         self.counters.bump(match route {
             Route::Encapsulate(_) => Counter::RoutedPacketsTotal,
             Route::Pass => Counter::PassedPacketsTotal,
             Route::Drop(reason) => reason.counter(),
         });
-        route
     }
 
+    #[inline]
     fn decide<'t, R: Rows + 't>(
         &mut self,
         frame: &[u8],
@@ -235,16 +237,10 @@ impl Director {
         if routable.kind == Kind::Fragment && self.config.hashes_ports() {
             return Route::Drop(DropReason::FragmentNeedsPorts);
         }
-        match self.encapsulate(frame, &routable, table) {
-            Ok((header, row)) => {
+        match self.encapsulate(frame, &routable, table, index) {
+            Ok(encapsulation) => {
                 self.count_kind(routable.kind);
-                Route::Encapsulate(Encapsulation {
-                    strip: ethernet::HEADER_LEN,
-                    inner_len: routable.inner_len,
-                    header,
-                    table: index,
-                    row,
-                })
+                Route::Encapsulate(encapsulation)
             }
             Err(reason) => Route::Drop(reason),
         }
@@ -261,12 +257,14 @@ impl Director {
     }
 
     /// Hashes the flow, reads its row (and the alternative hash's row) and builds the header.
+    #[inline]
     fn encapsulate<R: Rows>(
         &mut self,
         frame: &[u8],
         routable: &Routable,
         table: &RouteTable<R>,
-    ) -> Result<(EncapHeader, u16), DropReason> {
+        index: usize,
+    ) -> Result<Encapsulation, DropReason> {
         let hash = routable.flow.hash(&table.hasher, self.config.hash_fields);
         let row = flow_hash::row(hash);
         let hops = table.rows.hops(row);
@@ -290,6 +288,12 @@ impl Director {
         if truncated {
             self.counters.bump(Counter::HopsTruncatedTotal);
         }
-        Ok((header, row))
+        Ok(Encapsulation {
+            strip: start,
+            inner_len: routable.inner_len,
+            header,
+            table: index,
+            row,
+        })
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use chance_director::{Director, Route, RouteTable};
 use chance_engine::wire::ethernet;
 use chance_engine::{Engine, EngineConfig, ExactMatchTable, FlowKey, L4Proto, Verdict};
-use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, L4, ACK, SYN};
+use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, SYN};
 use common::*;
 use core::net::Ipv4Addr;
 
@@ -57,7 +57,10 @@ fn a_backend_without_the_flow_forwards_to_the_second_hop_which_accepts() {
     assert_eq!(outer.dst_addr(), HOP_B);
     let outcome = backend(HOP_B).process(&mut forwarded, &owning(v4_key()));
     assert_eq!(outcome.verdict, Verdict::Accept, "{outcome:?}");
-    assert_eq!(&outcome.output(&forwarded)[ethernet::HEADER_LEN..], &inner[..]);
+    assert_eq!(
+        &outcome.output(&forwarded)[ethernet::HEADER_LEN..],
+        &inner[..]
+    );
 }
 
 #[test]

@@ -18,11 +18,17 @@ fn l4() -> impl Strategy<Value = L4> {
     let quoted = proptest::collection::vec(any::<u8>(), 0..80);
     prop_oneof![
         (any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(s, d, f)| L4::tcp(s, d, f)),
-        (any::<u16>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..1500))
+        (
+            any::<u16>(),
+            any::<u16>(),
+            proptest::collection::vec(any::<u8>(), 0..1500)
+        )
             .prop_map(|(s, d, p)| L4::udp(s, d, &p)),
         Just(L4::icmpv4_echo_request()),
         Just(L4::icmpv6_echo_request()),
-        quoted.clone().prop_map(|q| L4::icmpv4_frag_needed(1400, &q)),
+        quoted
+            .clone()
+            .prop_map(|q| L4::icmpv4_frag_needed(1400, &q)),
         quoted.prop_map(|q| L4::icmpv6_packet_too_big(1280, &q)),
     ]
 }

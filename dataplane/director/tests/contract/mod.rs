@@ -43,14 +43,20 @@ pub fn tables() -> Vec<RouteTable<GrowingRows>> {
         },
     ];
     let rows = GrowingRows {
-        hops: (1..=40u32).map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect(),
+        hops: (1..=40u32)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect(),
     };
     vec![RouteTable::new(binds, *b"0123456789abcdef", rows)]
 }
 
 /// Directors under test: GLB's defaults, and a migration hashing on everything with ports.
 fn directors() -> [Director; 2] {
-    let base = DirectorConfig::new(Ipv4Addr::new(192, 0, 2, 1), [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let base = DirectorConfig::new(
+        Ipv4Addr::new(192, 0, 2, 1),
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+    );
     let mut migrating = base;
     migrating.hash_fields = HashFields {
         src_addr: true,
