@@ -87,6 +87,13 @@ pub(crate) enum Classified {
 
 pub(crate) const PASS: Classified = Classified::Pass(PassReason::NotRoutable);
 
+impl Classified {
+    /// A broken packet to `vip`.
+    pub(crate) const fn malformed(vip: IpAddr, reason: DropReason) -> Self {
+        Classified::Malformed { vip, reason }
+    }
+}
+
 /// The bind protocol of an IP protocol number, if binds can have it.
 pub(crate) fn bind_protocol(number: u8) -> Option<Protocol> {
     match number {
@@ -150,7 +157,7 @@ fn transport(
     } else {
         let (src_port, dst_port) = match transport_ports(protocol, l4) {
             Ok(ports) => ports,
-            Err(reason) => return Classified::Malformed { vip, reason },
+            Err(reason) => return Classified::malformed(vip, reason),
         };
         flow.src_port = src_port.to_be_bytes();
         flow.dst_port = dst_port.to_be_bytes();
@@ -176,10 +183,7 @@ fn ipv4(packet: &[u8]) -> Classified {
         return PASS;
     };
     let vip = IpAddr::V4(ip.dst_addr());
-    let malformed = Classified::Malformed {
-        vip,
-        reason: DropReason::MalformedIp,
-    };
+    let malformed = Classified::malformed(vip, DropReason::MalformedIp);
     let header_len = ip.header_len();
     let total_len = usize::from(ip.total_len());
     if ip.version() != 4
@@ -213,10 +217,7 @@ fn ipv6(packet: &[u8]) -> Classified {
         return PASS;
     };
     let vip = IpAddr::V6(ip.dst_addr());
-    let malformed = Classified::Malformed {
-        vip,
-        reason: DropReason::MalformedIp,
-    };
+    let malformed = Classified::malformed(vip, DropReason::MalformedIp);
     let total_len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
     if ip.version() != 6 || total_len > packet.len() {
         return malformed;

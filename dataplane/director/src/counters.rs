@@ -24,6 +24,16 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason.
+    pub const ALL: [DropReason; 6] = [
+        DropReason::MalformedIp,
+        DropReason::TruncatedTransport,
+        DropReason::IcmpQuoteTruncated,
+        DropReason::FragmentNeedsPorts,
+        DropReason::EmptyRow,
+        DropReason::TooBig,
+    ];
+
     /// The counter this reason bumps.
     pub const fn counter(self) -> Counter {
         match self {
@@ -117,8 +127,8 @@ impl fmt::Display for Counter {
     }
 }
 
-/// One worker's counter values.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// One worker's counter values, in [`Counter::ALL`] order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters([u64; Counter::ALL.len()]);
 
 impl Counters {
@@ -143,18 +153,6 @@ impl Counters {
     }
 }
 
-impl fmt::Debug for Counters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(
-                self.iter()
-                    .filter(|&(_, v)| v != 0)
-                    .map(|(c, v)| (c.name(), v)),
-            )
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +166,13 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Counter::ALL.len());
+    }
+
+    #[test]
+    fn every_drop_reason_has_its_own_counter() {
+        let mut counters: Vec<_> = DropReason::ALL.iter().map(|r| r.counter()).collect();
+        counters.sort_unstable();
+        counters.dedup();
+        assert_eq!(counters.len(), DropReason::ALL.len());
     }
 }

@@ -92,17 +92,11 @@ pub(crate) fn icmpv4(
 ) -> Classified {
     let vip = IpAddr::V4(ip.dst_addr());
     let Ok(icmp) = Icmpv4Packet::new_checked(l4) else {
-        return Classified::Malformed {
-            vip,
-            reason: DropReason::TruncatedTransport,
-        };
+        return Classified::malformed(vip, DropReason::TruncatedTransport);
     };
     match (icmp.msg_type(), icmp.code()) {
         (icmpv4::TYPE_DEST_UNREACHABLE, icmpv4::CODE_FRAG_NEEDED) => {
-            let truncated = Classified::Malformed {
-                vip,
-                reason: DropReason::IcmpQuoteTruncated,
-            };
+            let truncated = Classified::malformed(vip, DropReason::IcmpQuoteTruncated);
             let quote = icmp.payload();
             let Ok(quoted) = Ipv4Packet::new_checked(quote) else {
                 return truncated;
@@ -144,17 +138,11 @@ pub(crate) fn icmpv6(
 ) -> Classified {
     let vip = IpAddr::V6(ip.dst_addr());
     let Ok(icmp) = Icmpv6Packet::new_checked(l4) else {
-        return Classified::Malformed {
-            vip,
-            reason: DropReason::TruncatedTransport,
-        };
+        return Classified::malformed(vip, DropReason::TruncatedTransport);
     };
     match (icmp.msg_type(), icmp.code()) {
         (icmpv6::TYPE_PACKET_TOO_BIG, CODE_PACKET_TOO_BIG) => {
-            let truncated = Classified::Malformed {
-                vip,
-                reason: DropReason::IcmpQuoteTruncated,
-            };
+            let truncated = Classified::malformed(vip, DropReason::IcmpQuoteTruncated);
             let quote = icmp.payload();
             let Ok(quoted) = Ipv6Packet::new_checked(quote) else {
                 return truncated;

@@ -75,13 +75,7 @@ fn the_first_hop_accepts_a_syn() {
 #[test]
 fn fragmentation_needed_reaches_the_backend_that_holds_the_connection() {
     let table = table(FakeRows::uniform(&[HOP_A, HOP_B]));
-    let quoted = Ipv4Packet::new(VIP4, CLIENT4, L4::tcp(80, CLIENT_PORT, ACK)).build();
-    let error = Ipv4Packet::new(
-        Ipv4Addr::new(10, 11, 99, 99),
-        VIP4,
-        L4::icmpv4_frag_needed(1400, &quoted[..28]),
-    )
-    .build();
+    let error = frag_needed_for_the_client();
     let mut out = direct(&table, &eth4(&error));
     // Not on the first hop: forwarded; on the second, which owns the flow: accepted.
     let outcome = backend(HOP_A).process(&mut out, &ExactMatchTable::new());

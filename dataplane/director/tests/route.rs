@@ -183,13 +183,7 @@ fn fragmentation_needed_hashes_as_the_quoted_flow_reversed() {
         let mut director = Director::new(config().with_fields(names));
         let flow = tcp4(CLIENT_PORT, 80, ACK);
         let flow_route = encapsulated(director.route(&eth4(&flow), core::slice::from_ref(&table)));
-        let quoted = Ipv4Packet::new(VIP4, CLIENT4, L4::tcp(80, CLIENT_PORT, ACK)).build();
-        let error = Ipv4Packet::new(
-            Ipv4Addr::new(10, 11, 99, 99),
-            VIP4,
-            L4::icmpv4_frag_needed(1400, &quoted[..28]),
-        )
-        .build();
+        let error = frag_needed_for_the_client();
         let hops = table.rows().of(flow_route.row);
         let udp_sport = u16::from_be_bytes([
             flow_route.header.as_bytes()[34],

@@ -3,6 +3,7 @@
 
 use chance_director::{Bind, DirectorConfig, HashFields, Prefix, Protocol, RouteTable, Rows};
 use chance_testkit::gue::GueFrame;
+use chance_testkit::inner::{Ipv4Packet, ACK, L4};
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// The director's outer source address (GLB's test suite uses 65.65.65.65).
@@ -127,5 +128,17 @@ pub fn glb_frame(inner: &[u8], hops: &[Ipv4Addr], sport: u16, ipv6: bool) -> Vec
         hops: hops[1..].to_vec(),
         ..base
     }
+    .build()
+}
+
+/// A router's fragmentation-needed error to the VIP, quoting the first 28 bytes of the VIP's
+/// ACK to the client (1.1.1.1:80 -> 10.11.12.13:45678).
+pub fn frag_needed_for_the_client() -> Vec<u8> {
+    let quoted = Ipv4Packet::new(VIP4, CLIENT4, L4::tcp(80, CLIENT_PORT, ACK)).build();
+    Ipv4Packet::new(
+        Ipv4Addr::new(10, 11, 99, 99),
+        VIP4,
+        L4::icmpv4_frag_needed(1400, &quoted[..28]),
+    )
     .build()
 }

@@ -2,7 +2,8 @@
 //! `director`) and by the property tests (`properties.rs`): one source file, included by both.
 
 use chance_director::{
-    Bind, Counter, Director, DirectorConfig, HashFields, Prefix, Protocol, Route, RouteTable, Rows,
+    Bind, Counter, Director, DirectorConfig, DropReason, HashFields, Prefix, Protocol, Route,
+    RouteTable, Rows,
 };
 use chance_engine::wire::checksum;
 use chance_engine::wire::ipv4::Ipv4Packet;
@@ -87,19 +88,13 @@ pub fn check_frame(data: &[u8]) -> usize {
         let route = director.route(data, &tables);
         let counters = director.counters();
         assert_eq!(counters.get(Counter::PacketsTotal), 1);
-        let decided: u64 = [
-            Counter::RoutedPacketsTotal,
-            Counter::PassedPacketsTotal,
-            Counter::ErrorsMalformedIp,
-            Counter::ErrorsTruncatedTransport,
-            Counter::ErrorsIcmpQuoteTruncated,
-            Counter::ErrorsFragmentNeedsPorts,
-            Counter::ErrorsEmptyRow,
-            Counter::ErrorsTooBig,
-        ]
-        .iter()
-        .map(|&c| counters.get(c))
-        .sum();
+        let dropped: u64 = DropReason::ALL
+            .iter()
+            .map(|r| counters.get(r.counter()))
+            .sum();
+        let decided = dropped
+            + counters.get(Counter::RoutedPacketsTotal)
+            + counters.get(Counter::PassedPacketsTotal);
         assert_eq!(decided, 1, "{route:?}");
         let Route::Encapsulate(encap) = route else {
             continue;
