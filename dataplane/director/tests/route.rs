@@ -500,3 +500,21 @@ fn the_first_table_with_a_matching_bind_serves_the_frame() {
     let encap = encapsulated(director.route_by(&eth4(&elsewhere), &tables[0]));
     assert_eq!(encap.header.hops().next(), Some(HOP_C));
 }
+
+#[test]
+fn a_hop_list_longer_than_gue_holds_is_cut_at_31_and_counted() {
+    let long: Vec<Ipv4Addr> = (1..=20u32)
+        .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+        .collect();
+    let table = table(FakeRows::uniform(&long));
+    let mut config = config().with_fields(&["src_addr", "src_port"]);
+    config.alt_hash_fields = Some(fields(&["src_addr"]));
+    let mut director = Director::new(config);
+    let inner = tcp4(CLIENT_PORT, 80, ACK);
+    let encap = encapsulated(director.route(&eth4(&inner), core::slice::from_ref(&table)));
+    let hops: Vec<_> = encap.header.hops().collect();
+    let expected: Vec<_> = long.iter().chain(&long).take(31).copied().collect();
+    assert_eq!(hops, expected);
+    assert!(checksum::outer_udp_ok(&encap.output(&eth4(&inner))));
+    assert_eq!(director.counters().get(Counter::HopsTruncatedTotal), 1);
+}
