@@ -71,6 +71,14 @@ pub struct EncapHeader {
 }
 
 impl EncapHeader {
+    /// An empty header, for a director to build into.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; MAX_HEADER_LEN],
+            len: 0,
+        }
+    }
+
     /// The header's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
@@ -96,6 +104,12 @@ impl EncapHeader {
     }
 }
 
+impl Default for EncapHeader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl fmt::Debug for EncapHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("EncapHeader(")?;
@@ -117,23 +131,20 @@ pub(crate) struct FlowRoute {
     pub gue_proto: u8,
 }
 
-/// Builds the header for `inner` (the client's IP packet, exactly as long as its header says)
-/// sent along `hops`: the first is the outer destination, at most [`MAX_HOPS`] more follow in the
-/// GUE header. Returns the header and whether hops had to be left off.
+/// Builds into `header` the header for `inner` (the client's IP packet, exactly as long as its
+/// header says) sent along `hops`: the first is the outer destination, at most [`MAX_HOPS`] more
+/// follow in the GUE header. Every byte is written (the buffer is reused from packet to packet).
+/// Returns whether hops had to be left off; on an error the header is left empty.
 #[inline]
 pub(crate) fn build(
+    header: &mut EncapHeader,
     config: &EncapConfig,
     flow: FlowRoute,
     mut hops: impl Iterator<Item = Ipv4Addr>,
     inner: &[u8],
-) -> Result<(EncapHeader, bool), DropReason> {
+) -> Result<bool, DropReason> {
+    header.len = 0;
     let first = hops.next().ok_or(DropReason::EmptyRow)?;
-    // The buffer starts zeroed: GUE's variant, C bit and flags, and the chain header's type and
-    // next hop are all 0, so only lengths, protocol and hops are written.
-    let mut header = EncapHeader {
-        bytes: [0; MAX_HEADER_LEN],
-        len: 0,
-    };
     let mut rest = 0;
     let mut truncated = false;
     for hop in hops {
@@ -146,7 +157,6 @@ pub(crate) fn build(
         rest += 1;
     }
     let len = BASE_LEN + 4 * rest;
-    header.len = len as u8;
     let udp_len = u16::try_from(len - UDP_OFFSET + inner.len()).map_err(|_| DropReason::TooBig)?;
     let ip_len = udp_len
         .checked_add(ipv4::HEADER_LEN as u16)
@@ -171,10 +181,21 @@ pub(crate) fn build(
     ip.fill_checksum();
 
     let mut gue = GuePacket::new_unchecked(&mut bytes[GUE_OFFSET..]);
+    gue.set_variant(0);
+    gue.set_control(false);
     gue.set_hlen(1 + rest as u8);
     gue.set_proto_ctype(flow.gue_proto);
-    GlbChainPacket::new_unchecked(&mut bytes[GUE_OFFSET + gue::HEADER_LEN..])
-        .set_hop_count(rest as u8);
+    gue.set_flags(0);
+    // GLB's chained-routing word: private data type 0 (version, flag bits and reserved byte
+    // all zero), next hop 0, then the hop count.
+    let mut chain = GlbChainPacket::new_unchecked(&mut bytes[GUE_OFFSET + gue::HEADER_LEN..]);
+    chain.set_version(0);
+    chain.set_forward_syn(false);
+    chain.set_last_hop_gre(false);
+    chain.set_low_bits(0);
+    chain.set_reserved(0);
+    chain.set_next_hop(0);
+    chain.set_hop_count(rest as u8);
     let mut udp = UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]);
     udp.set_src_port(udp_source_port(flow.hash, flow.hint));
     udp.set_dst_port(config.gue_port);
@@ -182,7 +203,8 @@ pub(crate) fn build(
     udp.set_checksum(0);
     let check = udp_checksum(config.src_addr, first, udp_len, &bytes[UDP_OFFSET..], inner);
     UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]).set_checksum(check);
-    Ok((header, truncated))
+    header.len = len as u8;
+    Ok(truncated)
 }
 
 /// The UDP checksum over the IPv4 pseudo-header, the UDP and GUE headers (`head`, checksum field
@@ -226,7 +248,8 @@ mod tests {
             gue_proto: 4,
         };
         let hops = [Ipv4Addr::new(3, 4, 5, 6), Ipv4Addr::new(2, 3, 4, 5)];
-        let (header, truncated) = build(&CONFIG, flow, hops.into_iter(), &inner).unwrap();
+        let mut header = EncapHeader::new();
+        let truncated = build(&mut header, &CONFIG, flow, hops.into_iter(), &inner).unwrap();
         assert!(!truncated);
         let b = header.as_bytes();
         assert_eq!(b.len(), 54);
@@ -253,13 +276,14 @@ mod tests {
             hint: 2,
             gue_proto: 41,
         };
-        let (header, truncated) = build(&CONFIG, flow, hops, &[0; 40]).unwrap();
+        let mut header = EncapHeader::new();
+        let truncated = build(&mut header, &CONFIG, flow, hops, &[0; 40]).unwrap();
         assert!(truncated);
         assert_eq!(header.len(), MAX_HEADER_LEN);
         assert_eq!(header.hops().count(), MAX_ROUTE_HOPS);
         assert_eq!(header.as_bytes()[GUE_OFFSET], 31);
         let exactly = (0..31u32).map(Ipv4Addr::from);
-        assert!(!build(&CONFIG, flow, exactly, &[0; 40]).unwrap().1);
+        assert!(!build(&mut header, &CONFIG, flow, exactly, &[0; 40]).unwrap());
     }
 
     #[test]
@@ -269,15 +293,17 @@ mod tests {
             hint: 2,
             gue_proto: 4,
         };
+        let mut header = EncapHeader::new();
         assert_eq!(
-            build(&CONFIG, flow, core::iter::empty(), &[0; 20]).err(),
+            build(&mut header, &CONFIG, flow, core::iter::empty(), &[0; 20]).err(),
             Some(DropReason::EmptyRow)
         );
         let big = vec![0; 65_535 - 20 - 8 - 8 + 1];
         let one = core::iter::once(Ipv4Addr::LOCALHOST);
         assert_eq!(
-            build(&CONFIG, flow, one, &big).err(),
+            build(&mut header, &CONFIG, flow, one, &big).err(),
             Some(DropReason::TooBig)
         );
+        assert!(header.is_empty());
     }
 }

@@ -5,7 +5,9 @@
 //! [`Encapsulation::strip`] bytes of Ethernet header, trims the frame to
 //! [`Encapsulation::inner_len`] bytes of IP packet (Ethernet padding goes), and prepends
 //! [`Encapsulation::header`] into the buffer's headroom. The header is complete, checksums
-//! included, so the payload is never copied or read again.
+//! included, so the payload is never copied or read again. The header lives in the director (one
+//! buffer per worker, rebuilt for each frame) and the route borrows it: nothing of its up to 170
+//! bytes is copied on the way out.
 
 use crate::classify::{self, BindQuery, Classified, Kind, PassReason, Routable};
 use crate::counters::{Counter, Counters, DropReason};
@@ -110,20 +112,20 @@ impl<R: Rows> RouteTable<R> {
 
 /// A frame encapsulated for a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Encapsulation {
+pub struct Encapsulation<'h> {
     /// Bytes of the original frame's Ethernet header to drop.
     pub strip: usize,
     /// Bytes of IP packet after them to keep (the rest is Ethernet padding).
     pub inner_len: usize,
     /// The header to put in front of the IP packet.
-    pub header: EncapHeader,
+    pub header: &'h EncapHeader,
     /// Index of the table that served the frame.
     pub table: usize,
     /// The flow's row in it (by the primary hash fields).
     pub row: u16,
 }
 
-impl Encapsulation {
+impl Encapsulation<'_> {
     /// The encapsulated frame, built by copying (for tests and offline tools; the runtime
     /// prepends into the buffer instead).
     pub fn output(&self, frame: &[u8]) -> Vec<u8> {
@@ -137,20 +139,32 @@ impl Encapsulation {
 
 /// What to do with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub enum Route<'h> {
     /// Encapsulate and send back out of the NIC.
-    Encapsulate(Encapsulation),
+    Encapsulate(Encapsulation<'h>),
     /// Not for the director: hand to the kernel untouched.
     Pass,
     /// A broken packet to a VIP, or one that cannot be routed: drop (counted).
     Drop(DropReason),
 }
 
-/// One worker's director: configuration and counters.
+/// The part of a routing decision that is not the header.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    inner_len: usize,
+    table: usize,
+    row: u16,
+}
+
+/// A decision before it is counted: `Ok(None)` passes.
+type Decision = Result<Option<Placed>, DropReason>;
+
+/// One worker's director: configuration, counters and the header buffer it builds into.
 #[derive(Debug, Clone)]
 pub struct Director {
     config: DirectorConfig,
     counters: Counters,
+    header: EncapHeader,
 }
 
 impl Director {
@@ -159,6 +173,7 @@ impl Director {
         Self {
             config,
             counters: Counters::new(),
+            header: EncapHeader::new(),
         }
     }
 
@@ -173,8 +188,8 @@ impl Director {
     }
 
     /// Routes `frame` by the first table (in order) with a bind that takes it.
-    pub fn route<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Route {
-        let route = self.decide(
+    pub fn route<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Route<'_> {
+        let decision = self.decide(
             frame,
             |query| {
                 tables
@@ -184,25 +199,40 @@ impl Director {
             },
             |vip| tables.iter().any(|table| table.holds(vip)),
         );
-        self.count(&route);
-        route
+        self.counted(decision)
     }
 
     /// Routes `frame` by `table` without matching binds (an offline tool's `--table N`): any
     /// routable frame is taken, every malformed one dropped.
-    pub fn route_by<R: Rows>(&mut self, frame: &[u8], table: &RouteTable<R>) -> Route {
-        let route = self.decide(frame, |_| Some((0, table)), |_| true);
-        self.count(&route);
-        route
+    pub fn route_by<R: Rows>(&mut self, frame: &[u8], table: &RouteTable<R>) -> Route<'_> {
+        let decision = self.decide(frame, |_| Some((0, table)), |_| true);
+        self.counted(decision)
     }
 
-    fn count(&mut self, route: &Route) {
+    /// Counts a decision and turns it into a route (borrowing the header just built).
+    #[inline]
+    fn counted(&mut self, decision: Decision) -> Route<'_> {
         self.counters.bump(Counter::PacketsTotal);
-        self.counters.bump(match route {
-            Route::Encapsulate(_) => Counter::RoutedPacketsTotal,
-            Route::Pass => Counter::PassedPacketsTotal,
-            Route::Drop(reason) => reason.counter(),
-        });
+        match decision {
+            Ok(Some(placed)) => {
+                self.counters.bump(Counter::RoutedPacketsTotal);
+                Route::Encapsulate(Encapsulation {
+                    strip: ethernet::HEADER_LEN,
+                    inner_len: placed.inner_len,
+                    header: &self.header,
+                    table: placed.table,
+                    row: placed.row,
+                })
+            }
+            Ok(None) => {
+                self.counters.bump(Counter::PassedPacketsTotal);
+                Route::Pass
+            }
+            Err(reason) => {
+                self.counters.bump(reason.counter());
+                Route::Drop(reason)
+            }
+        }
     }
 
     #[inline]
@@ -211,39 +241,31 @@ impl Director {
         frame: &[u8],
         find: impl FnOnce(&BindQuery) -> Option<(usize, &'t RouteTable<R>)>,
         is_vip: impl FnOnce(IpAddr) -> bool,
-    ) -> Route {
+    ) -> Decision {
         let routable = match classify::classify(frame) {
             Classified::Routable(routable) => routable,
             Classified::Pass(reason) => {
                 if reason == PassReason::Vlan {
                     self.counters.bump(Counter::PassedPacketsTotalVlan);
                 }
-                return Route::Pass;
+                return Ok(None);
             }
             Classified::Malformed { vip, reason } => {
-                return if is_vip(vip) {
-                    Route::Drop(reason)
-                } else {
-                    Route::Pass
-                };
+                return if is_vip(vip) { Err(reason) } else { Ok(None) };
             }
         };
         if routable.kind == Kind::IcmpEcho && !self.config.forward_icmp_echo {
-            return Route::Pass;
+            return Ok(None);
         }
         let Some((index, table)) = find(&routable.query) else {
-            return Route::Pass;
+            return Ok(None);
         };
         if routable.kind == Kind::Fragment && self.config.hashes_ports() {
-            return Route::Drop(DropReason::FragmentNeedsPorts);
+            return Err(DropReason::FragmentNeedsPorts);
         }
-        match self.encapsulate(frame, &routable, table, index) {
-            Ok(encapsulation) => {
-                self.count_kind(routable.kind);
-                Route::Encapsulate(encapsulation)
-            }
-            Err(reason) => Route::Drop(reason),
-        }
+        let placed = self.encapsulate(frame, &routable, table, index)?;
+        self.count_kind(routable.kind);
+        Ok(Some(placed))
     }
 
     fn count_kind(&mut self, kind: Kind) {
@@ -264,7 +286,7 @@ impl Director {
         routable: &Routable,
         table: &RouteTable<R>,
         index: usize,
-    ) -> Result<Encapsulation, DropReason> {
+    ) -> Result<Placed, DropReason> {
         let hash = routable.flow.hash(&table.hasher, self.config.hash_fields);
         let row = flow_hash::row(hash);
         let hops = table.rows.hops(row);
@@ -284,14 +306,12 @@ impl Director {
             gue_proto: routable.gue_proto,
         };
         let all_hops = hops.iter().chain(alt_hops).copied();
-        let (header, truncated) = encap::build(&self.config.encap, flow, all_hops, inner)?;
+        let truncated = encap::build(&mut self.header, &self.config.encap, flow, all_hops, inner)?;
         if truncated {
             self.counters.bump(Counter::HopsTruncatedTotal);
         }
-        Ok(Encapsulation {
-            strip: start,
+        Ok(Placed {
             inner_len: routable.inner_len,
-            header,
             table: index,
             row,
         })

@@ -182,13 +182,14 @@ fn fragmentation_needed_hashes_as_the_quoted_flow_reversed() {
     ] {
         let mut director = Director::new(config().with_fields(names));
         let flow = tcp4(CLIENT_PORT, 80, ACK);
-        let flow_route = encapsulated(director.route(&eth4(&flow), core::slice::from_ref(&table)));
+        let (flow_row, udp_sport) = {
+            let flow_route =
+                encapsulated(director.route(&eth4(&flow), core::slice::from_ref(&table)));
+            let header = flow_route.header.as_bytes();
+            (flow_route.row, u16::from_be_bytes([header[34], header[35]]))
+        };
         let error = frag_needed_for_the_client();
-        let hops = table.rows().of(flow_route.row);
-        let udp_sport = u16::from_be_bytes([
-            flow_route.header.as_bytes()[34],
-            flow_route.header.as_bytes()[35],
-        ]);
+        let hops = table.rows().of(flow_row);
         let row = route_and_check(
             &mut director,
             &table,
@@ -197,7 +198,7 @@ fn fragmentation_needed_hashes_as_the_quoted_flow_reversed() {
             &hops,
             udp_sport,
         );
-        assert_eq!(row, flow_route.row, "{names:?}");
+        assert_eq!(row, flow_row, "{names:?}");
         assert_eq!(
             director
                 .counters()
@@ -517,4 +518,26 @@ fn a_hop_list_longer_than_gue_holds_is_cut_at_31_and_counted() {
     assert_eq!(hops, expected);
     assert!(checksum::outer_udp_ok(&encap.output(&eth4(&inner))));
     assert_eq!(director.counters().get(Counter::HopsTruncatedTotal), 1);
+}
+
+#[test]
+fn the_reused_header_buffer_carries_nothing_over_from_the_previous_frame() {
+    let long: Vec<Ipv4Addr> = (1..=31u32)
+        .map(|i| Ipv4Addr::from(0xffff_ff00 + i))
+        .collect();
+    let long_table = table(FakeRows::uniform(&long));
+    let short_table = table(FakeRows::uniform(&[HOP_A, HOP_B]));
+    let syn = eth4(&tcp4(CLIENT_PORT, 80, SYN));
+    let echo6 = eth6(&Ipv6Packet::new(CLIENT6, VIP6, L4::icmpv6_echo_request()).build());
+    let mut fresh = Director::new(config());
+    let expected =
+        encapsulated(fresh.route(&echo6, core::slice::from_ref(&short_table))).output(&echo6);
+    let mut reused = Director::new(config());
+    assert!(matches!(
+        reused.route(&syn, core::slice::from_ref(&long_table)),
+        Route::Encapsulate(_)
+    ));
+    let output =
+        encapsulated(reused.route(&echo6, core::slice::from_ref(&short_table))).output(&echo6);
+    assert_eq!(output, expected);
 }

@@ -2,8 +2,8 @@
 //! `director`) and by the property tests (`properties.rs`): one source file, included by both.
 
 use chance_director::{
-    Bind, Counter, Director, DirectorConfig, DropReason, HashFields, Prefix, Protocol, Route,
-    RouteTable, Rows,
+    Bind, Counter, Director, DirectorConfig, DropReason, Encapsulation, HashFields, Prefix,
+    Protocol, Route, RouteTable, Rows,
 };
 use chance_engine::wire::checksum;
 use chance_engine::wire::ipv4::Ipv4Packet;
@@ -85,7 +85,10 @@ pub fn check_frame(data: &[u8]) -> usize {
     let tables = tables();
     let mut routed = 0;
     for mut director in directors() {
-        let route = director.route(data, &tables);
+        if let Route::Encapsulate(encap) = director.route(data, &tables) {
+            check_encapsulation(data, &encap);
+            routed += 1;
+        }
         let counters = director.counters();
         assert_eq!(counters.get(Counter::PacketsTotal), 1);
         let dropped: u64 = DropReason::ALL
@@ -95,26 +98,27 @@ pub fn check_frame(data: &[u8]) -> usize {
         let decided = dropped
             + counters.get(Counter::RoutedPacketsTotal)
             + counters.get(Counter::PassedPacketsTotal);
-        assert_eq!(decided, 1, "{route:?}");
-        let Route::Encapsulate(encap) = route else {
-            continue;
-        };
-        routed += 1;
-        assert!(encap.strip + encap.inner_len <= data.len());
-        let out = encap.output(data);
-        let header_len = encap.header.len();
-        let hops = encap.header.hops().count();
-        assert!((1..=31).contains(&hops));
-        assert_eq!(header_len, 50 + 4 * (hops - 1));
-        let ip = Ipv4Packet::new_checked(&out[14..]).expect("outer IPv4");
-        assert!(ip.verify_checksum());
-        assert_eq!(usize::from(ip.total_len()), out.len() - 14);
-        let udp_len = usize::from(u16::from_be_bytes([out[38], out[39]]));
-        assert_eq!(udp_len, out.len() - 34);
-        let pseudo = u32::from(checksum::sum(&out[26..34])) + 17 + udp_len as u32;
-        let sum = fold(pseudo + u32::from(checksum::sum(&out[34..])));
-        assert_eq!(sum, 0xffff, "UDP checksum");
-        assert_ne!(&out[40..42], &[0, 0]);
+        assert_eq!(decided, 1, "{counters:?}");
     }
     routed
+}
+
+/// An encapsulation lies inside the frame, its header's lengths agree with what follows, and its
+/// IPv4 and UDP checksums are valid.
+fn check_encapsulation(data: &[u8], encap: &Encapsulation<'_>) {
+    assert!(encap.strip + encap.inner_len <= data.len());
+    let out = encap.output(data);
+    let header_len = encap.header.len();
+    let hops = encap.header.hops().count();
+    assert!((1..=31).contains(&hops));
+    assert_eq!(header_len, 50 + 4 * (hops - 1));
+    let ip = Ipv4Packet::new_checked(&out[14..]).expect("outer IPv4");
+    assert!(ip.verify_checksum());
+    assert_eq!(usize::from(ip.total_len()), out.len() - 14);
+    let udp_len = usize::from(u16::from_be_bytes([out[38], out[39]]));
+    assert_eq!(udp_len, out.len() - 34);
+    let pseudo = u32::from(checksum::sum(&out[26..34])) + 17 + udp_len as u32;
+    let sum = fold(pseudo + u32::from(checksum::sum(&out[34..])));
+    assert_eq!(sum, 0xffff, "UDP checksum");
+    assert_ne!(&out[40..42], &[0, 0]);
 }
