@@ -18,6 +18,7 @@ pub mod pcapio;
 pub mod reconcile;
 pub mod replay;
 pub mod report;
+pub(crate) mod shell;
 pub mod sockets;
 
 pub use config::{load, parse, Config, ConfigError};
