@@ -10,6 +10,7 @@ pub mod control_config;
 pub mod daemon;
 pub mod dataplane_config;
 pub mod decode;
+pub mod director;
 pub mod director_config;
 pub mod frame;
 pub mod healthcheck_config;

@@ -401,7 +401,8 @@ fn run(
     let control = config.control().clone();
     let api_listener = match &control.api_socket {
         Some(path) => {
-            let gid = api_server::resolve_group(control.api_group.as_ref()).map_err(Failure::Config)?;
+            let gid =
+                api_server::resolve_group(control.api_group.as_ref()).map_err(Failure::Config)?;
             Some(api_server::bind(path, gid).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?)
         }
         None => None,
@@ -505,7 +506,10 @@ fn huge_pages(table: &ConcurrentFlowTable) {
 pub(crate) const READY_STATUS: &str = "dataplane running";
 
 /// Serves chanced's API on `bound`.
-pub(crate) fn serve_api(bound: api_server::Bound, shared: &Arc<Shared>) -> std::io::Result<ApiServer> {
+pub(crate) fn serve_api(
+    bound: api_server::Bound,
+    shared: &Arc<Shared>,
+) -> std::io::Result<ApiServer> {
     ApiServer::serve(bound, Arc::new(api::ChancedApi(Arc::clone(shared))))
 }
 

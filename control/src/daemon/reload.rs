@@ -15,11 +15,11 @@
 //! inserting the new flows) run before anything is switched, and are undone if a later one fails.
 
 use super::{lock, serve_api, serve_metrics, ReconcileThread, Shared};
-use crate::shell::api_server as api;
-use crate::shell::metrics_server::MetricsServer;
 use crate::api::ReloadReply;
 use crate::config::Config;
 use crate::reconcile::Reconciler;
+use crate::shell::api_server as api;
+use crate::shell::metrics_server::MetricsServer;
 use chance_engine::table::Source;
 use chance_engine::FlowKey;
 use std::collections::HashSet;
@@ -181,10 +181,7 @@ fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadR
     //    unchanged address that failed before is only logged.
     let retry_metrics = controls.metrics.is_none() && new_ctl.metrics_address.is_some();
     if plan.metrics || retry_metrics {
-        let old_address = controls
-            .metrics
-            .as_ref()
-            .map(MetricsServer::address);
+        let old_address = controls.metrics.as_ref().map(MetricsServer::address);
         if let Some(old) = controls.metrics.take() {
             old.stop();
         }

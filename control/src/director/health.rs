@@ -46,7 +46,12 @@ impl Tracker {
     }
 
     /// Records one round's result at `now`; returns the new health when it changes.
-    pub fn record(&mut self, passed: bool, now: Instant, config: &HealthcheckConfig) -> Option<bool> {
+    pub fn record(
+        &mut self,
+        passed: bool,
+        now: Instant,
+        config: &HealthcheckConfig,
+    ) -> Option<bool> {
         if passed {
             self.passes = self.passes.saturating_add(1);
             self.fails = 0;
@@ -295,7 +300,10 @@ fn check_loop(
         next += interval;
         // Sleep in short steps so that a stop is seen quickly.
         while !stop.load(Ordering::Relaxed) && Instant::now() < next {
-            std::thread::sleep(next.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+            std::thread::sleep(
+                next.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50)),
+            );
         }
         if Instant::now() > next + interval {
             next = Instant::now();
@@ -345,9 +353,15 @@ mod tests {
         assert_eq!(t.record(false, start, &c), Some(false));
         assert_eq!(t.record(true, start + Duration::from_millis(500), &c), None);
         assert_eq!(t.record(true, start + Duration::from_millis(999), &c), None);
-        assert_eq!(t.record(true, start + Duration::from_millis(1000), &c), Some(true));
+        assert_eq!(
+            t.record(true, start + Duration::from_millis(1000), &c),
+            Some(true)
+        );
         // Going down again is not delayed.
-        assert_eq!(t.record(false, start + Duration::from_millis(1001), &c), Some(false));
+        assert_eq!(
+            t.record(false, start + Duration::from_millis(1001), &c),
+            Some(false)
+        );
     }
 
     #[test]

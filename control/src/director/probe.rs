@@ -41,8 +41,14 @@ pub(crate) fn http(
     let deadline = Instant::now() + timeout;
     let fail = |e: &dyn std::fmt::Display| format!("http {to}{path}: {e}");
     let mut stream = TcpStream::connect_timeout(&to, timeout).map_err(|e| fail(&e))?;
-    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_write_timeout(Some(left())).map_err(|e| fail(&e))?;
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    stream
+        .set_write_timeout(Some(left()))
+        .map_err(|e| fail(&e))?;
     write!(
         stream,
         "GET {path} HTTP/1.0\r\nHost: {backend}:{port}\r\nUser-Agent: chance-director\r\nConnection: close\r\n\r\n"
@@ -52,7 +58,9 @@ pub(crate) fn http(
     let mut head = [0u8; 64];
     let mut got = 0;
     while got < 12 {
-        stream.set_read_timeout(Some(left())).map_err(|e| fail(&e))?;
+        stream
+            .set_read_timeout(Some(left()))
+            .map_err(|e| fail(&e))?;
         match stream.read(&mut head[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -73,7 +81,12 @@ pub(crate) fn http(
 
 /// The UDP payload of a probe from `source` to `backend` (GUE, the chain header with no hops,
 /// the inner echo request with identifier `ident`), and the tag its reply must carry.
-fn probe_datagram(source: Ipv4Addr, ident: u16, backend: Ipv4Addr, sequence: u64) -> (Vec<u8>, Vec<u8>) {
+fn probe_datagram(
+    source: Ipv4Addr,
+    ident: u16,
+    backend: Ipv4Addr,
+    sequence: u64,
+) -> (Vec<u8>, Vec<u8>) {
     let mut tag = TAG_MAGIC.to_vec();
     tag.extend_from_slice(&sequence.to_be_bytes());
     let echo = L4::Icmpv4 {
@@ -122,7 +135,10 @@ impl GueProbe {
             SockProtocol::Icmp,
         )
         .and_then(|fd| {
-            socket::bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))?;
+            socket::bind(
+                fd.as_raw_fd(),
+                &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            )?;
             let bound: SockaddrIn = socket::getsockname(fd.as_raw_fd())?;
             Ok((fd, bound.port()))
         });
@@ -155,8 +171,8 @@ impl GueProbe {
     /// One probe of `backend`: passes when its kernel's echo reply with this probe's tag arrives
     /// within `timeout`.
     pub(crate) fn probe(&self, backend: Ipv4Addr, timeout: Duration) -> Result<(), String> {
-        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed)
-            ^ (u64::from(u32::from(backend)) << 32);
+        let sequence =
+            self.sequence.fetch_add(1, Ordering::Relaxed) ^ (u64::from(u32::from(backend)) << 32);
         let (datagram, tag) = probe_datagram(self.source, self.ident, backend, sequence);
         self.udp
             .send_to(&datagram, (backend, self.port))
@@ -179,7 +195,8 @@ impl GueProbe {
                 Ok(_) => {}
                 Err(e) => return Err(format!("gue {backend}: poll: {e}")),
             }
-            let (len, from) = match socket::recvfrom::<SockaddrIn>(self.icmp.as_raw_fd(), &mut buf) {
+            let (len, from) = match socket::recvfrom::<SockaddrIn>(self.icmp.as_raw_fd(), &mut buf)
+            {
                 Ok(got) => got,
                 Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
                 Err(e) => return Err(format!("gue {backend}: receive: {e}")),

@@ -73,7 +73,11 @@ pub(crate) fn spawn(daemon: Arc<dyn Lifecycle>) -> anyhow::Result<SignalThread> 
                     _ if stopping => tracing::warn!(signal, "already stopping"),
                     _ => {
                         stopping = true;
-                        daemon.stop(if signal == SIGINT { "SIGINT" } else { "SIGTERM" });
+                        daemon.stop(if signal == SIGINT {
+                            "SIGINT"
+                        } else {
+                            "SIGTERM"
+                        });
                     }
                 }
             }
