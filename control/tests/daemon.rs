@@ -13,13 +13,15 @@
 //!
 //! The daemons run one at a time (each busy-polls a worker lcore).
 
+mod common;
+
 use chance_control::api::{Client, ClientError, Request, StatsReply};
 use chance_control::pcapio::EthernetPcapWriter;
 use chance_testkit::gue::GueFrame;
 use chance_testkit::inner::{Ipv4Packet, ACK, L4};
+use common::{sample, scrape};
 use pcap_file::TsResolution;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -285,73 +287,6 @@ fn engine(s: &StatsReply, name: &str) -> u64 {
 
 fn path(report: &Value, name: &str) -> u64 {
     report["total"]["path"][name].as_u64().unwrap_or(0)
-}
-
-/// `GET /metrics`: (name, labels, value) of every sample.
-fn scrape(address: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    let mut stream = TcpStream::connect(address).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/openmetrics-text"),
-        "{head}"
-    );
-    assert!(
-        body.ends_with("# EOF\n"),
-        "OpenMetrics text ends with # EOF"
-    );
-    let mut samples = Vec::new();
-    for line in body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("`series value`");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let rest = rest.strip_suffix('}').expect("closing brace");
-                let labels = rest
-                    .split("\",")
-                    .filter(|p| !p.is_empty())
-                    .map(|pair| {
-                        let (k, v) = pair.split_once("=\"").expect("label=\"value\"");
-                        (k.to_owned(), v.trim_end_matches('"').to_owned())
-                    })
-                    .collect();
-                (name.to_owned(), labels)
-            }
-            None => (series.to_owned(), BTreeMap::new()),
-        };
-        samples.push((name, labels, value));
-    }
-    samples
-}
-
-fn sample(
-    samples: &[(String, BTreeMap<String, String>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
-    samples
-        .iter()
-        .find(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
-        .2
 }
 
 fn metrics_address(daemon: &Daemon) -> String {
