@@ -312,6 +312,7 @@ impl RawConfig {
             (dpdk, Some(ports)) => Some(dataplane_config::validate(
                 dpdk.map(Spanned::into_inner),
                 ports,
+                "chance",
                 at,
             )?),
             (Some(dpdk), None) => {

@@ -197,9 +197,12 @@ fn valid_ifname(name: &str) -> bool {
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
+/// Validates `[dpdk]` and `[ports]`; `default_prefix` is the EAL file prefix when the file gives
+/// none (each daemon has its own, so that a director and a chanced on one host do not collide).
 pub(crate) fn validate(
     dpdk: Option<RawDpdk>,
     ports: RawPorts,
+    default_prefix: &str,
     at: &Locator<'_>,
 ) -> Result<DataplaneConfig, ConfigError> {
     let dpdk = dpdk.unwrap_or_default();
@@ -253,7 +256,7 @@ pub(crate) fn validate(
             ))
         }
         Some(p) => p.into_inner(),
-        None => "chance".into(),
+        None => default_prefix.into(),
     };
 
     let nic = ports.nic.get_ref().trim().to_owned();

@@ -117,7 +117,8 @@ pub struct DirectorConfig {
     pub control: ControlConfig,
 }
 
-/// The EAL file prefix, and so the default API socket's name, of a director without `[dpdk]`.
+/// A director's EAL file prefix when its file names none, and so its default API socket
+/// (`/run/chance/chance-director.sock`): a director and a chanced on one host do not collide.
 pub const DEFAULT_FILE_PREFIX: &str = "chance-director";
 
 /// Reads and validates a director's configuration file.
@@ -254,6 +255,7 @@ impl RawDirectorFile {
             (dpdk, Some(ports)) => Some(dataplane_config::validate(
                 dpdk.map(Spanned::into_inner),
                 ports,
+                DEFAULT_FILE_PREFIX,
                 at,
             )?),
             (Some(dpdk), None) => {
@@ -540,6 +542,19 @@ mod tests {
         assert_eq!(c.director.gateway_mac, [2, 0, 0, 0, 0, 0xfe]);
         assert_eq!(c.source, TableSource::Inline);
         assert!(c.healthcheck.is_none() && c.dataplane.is_none());
+        assert_eq!(
+            c.control.api_socket.as_deref(),
+            Some(Path::new("/run/chance/chance-director.sock"))
+        );
+    }
+
+    #[test]
+    fn a_director_with_ports_gets_its_own_file_prefix_and_socket() {
+        let text = format!(
+            "{MINIMAL}[ports]\nnic = \"net_null0\"\nkernel = {{ kind = \"tap\", name = \"d0\" }}\n"
+        );
+        let c = parse(&text, "t").unwrap();
+        assert_eq!(c.dataplane.unwrap().file_prefix, DEFAULT_FILE_PREFIX);
         assert_eq!(
             c.control.api_socket.as_deref(),
             Some(Path::new("/run/chance/chance-director.sock"))

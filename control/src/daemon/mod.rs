@@ -403,7 +403,10 @@ fn run(
         Some(path) => {
             let gid =
                 api_server::resolve_group(control.api_group.as_ref()).map_err(Failure::Config)?;
-            Some(api_server::bind(path, gid).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?)
+            Some(
+                api_server::bind(path, gid, "chanced")
+                    .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?,
+            )
         }
         None => None,
     };

@@ -156,7 +156,7 @@ fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadR
     };
     let gid = api::resolve_group(new_ctl.api_group.as_ref())?;
     let bound = match (&new_ctl.api_socket, plan.api_path) {
-        (Some(path), true) => Some(api::bind(path, gid)?),
+        (Some(path), true) => Some(api::bind(path, gid, "chanced")?),
         _ => None,
     };
     let undo_bound = |bound: Option<api::Bound>| {

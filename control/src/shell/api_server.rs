@@ -52,11 +52,11 @@ pub(crate) struct Bound {
     path: PathBuf,
 }
 
-/// Binds the API socket at `path`: mode 0660, group `gid` (root's when `None`). A stale socket
+/// Binds `program`'s API socket at `path`: mode 0660, group `gid` (root's when `None`). A stale socket
 /// file is replaced; a socket another process still serves is an error, and so is any other
 /// kind of file. The socket is made under a temporary name and renamed into place with its
 /// final mode and owner, so it is never reachable with looser permissions.
-pub(crate) fn bind(path: &Path, gid: Option<Gid>) -> Result<Bound, String> {
+pub(crate) fn bind(path: &Path, gid: Option<Gid>, program: &str) -> Result<Bound, String> {
     let shown = path.display();
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -65,8 +65,8 @@ pub(crate) fn bind(path: &Path, gid: Option<Gid>) -> Result<Bound, String> {
         Ok(meta) if meta.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
                 return Err(format!(
-                    "{shown}: another process (another chance daemon?) is serving this socket; \
-                     give each daemon its own control.api_socket"
+                    "{shown}: another process (another {program}?) is serving this socket; \
+                     give each {program} its own control.api_socket"
                 ));
             }
             fs::remove_file(path).map_err(|e| format!("{shown}: removing a stale socket: {e}"))?;
