@@ -529,7 +529,7 @@ impl RawBackend {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const MINIMAL: &str = "[director]\naddress = \"192.0.2.9\"\ngateway_mac = \"02:00:00:00:00:fe\"\nhash_key = \"000102030405060708090a0b0c0d0e0f\"\nseed = \"f0e0d0c0b0a090807060504030201000\"\n";

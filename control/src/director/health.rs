@@ -163,7 +163,12 @@ impl HealthView {
     }
 
     /// Records a round's result; on a transition, logs it and tells the subscribers.
-    fn record(&self, address: Ipv4Addr, result: &Result<(), String>, transition: Option<bool>) {
+    pub(crate) fn record(
+        &self,
+        address: Ipv4Addr,
+        result: &Result<(), String>,
+        transition: Option<bool>,
+    ) {
         {
             let mut map = lock(&self.backends);
             let Some(h) = map.get_mut(&address) else {

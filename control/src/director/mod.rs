@@ -176,6 +176,38 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The state of a director starting with `loaded`.
+    fn new(
+        config_path: PathBuf,
+        loaded: &Arc<Loaded>,
+        builder: Option<TableBuilder>,
+        dataplane: bool,
+        log: LogControl,
+    ) -> Self {
+        Self {
+            config_path,
+            startup: Arc::clone(loaded),
+            current: Mutex::new(Arc::clone(loaded)),
+            health: Arc::new(HealthView::new(&loaded.backends)),
+            builder,
+            hook: None,
+            table: Mutex::new(None),
+            table_builds: AtomicU64::new(0),
+            table_build_failures: AtomicU64::new(0),
+            reload: ReloadCounters::default(),
+            pending_restart: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            dataplane,
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            log,
+            controls: Mutex::new(Controls::default()),
+        }
+    }
+
     pub fn current(&self) -> Arc<Loaded> {
         Arc::clone(&lock(&self.current))
     }
@@ -327,29 +359,13 @@ fn run(
         binds,
         backends,
     });
-    let health = Arc::new(HealthView::new(&loaded.backends));
-    let shared = Arc::new(Shared {
-        config_path: args.config.clone(),
-        startup: Arc::clone(&loaded),
-        current: Mutex::new(Arc::clone(&loaded)),
-        health,
+    let shared = Arc::new(Shared::new(
+        args.config.clone(),
+        &loaded,
         builder,
-        hook: None,
-        table: Mutex::new(None),
-        table_builds: AtomicU64::new(0),
-        table_build_failures: AtomicU64::new(0),
-        reload: ReloadCounters::default(),
-        pending_restart: Mutex::new(Vec::new()),
-        started: Instant::now(),
-        started_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
-        dataplane: !args.no_dataplane,
-        stop: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
+        !args.no_dataplane,
         log,
-        controls: Mutex::new(Controls::default()),
-    });
+    ));
     if let Err(e) = shared.rebuild("start") {
         if let Some(b) = api_listener {
             api_server::discard(b);
@@ -433,4 +449,81 @@ fn run_dataplane(_args: &Args, _shared: &Arc<Shared>) -> anyhow::Result<()> {
         "the director's dataplane is not in this build; run with --no-dataplane for the control \
          plane only (health checks, API, metrics)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::api_server::ApiHandler;
+    use table::tests::RoundRobin;
+
+    fn round_robin(
+        _: &DirectorConfig,
+        _: &[Bind],
+        backends: &[Backend],
+    ) -> Result<Arc<dyn ForwardingTable>, String> {
+        Ok(Arc::new(RoundRobin::of(backends)))
+    }
+
+    #[test]
+    fn a_health_change_rebuilds_the_table_that_backends_and_lookup_read() {
+        let text = format!(
+            "{}[[bind]]\nvip = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 443\n\
+             [[backend]]\naddress = \"192.0.2.1\"\nstate = \"active\"\n\
+             [[backend]]\naddress = \"192.0.2.2\"\nstate = \"active\"\n",
+            crate::director_config::tests::MINIMAL
+        );
+        let config = director_config::parse(&text, "t").unwrap();
+        let (binds, backends) = table::source(&config).unwrap();
+        let loaded = Arc::new(Loaded {
+            config,
+            binds,
+            backends,
+        });
+        let shared = Arc::new(Shared::new(
+            "t".into(),
+            &loaded,
+            Some(round_robin),
+            false,
+            LogControl::init("info"),
+        ));
+        shared.rebuild("start").unwrap();
+        let rebuilder = spawn_rebuilder(&shared).unwrap();
+        let api = api::DirectorApi(Arc::clone(&shared));
+        let rows =
+            |reply: &serde_json::Value, i: usize| reply["backends"][i]["primary_rows"].clone();
+        let before = api.handle(crate::api::Request::DirectorBackends).unwrap();
+        assert_eq!(
+            (rows(&before, 0), rows(&before, 1)),
+            (32768.into(), 32768.into())
+        );
+
+        shared.health.record(
+            "192.0.2.2".parse().unwrap(),
+            &Err("down".into()),
+            Some(false),
+        );
+        let start = Instant::now();
+        while shared.table_builds.load(Ordering::Relaxed) < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no rebuild after a health change"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let after = api.handle(crate::api::Request::DirectorBackends).unwrap();
+        assert_eq!((rows(&after, 0), rows(&after, 1)), (65536.into(), 0.into()));
+        assert_eq!(after["backends"][1]["healthy"], false);
+        let lookup = api
+            .handle(crate::api::Request::DirectorLookup {
+                proto: "tcp".into(),
+                vip: "203.0.113.10:443".into(),
+                client: "198.51.100.7:7".into(),
+            })
+            .unwrap();
+        assert_eq!(lookup["row"], 7);
+        assert_eq!(lookup["hops"][0], "192.0.2.1");
+        shared.stop.store(true, Ordering::Relaxed);
+        rebuilder.join().unwrap();
+    }
 }
