@@ -308,22 +308,7 @@ impl RawConfig {
             }
             flows.push(key);
         }
-        let dataplane = match (self.dpdk, self.ports) {
-            (dpdk, Some(ports)) => Some(dataplane_config::validate(
-                dpdk.map(Spanned::into_inner),
-                ports,
-                "chance",
-                at,
-            )?),
-            (Some(dpdk), None) => {
-                return Err(at.error(
-                    dpdk.span(),
-                    Some("ports".into()),
-                    "missing table: [dpdk] needs [ports] with the nic and kernel ports",
-                ))
-            }
-            (None, None) => None,
-        };
+        let dataplane = dataplane_config::validate_tables(self.dpdk, self.ports, "chance", at)?;
         let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
         let file_prefix = dataplane
             .as_ref()

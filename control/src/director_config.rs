@@ -251,22 +251,8 @@ impl RawDirectorFile {
             .healthcheck
             .map(|h| healthcheck_config::validate(h, at))
             .transpose()?;
-        let dataplane = match (self.dpdk, self.ports) {
-            (dpdk, Some(ports)) => Some(dataplane_config::validate(
-                dpdk.map(Spanned::into_inner),
-                ports,
-                DEFAULT_FILE_PREFIX,
-                at,
-            )?),
-            (Some(dpdk), None) => {
-                return Err(at.error(
-                    dpdk.span(),
-                    Some("ports".into()),
-                    "missing table: [dpdk] needs [ports] with the nic and kernel ports",
-                ))
-            }
-            (None, None) => None,
-        };
+        let dataplane =
+            dataplane_config::validate_tables(self.dpdk, self.ports, DEFAULT_FILE_PREFIX, at)?;
         let file_prefix = dataplane
             .as_ref()
             .map_or(DEFAULT_FILE_PREFIX, |d| d.file_prefix.as_str());

@@ -19,16 +19,15 @@ use chance_control::api::{Client, ClientError, Request, StatsReply};
 use chance_control::pcapio::EthernetPcapWriter;
 use chance_testkit::gue::GueFrame;
 use chance_testkit::inner::{Ipv4Packet, ACK, L4};
-use common::{sample, scrape};
+use common::{notified, notify_listener, sample, scrape};
 use pcap_file::TsResolution;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -601,37 +600,6 @@ fn a_bad_reload_keeps_the_running_configuration_and_is_counted() {
     );
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
-}
-
-/// Collects what chanced tells systemd.
-fn notify_listener(dir: &Path) -> (PathBuf, Arc<Mutex<Vec<String>>>) {
-    let path = dir.join("notify.sock");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let messages = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&messages);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        // Ends with the test process (the socket file goes with the scratch directory).
-        loop {
-            if let Ok(n) = socket.recv(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        }
-    });
-    (path, messages)
-}
-
-fn notified(messages: &Mutex<Vec<String>>, line: &str) -> bool {
-    messages
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|m| m.lines().any(|l| l == line || l.starts_with(line)))
 }
 
 #[test]

@@ -7,13 +7,11 @@
 mod common;
 
 use chance_control::api::{Client, ClientError, Request};
-use common::{sample, scrape};
+use common::{notified, notify_listener, sample, scrape};
 use serde_json::Value;
 use std::net::TcpListener;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A scratch directory under /tmp (short socket paths), removed on drop.
@@ -72,36 +70,6 @@ log_level = "{log_level}"
         ));
     }
     text
-}
-
-/// Collects what the daemon tells systemd.
-fn notify_listener(dir: &Path) -> (PathBuf, Arc<Mutex<Vec<String>>>) {
-    let path = dir.join("notify.sock");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let messages = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&messages);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Ok(n) = socket.recv(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        }
-    });
-    (path, messages)
-}
-
-fn notified(messages: &Mutex<Vec<String>>, line: &str) -> bool {
-    messages
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|m| m.lines().any(|l| l == line))
 }
 
 struct Director {

@@ -350,3 +350,35 @@ pub fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
         .2
 }
+
+/// Collects what a daemon tells systemd (its `NOTIFY_SOCKET`).
+pub fn notify_listener(dir: &Path) -> (PathBuf, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&messages);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with the test process (the socket file goes with the scratch directory).
+        loop {
+            if let Ok(n) = socket.recv(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    });
+    (path, messages)
+}
+
+/// Whether the daemon sent `line` (or a line starting with it).
+pub fn notified(messages: &std::sync::Mutex<Vec<String>>, line: &str) -> bool {
+    messages
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.lines().any(|l| l == line || l.starts_with(line)))
+}
