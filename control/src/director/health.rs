@@ -224,6 +224,9 @@ impl Checks {
     }
 }
 
+/// How long a stop waits for the checks under way.
+pub const STOP_GRACE: Duration = Duration::from_millis(200);
+
 /// The running health checks: one thread per backend.
 #[derive(Debug)]
 pub struct HealthChecker {
@@ -280,11 +283,19 @@ impl HealthChecker {
         Ok(checker)
     }
 
-    /// Stops every thread (each finishes its current check, at most a timeout).
+    /// Stops every thread. A thread in the middle of a check records nothing more and ends when
+    /// the check does (at most a timeout); it is not waited for beyond [`STOP_GRACE`], so that a
+    /// stop or a reload never waits for a slow backend.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
+        let until = Instant::now() + STOP_GRACE;
         for thread in self.threads {
-            let _ = thread.join();
+            while !thread.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -300,6 +311,10 @@ fn check_loop(
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let result = checks.round(address);
+        if stop.load(Ordering::Relaxed) {
+            // Stopped during the round (a reload or a stop): the result is not recorded.
+            return;
+        }
         let transition = tracker.record(result.is_ok(), Instant::now(), &checks.config);
         view.record(address, &result, transition);
         next += interval;
