@@ -192,6 +192,44 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
         "{refused:?}"
     );
 
+    // chancectl director ... renders the same replies.
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_chancectl"))
+            .arg("--socket")
+            .arg(&d.socket)
+            .arg("director")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chancectl director {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = ctl(&["backends"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("active") && row.contains(" healthy") && row.contains("1/0"),
+        "{table}"
+    );
+    assert!(table.contains("no forwarding table built"), "{table}");
+    let looked = ctl(&["lookup", "tcp", "203.0.113.10:443", "198.51.100.7:51234"]);
+    assert!(
+        looked.contains("bind: bind[0] 203.0.113.0/24 tcp 80-443"),
+        "{looked}"
+    );
+    assert!(ctl(&["stats"]).contains("control plane only"));
+    assert!(ctl(&["config"]).contains(
+        "health checks: every 100 ms, timeout 50 ms, rise 1, fall 1, hold-down 0 ms: tcp:"
+    ));
+    let json: Value = serde_json::from_str(&ctl(&["backends", "--json"])).unwrap();
+    assert_eq!(json["backends"][0]["address"], "127.0.0.1");
+
     let config_reply = d.call(&Request::Config).unwrap();
     assert_eq!(config_reply["address"], "127.0.0.1");
     assert_eq!(config_reply["hash_fields"][0], "src_addr");

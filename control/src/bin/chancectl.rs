@@ -59,6 +59,9 @@ enum Command {
     Config(ConfigCommand),
     /// Run every frame of a capture through the engine and write the verdicts.
     Replay(ReplayArgs),
+    /// A running chance-director (its socket: --socket, else /etc/chance/director.toml's).
+    #[command(subcommand)]
+    Director(chance_control::director::ctl::DirectorCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +229,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flows(command) => flows(connect(socket)?, command),
         Command::Simulate(args) => simulate(connect(socket)?, args),
         Command::Reload { json } => reload(connect(socket)?, json),
+        Command::Director(command) => {
+            use chance_control::director::ctl;
+            print!("{}", ctl::run(&ctl::socket_path(socket), &command)?);
+            Ok(())
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 //! an invalid configuration (nothing is started).
 
 pub mod api;
+pub mod ctl;
 pub mod health;
 mod metrics;
 mod probe;
