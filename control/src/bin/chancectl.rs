@@ -290,7 +290,8 @@ fn check(file: PathBuf) -> anyhow::Result<()> {
     // A file that cannot be read is reported by the loader below.
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     if config::Daemon::of(&text) == config::Daemon::Director {
-        return check_director(&file);
+        print!("{}", chance_control::director::ctl::check(&file)?);
+        return Ok(());
     }
     let config = config::load(&file)?;
     let addresses: Vec<String> = config.addresses().iter().map(|a| a.to_string()).collect();
@@ -302,34 +303,6 @@ fn check(file: PathBuf) -> anyhow::Result<()> {
         config.port(),
         config.mtu(),
         if flows == 1 { "" } else { "s" },
-    );
-    Ok(())
-}
-
-fn check_director(file: &Path) -> anyhow::Result<()> {
-    let config = chance_control::director_config::load(file)?;
-    let source = match &config.source {
-        chance_control::director_config::TableSource::Inline => format!(
-            "{} bind{}, {} backend{}",
-            config.binds.len(),
-            if config.binds.len() == 1 { "" } else { "s" },
-            config.backends.len(),
-            if config.backends.len() == 1 { "" } else { "s" },
-        ),
-        chance_control::director_config::TableSource::GlbJson(path) => {
-            format!("binds and backends from {}", path.display())
-        }
-    };
-    println!(
-        "{}: OK: director {}, GUE port {}, {source}, health checks {}",
-        file.display(),
-        config.director.address,
-        config.director.gue_port,
-        if config.healthcheck.is_some() {
-            "on"
-        } else {
-            "off"
-        },
     );
     Ok(())
 }

@@ -5,7 +5,7 @@
 use super::api::{BackendsReply, DirectorConfigReply, DirectorLookupReply, DirectorStatsReply};
 use crate::api::{Client, Request};
 use crate::control_config::default_socket;
-use crate::director_config::{self, DEFAULT_FILE_PREFIX};
+use crate::director_config::{self, TableSource, DEFAULT_FILE_PREFIX};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -55,6 +55,33 @@ pub fn socket_path(socket: Option<PathBuf>) -> PathBuf {
             .and_then(|c| c.control.api_socket)
             .unwrap_or_else(|| default_socket(DEFAULT_FILE_PREFIX))
     })
+}
+
+/// `chancectl config check` of a director's file: its one-line summary, or the loader's error.
+pub fn check(file: &Path) -> Result<String, crate::ConfigError> {
+    let config = director_config::load(file)?;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let source = match &config.source {
+        TableSource::Inline => format!(
+            "{} bind{}, {} backend{}",
+            config.binds.len(),
+            plural(config.binds.len()),
+            config.backends.len(),
+            plural(config.backends.len()),
+        ),
+        TableSource::GlbJson(path) => format!("binds and backends from {}", path.display()),
+    };
+    Ok(format!(
+        "{}: OK: director {}, GUE port {}, {source}, health checks {}\n",
+        file.display(),
+        config.director.address,
+        config.director.gue_port,
+        if config.healthcheck.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+    ))
 }
 
 /// Runs `command` against the director at `socket`; what to print.

@@ -146,8 +146,8 @@ pub(crate) struct Shared {
     pub health: Arc<HealthView>,
     /// Builds tables (`None`: this build has no table).
     pub builder: Option<TableBuilder>,
-    /// Where new tables go (the dataplane's swap).
-    pub hook: Option<TableHook>,
+    /// Where new tables go (the dataplane's swap), once the dataplane has set it.
+    pub hook: Mutex<Option<TableHook>>,
     /// The table last built.
     pub table: Mutex<Option<Arc<dyn ForwardingTable>>>,
     pub table_builds: AtomicU64,
@@ -191,7 +191,7 @@ impl Shared {
             current: Mutex::new(Arc::clone(loaded)),
             health: Arc::new(HealthView::new(&loaded.backends)),
             builder,
-            hook: None,
+            hook: Mutex::new(None),
             table: Mutex::new(None),
             table_builds: AtomicU64::new(0),
             table_build_failures: AtomicU64::new(0),
@@ -217,6 +217,20 @@ impl Shared {
         lock(&self.table).clone()
     }
 
+    /// Sends every table built from now on to `hook` (the dataplane's swap), starting with the
+    /// one in force, if any.
+    #[allow(
+        dead_code,
+        reason = "the seam run_dataplane sets once the director's worker is wired in"
+    )]
+    pub fn set_table_hook(&self, hook: TableHook) {
+        let mut slot = lock(&self.hook);
+        if let Some(table) = self.table() {
+            hook(table);
+        }
+        *slot = Some(hook);
+    }
+
     /// Builds a table from the current configuration and health, and swaps it in; a failed build
     /// keeps the table in force.
     pub fn rebuild(&self, why: &str) -> Result<(), String> {
@@ -228,16 +242,19 @@ impl Shared {
         let started = Instant::now();
         match build(&loaded.config, &loaded.binds, &backends) {
             Ok(table) => {
-                self.table_builds.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     why,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "forwarding table rebuilt"
                 );
-                if let Some(hook) = &self.hook {
+                // Under the hook's lock: a table set concurrently with the hook is not lost.
+                let hook = lock(&self.hook);
+                if let Some(hook) = hook.as_ref() {
                     hook(Arc::clone(&table));
                 }
                 *lock(&self.table) = Some(table);
+                drop(hook);
+                self.table_builds.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -442,8 +459,10 @@ fn run_control_only(shared: &Shared) -> anyhow::Result<()> {
 }
 
 /// The dataplane: EAL, the NIC and kernel ports, one director worker per worker lcore on the
-/// runtime's generic worker, each reading the table last handed to [`Shared::hook`] and swapping
-/// at a burst boundary; READY=1 once the ports run. Not in this build: it refuses to pretend.
+/// runtime's generic worker, each reading the table it is handed through
+/// [`Shared::set_table_hook`] and swapping at a burst boundary; READY=1
+/// ([`READY_DATAPLANE`]) once the ports run, WATCHDOG=1 from the main loop, and back when
+/// `shared.stop` is raised. Not in this build: it refuses to pretend.
 fn run_dataplane(_args: &Args, _shared: &Arc<Shared>) -> anyhow::Result<()> {
     let _ = READY_DATAPLANE;
     anyhow::bail!(
@@ -489,6 +508,16 @@ mod tests {
             LogControl::init("info"),
         ));
         shared.rebuild("start").unwrap();
+        let handed = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&handed);
+        shared.set_table_hook(Box::new(move |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        }));
+        assert_eq!(
+            handed.load(Ordering::Relaxed),
+            1,
+            "the table in force is handed at once"
+        );
         let rebuilder = spawn_rebuilder(&shared).unwrap();
         let api = api::DirectorApi(Arc::clone(&shared));
         let rows =
@@ -515,6 +544,11 @@ mod tests {
         let after = api.handle(crate::api::Request::DirectorBackends).unwrap();
         assert_eq!((rows(&after, 0), rows(&after, 1)), (65536.into(), 0.into()));
         assert_eq!(after["backends"][1]["healthy"], false);
+        assert_eq!(
+            handed.load(Ordering::Relaxed),
+            2,
+            "the rebuilt table is handed on"
+        );
         let lookup = api
             .handle(crate::api::Request::DirectorLookup {
                 proto: "tcp".into(),
