@@ -23,8 +23,8 @@ const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 fn config(rise: u32, fall: u32, hold_down_ms: u64) -> HealthcheckConfig {
     HealthcheckConfig {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(80),
+        interval: Duration::from_millis(150),
+        timeout: Duration::from_millis(120),
         rise,
         fall,
         hold_down: Duration::from_millis(hold_down_ms),
@@ -122,7 +122,7 @@ fn http_checks_follow_the_status_with_rise_fall_and_a_hold_down() {
     let view = Arc::new(HealthView::new(&[backend(true)]));
     let rx = view.subscribe();
     let checker = HealthChecker::start(&cfg, &[backend(true)], LOOPBACK, 19523, &view).unwrap();
-    std::thread::sleep(Duration::from_millis(350));
+    std::thread::sleep(Duration::from_millis(500));
     assert!(
         rx.try_recv().is_err(),
         "a healthy backend passing stays as it is"

@@ -30,6 +30,7 @@ use crate::shell::api_server::{self, ApiServer};
 use crate::shell::logging;
 use crate::shell::metrics_server::MetricsServer;
 use crate::shell::reload::ReloadCounters;
+use crate::shell::startup::{bind_api, config_error, exit_status, Failure};
 use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
@@ -91,34 +92,7 @@ pub fn main() -> ExitCode {
         ));
     };
     let log = logging::LogControl::init(&config.control().log_level);
-    match run(&args, config, &dataplane, log) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(Failure::Config(message)) => config_error(&message),
-        Err(Failure::Other(e)) => {
-            eprintln!("chanced: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn config_error(message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(2)
-}
-
-/// Why chanced could not run.
-enum Failure {
-    /// The configuration cannot be used on this host (exit 2, nothing started).
-    Config(String),
-    /// Anything else (exit 1).
-    Other(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Other(e)
-    }
+    exit_status(run(&args, config, &dataplane, log), "chanced")
 }
 
 /// The counters as the main lcore last read them.
@@ -399,17 +373,7 @@ fn run(
     };
     // The API socket too: a second chanced on the same socket stops here.
     let control = config.control().clone();
-    let api_listener = match &control.api_socket {
-        Some(path) => {
-            let gid =
-                api_server::resolve_group(control.api_group.as_ref()).map_err(Failure::Config)?;
-            Some(
-                api_server::bind(path, gid, "chanced")
-                    .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?,
-            )
-        }
-        None => None,
-    };
+    let api_listener = bind_api(&control, "chanced")?;
 
     let eal_args = if args.eal.is_empty() {
         dataplane.eal_args("chanced").split_off(1)

@@ -27,6 +27,7 @@ use crate::shell::logging::LogControl;
 use crate::shell::metrics_server::MetricsServer;
 use crate::shell::reload::ReloadCounters;
 use crate::shell::signals::{self, Lifecycle};
+use crate::shell::startup::{bind_api, config_error, exit_status, Failure};
 use chance_director::{Backend, Bind};
 use clap::Parser;
 use health::{HealthChecker, HealthView};
@@ -82,27 +83,8 @@ pub fn main() -> ExitCode {
         ));
     }
     let log = LogControl::init(&config.control.log_level);
-    match run(&args, config, binds, backends, log, TABLE_BUILDER) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Config(message)) => config_error(&message),
-        Err(Failure::Other(e)) => {
-            eprintln!("chance-director: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn config_error(message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(2)
-}
-
-/// Why chance-director could not run.
-enum Failure {
-    /// The configuration cannot be used on this host (exit 2).
-    Config(String),
-    /// Anything else (exit 1).
-    Other(anyhow::Error),
+    let result = run(&args, config, binds, backends, log, TABLE_BUILDER).map(|()| true);
+    exit_status(result, "chance-director")
 }
 
 /// The servers and threads a reload may replace.
@@ -361,17 +343,7 @@ fn run(
     tracing::info!(version = %crate::daemon::version(), config = %args.config.display(), no_dataplane = args.no_dataplane, "chance-director starting");
     let control = config.control.clone();
     // The API socket first: a second director on the same socket stops here.
-    let api_listener = match &control.api_socket {
-        Some(path) => {
-            let gid =
-                api_server::resolve_group(control.api_group.as_ref()).map_err(Failure::Config)?;
-            Some(
-                api_server::bind(path, gid, "chance-director")
-                    .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?,
-            )
-        }
-        None => None,
-    };
+    let api_listener = bind_api(&control, "chance-director")?;
     let loaded = Arc::new(Loaded {
         config,
         binds,

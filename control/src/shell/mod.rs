@@ -8,3 +8,4 @@ pub(crate) mod logging;
 pub(crate) mod metrics_server;
 pub(crate) mod reload;
 pub(crate) mod signals;
+pub(crate) mod startup;
