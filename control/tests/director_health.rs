@@ -149,51 +149,58 @@ fn http_checks_follow_the_status_with_rise_fall_and_a_hold_down() {
     server.join().unwrap();
 }
 
-/// A backend's chanced in miniature: takes GUE datagrams on a UDP port, checks the header (hlen
-/// 1, proto 4, no hops) and hands the inner IPv4 packet to the kernel through a raw socket.
-fn gue_responder(stop: Arc<AtomicBool>) -> (u16, JoinHandle<u32>) {
-    let udp = UdpSocket::bind((LOOPBACK, 0)).unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let port = udp.local_addr().unwrap().port();
-    let raw = socket::socket(
-        AddressFamily::Inet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::Raw,
-    )
-    .expect("a raw socket (the tests run as root)");
-    let thread = std::thread::spawn(move || {
-        let mut handed = 0;
-        let mut buf = [0u8; 2048];
-        while !stop.load(Ordering::Relaxed) {
-            let Ok(n) = udp.recv(&mut buf) else { continue };
-            let d = &buf[..n];
-            assert_eq!(
-                &d[..8],
-                &[0x01, 4, 0, 0, 0, 0, 0, 0],
-                "GUE hlen 1, proto 4, no hops"
-            );
-            let inner = &d[8..];
-            let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
-            socket::sendto(
-                raw.as_raw_fd(),
-                inner,
-                &SockaddrIn::from(SocketAddrV4::new(dst, 0)),
-                MsgFlags::empty(),
-            )
+/// A backend's chanced in miniature: takes GUE datagrams on a UDP port of each of `addresses`,
+/// checks the header (hlen 1, proto 4, no hops) and hands the inner IPv4 packet to the kernel
+/// through a raw socket. Returns the port and the threads (each says how many it handed on).
+fn gue_responder(addresses: &[Ipv4Addr], stop: Arc<AtomicBool>) -> (u16, Vec<JoinHandle<u32>>) {
+    let mut port = 0;
+    let mut threads = Vec::new();
+    for &address in addresses {
+        let udp = UdpSocket::bind((address, port)).unwrap();
+        port = udp.local_addr().unwrap().port();
+        udp.set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
-            handed += 1;
-        }
-        handed
-    });
-    (port, thread)
+        let raw = socket::socket(
+            AddressFamily::Inet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::Raw,
+        )
+        .expect("a raw socket (the tests run as root)");
+        let stop = Arc::clone(&stop);
+        threads.push(std::thread::spawn(move || {
+            let mut handed = 0;
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(n) = udp.recv(&mut buf) else { continue };
+                let d = &buf[..n];
+                assert_eq!(
+                    &d[..8],
+                    &[0x01, 4, 0, 0, 0, 0, 0, 0],
+                    "GUE hlen 1, proto 4, no hops"
+                );
+                let inner = &d[8..];
+                let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+                assert_eq!(dst, address, "the inner packet is for the backend probed");
+                socket::sendto(
+                    raw.as_raw_fd(),
+                    inner,
+                    &SockaddrIn::from(SocketAddrV4::new(dst, 0)),
+                    MsgFlags::empty(),
+                )
+                .unwrap();
+                handed += 1;
+            }
+            handed
+        }));
+    }
+    (port, threads)
 }
 
 #[test]
 fn the_gue_probe_passes_through_a_decapsulating_backend_and_fails_without_one() {
     let stop = Arc::new(AtomicBool::new(false));
-    let (port, responder) = gue_responder(Arc::clone(&stop));
+    let (port, responders) = gue_responder(&[LOOPBACK], Arc::clone(&stop));
     let cfg = HealthcheckConfig {
         gue: true,
         ..config(2, 2, 0)
@@ -204,10 +211,42 @@ fn the_gue_probe_passes_through_a_decapsulating_backend_and_fails_without_one() 
     assert!(next_change(&rx).healthy, "{:?}", view.snapshot());
     // The backend's chanced goes away: its kernel never sees the echo, the probe fails.
     stop.store(true, Ordering::Relaxed);
-    let handed = responder.join().unwrap();
+    let handed: u32 = responders.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(handed >= 2);
     assert!(!next_change(&rx).healthy);
     let h = view.snapshot()[&LOOPBACK].clone();
     assert!(h.last_error.unwrap().contains("no echo reply"));
     checker.stop();
+}
+
+#[test]
+fn the_gue_probes_of_several_backends_never_take_each_others_replies() {
+    let addresses: Vec<Ipv4Addr> = (1..=4).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, responders) = gue_responder(&addresses, Arc::clone(&stop));
+    let backends: Vec<Backend> = addresses
+        .iter()
+        .map(|&address| Backend {
+            address,
+            state: BackendState::Active,
+            healthy: true,
+        })
+        .collect();
+    // fall 1: a single reply read by another backend's probe would show as a transition.
+    let cfg = HealthcheckConfig {
+        gue: true,
+        ..config(1, 1, 0)
+    };
+    let view = Arc::new(HealthView::new(&backends));
+    let checker = HealthChecker::start(&cfg, &backends, LOOPBACK, port, &view).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    checker.stop();
+    stop.store(true, Ordering::Relaxed);
+    for t in responders {
+        t.join().unwrap();
+    }
+    for (address, h) in view.snapshot() {
+        assert!(h.checks_passed >= 5, "{address}: {h:?}");
+        assert_eq!((h.checks_failed, h.went_down), (0, 0), "{address}: {h:?}");
+    }
 }

@@ -245,21 +245,30 @@ impl HealthChecker {
         view: &Arc<HealthView>,
     ) -> Result<Self, String> {
         view.track(backends);
-        let gue = config
-            .gue
-            .then(|| GueProbe::open(source, gue_port))
-            .transpose()?;
-        let checks = Arc::new(Checks {
-            config: config.clone(),
-            gue,
-        });
         let stop = Arc::new(AtomicBool::new(false));
         let mut checker = Self {
             stop: Arc::clone(&stop),
             threads: Vec::with_capacity(backends.len()),
         };
         for backend in backends {
-            let (checks, view, stop) = (Arc::clone(&checks), Arc::clone(view), Arc::clone(&stop));
+            // Each backend's probe has its own sockets: a reply read from a shared socket by
+            // another backend's thread would be lost to the probe waiting for it.
+            let gue = match config
+                .gue
+                .then(|| GueProbe::open(source, gue_port))
+                .transpose()
+            {
+                Ok(gue) => gue,
+                Err(e) => {
+                    checker.stop();
+                    return Err(e);
+                }
+            };
+            let checks = Checks {
+                config: config.clone(),
+                gue,
+            };
+            let (view, stop) = (Arc::clone(view), Arc::clone(&stop));
             let address = backend.address;
             let tracker = Tracker::new(view.healthy(address).unwrap_or(backend.healthy));
             let spawned = std::thread::Builder::new()
