@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// One backend's rise/fall and hold-down state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tracker {
     healthy: bool,
     passes: u32,
@@ -90,6 +90,10 @@ pub struct BackendHealth {
     pub went_down: u64,
     /// Why the last failed round failed.
     pub last_error: Option<String>,
+    /// Rise/fall counts and hold-down: kept in the view so that they outlive a restart of the
+    /// checks (a reload).
+    #[serde(skip)]
+    tracker: Tracker,
 }
 
 /// A change of one backend's health.
@@ -128,6 +132,7 @@ impl HealthView {
         for b in backends {
             map.entry(b.address).or_insert_with(|| BackendHealth {
                 healthy: b.healthy,
+                tracker: Tracker::new(b.healthy),
                 ..BackendHealth::default()
             });
         }
@@ -162,7 +167,23 @@ impl HealthView {
         rx
     }
 
-    /// Records a round's result; on a transition, logs it and tells the subscribers.
+    /// Records a round's result at `now` through the backend's tracker.
+    pub(crate) fn record_round(
+        &self,
+        address: Ipv4Addr,
+        result: &Result<(), String>,
+        now: Instant,
+        config: &HealthcheckConfig,
+    ) {
+        let transition = match lock(&self.backends).get_mut(&address) {
+            Some(h) => h.tracker.record(result.is_ok(), now, config),
+            None => return,
+        };
+        self.record(address, result, transition);
+    }
+
+    /// Records a round's result and its transition, if any; on a transition, logs it and tells
+    /// the subscribers.
     pub(crate) fn record(
         &self,
         address: Ipv4Addr,
@@ -188,6 +209,7 @@ impl HealthView {
             }
             if let Some(healthy) = transition {
                 h.healthy = healthy;
+                h.tracker.healthy = healthy;
             }
         }
         let Some(healthy) = transition else { return };
@@ -270,10 +292,9 @@ impl HealthChecker {
             };
             let (view, stop) = (Arc::clone(view), Arc::clone(&stop));
             let address = backend.address;
-            let tracker = Tracker::new(view.healthy(address).unwrap_or(backend.healthy));
             let spawned = std::thread::Builder::new()
                 .name(format!("chance-health-{address}"))
-                .spawn(move || check_loop(address, tracker, &checks, &view, &stop));
+                .spawn(move || check_loop(address, &checks, &view, &stop));
             match spawned {
                 Ok(thread) => checker.threads.push(thread),
                 Err(e) => {
@@ -309,13 +330,7 @@ impl HealthChecker {
     }
 }
 
-fn check_loop(
-    address: Ipv4Addr,
-    mut tracker: Tracker,
-    checks: &Checks,
-    view: &HealthView,
-    stop: &AtomicBool,
-) {
+fn check_loop(address: Ipv4Addr, checks: &Checks, view: &HealthView, stop: &AtomicBool) {
     let interval = checks.config.interval;
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -324,8 +339,7 @@ fn check_loop(
             // Stopped during the round (a reload or a stop): the result is not recorded.
             return;
         }
-        let transition = tracker.record(result.is_ok(), Instant::now(), &checks.config);
-        view.record(address, &result, transition);
+        view.record_round(address, &result, Instant::now(), &checks.config);
         next += interval;
         // Sleep in short steps so that a stop is seen quickly.
         while !stop.load(Ordering::Relaxed) && Instant::now() < next {
@@ -391,6 +405,27 @@ mod tests {
             t.record(false, start + Duration::from_millis(1001), &c),
             Some(false)
         );
+    }
+
+    #[test]
+    fn a_reload_that_keeps_a_backend_keeps_its_hold_down() {
+        use chance_director::BackendState;
+        let c = config(1, 1, 1000);
+        let a = Backend {
+            address: Ipv4Addr::new(192, 0, 2, 1),
+            state: BackendState::Active,
+            healthy: true,
+        };
+        let view = HealthView::new(&[a]);
+        let start = Instant::now();
+        view.record_round(a.address, &Err("down".into()), start, &c);
+        assert_eq!(view.healthy(a.address), Some(false));
+        // A reload tracks the same backend again (the checks restart).
+        view.track(&[a]);
+        view.record_round(a.address, &Ok(()), start + Duration::from_millis(500), &c);
+        assert_eq!(view.healthy(a.address), Some(false), "still held down");
+        view.record_round(a.address, &Ok(()), start + Duration::from_millis(1000), &c);
+        assert_eq!(view.healthy(a.address), Some(true));
     }
 
     #[test]
