@@ -1,4 +1,5 @@
-//! chanced's local API: newline-delimited JSON over a Unix socket, versioned.
+//! The daemons' local API (chanced's and chance-director's): newline-delimited JSON over a Unix
+//! socket, versioned. Each daemon answers the requests it serves and refuses the other's clearly.
 //!
 //! A request is one line, a JSON object with `version` and `request` and the request's own fields:
 //!
@@ -10,6 +11,8 @@
 //! {"version":1,"request":"simulate","frame":"<hex>"}
 //! {"version":1,"request":"reload"}
 //! {"version":1,"request":"config"}
+//! {"version":1,"request":"director_backends"}                       chance-director only
+//! {"version":1,"request":"director_lookup","proto":"tcp","vip":"203.0.113.10:443","client":"198.51.100.7:51234"}
 //! ```
 //!
 //! Each gets one line back: `{"version":1,"ok":{...}}` or `{"version":1,"error":"..."}`. A
@@ -119,6 +122,17 @@ pub enum Request {
     Reload,
     /// The running configuration.
     Config,
+    /// chance-director: every backend's state, health and share of the table's rows.
+    DirectorBackends,
+    /// chance-director: the bind, row and hop list of a flow.
+    DirectorLookup {
+        /// "tcp" or "udp".
+        proto: String,
+        /// The VIP side, `ADDR:PORT` (`[ADDR]:PORT` for IPv6).
+        vip: String,
+        /// The client side.
+        client: String,
+    },
 }
 
 impl Request {
@@ -133,6 +147,8 @@ impl Request {
             Request::Simulate { .. } => "simulate",
             Request::Reload => "reload",
             Request::Config => "config",
+            Request::DirectorBackends => "director_backends",
+            Request::DirectorLookup { .. } => "director_lookup",
         }
     }
 
@@ -170,7 +186,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let fields: Vec<String> = object.keys().filter(|k| *k != "request").cloned().collect();
     let request = Request::deserialize(value).map_err(|e| format!("bad request: {e}"))?;
     // serde's deny_unknown_fields does not reach the unit variants of a tagged enum.
-    if matches!(request, Request::Stats | Request::Reload | Request::Config) {
+    if matches!(
+        request,
+        Request::Stats | Request::Reload | Request::Config | Request::DirectorBackends
+    ) {
         if let Some(field) = fields.first() {
             return Err(format!(
                 "bad request: unknown field `{field}`: `{}` takes none",
@@ -523,6 +542,12 @@ mod tests {
             },
             Request::Reload,
             Request::Config,
+            Request::DirectorBackends,
+            Request::DirectorLookup {
+                proto: "tcp".into(),
+                vip: "203.0.113.10:443".into(),
+                client: "198.51.100.7:51234".into(),
+            },
         ] {
             let line = request.to_line();
             assert!(line.ends_with('\n') && line.contains("\"version\":1"));

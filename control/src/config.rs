@@ -143,34 +143,108 @@ impl ConfigError {
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = read(path)?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Reads a configuration file as text (an invalid UTF-8 file is an error at its first bad byte).
+pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
     let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
         error,
     })?;
-    let origin = path.display().to_string();
-    match String::from_utf8(bytes) {
-        Ok(text) => parse(&text, &origin),
-        Err(e) => {
-            let bytes = e.as_bytes();
-            let valid = e.utf8_error().valid_up_to();
-            // The prefix is valid UTF-8 by definition, so positions within it are well defined.
-            let text = String::from_utf8_lossy(&bytes[..valid]);
-            Err(Locator::new(&text, &origin).error(valid..valid, None, "file is not valid UTF-8"))
-        }
-    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        // The prefix is valid UTF-8 by definition, so positions within it are well defined.
+        let text = String::from_utf8_lossy(&bytes[..valid]);
+        let origin = path.display().to_string();
+        Locator::new(&text, &origin).error(valid..valid, None, "file is not valid UTF-8")
+    })
 }
 
 /// Parses and validates configuration `text`; `origin` names it in errors (usually the file name).
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let at = Locator::new(text, origin);
-    let deserializer = toml::de::Deserializer::parse(text)
+    refuse_other_daemon(&at, Daemon::Chanced)?;
+    let raw: RawConfig = deserialize(&at)?;
+    raw.validate(&at)
+}
+
+/// The daemon a configuration file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Daemon {
+    /// chanced, the backend: the file has `[encap]` and no `[director]`.
+    Chanced,
+    /// chance-director: the file has a top-level `[director]` table.
+    Director,
+}
+
+impl Daemon {
+    /// The daemon's program name.
+    pub fn program(self) -> &'static str {
+        match self {
+            Daemon::Chanced => "chanced",
+            Daemon::Director => "chance-director",
+        }
+    }
+
+    /// Which daemon `text` is for: a top-level `[director]` table makes it chance-director's.
+    /// A file that is not TOML is chanced's (its parser reports the syntax error).
+    pub fn of(text: &str) -> Daemon {
+        match toml::from_str::<Peek>(text) {
+            Ok(Peek {
+                director: Some(_), ..
+            }) => Daemon::Director,
+            _ => Daemon::Chanced,
+        }
+    }
+}
+
+/// The top-level tables that tell the two daemons' files apart (everything else is ignored).
+#[derive(Deserialize)]
+struct Peek {
+    director: Option<Spanned<toml::Value>>,
+    encap: Option<Spanned<toml::Value>>,
+}
+
+/// Refuses, at the telling table's line, a file written for the other daemon.
+pub(crate) fn refuse_other_daemon(at: &Locator<'_>, wanted: Daemon) -> Result<(), ConfigError> {
+    let Ok(peek) = toml::from_str::<Peek>(at.text) else {
+        return Ok(());
+    };
+    match (wanted, peek.director, peek.encap) {
+        (Daemon::Chanced, Some(director), _) => Err(at.error(
+            director.span(),
+            Some("director".into()),
+            "this is a chance-director configuration (it has [director]); chanced reads a \
+             backend's file ([encap] and no [director]): run chance-director with it",
+        )),
+        (Daemon::Director, None, encap) => Err(at.error(
+            encap.map_or(0..0, |e| e.span()),
+            Some("director".into()),
+            "missing table: chance-director needs [director] (a file without it is chanced's)",
+        )),
+        (Daemon::Director, Some(_), Some(encap)) => Err(at.error(
+            encap.span(),
+            Some("encap".into()),
+            "[encap] is chanced's table: a director's file has [director] and no [encap]",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Deserializes the whole text into `T`, with serde errors turned into diagnostics.
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+    at: &Locator<'_>,
+) -> Result<T, ConfigError> {
+    let deserializer = toml::de::Deserializer::parse(at.text)
         .map_err(|e| at.error(e.span().unwrap_or(0..0), None, e.message()))?;
-    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = key_path(e.path());
         let inner = e.into_inner();
         at.error(inner.span().unwrap_or(0..0), key, inner.message())
-    })?;
-    raw.validate(&at)
+    })
 }
 
 #[derive(Deserialize)]
@@ -234,21 +308,7 @@ impl RawConfig {
             }
             flows.push(key);
         }
-        let dataplane = match (self.dpdk, self.ports) {
-            (dpdk, Some(ports)) => Some(dataplane_config::validate(
-                dpdk.map(Spanned::into_inner),
-                ports,
-                at,
-            )?),
-            (Some(dpdk), None) => {
-                return Err(at.error(
-                    dpdk.span(),
-                    Some("ports".into()),
-                    "missing table: [dpdk] needs [ports] with the nic and kernel ports",
-                ))
-            }
-            (None, None) => None,
-        };
+        let dataplane = dataplane_config::validate_tables(self.dpdk, self.ports, "chance", at)?;
         let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
         let file_prefix = dataplane
             .as_ref()
@@ -396,7 +456,7 @@ pub(crate) struct Locator<'a> {
 }
 
 impl<'a> Locator<'a> {
-    fn new(text: &'a str, origin: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str, origin: &'a str) -> Self {
         Self { text, origin }
     }
 

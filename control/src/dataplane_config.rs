@@ -197,9 +197,32 @@ fn valid_ifname(name: &str) -> bool {
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
-pub(crate) fn validate(
+/// Validates `[dpdk]` and `[ports]`, when the file has them (`[dpdk]` without `[ports]` is an
+/// error); `default_prefix` is the EAL file prefix when the file gives none (each daemon has its
+/// own, so that a director and a chanced on one host do not collide).
+pub(crate) fn validate_tables(
+    dpdk: Option<Spanned<RawDpdk>>,
+    ports: Option<RawPorts>,
+    default_prefix: &str,
+    at: &Locator<'_>,
+) -> Result<Option<DataplaneConfig>, ConfigError> {
+    match (dpdk, ports) {
+        (dpdk, Some(ports)) => {
+            validate(dpdk.map(Spanned::into_inner), ports, default_prefix, at).map(Some)
+        }
+        (Some(dpdk), None) => Err(at.error(
+            dpdk.span(),
+            Some("ports".into()),
+            "missing table: [dpdk] needs [ports] with the nic and kernel ports",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+fn validate(
     dpdk: Option<RawDpdk>,
     ports: RawPorts,
+    default_prefix: &str,
     at: &Locator<'_>,
 ) -> Result<DataplaneConfig, ConfigError> {
     let dpdk = dpdk.unwrap_or_default();
@@ -253,7 +276,7 @@ pub(crate) fn validate(
             ))
         }
         Some(p) => p.into_inner(),
-        None => "chance".into(),
+        None => default_prefix.into(),
     };
 
     let nic = ports.nic.get_ref().trim().to_owned();

@@ -10,12 +10,16 @@ pub mod control_config;
 pub mod daemon;
 pub mod dataplane_config;
 pub mod decode;
+pub mod director;
+pub mod director_config;
 pub mod frame;
+pub mod healthcheck_config;
 pub mod ownership_config;
 pub mod pcapio;
 pub mod reconcile;
 pub mod replay;
 pub mod report;
+pub(crate) mod shell;
 pub mod sockets;
 
 pub use config::{load, parse, Config, ConfigError};

@@ -13,20 +13,21 @@
 //!
 //! The daemons run one at a time (each busy-polls a worker lcore).
 
+mod common;
+
 use chance_control::api::{Client, ClientError, Request, StatsReply};
 use chance_control::pcapio::EthernetPcapWriter;
 use chance_testkit::gue::GueFrame;
 use chance_testkit::inner::{Ipv4Packet, ACK, L4};
+use common::{notified, notify_listener, sample, scrape};
 use pcap_file::TsResolution;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -285,73 +286,6 @@ fn engine(s: &StatsReply, name: &str) -> u64 {
 
 fn path(report: &Value, name: &str) -> u64 {
     report["total"]["path"][name].as_u64().unwrap_or(0)
-}
-
-/// `GET /metrics`: (name, labels, value) of every sample.
-fn scrape(address: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    let mut stream = TcpStream::connect(address).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/openmetrics-text"),
-        "{head}"
-    );
-    assert!(
-        body.ends_with("# EOF\n"),
-        "OpenMetrics text ends with # EOF"
-    );
-    let mut samples = Vec::new();
-    for line in body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("`series value`");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => {
-                let rest = rest.strip_suffix('}').expect("closing brace");
-                let labels = rest
-                    .split("\",")
-                    .filter(|p| !p.is_empty())
-                    .map(|pair| {
-                        let (k, v) = pair.split_once("=\"").expect("label=\"value\"");
-                        (k.to_owned(), v.trim_end_matches('"').to_owned())
-                    })
-                    .collect();
-                (name.to_owned(), labels)
-            }
-            None => (series.to_owned(), BTreeMap::new()),
-        };
-        samples.push((name, labels, value));
-    }
-    samples
-}
-
-fn sample(
-    samples: &[(String, BTreeMap<String, String>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
-    samples
-        .iter()
-        .find(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
-        .2
 }
 
 fn metrics_address(daemon: &Daemon) -> String {
@@ -666,37 +600,6 @@ fn a_bad_reload_keeps_the_running_configuration_and_is_counted() {
     );
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
-}
-
-/// Collects what chanced tells systemd.
-fn notify_listener(dir: &Path) -> (PathBuf, Arc<Mutex<Vec<String>>>) {
-    let path = dir.join("notify.sock");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let messages = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&messages);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        // Ends with the test process (the socket file goes with the scratch directory).
-        loop {
-            if let Ok(n) = socket.recv(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        }
-    });
-    (path, messages)
-}
-
-fn notified(messages: &Mutex<Vec<String>>, line: &str) -> bool {
-    messages
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|m| m.lines().any(|l| l == line || l.starts_with(line)))
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! What `deploy/` ships: the systemd unit passes `systemd-analyze verify` without a warning, the
-//! example configuration documents every key and passes `chancectl config check`, the scripts
-//! parse, and `install.sh` installs (under DESTDIR) without overwriting an existing configuration.
+//! What `deploy/` ships: the systemd units (chanced's and chance-director's) pass
+//! `systemd-analyze verify` without a warning, the example configurations document every key and
+//! pass `chancectl config check`, the scripts parse, and `install.sh` installs both daemons (under
+//! DESTDIR) without overwriting an existing configuration.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,30 +23,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[test]
-fn the_systemd_unit_verifies_cleanly() {
-    let unit = std::fs::read_to_string(root().join("deploy/systemd/chanced.service")).unwrap();
-    for line in [
-        "Type=notify",
-        "ExecStart=/usr/local/bin/chanced --config /etc/chance/chance.toml",
-        "ExecReload=/bin/kill -HUP $MAINPID",
-        "Restart=on-failure",
-        "TimeoutStopSec=",
-        "WatchdogSec=",
-        "LimitMEMLOCK=infinity",
-        "RuntimeDirectory=chance",
-        "AmbientCapabilities=",
-        "CapabilityBoundingSet=",
-    ] {
+/// The unit `deploy/systemd/NAME` has `lines` and passes `systemd-analyze verify ARGS` without a
+/// word on standard error.
+fn verify_unit(name: &str, lines: &[&str], args: &[&str]) {
+    let unit = std::fs::read_to_string(root().join("deploy/systemd").join(name)).unwrap();
+    for line in lines {
         assert!(
             unit.lines().any(|l| l.starts_with(line)),
-            "the unit lacks {line}"
+            "{name} lacks {line}"
         );
     }
     // systemd-analyze checks that the binaries exist: point it at the ones just built.
     let bin = Path::new(env!("CARGO_BIN_EXE_chanced")).parent().unwrap();
-    let dir = scratch("unit");
-    let unit_path = dir.join("chanced.service");
+    let dir = scratch(name);
+    let unit_path = dir.join(name);
     std::fs::write(
         &unit_path,
         unit.replace("/usr/local/bin", bin.to_str().unwrap()),
@@ -53,73 +44,66 @@ fn the_systemd_unit_verifies_cleanly() {
     .unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
+        .args(args)
         .arg(&unit_path)
         .output()
         .expect("systemd-analyze runs (apt-get install systemd; deploy/setup.sh installs it)");
     assert!(
         out.status.success() && text(&out.stderr).trim().is_empty(),
-        "systemd-analyze verify: {}\n{}",
+        "systemd-analyze verify {name}: {}\n{}",
         out.status,
         text(&out.stderr)
     );
 }
 
+/// What every daemon's unit must say.
+const UNIT_LINES: &[&str] = &[
+    "Type=notify",
+    "ExecReload=/bin/kill -HUP $MAINPID",
+    "Restart=on-failure",
+    "RestartPreventExitStatus=2",
+    "TimeoutStopSec=",
+    "WatchdogSec=",
+    "LimitMEMLOCK=infinity",
+    "RuntimeDirectory=chance",
+    "AmbientCapabilities=",
+    "CapabilityBoundingSet=",
+];
+
 #[test]
-fn the_example_configuration_documents_every_key_and_checks() {
-    let path = root().join("deploy/chance.example.toml");
+fn the_systemd_unit_verifies_cleanly() {
+    let mut lines = UNIT_LINES.to_vec();
+    lines.push("ExecStart=/usr/local/bin/chanced --config /etc/chance/chance.toml");
+    verify_unit("chanced.service", &lines, &[]);
+}
+
+#[test]
+fn the_director_unit_verifies_cleanly() {
+    let mut lines = UNIT_LINES.to_vec();
+    lines.extend([
+        "ExecStartPre=/usr/local/bin/chancectl config check /etc/chance/director.toml",
+        "ExecStart=/usr/local/bin/chance-director --config /etc/chance/director.toml",
+    ]);
+    // --man=no: the unit's man: link is not a check of ours (and needs man-db installed).
+    verify_unit("chance-director.service", &lines, &["--man=no"]);
+}
+
+/// `chancectl config check` passes on `deploy/NAME`, and every key of `tables` is on a line of
+/// its own with a comment.
+fn assert_documented(name: &str, tables: &[(&str, &[&str])]) {
+    let path = root().join("deploy").join(name);
     let out = Command::new(env!("CARGO_BIN_EXE_chancectl"))
         .args(["config", "check"])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{name}: {}", text(&out.stderr));
     let example = std::fs::read_to_string(&path).unwrap();
-    let tables: &[(&str, &[&str])] = &[
-        ("[encap]", &["addresses", "port", "mtu"]),
-        ("[[flow]]", &["proto", "local", "remote"]),
-        (
-            "[flow_table]",
-            &["capacity", "syn_lifetime_secs", "egress_learning"],
-        ),
-        ("[reconcile]", &["interval_ms", "grace_secs", "namespaces"]),
-        (
-            "[dpdk]",
-            &[
-                "lcores",
-                "memory_mb",
-                "hugepages",
-                "file_prefix",
-                "eal_args",
-            ],
-        ),
-        (
-            "[ports]",
-            &[
-                "nic",
-                "kernel",
-                "rx_descriptors",
-                "tx_descriptors",
-                "mempool_mbufs",
-                "mempool_cache",
-                "burst",
-            ],
-        ),
-        (
-            "[control]",
-            &[
-                "api_socket",
-                "api_group",
-                "metrics_address",
-                "log_level",
-                "shutdown_deadline_ms",
-            ],
-        ),
-    ];
     for (table, keys) in tables {
         let start = example
             .lines()
             .position(|l| l.starts_with(table))
-            .unwrap_or_else(|| panic!("no {table}"));
+            .unwrap_or_else(|| panic!("{name}: no {table}"));
         let body: Vec<&str> = example
             .lines()
             .skip(start + 1)
@@ -129,13 +113,96 @@ fn the_example_configuration_documents_every_key_and_checks() {
             let line = body
                 .iter()
                 .find(|l| l.starts_with(&format!("{key} =")))
-                .unwrap_or_else(|| panic!("{table} lacks {key}"));
+                .unwrap_or_else(|| panic!("{name}: {table} lacks {key}"));
             assert!(
                 line.contains('#'),
-                "{table} {key} is not documented: {line}"
+                "{name}: {table} {key} is not documented: {line}"
             );
         }
     }
+}
+
+const DPDK_KEYS: &[&str] = &[
+    "lcores",
+    "memory_mb",
+    "hugepages",
+    "file_prefix",
+    "eal_args",
+];
+const PORTS_KEYS: &[&str] = &[
+    "nic",
+    "kernel",
+    "rx_descriptors",
+    "tx_descriptors",
+    "mempool_mbufs",
+    "mempool_cache",
+    "burst",
+];
+const CONTROL_KEYS: &[&str] = &[
+    "api_socket",
+    "api_group",
+    "metrics_address",
+    "log_level",
+    "shutdown_deadline_ms",
+];
+
+#[test]
+fn the_example_configuration_documents_every_key_and_checks() {
+    assert_documented(
+        "chance.example.toml",
+        &[
+            ("[encap]", &["addresses", "port", "mtu"]),
+            ("[[flow]]", &["proto", "local", "remote"]),
+            (
+                "[flow_table]",
+                &["capacity", "syn_lifetime_secs", "egress_learning"],
+            ),
+            ("[reconcile]", &["interval_ms", "grace_secs", "namespaces"]),
+            ("[dpdk]", DPDK_KEYS),
+            ("[ports]", PORTS_KEYS),
+            ("[control]", CONTROL_KEYS),
+        ],
+    );
+}
+
+#[test]
+fn the_director_example_configuration_documents_every_key_and_checks() {
+    assert_documented(
+        "director.example.toml",
+        &[
+            (
+                "[director]",
+                &[
+                    "address",
+                    "gateway_mac",
+                    "gue_port",
+                    "hash_key",
+                    "seed",
+                    "hash_fields",
+                    "alt_hash_fields",
+                ],
+            ),
+            ("[[bind]]", &["vip", "protocol", "port"]),
+            ("[[backend]]", &["address", "state", "healthy"]),
+            (
+                "[healthcheck]",
+                &[
+                    "interval_ms",
+                    "timeout_ms",
+                    "rise",
+                    "fall",
+                    "hold_down_ms",
+                    "gue",
+                    "tcp_port",
+                    "http_port",
+                    "http_path",
+                ],
+            ),
+            ("[dpdk]", DPDK_KEYS),
+            ("[ports]", PORTS_KEYS),
+            ("[control]", CONTROL_KEYS),
+        ],
+    );
 }
 
 #[test]
@@ -168,9 +235,12 @@ fn the_scripts_parse_and_install_sh_installs_under_destdir() {
     );
     for file in [
         "usr/local/bin/chanced",
+        "usr/local/bin/chance-director",
         "usr/local/bin/chancectl",
         "etc/systemd/system/chanced.service",
+        "etc/systemd/system/chance-director.service",
         "etc/chance/chance.toml",
+        "etc/chance/director.toml",
     ] {
         assert!(dest.join(file).is_file(), "{file} not installed");
     }

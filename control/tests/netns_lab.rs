@@ -12,6 +12,10 @@
 //! - the replies left through the kernel port and the NIC (kernel_rx, nic_tx);
 //! - chanced exits 0 on SIGTERM with every mbuf back in the pool.
 //!
+//! And chance-director's GUE health probe, run from the client namespace against the real chanced:
+//! the backend is healthy while chanced runs, unhealthy once it is stopped (its kernel is still
+//! up), healthy again when chanced is back.
+//!
 //! Needs root (network namespaces, veth, TUN/TAP): it fails, never skips, without them. Whatever
 //! happens, the guard stops the processes the lab started (by pid) and deletes its namespaces.
 
@@ -54,8 +58,12 @@ struct Lab {
     torn_down: bool,
 }
 
+/// The labs of this file run one at a time (each chanced busy-polls a CPU).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Lab {
-    fn up() -> Lab {
+    /// A lab whose namespaces are named `chance-<tag><pid>-...`.
+    fn up(tag: &str) -> Lab {
         let id = Command::new("id")
             .arg("-u")
             .output()
@@ -67,7 +75,7 @@ impl Lab {
              run `cargo test` as root"
         );
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let prefix = format!("chance-t{}", std::process::id());
+        let prefix = format!("chance-{tag}{}", std::process::id());
         let lab = Lab {
             state: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("netns-lab-{prefix}")),
             script: root.join("deploy/lab.sh"),
@@ -272,7 +280,8 @@ fn counter(report: &Value, table: &str, name: &str) -> u64 {
 #[test]
 fn tcp_udp_and_forwarding_through_chanced_in_a_namespace_lab() {
     let started = Instant::now();
-    let mut lab = Lab::up();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("t");
     let up_took = started.elapsed();
 
     // 1. TCP to the VIP, hop list [192.0.2.10]: the handshake completes, bytes flow both ways.
@@ -474,4 +483,137 @@ fn tcp_udp_and_forwarding_through_chanced_in_a_namespace_lab() {
         up_took.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// chance-director, control plane only, in the lab's client namespace; killed (by pid) on drop.
+struct Director(std::process::Child, PathBuf);
+
+impl Director {
+    fn backend(&self) -> Option<Value> {
+        let reply = chance_control::api::Client::connect(&self.1)
+            .ok()?
+            .call(&chance_control::api::Request::DirectorBackends)
+            .ok()?;
+        Some(reply["backends"][0].clone())
+    }
+
+    /// Waits (bounded) until the backend's health is `healthy`.
+    fn wait_health(&mut self, healthy: bool, lab: &Lab, log: &Path) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(b) = self.backend().filter(|b| b["healthy"] == healthy) {
+                return b;
+            }
+            if let Some(status) = self.0.try_wait().unwrap() {
+                panic!(
+                    "chance-director exited ({status}):\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the backend did not become {}: {:?}\n{}\n{}",
+                if healthy { "healthy" } else { "unhealthy" },
+                self.backend(),
+                std::fs::read_to_string(log).unwrap_or_default(),
+                lab.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Director {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_director_gue_probe_follows_the_backends_chanced() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("d");
+    let config = lab.state.join("director.toml");
+    let socket = lab.state.join("director.sock");
+    // From the client namespace, whose rtr0 (192.0.2.1) faces the backend's NIC.
+    std::fs::write(
+        &config,
+        format!(
+            "[director]\naddress = \"{ROUTER}\"\ngateway_mac = \"02:00:00:00:00:01\"\n\
+             hash_key = \"000102030405060708090a0b0c0d0e0f\"\nseed = \"000102030405060708090a0b0c0d0e0f\"\n\
+             [[backend]]\naddress = \"{HOST}\"\nstate = \"active\"\nhealthy = false\n\
+             [healthcheck]\ninterval_ms = 200\ntimeout_ms = 150\nrise = 1\nfall = 2\nhold_down_ms = 0\n\
+             [control]\napi_socket = \"{}\"\nmetrics_address = \"\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let log = lab.state.join("chance-director.log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns()])
+        .arg(env!("CARGO_BIN_EXE_chance-director"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--no-dataplane")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("ip netns exec chance-director");
+    let mut director = Director(child, socket);
+
+    // chanced runs: the echo inside GUE reaches the backend's kernel, which answers.
+    let up = director.wait_health(true, &lab, &log);
+    assert_eq!(up["went_up"], 1, "{up}");
+    // chanced stops: the backend's kernel is still up, but nothing decapsulates the probe.
+    let stopped = lab.script("stop-chanced", true);
+    assert!(
+        stopped.status.success(),
+        "lab.sh stop-chanced:\n{}",
+        describe(&stopped)
+    );
+    let down = director.wait_health(false, &lab, &log);
+    assert!(
+        down["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no echo reply"),
+        "{down}"
+    );
+    // chanced is back: so is the backend.
+    let started = lab.script("start-chanced", true);
+    assert!(
+        started.status.success(),
+        "lab.sh start-chanced:\n{}",
+        describe(&started)
+    );
+    let again = director.wait_health(true, &lab, &log);
+    assert_eq!(
+        (again["went_up"].as_u64(), again["went_down"].as_u64()),
+        (Some(2), Some(1)),
+        "{again}"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(director.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = director.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "chance-director did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let down = lab.script("down", false);
+    lab.torn_down = down.status.success();
+    assert!(down.status.success(), "lab.sh down:\n{}", describe(&down));
 }

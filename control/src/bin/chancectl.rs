@@ -59,6 +59,9 @@ enum Command {
     Config(ConfigCommand),
     /// Run every frame of a capture through the engine and write the verdicts.
     Replay(ReplayArgs),
+    /// A running chance-director (its socket: --socket, else /etc/chance/director.toml's).
+    #[command(subcommand)]
+    Director(chance_control::director::ctl::DirectorCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +229,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flows(command) => flows(connect(socket)?, command),
         Command::Simulate(args) => simulate(connect(socket)?, args),
         Command::Reload { json } => reload(connect(socket)?, json),
+        Command::Director(command) => {
+            use chance_control::director::ctl;
+            print!("{}", ctl::run(&ctl::socket_path(socket), &command)?);
+            Ok(())
+        }
     }
 }
 
@@ -279,6 +287,12 @@ fn connect(socket: Option<PathBuf>) -> anyhow::Result<Api> {
 }
 
 fn check(file: PathBuf) -> anyhow::Result<()> {
+    // A file that cannot be read is reported by the loader below.
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    if config::Daemon::of(&text) == config::Daemon::Director {
+        print!("{}", chance_control::director::ctl::check(&file)?);
+        return Ok(());
+    }
     let config = config::load(&file)?;
     let addresses: Vec<String> = config.addresses().iter().map(|a| a.to_string()).collect();
     let flows = config.static_flows().len();

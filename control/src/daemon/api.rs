@@ -1,277 +1,35 @@
-//! The local API's server: a Unix socket, mode 0660, owned by root and the configured group, so
-//! that nobody else can connect; one thread per connection (at most [`MAX_CONNECTIONS`]), each
-//! reading newline-delimited requests with a timeout. See [`crate::api`] for the protocol.
+//! chanced's answers on the local API (the socket and its connections are
+//! [`crate::shell::api_server`]'s). See [`crate::api`] for the protocol.
 
 use super::{lock, reload, Shared};
 use crate::api::{
-    parse_request, ConfigReply, EncapSummary, FlowChangeReply, FlowEntry, FlowSpec, FlowsListReply,
-    LookupReply, Request, Response, SimulateReply, SimulatedLookup, MAX_REQUEST_BYTES,
-    MAX_SIMULATED_FRAME,
+    ConfigReply, EncapSummary, FlowChangeReply, FlowEntry, FlowSpec, FlowsListReply, LookupReply,
+    Request, SimulateReply, SimulatedLookup, MAX_SIMULATED_FRAME,
 };
-use crate::control_config::ApiGroup;
 use crate::ownership_config::Namespace;
+use crate::shell::api_server::ApiHandler;
 use chance_engine::table::{ConcurrentFlowTable, InsertOutcome, Lookup, Source};
 use chance_engine::{Engine, FlowKey, FlowTable};
-use nix::unistd::{Gid, Group};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::fs::{self, Permissions};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-/// Connections served at once; more get an error reply and are closed.
-pub(crate) const MAX_CONNECTIONS: usize = 16;
-/// A connection idle this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest `flows_list` reply.
-const MAX_LIST: usize = 100_000;
-
-/// The group id of `group`, looked up on this host.
-pub(crate) fn resolve_group(group: Option<&ApiGroup>) -> Result<Option<Gid>, String> {
-    let Some(group) = group else { return Ok(None) };
-    match Group::from_name(&group.name) {
-        Ok(Some(g)) => Ok(Some(g.gid)),
-        Ok(None) => Err(format!(
-            "{}: no group named `{}` on this host (create it: groupadd --system {})",
-            group.location, group.name, group.name
-        )),
-        Err(e) => Err(format!(
-            "{}: looking up group `{}`: {e}",
-            group.location, group.name
-        )),
-    }
-}
-
-/// A bound, not yet served, API socket.
+/// chanced's API: its answers, over the daemon's shared state.
 #[derive(Debug)]
-pub(crate) struct Bound {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
-/// Binds the API socket at `path`: mode 0660, group `gid` (root's when `None`). A stale socket
-/// file is replaced; a socket another process still serves is an error, and so is any other
-/// kind of file. The socket is made under a temporary name and renamed into place with its
-/// final mode and owner, so it is never reachable with looser permissions.
-pub(crate) fn bind(path: &Path, gid: Option<Gid>) -> Result<Bound, String> {
-    let shown = path.display();
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{shown}: another process (another chanced?) is serving this socket; \
-                     give each chanced its own control.api_socket"
-                ));
-            }
-            fs::remove_file(path).map_err(|e| format!("{shown}: removing a stale socket: {e}"))?;
-        }
-        Ok(_) => return Err(format!("{shown}: exists and is not a socket")),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{shown}: {e}")),
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
-    // sun_path holds 107 bytes: a long path is bound in place (a socket starts without write
-    // permission for others under any usual umask, and its mode is set right after).
-    let staging = if tmp.as_os_str().len() <= 107 {
-        tmp.as_path()
-    } else {
-        path
-    };
-    let _ = fs::remove_file(staging);
-    let listener = UnixListener::bind(staging).map_err(|e| format!("{shown}: bind: {e}"))?;
-    let finish = || -> std::io::Result<()> {
-        fs::set_permissions(staging, Permissions::from_mode(0o660))?;
-        if let Some(gid) = gid {
-            nix::unistd::chown(staging, None, Some(gid))?;
-        }
-        if staging != path {
-            fs::rename(staging, path)?;
-        }
-        Ok(())
-    };
-    if let Err(e) = finish() {
-        let _ = fs::remove_file(staging);
-        return Err(format!("{shown}: setting mode 0660 and group: {e}"));
-    }
-    Ok(Bound {
-        listener,
-        path: path.to_owned(),
-    })
-}
-
-/// Changes the group of a served socket in place.
-pub(crate) fn set_group(path: &Path, gid: Option<Gid>) -> Result<(), String> {
-    nix::unistd::chown(path, None, Some(gid.unwrap_or(Gid::from_raw(0))))
-        .map_err(|e| format!("{}: chown: {e}", path.display()))
-}
-
-/// A served API socket: its accept thread.
-#[derive(Debug)]
-pub(crate) struct ApiServer {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl ApiServer {
-    /// Serves `bound` on a thread of its own.
-    pub(crate) fn serve(bound: Bound, shared: &Arc<Shared>) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let path = bound.path.clone();
-        let thread = {
-            let stop = Arc::clone(&stop);
-            let shared = Arc::clone(shared);
-            std::thread::Builder::new()
-                .name("chance-api".into())
-                .spawn(move || accept_loop(bound, &shared, &stop))?
-        };
-        tracing::info!(socket = %path.display(), "API listening");
-        Ok(Self { path, stop, thread })
-    }
-
-    /// The socket's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Stops accepting and removes the socket file (connections being served finish their
-    /// current request).
-    pub(crate) fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Unbinds a bound socket that will not be served.
-pub(crate) fn discard(bound: Bound) {
-    let _ = fs::remove_file(&bound.path);
-}
-
-fn accept_loop(bound: Bound, shared: &Arc<Shared>, stop: &AtomicBool) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let active = Arc::new(AtomicUsize::new(0));
-    while !stop.load(Ordering::Relaxed) {
-        let mut fds = [PollFd::new(bound.listener.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(0) => continue,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "API: poll failed; the API is off");
-                return;
-            }
-        }
-        let stream = match bound.listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "API: accept");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::AcqRel);
-            let mut stream = stream;
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = stream.write_all(
-                Response::line(Err(format!(
-                    "busy: {MAX_CONNECTIONS} connections are being served"
-                )))
-                .as_bytes(),
-            );
-            continue;
-        }
-        let shared = Arc::clone(shared);
-        let guard = Arc::clone(&active);
-        let spawned = std::thread::Builder::new()
-            .name("chance-api-conn".into())
-            .spawn(move || {
-                serve_connection(stream, &shared);
-                guard.fetch_sub(1, Ordering::AcqRel);
-            });
-        if let Err(e) = spawned {
-            active.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(error = %e, "API: cannot start a connection thread");
-        }
-    }
-}
-
-/// Who is on the other end, for the log.
-fn peer(stream: &UnixStream) -> String {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    match getsockopt(stream, PeerCredentials) {
-        Ok(c) => format!("uid {} pid {}", c.uid(), c.pid()),
-        Err(_) => "unknown peer".into(),
-    }
-}
-
-fn serve_connection(stream: UnixStream, shared: &Arc<Shared>) {
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let who = peer(&stream);
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let limit = MAX_REQUEST_BYTES as u64 + 1;
-        match (&mut reader).take(limit).read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) => {}
-            // A timeout or a broken connection: nothing to answer.
-            Err(_) => return,
-        }
-        if line.len() > MAX_REQUEST_BYTES && line.last() != Some(&b'\n') {
-            let _ = writer.write_all(
-                Response::line(Err(format!(
-                    "request too large: more than {MAX_REQUEST_BYTES} bytes without a newline"
-                )))
-                .as_bytes(),
-            );
-            return;
-        }
-        let text = line.trim_ascii();
-        if text.is_empty() {
-            continue;
-        }
-        let result = parse_request(text).and_then(|request| {
-            match &request {
-                Request::Stats | Request::Config | Request::FlowsList { .. } => {
-                    tracing::debug!(peer = %who, request = request.name(), "API request")
-                }
-                _ => tracing::info!(peer = %who, request = request.name(), "API request"),
-            }
-            handle(shared, request)
-        });
-        if writer
-            .write_all(Response::line(result).as_bytes())
-            .and_then(|()| writer.flush())
-            .is_err()
-        {
-            return;
-        }
-    }
-}
+pub(crate) struct ChancedApi(pub Arc<Shared>);
 
 fn json<T: serde::Serialize>(value: T) -> Result<Value, String> {
     serde_json::to_value(value).map_err(|e| e.to_string())
+}
+
+/// The longest `flows_list` reply.
+const MAX_LIST: usize = 100_000;
+
+impl ApiHandler for ChancedApi {
+    fn handle(&self, request: Request) -> Result<Value, String> {
+        handle(&self.0, request)
+    }
 }
 
 /// Answers one request.
@@ -289,6 +47,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, request: Request) -> Result<Value, St
         Request::Simulate { frame } => json(simulate(shared, &frame)?),
         Request::Reload => json(reload::reload(shared, "API")?),
         Request::Config => json(config(shared)),
+        Request::DirectorBackends | Request::DirectorLookup { .. } => Err(format!(
+            "`{}` is chance-director's: this socket is chanced's",
+            request.name()
+        )),
     }
 }
 
@@ -481,8 +243,8 @@ fn config(shared: &Shared) -> ConfigReply {
         log_level: shared.log.current(),
         shutdown_deadline_ms: u64::try_from(control.shutdown_deadline.as_millis()).unwrap_or(0),
         pending_restart: lock(&shared.pending_restart).clone(),
-        reloads_total: shared.reloads.load(Ordering::Relaxed),
-        reload_failures_total: shared.reload_failures.load(Ordering::Relaxed),
-        last_reload_error: lock(&shared.last_reload_error).clone(),
+        reloads_total: shared.reload.reloads.load(Ordering::Relaxed),
+        reload_failures_total: shared.reload.failures.load(Ordering::Relaxed),
+        last_reload_error: shared.reload.last_error(),
     }
 }

@@ -20,143 +20,19 @@
 //!   `chance_build_info{version,git_revision,dpdk,dpdk_linkage}`.
 
 use super::{lock, Shared};
+use crate::shell::metrics_server::{build_info_labels, Families, Family, Labels};
 use chance_engine::Counter;
 use chance_runtime::{PathCounter, PortStats};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::Weak;
 
-/// OpenMetrics text, which Prometheus asks for and reads.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// A served metrics endpoint.
-pub(crate) struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    address: SocketAddr,
-    thread: JoinHandle<()>,
-}
-
-impl fmt::Debug for MetricsServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsServer")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MetricsServer {
-    /// Binds `address` and serves it on a thread of its own.
-    pub(crate) fn serve(address: SocketAddr, shared: &Arc<Shared>) -> Result<Self, String> {
-        let server = tiny_http::Server::http(address).map_err(|e| format!("{address}: {e}"))?;
-        let address = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| format!("{address}: not an IP listener"))?;
-        let server = Arc::new(server);
-        let mut registry = Registry::default();
-        // Weak: the collector must not keep the daemon's state alive through the server.
-        registry.register_collector(Box::new(ChanceCollector(Arc::downgrade(shared))));
-        let thread = {
-            let server = Arc::clone(&server);
-            std::thread::Builder::new()
-                .name("chance-metrics".into())
-                .spawn(move || serve(&server, &registry))
-                .map_err(|e| format!("metrics thread: {e}"))?
-        };
-        tracing::info!(%address, "metrics served at http://{address}/metrics");
-        Ok(Self {
-            server,
-            address,
-            thread,
-        })
-    }
-
-    /// Where it listens (port 0 resolved).
-    pub(crate) fn address(&self) -> SocketAddr {
-        self.address
-    }
-
-    /// Stops serving and closes the listener.
-    pub(crate) fn stop(self) {
-        self.server.unblock();
-        let _ = self.thread.join();
-    }
-}
-
-fn serve(server: &tiny_http::Server, registry: &Registry) {
-    for request in server.incoming_requests() {
-        let path = request.url().split('?').next().unwrap_or("");
-        let response = match (request.method(), path) {
-            (tiny_http::Method::Get, "/metrics") => {
-                let mut body = String::new();
-                match prometheus_client::encoding::text::encode(&mut body, registry) {
-                    Ok(()) => {
-                        tiny_http::Response::from_string(body).with_header(header(CONTENT_TYPE))
-                    }
-                    Err(_) => {
-                        tiny_http::Response::from_string("encoding failed\n").with_status_code(500)
-                    }
-                }
-            }
-            (tiny_http::Method::Get, "/") => {
-                tiny_http::Response::from_string("chanced: metrics at /metrics\n")
-                    .with_header(header("text/plain; charset=utf-8"))
-            }
-            _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-        };
-        let _ = request.respond(response);
-    }
-}
-
-fn header(content_type: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-        .unwrap_or_else(|()| "Content-Type: text/plain".parse().expect("a valid header"))
-}
-
+/// chanced's collector (weak: it must not keep the daemon's state alive through the server).
 #[derive(Debug)]
-struct ChanceCollector(Weak<Shared>);
-
-type Labels = Vec<(&'static str, String)>;
-
-/// One family: its name (without `_total`), help, type, and samples.
-struct Family {
-    name: String,
-    help: String,
-    kind: MetricType,
-    samples: Vec<(Labels, f64)>,
-}
-
-impl Family {
-    fn new(name: &str, help: &str, kind: MetricType) -> Self {
-        Self {
-            name: name.to_owned(),
-            help: help.to_owned(),
-            kind,
-            samples: Vec::new(),
-        }
-    }
-
-    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
-        let mut metric = encoder.encode_descriptor(&self.name, &self.help, None, self.kind)?;
-        for (labels, value) in &self.samples {
-            let family = metric.encode_family(labels)?;
-            match self.kind {
-                // Counters are integers here; f64 holds them exactly below 2^53.
-                MetricType::Counter => ConstCounter::new(*value as u64).encode(family)?,
-                _ => ConstGauge::new(*value).encode(family)?,
-            }
-        }
-        Ok(())
-    }
-}
+pub(crate) struct ChanceCollector(pub Weak<Shared>);
 
 /// `accepted_packets_total_syn` -> (`chance_accepted_packets`, Some(("reason", "syn"))).
 fn engine_family(counter: Counter) -> (String, Option<(&'static str, String)>) {
@@ -187,17 +63,9 @@ impl Collector for ChanceCollector {
 
 /// Every family, in a stable order.
 fn families(shared: &Shared) -> Vec<Family> {
-    let mut out: Vec<Family> = Vec::new();
-    let mut push = |name: &str, help: &str, kind: MetricType, labels: Labels, value: f64| match out
-        .iter_mut()
-        .find(|f| f.name == name)
-    {
-        Some(f) => f.samples.push((labels, value)),
-        None => {
-            let mut f = Family::new(name, help, kind);
-            f.samples.push((labels, value));
-            out.push(f);
-        }
+    let mut out = Families::default();
+    let mut push = |name: &str, help: &str, kind: MetricType, labels: Labels, value: f64| {
+        out.push(name, help, kind, labels, value)
     };
     if let Some(snapshot) = shared.snapshot() {
         for (lcore, engine, _) in &snapshot.lcores {
@@ -357,8 +225,8 @@ fn families(shared: &Shared) -> Vec<Family> {
         push(name, help, kind, none(), value);
     }
     for (result, value) in [
-        ("ok", shared.reloads.load(Ordering::Relaxed)),
-        ("failed", shared.reload_failures.load(Ordering::Relaxed)),
+        ("ok", shared.reload.reloads.load(Ordering::Relaxed)),
+        ("failed", shared.reload.failures.load(Ordering::Relaxed)),
     ] {
         push(
             "chance_reloads",
@@ -393,23 +261,10 @@ fn families(shared: &Shared) -> Vec<Family> {
         "chance_build_info",
         "chanced's build: version, git revision, DPDK release and linkage",
         MetricType::Gauge,
-        vec![
-            ("version", super::VERSION.to_owned()),
-            ("git_revision", super::GIT_REVISION.to_owned()),
-            ("dpdk", chance_runtime::dpdk_version()),
-            (
-                "dpdk_linkage",
-                if chance_runtime::DPDK_STATIC {
-                    "static"
-                } else {
-                    "shared"
-                }
-                .to_owned(),
-            ),
-        ],
+        build_info_labels(),
         1.0,
     );
-    out
+    out.0
 }
 
 fn path_help(counter: PathCounter) -> &'static str {

@@ -18,7 +18,6 @@
 //! deadline, 2 for an invalid configuration (nothing is started).
 
 mod api;
-mod logging;
 mod metrics;
 mod reload;
 mod signals;
@@ -27,6 +26,11 @@ use crate::api::{CounterSet, StatsReply};
 use crate::control_config::ControlConfig;
 use crate::reconcile::{ReconcileStats, Reconciler};
 use crate::report::Report;
+use crate::shell::api_server::{self, ApiServer};
+use crate::shell::logging;
+use crate::shell::metrics_server::MetricsServer;
+use crate::shell::reload::ReloadCounters;
+use crate::shell::startup::{bind_api, config_error, exit_status, Failure};
 use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
@@ -36,7 +40,7 @@ use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,34 +92,7 @@ pub fn main() -> ExitCode {
         ));
     };
     let log = logging::LogControl::init(&config.control().log_level);
-    match run(&args, config, &dataplane, log) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(Failure::Config(message)) => config_error(&message),
-        Err(Failure::Other(e)) => {
-            eprintln!("chanced: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn config_error(message: &str) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(2)
-}
-
-/// Why chanced could not run.
-enum Failure {
-    /// The configuration cannot be used on this host (exit 2, nothing started).
-    Config(String),
-    /// Anything else (exit 1).
-    Other(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Other(e)
-    }
+    exit_status(run(&args, config, &dataplane, log), "chanced")
 }
 
 /// The counters as the main lcore last read them.
@@ -196,8 +173,8 @@ impl ReconcileThread {
 /// The control surfaces a reload may replace.
 #[derive(Debug, Default)]
 pub(crate) struct Controls {
-    pub api: Option<api::ApiServer>,
-    pub metrics: Option<metrics::MetricsServer>,
+    pub api: Option<ApiServer>,
+    pub metrics: Option<MetricsServer>,
     pub reconciler: Option<ReconcileThread>,
 }
 
@@ -234,12 +211,8 @@ pub(crate) struct Shared {
     pub egress_learning: Arc<AtomicBool>,
     /// The reconciliation's counters, kept across restarts of its thread.
     pub reconcile_stats: Arc<ReconcileStats>,
-    /// Successful reloads.
-    pub reloads: AtomicU64,
-    /// Failed reloads.
-    pub reload_failures: AtomicU64,
-    /// Why the last reload failed (cleared by a successful one).
-    pub last_reload_error: Mutex<Option<String>>,
+    /// Reloads: counters and the last failure.
+    pub reload: ReloadCounters,
     /// Keys of the loaded file waiting for a restart.
     pub pending_restart: Mutex<Vec<String>>,
     /// When chanced started.
@@ -317,10 +290,10 @@ impl Shared {
             ..StatsReply::default()
         };
         reply.daemon = [
-            ("reloads_total", self.reloads.load(Ordering::Relaxed)),
+            ("reloads_total", self.reload.reloads.load(Ordering::Relaxed)),
             (
                 "reload_failures_total",
-                self.reload_failures.load(Ordering::Relaxed),
+                self.reload.failures.load(Ordering::Relaxed),
             ),
             (
                 "egress_learning",
@@ -400,13 +373,7 @@ fn run(
     };
     // The API socket too: a second chanced on the same socket stops here.
     let control = config.control().clone();
-    let api_listener = match &control.api_socket {
-        Some(path) => {
-            let gid = api::resolve_group(control.api_group.as_ref()).map_err(Failure::Config)?;
-            Some(api::bind(path, gid).map_err(|e| Failure::Other(anyhow::anyhow!(e)))?)
-        }
-        None => None,
-    };
+    let api_listener = bind_api(&control, "chanced")?;
 
     let eal_args = if args.eal.is_empty() {
         dataplane.eal_args("chanced").split_off(1)
@@ -437,9 +404,7 @@ fn run(
         snapshot: Mutex::new(None),
         egress_learning,
         reconcile_stats: Arc::clone(&reconcile_stats),
-        reloads: AtomicU64::new(0),
-        reload_failures: AtomicU64::new(0),
-        last_reload_error: Mutex::new(None),
+        reload: ReloadCounters::default(),
         pending_restart: Mutex::new(Vec::new()),
         started: Instant::now(),
         started_unix: std::time::SystemTime::now()
@@ -451,7 +416,9 @@ fn run(
         controls: Mutex::new(Controls::default()),
     });
     let started = start_controls(&shared, &control, api_listener, reconciler, &ownership);
-    let signals = match started.and_then(|()| signals::spawn(&shared)) {
+    let signals = match started.and_then(|()| {
+        crate::shell::signals::spawn(Arc::new(signals::ChancedSignals(Arc::clone(&shared))))
+    }) {
         Ok(signals) => signals,
         Err(e) => {
             lock(&shared.controls).stop();
@@ -502,22 +469,42 @@ fn huge_pages(table: &ConcurrentFlowTable) {
     }
 }
 
+/// systemd's status line while chanced runs.
+pub(crate) const READY_STATUS: &str = "dataplane running";
+
+/// Serves chanced's API on `bound`.
+pub(crate) fn serve_api(
+    bound: api_server::Bound,
+    shared: &Arc<Shared>,
+) -> std::io::Result<ApiServer> {
+    ApiServer::serve(bound, Arc::new(api::ChancedApi(Arc::clone(shared))))
+}
+
+/// Serves chanced's metrics at `address`.
+pub(crate) fn serve_metrics(
+    address: std::net::SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<MetricsServer, String> {
+    let collector = metrics::ChanceCollector(Arc::downgrade(shared));
+    MetricsServer::serve(address, "chanced", Box::new(collector))
+}
+
 /// Serves the API and the metrics, starts the reconciliation.
 fn start_controls(
     shared: &Arc<Shared>,
     control: &ControlConfig,
-    api_listener: Option<api::Bound>,
+    api_listener: Option<api_server::Bound>,
     reconciler: Option<Reconciler>,
     ownership: &crate::ownership_config::OwnershipConfig,
 ) -> anyhow::Result<()> {
     let mut controls = lock(&shared.controls);
     if let Some(bound) = api_listener {
-        controls.api = Some(api::ApiServer::serve(bound, shared).context("starting the API")?);
+        controls.api = Some(serve_api(bound, shared).context("starting the API")?);
     }
     if let Some(address) = control.metrics_address {
         // The dataplane matters more than its metrics: a busy port is logged, not fatal (a
         // reload retries).
-        match metrics::MetricsServer::serve(address, shared) {
+        match serve_metrics(address, shared) {
             Ok(server) => controls.metrics = Some(server),
             Err(e) => {
                 tracing::error!(%address, error = %e, "metrics: cannot serve; metrics are off until a reload binds them")
@@ -561,12 +548,12 @@ fn run_dataplane(
             *lock(&shared.snapshot) = Some(Arc::new(Snapshot::of(live)));
             if !ready {
                 ready = true;
-                signals::notify_ready();
+                crate::shell::signals::notify_ready(READY_STATUS);
             }
             if let Some(period) = watchdog {
                 if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
                     last_ping = Some(Instant::now());
-                    signals::notify(&[sd_notify::NotifyState::Watchdog]);
+                    crate::shell::signals::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
             }
             if !interval.is_zero() && last_log.elapsed() >= interval {

@@ -14,10 +14,12 @@
 //! warning. The fallible steps (opening the new namespaces, binding the new socket and address,
 //! inserting the new flows) run before anything is switched, and are undone if a later one fails.
 
-use super::{api, lock, metrics, ReconcileThread, Shared};
+use super::{lock, serve_api, serve_metrics, ReconcileThread, Shared};
 use crate::api::ReloadReply;
 use crate::config::Config;
 use crate::reconcile::Reconciler;
+use crate::shell::api_server as api;
+use crate::shell::metrics_server::MetricsServer;
 use chance_engine::table::Source;
 use chance_engine::FlowKey;
 use std::collections::HashSet;
@@ -124,42 +126,10 @@ pub(crate) fn plan(startup: &Config, current: &Config, new: &Config) -> Plan {
 /// Reloads the configuration file; `by` names the trigger for the log (SIGHUP, API).
 pub(crate) fn reload(shared: &Arc<Shared>, by: &str) -> Result<ReloadReply, String> {
     // systemd hears of reloads once it has heard READY=1 (the dataplane's first tick).
-    let running = shared.snapshot().is_some();
-    if running {
-        super::signals::notify_reloading();
-    }
-    // Holding the controls serialises reloads.
-    let mut controls = lock(&shared.controls);
-    let result = apply(shared, &mut controls);
-    drop(controls);
-    if running {
-        super::signals::notify_ready();
-    }
-    match result {
-        Ok(mut reply) => {
-            reply.reloads_total = shared.reloads.fetch_add(1, Ordering::Relaxed) + 1;
-            reply.reload_failures_total = shared.reload_failures.load(Ordering::Relaxed);
-            *lock(&shared.last_reload_error) = None;
-            if reply.applied.is_empty() {
-                tracing::info!(by, "configuration reloaded: nothing to change");
-            } else {
-                tracing::info!(by, changes = %reply.applied.join("; "), "configuration reloaded");
-            }
-            if !reply.restart_required.is_empty() {
-                tracing::warn!(
-                    keys = %reply.restart_required.join(", "),
-                    "configuration reloaded, but these keys keep their running values until chanced restarts"
-                );
-            }
-            Ok(reply)
-        }
-        Err(e) => {
-            let failures = shared.reload_failures.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(by, error = %e, failures, "configuration reload failed; the running configuration is kept");
-            *lock(&shared.last_reload_error) = Some(e.clone());
-            Err(format!("reload failed, running configuration kept: {e}"))
-        }
-    }
+    let ready = shared.snapshot().is_some().then_some(super::READY_STATUS);
+    crate::shell::reload::run(&shared.reload, by, ready, "chanced", || {
+        apply(shared, &mut lock(&shared.controls))
+    })
 }
 
 fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadReply, String> {
@@ -186,7 +156,7 @@ fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadR
     };
     let gid = api::resolve_group(new_ctl.api_group.as_ref())?;
     let bound = match (&new_ctl.api_socket, plan.api_path) {
-        (Some(path), true) => Some(api::bind(path, gid)?),
+        (Some(path), true) => Some(api::bind(path, gid, "chanced")?),
         _ => None,
     };
     let undo_bound = |bound: Option<api::Bound>| {
@@ -211,19 +181,16 @@ fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadR
     //    unchanged address that failed before is only logged.
     let retry_metrics = controls.metrics.is_none() && new_ctl.metrics_address.is_some();
     if plan.metrics || retry_metrics {
-        let old_address = controls
-            .metrics
-            .as_ref()
-            .map(metrics::MetricsServer::address);
+        let old_address = controls.metrics.as_ref().map(MetricsServer::address);
         if let Some(old) = controls.metrics.take() {
             old.stop();
         }
         if let Some(address) = new_ctl.metrics_address {
-            match metrics::MetricsServer::serve(address, shared) {
+            match serve_metrics(address, shared) {
                 Ok(server) => controls.metrics = Some(server),
                 Err(e) if plan.metrics => {
                     if let Some(old) = old_address {
-                        controls.metrics = metrics::MetricsServer::serve(old, shared).ok();
+                        controls.metrics = serve_metrics(old, shared).ok();
                     }
                     undo_flows(shared, &added);
                     undo_bound(bound);
@@ -278,7 +245,7 @@ fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadR
         if let Some(old) = controls.api.take() {
             old.stop();
         }
-        match api::ApiServer::serve(bound, shared) {
+        match serve_api(bound, shared) {
             Ok(server) => {
                 applied.push(format!("control.api_socket = {}", server.path().display()));
                 controls.api = Some(server);

@@ -280,3 +280,105 @@ pub fn read_pcap(path: &Path) -> Vec<(Duration, Vec<u8>)> {
     }
     frames
 }
+
+/// A metrics sample: name, labels, value.
+pub type Sample = (String, std::collections::BTreeMap<String, String>, f64);
+
+/// `GET /metrics`: (name, labels, value) of every sample.
+pub fn scrape(address: &str) -> Vec<Sample> {
+    let mut stream = std::net::TcpStream::connect(address).expect("metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_fmt(
+        &mut stream,
+        format_args!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n"),
+    )
+    .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    assert!(
+        body.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+    let mut samples = Vec::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let rest = rest.strip_suffix('}').expect("closing brace");
+                let labels = rest
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| {
+                        let (k, v) = pair.split_once("=\"").expect("label=\"value\"");
+                        (k.to_owned(), v.trim_end_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels)
+            }
+            None => (series.to_owned(), std::collections::BTreeMap::new()),
+        };
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+pub fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
+        .2
+}
+
+/// Collects what a daemon tells systemd (its `NOTIFY_SOCKET`).
+pub fn notify_listener(dir: &Path) -> (PathBuf, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&messages);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with the test process (the socket file goes with the scratch directory).
+        loop {
+            if let Ok(n) = socket.recv(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    });
+    (path, messages)
+}
+
+/// Whether the daemon sent `line` (or a line starting with it).
+pub fn notified(messages: &std::sync::Mutex<Vec<String>>, line: &str) -> bool {
+    messages
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.lines().any(|l| l == line || l.starts_with(line)))
+}

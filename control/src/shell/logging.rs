@@ -1,4 +1,4 @@
-//! chanced's logs: `tracing` to standard error, with a filter that a reload can swap.
+//! The daemons' logs (chanced's and chance-director's): `tracing` to standard error, with a filter that a reload can swap.
 //!
 //! Under systemd (`JOURNAL_STREAM` set: standard error goes to the journal) lines carry no
 //! timestamp and no colour, and start with the `<N>` priority prefix of sd-daemon(3), so

@@ -1,0 +1,536 @@
+//! chance-director, the daemon: validates its configuration (the whole file, before anything is
+//! touched), starts the health checks, builds the forwarding table and rebuilds it on every
+//! health change and reload, and serves the control side through the shell it shares with
+//! chanced ([`crate::shell`]): the local API ([`api`]), Prometheus metrics ([`metrics`]), reloads
+//! on SIGHUP or from the API ([`reload`]), SIGTERM/SIGINT and systemd notifications.
+//!
+//! `chance-director --config FILE [--no-dataplane] [-- EAL ARGS]`
+//!
+//! `--no-dataplane` runs the control plane only (health checks, table builds, API, metrics), for
+//! testing. Without it the dataplane (EAL, ports, one worker per worker lcore) runs from
+//! [`run_dataplane`].
+//!
+//! Exit status: 0 after a clean stop, 1 on a runtime failure or a missed shutdown deadline, 2 for
+//! an invalid configuration (nothing is started).
+
+pub mod api;
+pub mod ctl;
+pub mod health;
+mod metrics;
+mod probe;
+mod reload;
+pub mod table;
+
+use crate::director_config::{self, DirectorConfig};
+use crate::shell::api_server::{self, ApiServer};
+use crate::shell::logging::LogControl;
+use crate::shell::metrics_server::MetricsServer;
+use crate::shell::reload::ReloadCounters;
+use crate::shell::signals::{self, Lifecycle};
+use crate::shell::startup::{bind_api, config_error, exit_status, Failure};
+use chance_director::{Backend, Bind};
+use clap::Parser;
+use health::{HealthChecker, HealthView};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use table::{ForwardingTable, TableBuilder, TableHook};
+
+/// chance-director's command line.
+#[derive(Parser, Debug)]
+#[command(name = "chance-director", version, about = "chance's director daemon")]
+pub struct Args {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Control plane only (health checks, table builds, API, metrics), for testing: no EAL, no
+    /// ports, nothing forwarded.
+    #[arg(long)]
+    pub no_dataplane: bool,
+    /// EAL arguments, replacing the ones derived from the configuration.
+    #[arg(last = true)]
+    pub eal: Vec<String>,
+}
+
+/// systemd's status line in each mode.
+const READY_DATAPLANE: &str = "director running";
+const READY_CONTROL_ONLY: &str = "control plane only (--no-dataplane)";
+
+/// The table builder of this build: `None` until the forwarding table is wired in, and then
+/// every health change and reload rebuilds and swaps the table through it.
+pub const TABLE_BUILDER: Option<TableBuilder> = None;
+
+/// Runs chance-director with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match director_config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => return config_error(&e.to_string()),
+    };
+    let (binds, backends) = match table::source(&config) {
+        Ok(source) => source,
+        Err(e) => return config_error(&format!("{}: {e}", args.config.display())),
+    };
+    if !args.no_dataplane && config.dataplane.is_none() {
+        return config_error(&format!(
+            "{}: ports: missing table: chance-director needs [ports] with `nic` and `kernel` \
+             (or --no-dataplane for the control plane only)",
+            args.config.display()
+        ));
+    }
+    let log = LogControl::init(&config.control.log_level);
+    let result = run(&args, config, binds, backends, log, TABLE_BUILDER).map(|()| true);
+    exit_status(result, "chance-director")
+}
+
+/// The servers and threads a reload may replace.
+#[derive(Debug, Default)]
+pub(crate) struct Controls {
+    pub api: Option<ApiServer>,
+    pub metrics: Option<MetricsServer>,
+    pub checker: Option<HealthChecker>,
+}
+
+impl Controls {
+    fn stop(&mut self) {
+        if let Some(c) = self.checker.take() {
+            c.stop();
+        }
+        if let Some(m) = self.metrics.take() {
+            m.stop();
+        }
+        if let Some(a) = self.api.take() {
+            a.stop();
+        }
+    }
+}
+
+/// The configuration in force, with the binds and backends its table is built from.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub config: DirectorConfig,
+    pub binds: Vec<Bind>,
+    pub backends: Vec<Backend>,
+}
+
+/// What the director's control threads share.
+pub(crate) struct Shared {
+    pub config_path: PathBuf,
+    /// The configuration the director started with (restart-only keys are compared with it).
+    pub startup: Arc<Loaded>,
+    /// The configuration last loaded.
+    pub current: Mutex<Arc<Loaded>>,
+    /// Every backend's health.
+    pub health: Arc<HealthView>,
+    /// Builds tables (`None`: this build has no table).
+    pub builder: Option<TableBuilder>,
+    /// Where new tables go (the dataplane's swap), once the dataplane has set it.
+    pub hook: Mutex<Option<TableHook>>,
+    /// The table last built.
+    pub table: Mutex<Option<Arc<dyn ForwardingTable>>>,
+    pub table_builds: AtomicU64,
+    pub table_build_failures: AtomicU64,
+    pub reload: ReloadCounters,
+    pub pending_restart: Mutex<Vec<String>>,
+    pub started: Instant,
+    pub started_unix: f64,
+    /// Whether a dataplane runs (false with `--no-dataplane`).
+    pub dataplane: bool,
+    pub stop: AtomicBool,
+    pub finished: AtomicBool,
+    pub log: LogControl,
+    pub controls: Mutex<Controls>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("director::Shared")
+            .field("config_path", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// The state of a director starting with `loaded`.
+    fn new(
+        config_path: PathBuf,
+        loaded: &Arc<Loaded>,
+        builder: Option<TableBuilder>,
+        dataplane: bool,
+        log: LogControl,
+    ) -> Self {
+        Self {
+            config_path,
+            startup: Arc::clone(loaded),
+            current: Mutex::new(Arc::clone(loaded)),
+            health: Arc::new(HealthView::new(&loaded.backends)),
+            builder,
+            hook: Mutex::new(None),
+            table: Mutex::new(None),
+            table_builds: AtomicU64::new(0),
+            table_build_failures: AtomicU64::new(0),
+            reload: ReloadCounters::default(),
+            pending_restart: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            dataplane,
+            stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            log,
+            controls: Mutex::new(Controls::default()),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Loaded> {
+        Arc::clone(&lock(&self.current))
+    }
+
+    pub fn table(&self) -> Option<Arc<dyn ForwardingTable>> {
+        lock(&self.table).clone()
+    }
+
+    /// Sends every table built from now on to `hook` (the dataplane's swap), starting with the
+    /// one in force, if any.
+    #[allow(
+        dead_code,
+        reason = "the seam run_dataplane sets once the director's worker is wired in"
+    )]
+    pub fn set_table_hook(&self, hook: TableHook) {
+        let mut slot = lock(&self.hook);
+        if let Some(table) = self.table() {
+            hook(table);
+        }
+        *slot = Some(hook);
+    }
+
+    /// Builds a table from the current configuration and health, and swaps it in; a failed build
+    /// keeps the table in force.
+    pub fn rebuild(&self, why: &str) -> Result<(), String> {
+        let Some(build) = self.builder else {
+            return Ok(());
+        };
+        let loaded = self.current();
+        let backends = self.health.apply(&loaded.backends);
+        let started = Instant::now();
+        match build(&loaded.config, &loaded.binds, &backends) {
+            Ok(table) => {
+                tracing::info!(
+                    why,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "forwarding table rebuilt"
+                );
+                // Under the hook's lock: a table set concurrently with the hook is not lost.
+                let hook = lock(&self.hook);
+                if let Some(hook) = hook.as_ref() {
+                    hook(Arc::clone(&table));
+                }
+                *lock(&self.table) = Some(table);
+                drop(hook);
+                self.table_builds.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.table_build_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(why, error = %e, "forwarding table not rebuilt; the one in force stays");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Rebuilds the table on health changes (a burst of changes is one rebuild).
+fn spawn_rebuilder(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
+    let changes = shared.health.subscribe();
+    let shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("chance-table".into())
+        .spawn(move || loop {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match changes.recv_timeout(Duration::from_millis(100)) {
+                Ok(first) => {
+                    let mut n = 1;
+                    while changes.try_recv().is_ok() {
+                        n += 1;
+                    }
+                    let why = if n == 1 {
+                        format!(
+                            "backend {} {}",
+                            first.address,
+                            if first.healthy {
+                                "healthy"
+                            } else {
+                                "unhealthy"
+                            }
+                        )
+                    } else {
+                        format!("{n} health changes")
+                    };
+                    let _ = shared.rebuild(&why);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        })
+}
+
+pub(crate) fn serve_api(
+    bound: api_server::Bound,
+    shared: &Arc<Shared>,
+) -> std::io::Result<ApiServer> {
+    ApiServer::serve(bound, Arc::new(api::DirectorApi(Arc::clone(shared))))
+}
+
+pub(crate) fn serve_metrics(
+    address: std::net::SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<MetricsServer, String> {
+    let collector = metrics::DirectorCollector(Arc::downgrade(shared));
+    MetricsServer::serve(address, "chance-director", Box::new(collector))
+}
+
+/// Starts the health checks of `loaded` (none without `[healthcheck]`).
+pub(crate) fn start_checker(
+    loaded: &Loaded,
+    view: &Arc<HealthView>,
+) -> Result<Option<HealthChecker>, String> {
+    view.track(&loaded.backends);
+    let Some(config) = &loaded.config.healthcheck else {
+        return Ok(None);
+    };
+    let d = &loaded.config.director;
+    HealthChecker::start(config, &loaded.backends, d.address, d.gue_port, view).map(Some)
+}
+
+struct DirectorSignals(Arc<Shared>);
+
+impl Lifecycle for DirectorSignals {
+    fn reload(&self, by: &str) {
+        let _ = reload::reload(&self.0, by);
+    }
+
+    fn stop(&self, by: &str) {
+        let deadline = self.0.current().config.control.shutdown_deadline;
+        tracing::info!(by, deadline_ms = deadline.as_millis() as u64, "stopping");
+        self.0.stop.store(true, Ordering::Relaxed);
+        signals::notify_stopping();
+        let shared = Arc::clone(&self.0);
+        signals::arm_deadline(deadline, "chance-director", move || {
+            shared.finished.load(Ordering::Acquire)
+        });
+    }
+}
+
+fn run(
+    args: &Args,
+    config: DirectorConfig,
+    binds: Vec<Bind>,
+    backends: Vec<Backend>,
+    log: LogControl,
+    builder: Option<TableBuilder>,
+) -> Result<(), Failure> {
+    tracing::info!(version = %crate::daemon::version(), config = %args.config.display(), no_dataplane = args.no_dataplane, "chance-director starting");
+    let control = config.control.clone();
+    // The API socket first: a second director on the same socket stops here.
+    let api_listener = bind_api(&control, "chance-director")?;
+    let loaded = Arc::new(Loaded {
+        config,
+        binds,
+        backends,
+    });
+    let shared = Arc::new(Shared::new(
+        args.config.clone(),
+        &loaded,
+        builder,
+        !args.no_dataplane,
+        log,
+    ));
+    if let Err(e) = shared.rebuild("start") {
+        if let Some(b) = api_listener {
+            api_server::discard(b);
+        }
+        return Err(Failure::Other(anyhow::anyhow!("forwarding table: {e}")));
+    }
+    let started = start_controls(&shared, api_listener, &loaded);
+    let rebuilder = started.and_then(|()| spawn_rebuilder(&shared).map_err(anyhow::Error::from));
+    let signal_thread = rebuilder.and_then(|r| {
+        signals::spawn(Arc::new(DirectorSignals(Arc::clone(&shared)))).map(|s| (r, s))
+    });
+    let (rebuilder, signal_thread) = match signal_thread {
+        Ok(threads) => threads,
+        Err(e) => {
+            shared.stop.store(true, Ordering::Relaxed);
+            lock(&shared.controls).stop();
+            return Err(Failure::Other(e));
+        }
+    };
+    let result = if args.no_dataplane {
+        run_control_only(&shared)
+    } else {
+        run_dataplane(args, &shared)
+    };
+    shared.finished.store(true, Ordering::Release);
+    shared.stop.store(true, Ordering::Relaxed);
+    signal_thread.stop();
+    lock(&shared.controls).stop();
+    let _ = rebuilder.join();
+    tracing::info!("chance-director stopped");
+    result.map_err(Failure::Other)
+}
+
+fn start_controls(
+    shared: &Arc<Shared>,
+    api_listener: Option<api_server::Bound>,
+    loaded: &Loaded,
+) -> anyhow::Result<()> {
+    let mut controls = lock(&shared.controls);
+    if let Some(bound) = api_listener {
+        controls.api = Some(serve_api(bound, shared)?);
+    }
+    if let Some(address) = loaded.config.control.metrics_address {
+        match serve_metrics(address, shared) {
+            Ok(server) => controls.metrics = Some(server),
+            Err(e) => {
+                tracing::error!(%address, error = %e, "metrics: cannot serve; metrics are off until a reload binds them")
+            }
+        }
+    }
+    controls.checker = start_checker(loaded, &shared.health).map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// `--no-dataplane`: READY=1 once the control side serves, then wait for a stop.
+fn run_control_only(shared: &Shared) -> anyhow::Result<()> {
+    signals::notify_ready(READY_CONTROL_ONLY);
+    tracing::warn!(
+        "control plane only (--no-dataplane): health checks and API run, nothing is forwarded"
+    );
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut last_ping: Option<Instant> = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        if let Some(period) = watchdog {
+            if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
+                last_ping = Some(Instant::now());
+                signals::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The dataplane: EAL, the NIC and kernel ports, one director worker per worker lcore on the
+/// runtime's generic worker, each reading the table it is handed through
+/// [`Shared::set_table_hook`] and swapping at a burst boundary; READY=1
+/// ([`READY_DATAPLANE`]) once the ports run, WATCHDOG=1 from the main loop, and back when
+/// `shared.stop` is raised. Not in this build: it refuses to pretend.
+fn run_dataplane(_args: &Args, _shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let _ = READY_DATAPLANE;
+    anyhow::bail!(
+        "the director's dataplane is not in this build; run with --no-dataplane for the control \
+         plane only (health checks, API, metrics)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::api_server::ApiHandler;
+    use table::tests::RoundRobin;
+
+    fn round_robin(
+        _: &DirectorConfig,
+        _: &[Bind],
+        backends: &[Backend],
+    ) -> Result<Arc<dyn ForwardingTable>, String> {
+        Ok(Arc::new(RoundRobin::of(backends)))
+    }
+
+    #[test]
+    fn a_health_change_rebuilds_the_table_that_backends_and_lookup_read() {
+        let text = format!(
+            "{}[[bind]]\nvip = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 443\n\
+             [[backend]]\naddress = \"192.0.2.1\"\nstate = \"active\"\n\
+             [[backend]]\naddress = \"192.0.2.2\"\nstate = \"active\"\n",
+            crate::director_config::tests::MINIMAL
+        );
+        let config = director_config::parse(&text, "t").unwrap();
+        let (binds, backends) = table::source(&config).unwrap();
+        let loaded = Arc::new(Loaded {
+            config,
+            binds,
+            backends,
+        });
+        let shared = Arc::new(Shared::new(
+            "t".into(),
+            &loaded,
+            Some(round_robin),
+            false,
+            LogControl::init("info"),
+        ));
+        shared.rebuild("start").unwrap();
+        let handed = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&handed);
+        shared.set_table_hook(Box::new(move |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        }));
+        assert_eq!(
+            handed.load(Ordering::Relaxed),
+            1,
+            "the table in force is handed at once"
+        );
+        let rebuilder = spawn_rebuilder(&shared).unwrap();
+        let api = api::DirectorApi(Arc::clone(&shared));
+        let rows =
+            |reply: &serde_json::Value, i: usize| reply["backends"][i]["primary_rows"].clone();
+        let before = api.handle(crate::api::Request::DirectorBackends).unwrap();
+        assert_eq!(
+            (rows(&before, 0), rows(&before, 1)),
+            (32768.into(), 32768.into())
+        );
+
+        shared.health.record(
+            "192.0.2.2".parse().unwrap(),
+            &Err("down".into()),
+            Some(false),
+        );
+        let start = Instant::now();
+        while shared.table_builds.load(Ordering::Relaxed) < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no rebuild after a health change"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let after = api.handle(crate::api::Request::DirectorBackends).unwrap();
+        assert_eq!((rows(&after, 0), rows(&after, 1)), (65536.into(), 0.into()));
+        assert_eq!(after["backends"][1]["healthy"], false);
+        assert_eq!(
+            handed.load(Ordering::Relaxed),
+            2,
+            "the rebuilt table is handed on"
+        );
+        let lookup = api
+            .handle(crate::api::Request::DirectorLookup {
+                proto: "tcp".into(),
+                vip: "203.0.113.10:443".into(),
+                client: "198.51.100.7:7".into(),
+            })
+            .unwrap();
+        assert_eq!(lookup["row"], 7);
+        assert_eq!(lookup["hops"][0], "192.0.2.1");
+        shared.stop.store(true, Ordering::Relaxed);
+        rebuilder.join().unwrap();
+    }
+}
