@@ -6,6 +6,15 @@
 //! runs in tests, in the fuzzer, in `chancectl director` and on mbuf data in the runtime.
 #![forbid(unsafe_code)]
 
+pub mod glb_binary;
+pub mod glb_json;
+pub mod glb_rows;
+pub mod hops;
 pub mod model;
+pub mod rendezvous;
+pub mod table;
 
+pub use glb_rows::{glb_rows, GlbRow};
+pub use hops::{HopList, MAX_HOPS};
 pub use model::{Backend, BackendState, Bind, Prefix, PrefixError, Protocol, Rows, ROWS};
+pub use table::{HopTable, TableError, MAX_BACKENDS};
