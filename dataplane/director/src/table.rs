@@ -118,6 +118,20 @@ impl HopTable {
         })
     }
 
+    /// One row's hop list by chance's rule, without building the table (what `build` puts in
+    /// row `row`).
+    pub fn row(seed: &Seed, backends: &[Backend], row: u16) -> Result<HopList, TableError> {
+        check_backends(backends)?;
+        let classes = Classes::new(backends);
+        if classes.addresses().is_empty() {
+            return Err(TableError::NoUsableBackend);
+        }
+        let mut scores = RowScores::new(seed, classes.addresses());
+        classes
+            .row_hops(scores.row(row), &mut Vec::new())
+            .map_err(|needed| TableError::TooManyHops { row, needed })
+    }
+
     /// GLB's table for `backends` under `seed`: each row's primary then secondary (one hop when
     /// they are the same backend), as `glb-director-cli` would build it.
     pub fn glb(seed: &Seed, backends: &[Backend]) -> Result<Self, TableError> {
