@@ -10,6 +10,7 @@ pub mod control_config;
 pub mod daemon;
 pub mod dataplane_config;
 pub mod decode;
+pub mod director_cli;
 pub mod frame;
 pub mod ownership_config;
 pub mod pcapio;

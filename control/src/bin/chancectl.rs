@@ -11,6 +11,7 @@ use chance_control::api::{
     LookupReply, ReloadReply, Request, SimulateReply, StatsReply,
 };
 use chance_control::control_config::default_socket;
+use chance_control::director_cli::{self, DirectorCommand, DirectorInputError};
 use chance_control::frame::{Inner, PacketSpec};
 use chance_control::pcapio::CaptureReader;
 use chance_control::{config, replay, ConfigError, ReplayOutputs};
@@ -59,6 +60,9 @@ enum Command {
     Config(ConfigCommand),
     /// Run every frame of a capture through the engine and write the verdicts.
     Replay(ReplayArgs),
+    /// The director's tools (GLB forwarding tables).
+    #[command(subcommand)]
+    Director(DirectorCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,6 +212,10 @@ fn main() -> ExitCode {
                 eprintln!("{config_error}");
                 ExitCode::from(2)
             }
+            None if e.is::<DirectorInputError>() => {
+                eprintln!("chancectl: {e}");
+                ExitCode::from(2)
+            }
             None => {
                 eprintln!("chancectl: {e:#}");
                 ExitCode::FAILURE
@@ -221,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => check(file),
         Command::Replay(args) => run_replay(args),
+        Command::Director(command) => director_cli::run(command),
         Command::Config(ConfigCommand::Show { json }) => show_config(&connect(socket)?, json),
         Command::Stats(args) => stats(connect(socket)?, &args),
         Command::Flows(command) => flows(connect(socket)?, command),
