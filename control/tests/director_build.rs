@@ -18,7 +18,10 @@ fn glb_digest(name: &str) -> String {
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(glb_fixture("expected.json")).unwrap())
             .unwrap();
-    expected["outputs"][name]["sha256"].as_str().unwrap().to_owned()
+    expected["outputs"][name]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn build(input: &Path, output: &Path) -> std::process::Output {
@@ -49,8 +52,16 @@ fn build_writes_what_glb_director_cli_writes() {
         let out = build(&glb_fixture(name), &output);
         assert!(out.status.success(), "{}", stderr(&out));
         let bytes = std::fs::read(&output).unwrap();
-        assert_eq!(hex::encode(Sha256::digest(&bytes)), glb_digest(name), "{name}");
-        assert!(stdout(&out).contains("GLB binary format version 2"), "{}", stdout(&out));
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            glb_digest(name),
+            "{name}"
+        );
+        assert!(
+            stdout(&out).contains("GLB binary format version 2"),
+            "{}",
+            stdout(&out)
+        );
         assert_eq!(others(&dir, &["table.bin"]), Vec::<String>::new());
     }
 }
@@ -74,17 +85,27 @@ fn bad_input_exits_2_naming_the_key_and_keeps_the_old_table() {
         "{message}"
     );
     assert_eq!(std::fs::read(&output).unwrap(), b"the old table");
-    assert_eq!(others(&dir, &["table.bin", "bad.json"]), Vec::<String>::new());
+    assert_eq!(
+        others(&dir, &["table.bin", "bad.json"]),
+        Vec::<String>::new()
+    );
 
     let out = build(&dir.join("missing.json"), &output);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("missing.json: cannot read"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing.json: cannot read"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn an_unwritable_output_is_an_error_but_not_bad_input() {
     let dir = scratch("director_build_unwritable");
-    let out = build(&glb_fixture("two_tables.json"), &dir.join("no/such/dir/table.bin"));
+    let out = build(
+        &glb_fixture("two_tables.json"),
+        &dir.join("no/such/dir/table.bin"),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
 }

@@ -241,7 +241,10 @@ impl fmt::Display for GlbBinaryError {
                 write!(f, "a GLB forwarding table written on a big-endian host")
             }
             GlbBinaryError::UnsupportedVersion(v) => {
-                write!(f, "GLB forwarding table version {v} (only {VERSION} is read)")
+                write!(
+                    f,
+                    "GLB forwarding table version {v} (only {VERSION} is read)"
+                )
             }
             GlbBinaryError::UnexpectedGeometry { field, value } => {
                 write!(f, "{field} is {value}, not GLB's fixed size")
@@ -257,7 +260,10 @@ impl fmt::Display for GlbBinaryError {
                 write!(f, "table {table}: address family {family}")
             }
             GlbBinaryError::RowOutOfRange { table, row } => {
-                write!(f, "table {table}: row {row} names a backend that is not there")
+                write!(
+                    f,
+                    "table {table}: row {row} names a backend that is not there"
+                )
             }
         }
     }
@@ -322,10 +328,8 @@ fn decode_table(cursor: &mut Cursor<'_>, table: usize) -> Result<GlbBinaryTable,
         let health = cursor.u16().ok_or_else(short)?;
         if slot < num_backends {
             backends.push(GlbBinaryBackend {
-                address: address_of(family, address).ok_or(GlbBinaryError::BadFamily {
-                    table,
-                    family,
-                })?,
+                address: address_of(family, address)
+                    .ok_or(GlbBinaryError::BadFamily { table, family })?,
                 state,
                 healthy: health == HEALTH_UP,
             });

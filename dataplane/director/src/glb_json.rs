@@ -233,7 +233,10 @@ fn table_from_raw(raw: RawTable, path: &str) -> Result<GlbTable, GlbJsonError> {
     if raw.binds.len() > MAX_BINDS {
         return Err(error(
             format!("{path}.binds"),
-            format!("{} binds: a table holds at most {MAX_BINDS}", raw.binds.len()),
+            format!(
+                "{} binds: a table holds at most {MAX_BINDS}",
+                raw.binds.len()
+            ),
         ));
     }
     let binds = raw
@@ -277,7 +280,11 @@ fn table_from_raw(raw: RawTable, path: &str) -> Result<GlbTable, GlbJsonError> {
         binds,
         backends,
     };
-    if table.backends.iter().all(|b| b.state == BackendState::Inactive) {
+    if table
+        .backends
+        .iter()
+        .all(|b| b.state == BackendState::Inactive)
+    {
         return Err(error(
             format!("{path}.backends"),
             TableError::NoUsableBackend.to_string(),

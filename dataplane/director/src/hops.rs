@@ -99,11 +99,11 @@ impl Classes {
         prefix: &mut Vec<usize>,
     ) -> Result<HopList, usize> {
         let before = |a: usize, b: usize| sorts_before(scores[a], a, scores[b], b);
-        let first_stable = self
-            .stable
-            .iter()
-            .copied()
-            .reduce(|best, i| if before(i, best) { i } else { best });
+        let first_stable =
+            self.stable
+                .iter()
+                .copied()
+                .reduce(|best, i| if before(i, best) { i } else { best });
         prefix.clear();
         match first_stable {
             Some(s) => {
@@ -133,10 +133,13 @@ impl Classes {
             .or_else(|| prefix.iter().position(|&i| self.healthy[i]))
             .unwrap_or(0);
         let mut list = HopList::default();
-        let ordered = prefix
-            .get(first)
-            .into_iter()
-            .chain(prefix.iter().enumerate().filter(|&(at, _)| at != first).map(|(_, i)| i));
+        let ordered = prefix.get(first).into_iter().chain(
+            prefix
+                .iter()
+                .enumerate()
+                .filter(|&(at, _)| at != first)
+                .map(|(_, i)| i),
+        );
         for (slot, &i) in list.hops.iter_mut().zip(ordered) {
             *slot = self.addresses[i];
         }

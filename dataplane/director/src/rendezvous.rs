@@ -31,7 +31,7 @@ pub fn score(seed: &Seed, row: u16, address: Ipv4Addr) -> u64 {
     RowScorer::new(seed, row).score(address)
 }
 
-/// Scores the backends of one row: the row seed's block is hashed once and the state cloned per
+/// Scores the backends of one row: the row seed's block is hashed once and the state copied per
 /// backend, so a score costs one SipHash block and the finalisation.
 #[derive(Debug, Clone)]
 pub struct RowScorer {
@@ -48,7 +48,7 @@ impl RowScorer {
 
     /// `address`'s score in this row.
     pub fn score(&self, address: Ipv4Addr) -> u64 {
-        let mut hasher = self.after_row_seed.clone();
+        let mut hasher = self.after_row_seed;
         hasher.write(&address.octets());
         // GLB stores the output little-endian and byte-swaps it before comparing: the score is
         // the output bytes read big-endian.

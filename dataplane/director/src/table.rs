@@ -41,15 +41,17 @@ pub enum TableError {
 impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TableError::TooManyBackends { count } => write!(
-                f,
-                "{count} backends: a table holds at most {MAX_BACKENDS}"
-            ),
+            TableError::TooManyBackends { count } => {
+                write!(f, "{count} backends: a table holds at most {MAX_BACKENDS}")
+            }
             TableError::DuplicateBackend { address } => {
                 write!(f, "backend {address} is listed twice")
             }
             TableError::NoUsableBackend => {
-                write!(f, "no backend that is not inactive: no row would have a hop")
+                write!(
+                    f,
+                    "no backend that is not inactive: no row would have a hop"
+                )
             }
             TableError::TooManyHops { row, needed } => write!(
                 f,

@@ -12,7 +12,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -55,7 +57,11 @@ fn row_seeds_scores_and_orders_match_glbs_published_vectors() {
         for (backend, expected) in backends.iter().zip(case["scores"].as_array().unwrap()) {
             // GLB prints a score as its output bytes: compared, they read big-endian.
             let expected = u64::from_str_radix(expected.as_str().unwrap(), 16).unwrap();
-            assert_eq!(score(&seed, row, *backend), expected, "{backend} in row {row}");
+            assert_eq!(
+                score(&seed, row, *backend),
+                expected,
+                "{backend} in row {row}"
+            );
         }
         let expected_order: Vec<Ipv4Addr> = case["order"]
             .as_array()
@@ -127,7 +133,11 @@ fn reading_a_binary_table_gives_back_its_backends_binds_and_key() {
     let read = decode(&encode(&config).unwrap()).unwrap();
     let (table, written) = (&read.tables[0], &config.tables[0]);
     assert_eq!(table.hash_key, written.hash_key);
-    let states: Vec<(u16, bool)> = table.backends.iter().map(|b| (b.state, b.healthy)).collect();
+    let states: Vec<(u16, bool)> = table
+        .backends
+        .iter()
+        .map(|b| (b.state, b.healthy))
+        .collect();
     // filling 0, active 1, draining and inactive both 2; a backend without `healthy` is down.
     assert_eq!(
         states,
@@ -154,10 +164,13 @@ fn reading_a_binary_table_gives_back_its_backends_binds_and_key() {
 fn a_binary_table_is_refused_when_damaged() {
     let config = parse(&fixture("glb_cli/two_tables.json")).unwrap();
     let bytes = encode(&config).unwrap();
-    assert_eq!(decode(&bytes[..100]), Err(GlbBinaryError::WrongLength {
-        expected: bytes.len() as u64,
-        actual: 100
-    }));
+    assert_eq!(
+        decode(&bytes[..100]),
+        Err(GlbBinaryError::WrongLength {
+            expected: bytes.len() as u64,
+            actual: 100
+        })
+    );
     assert_eq!(decode(&bytes[..10]), Err(GlbBinaryError::Truncated));
     let mut bad = bytes.clone();
     bad[0] = b'X';

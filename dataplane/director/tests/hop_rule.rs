@@ -212,7 +212,11 @@ fn fleet(count: u8) -> Vec<Backend> {
 fn removing_one_of_n_backends_changes_only_the_rows_it_was_on() {
     let all = fleet(10);
     let removed = all[4].address;
-    let rest: Vec<Backend> = all.iter().copied().filter(|b| b.address != removed).collect();
+    let rest: Vec<Backend> = all
+        .iter()
+        .copied()
+        .filter(|b| b.address != removed)
+        .collect();
     let before = HopTable::build(&SEED, &all).unwrap();
     let after = HopTable::build(&SEED, &rest).unwrap();
     let glb_before = HopTable::glb(&SEED, &all).unwrap();
@@ -289,4 +293,51 @@ fn every_row_of_the_table_is_the_single_row_answer() {
         let single = HopTable::row(&SEED, &backends, row).unwrap();
         assert_eq!(table.hops(row), single.as_slice(), "row {row}");
     }
+}
+
+#[test]
+fn the_worked_example_in_the_docs_gives_the_hop_lists_it_shows() {
+    use BackendState::*;
+    let seed = *b"worked-example-1";
+    let states = [
+        (Active, true),   // 10.0.0.1
+        (Inactive, true), // 10.0.0.2
+        (Filling, true),  // 10.0.0.3
+        (Active, false),  // 10.0.0.4
+        (Active, true),   // 10.0.0.5
+        (Draining, true), // 10.0.0.6
+    ];
+    let mut backends: Vec<Backend> = states
+        .iter()
+        .zip(1..)
+        .map(|(&(state, healthy), i)| Backend {
+            address: Ipv4Addr::new(10, 0, 0, i),
+            state,
+            healthy,
+        })
+        .collect();
+    let hosts = |last: &[u8]| -> Vec<Ipv4Addr> {
+        last.iter().map(|&i| Ipv4Addr::new(10, 0, 0, i)).collect()
+    };
+    let all: Vec<Ipv4Addr> = backends.iter().map(|b| b.address).collect();
+    let order: Vec<Ipv4Addr> = chance_director::rendezvous::order(&seed, 0, &all)
+        .into_iter()
+        .map(|i| all[i])
+        .collect();
+    assert_eq!(order, hosts(&[6, 4, 3, 5, 1, 2]));
+    let row = HopTable::row(&seed, &backends, 0).unwrap();
+    assert_eq!(row.as_slice(), hosts(&[3, 6, 4, 5]));
+    let glb = glb_rows(&seed, &backends).unwrap()[0];
+    assert_eq!((glb.primary, glb.secondary), (3, 5)); // 10.0.0.4, then 10.0.0.6
+                                                      // With only 10.0.0.6 changed (draining), chance's row is GLB's.
+    for (backend, &(state, _)) in backends.iter_mut().zip(&states) {
+        backend.healthy = true;
+        backend.state = if state == Draining { Draining } else { Active };
+    }
+    assert_eq!(
+        HopTable::row(&seed, &backends, 0).unwrap().as_slice(),
+        hosts(&[4, 6])
+    );
+    let glb = glb_rows(&seed, &backends).unwrap()[0];
+    assert_eq!((glb.primary, glb.secondary), (3, 5));
 }
