@@ -113,9 +113,12 @@ impl History {
             for (holders, hops) in self.holders.iter_mut().zip(&self.rows) {
                 *holders = HashSet::from([hops[0]]);
             }
+            let first_hops: HashSet<Ipv4Addr> = self.rows.iter().map(|hops| hops[0]).collect();
             for (b, backend) in self.backends.iter().enumerate() {
                 self.filled[b] = accepting(backend);
-                self.drained[b] = backend.state == Draining;
+                // A first hop keeps taking new connections through the wait.
+                self.drained[b] =
+                    backend.state == Draining && !first_hops.contains(&backend.address);
             }
             return;
         }
