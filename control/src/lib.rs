@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dataplane_config;
 pub mod decode;
 pub mod director;
+pub mod director_cli;
 pub mod director_config;
 pub mod frame;
 pub mod healthcheck_config;

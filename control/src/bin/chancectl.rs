@@ -11,6 +11,7 @@ use chance_control::api::{
     LookupReply, ReloadReply, Request, SimulateReply, StatsReply,
 };
 use chance_control::control_config::default_socket;
+use chance_control::director_cli::DirectorInputError;
 use chance_control::frame::{Inner, PacketSpec};
 use chance_control::pcapio::CaptureReader;
 use chance_control::{config, replay, ConfigError, ReplayOutputs};
@@ -59,7 +60,8 @@ enum Command {
     Config(ConfigCommand),
     /// Run every frame of a capture through the engine and write the verdicts.
     Replay(ReplayArgs),
-    /// A running chance-director (its socket: --socket, else /etc/chance/director.toml's).
+    /// The director: offline tools, and a running chance-director (its socket: --socket, else
+    /// /etc/chance/director.toml's).
     #[command(subcommand)]
     Director(chance_control::director::ctl::DirectorCommand),
 }
@@ -209,6 +211,10 @@ fn main() -> ExitCode {
         Err(e) => match e.downcast_ref::<ConfigError>() {
             Some(config_error) => {
                 eprintln!("{config_error}");
+                ExitCode::from(2)
+            }
+            None if e.is::<DirectorInputError>() => {
+                eprintln!("chancectl: {e}");
                 ExitCode::from(2)
             }
             None => {

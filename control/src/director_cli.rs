@@ -1,0 +1,92 @@
+//! `chancectl director`: the director's offline tools.
+//!
+//! `build` turns glb-director's forwarding-table JSON into GLB's binary table (format version
+//! 2), byte for byte as `glb-director-cli build-config` does, and replaces the output atomically
+//! (a temporary file in the same directory, then a rename), so a director that reloads it never
+//! sees half a table.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chance_director::glb_binary;
+use chance_director::glb_json::{self, GlbConfig};
+
+/// `chancectl director ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum OfflineCommand {
+    /// Build GLB's binary forwarding table from its JSON (as `glb-director-cli build-config`).
+    Build {
+        /// glb-director's forwarding-table JSON.
+        #[arg(long, value_name = "IN.json")]
+        glb_json: PathBuf,
+        /// The binary table to write (replaced atomically).
+        #[arg(long, value_name = "OUT.bin")]
+        out: PathBuf,
+    },
+}
+
+/// Input that is not a valid forwarding table (chancectl exits 2 for it).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct DirectorInputError {
+    /// The input file.
+    pub path: String,
+    /// What is wrong (with the key, and the position when known).
+    pub message: String,
+}
+
+/// Runs an offline `chancectl director` command; returns what to print.
+pub fn run(command: &OfflineCommand) -> anyhow::Result<String> {
+    match command {
+        OfflineCommand::Build { glb_json, out } => {
+            let config = build(glb_json, out)?;
+            let backends: usize = config.tables.iter().map(|t| t.backends.len()).sum();
+            Ok(format!(
+                "{}: {} table{}, {backends} backends, GLB binary format version {}\n",
+                out.display(),
+                config.tables.len(),
+                if config.tables.len() == 1 { "" } else { "s" },
+                glb_binary::VERSION,
+            ))
+        }
+    }
+}
+
+/// Reads `input`, writes GLB's binary table to `output`; returns what was read.
+pub fn build(input: &Path, output: &Path) -> anyhow::Result<GlbConfig> {
+    let input_error = |message: String| DirectorInputError {
+        path: input.display().to_string(),
+        message,
+    };
+    let text = fs::read_to_string(input).map_err(|e| input_error(format!("cannot read: {e}")))?;
+    let config = glb_json::parse(&text).map_err(|e| input_error(e.to_string()))?;
+    let bytes = glb_binary::encode(&config)
+        .map_err(|(table, e)| input_error(format!("tables[{table}]: {e}")))?;
+    write_atomically(output, &bytes)?;
+    Ok(config)
+}
+
+/// Writes `bytes` to a new file beside `path` and renames it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("{}: not a file name", path.display()))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(".tmp-{}", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let written = (|| -> std::io::Result<()> {
+        let mut file: File = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    written.map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        anyhow::anyhow!("{}: cannot write: {e}", path.display())
+    })
+}
