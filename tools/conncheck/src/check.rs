@@ -203,7 +203,11 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>) -> io::Result<Summary> {
         if now >= end || stop.load(Ordering::Relaxed) {
             break;
         }
-        poll.poll(&mut events, Some(Duration::from_millis(5).min(end - now)))?;
+        match poll.poll(&mut events, Some(Duration::from_millis(5).min(end - now))) {
+            // A signal (SIGTERM, SIGINT): the loop's head sees the stop flag.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            result => result?,
+        }
         let now = Instant::now();
         for event in events.iter() {
             let Some(flow) = flows.get_mut(event.token().0) else {
