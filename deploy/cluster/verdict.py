@@ -6,9 +6,12 @@
     verdict.py landed SUMMARY.json PEERS
         prints how many of the summary's flows are in PEERS (one client ADDR:PORT a line, as the
         backend's `ss` saw them): the flows that landed on that backend
-    verdict.py only-broken SUMMARY.json PEERS
+    verdict.py only-broken SUMMARY.json PEERS [--through]
         prints: on_backend broken broken_elsewhere unbroken_on_backend; exit 0 when every flow
-        that broke was on the backend, every flow on it broke, and it had some
+        that broke was on the backend, every flow on it broke, and it had some. With --through,
+        flows that only pass through the backend may break too: those from a client address
+        that has a flow on it (the director ranks backends by client address, so the backend is
+        their first hop; a flow the first hop does not own goes on to the second)
     verdict.py first-accept URL TIMEOUT
         polls chanced's metrics at URL every 10 ms until a packet has been accepted; prints the
         time (seconds since the epoch) it first saw one; exit 1 on timeout
@@ -41,12 +44,13 @@ def landed(summary, peers_file):
     print(sum(1 for f in load(summary)["flows"] if f["local"] in on))
 
 
-def only_broken(summary, peers_file):
+def only_broken(summary, peers_file, through=None):
     on = peers(peers_file)
     flows = load(summary)["flows"]
     mine = [f for f in flows if f["local"] in on]
     broken = [f for f in flows if f["broken"]]
-    elsewhere = [f for f in broken if f["local"] not in on]
+    sources = {p.rsplit(":", 1)[0] for p in on} if through == "--through" else set()
+    elsewhere = [f for f in broken if f["local"] not in on and f["local"].rsplit(":", 1)[0] not in sources]
     unbroken_mine = [f for f in mine if not f["broken"]]
     print(len(mine), len(broken), len(elsewhere), len(unbroken_mine))
     sys.exit(0 if mine and not elsewhere and not unbroken_mine else 1)
