@@ -100,7 +100,9 @@ if [[ ! $prefix =~ ^[A-Za-z0-9_.-]{1,20}$ ]]; then
   echo "cluster: CLUSTER_PREFIX '$prefix': use 1-20 letters, digits, '.', '_' or '-'" >&2
   exit 2
 fi
-state=${CLUSTER_STATE:-/run/chance-cluster/$prefix}
+state_parent=
+if [[ -z ${CLUSTER_STATE:-} ]]; then state_parent=/run/chance-cluster; fi
+state=${CLUSTER_STATE:-$state_parent/$prefix}
 timeout=${CLUSTER_TIMEOUT:-20}
 
 # Addresses and numbers (documentation ranges).
@@ -370,7 +372,7 @@ down() {
     say "down; state kept in $state"
   else
     rm -rf "$state"
-    rmdir "$(dirname "$state")" 2>/dev/null || true
+    if [[ -n $state_parent ]]; then rmdir "$state_parent" 2>/dev/null || true; fi
     say "down"
   fi
 }
