@@ -46,6 +46,78 @@ fn reuse_socket(addr: SocketAddr, kind: Type, proto: Protocol) -> io::Result<Soc
     Ok(socket)
 }
 
+/// The connections and UDP flows being served, by mio token.
+struct Conns {
+    by_token: HashMap<usize, Conn>,
+    flow_of_peer: HashMap<SocketAddr, usize>,
+    next_token: usize,
+}
+
+impl Conns {
+    fn add(&mut self, poll: &Poll, mut conn: Conn) -> io::Result<usize> {
+        let token = self.next_token;
+        self.next_token += 1;
+        match &mut conn {
+            Conn::Tcp { stream, .. } => {
+                poll.registry()
+                    .register(stream, Token(token), Interest::READABLE)?
+            }
+            Conn::Udp { socket, peer, .. } => {
+                poll.registry()
+                    .register(socket, Token(token), Interest::READABLE)?;
+                self.flow_of_peer.insert(*peer, token);
+            }
+        }
+        self.by_token.insert(token, conn);
+        Ok(token)
+    }
+
+    /// A datagram from `peer` to the UDP service at `local`: answered from the flow's connected
+    /// socket, which is opened for a new flow.
+    fn udp_datagram(
+        &mut self,
+        poll: &Poll,
+        local: SocketAddr,
+        peer: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+    ) -> io::Result<()> {
+        let token = match self.flow_of_peer.get(&peer) {
+            Some(&token) => token,
+            None => {
+                let socket = reuse_socket(local, Type::DGRAM, Protocol::UDP)?;
+                socket.connect(&SockAddr::from(peer))?;
+                let socket = UdpSocket::from_std(socket.into());
+                self.add(
+                    poll,
+                    Conn::Udp {
+                        socket,
+                        peer,
+                        last: now,
+                    },
+                )?
+            }
+        };
+        if let Some(Conn::Udp { socket, last, .. }) = self.by_token.get_mut(&token) {
+            *last = now;
+            let _ = socket.send(datagram);
+        }
+        Ok(())
+    }
+
+    /// Gives back the sockets of UDP flows silent for longer than [`UDP_IDLE`].
+    fn sweep(&mut self, now: Instant) {
+        let flow_of_peer = &mut self.flow_of_peer;
+        self.by_token.retain(|_, conn| match conn {
+            Conn::Udp { peer, last, .. } if now.duration_since(*last) > UDP_IDLE => {
+                flow_of_peer.remove(peer);
+                false
+            }
+            _ => true,
+        });
+    }
+}
+
 /// Serves until `stop` is set. `ready` is called once every socket listens.
 pub fn serve(
     tcp: Option<SocketAddr>,
@@ -66,7 +138,7 @@ pub fn serve(
         None => None,
     };
     // The unconnected socket that hears new flows, and the address every flow's socket binds.
-    let mut udp_listener = match udp {
+    let udp_listener = match udp {
         Some(addr) => {
             let mut socket =
                 UdpSocket::from_std(reuse_socket(addr, Type::DGRAM, Protocol::UDP)?.into());
@@ -78,9 +150,11 @@ pub fn serve(
     };
     ready()?;
 
-    let mut conns: HashMap<usize, Conn> = HashMap::new();
-    let mut flow_of_peer: HashMap<SocketAddr, usize> = HashMap::new();
-    let mut next_token = FIRST_FLOW;
+    let mut conns = Conns {
+        by_token: HashMap::new(),
+        flow_of_peer: HashMap::new(),
+        next_token: FIRST_FLOW,
+    };
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
     let mut next_sweep = Instant::now() + UDP_IDLE;
@@ -91,53 +165,28 @@ pub fn serve(
         }
         let now = Instant::now();
         for event in events.iter() {
-            match event.token() {
-                TCP_LISTENER => {
-                    let Some(listener) = &mut tcp_listener else {
-                        continue;
-                    };
-                    while let Ok((mut stream, _)) = listener.accept() {
+            match (event.token(), &mut tcp_listener, &udp_listener) {
+                (TCP_LISTENER, Some(listener), _) => {
+                    while let Ok((stream, _)) = listener.accept() {
                         let _ = stream.set_nodelay(true);
-                        let token = next_token;
-                        next_token += 1;
-                        poll.registry()
-                            .register(&mut stream, Token(token), Interest::READABLE)?;
-                        conns.insert(
-                            token,
-                            Conn::Tcp {
-                                stream,
-                                pending: Vec::new(),
-                            },
-                        );
+                        let pending = Vec::new();
+                        conns.add(&poll, Conn::Tcp { stream, pending })?;
                     }
                 }
-                UDP_LISTENER => {
-                    let Some((listener, local)) = &udp_listener else {
-                        continue;
-                    };
-                    let local = *local;
+                (UDP_LISTENER, _, Some((listener, local))) => {
                     while let Ok((n, peer)) = listener.recv_from(&mut buf) {
-                        udp_datagram(
-                            &poll,
-                            &mut conns,
-                            &mut flow_of_peer,
-                            &mut next_token,
-                            local,
-                            peer,
-                            &buf[..n],
-                            now,
-                        )?;
+                        conns.udp_datagram(&poll, *local, peer, &buf[..n], now)?;
                     }
                 }
-                Token(token) => {
-                    let close = match conns.get_mut(&token) {
+                (Token(token), _, udp_listener) => {
+                    let mut strays = Vec::new();
+                    let close = match conns.by_token.get_mut(&token) {
                         Some(Conn::Tcp { stream, pending }) => {
                             tcp_echo(stream, pending, &mut buf).is_err()
                         }
                         Some(Conn::Udp { socket, peer, last }) => {
                             // A connected socket's queue may still hold datagrams of other flows
                             // that arrived before it was connected: recv_from tells them apart.
-                            let mut strays = Vec::new();
                             while let Ok((n, from)) = socket.recv_from(&mut buf) {
                                 if from == *peer {
                                     *last = now;
@@ -146,27 +195,17 @@ pub fn serve(
                                     strays.push((from, buf[..n].to_vec()));
                                 }
                             }
-                            for (from, datagram) in strays {
-                                let Some((_, local)) = udp_listener else {
-                                    break;
-                                };
-                                udp_datagram(
-                                    &poll,
-                                    &mut conns,
-                                    &mut flow_of_peer,
-                                    &mut next_token,
-                                    local,
-                                    from,
-                                    &datagram,
-                                    now,
-                                )?;
-                            }
                             false
                         }
                         None => false,
                     };
+                    if let Some((_, local)) = udp_listener {
+                        for (from, datagram) in strays {
+                            conns.udp_datagram(&poll, *local, from, &datagram, now)?;
+                        }
+                    }
                     if close {
-                        if let Some(Conn::Tcp { mut stream, .. }) = conns.remove(&token) {
+                        if let Some(Conn::Tcp { mut stream, .. }) = conns.by_token.remove(&token) {
                             let _ = poll.registry().deregister(&mut stream);
                         }
                     }
@@ -175,16 +214,9 @@ pub fn serve(
         }
         if now >= next_sweep {
             next_sweep = now + UDP_IDLE;
-            conns.retain(|_, conn| match conn {
-                Conn::Udp { peer, last, .. } if now.duration_since(*last) > UDP_IDLE => {
-                    flow_of_peer.remove(peer);
-                    false
-                }
-                _ => true,
-            });
+            conns.sweep(now);
         }
     }
-    drop(udp_listener.take());
     Ok(())
 }
 
@@ -209,48 +241,6 @@ fn tcp_echo(stream: &mut TcpStream, pending: &mut Vec<u8>, buf: &mut [u8]) -> io
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-    }
-    Ok(())
-}
-
-/// A datagram from `peer` (to the service at `local`): answered from the flow's connected socket,
-/// which is opened for a new flow.
-#[allow(clippy::too_many_arguments)]
-fn udp_datagram(
-    poll: &Poll,
-    conns: &mut HashMap<usize, Conn>,
-    flow_of_peer: &mut HashMap<SocketAddr, usize>,
-    next_token: &mut usize,
-    local: SocketAddr,
-    peer: SocketAddr,
-    datagram: &[u8],
-    now: Instant,
-) -> io::Result<()> {
-    let token = match flow_of_peer.get(&peer) {
-        Some(&token) => token,
-        None => {
-            let socket = reuse_socket(local, Type::DGRAM, Protocol::UDP)?;
-            socket.connect(&SockAddr::from(peer))?;
-            let mut socket = UdpSocket::from_std(socket.into());
-            let token = *next_token;
-            *next_token += 1;
-            poll.registry()
-                .register(&mut socket, Token(token), Interest::READABLE)?;
-            conns.insert(
-                token,
-                Conn::Udp {
-                    socket,
-                    peer,
-                    last: now,
-                },
-            );
-            flow_of_peer.insert(peer, token);
-            token
-        }
-    };
-    if let Some(Conn::Udp { socket, last, .. }) = conns.get_mut(&token) {
-        *last = now;
-        let _ = socket.send(datagram);
     }
     Ok(())
 }
