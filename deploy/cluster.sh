@@ -149,7 +149,8 @@ preflight() {
 binaries() {
   if [[ -z ${CHANCED:-} || -z ${CONNCHECK:-} ]]; then
     say "building chanced and chance-conncheck (cargo build --release)"
-    (cd "$root" && cargo build --release -q -p chance-control --bin chanced -p chance-conncheck)
+    (cd "$root" && cargo build --release -q -p chance-control --bin chanced &&
+      cargo build --release -q -p chance-conncheck)
   fi
   chanced=${CHANCED:-$root/target/release/chanced}
   conncheck=${CONNCHECK:-$root/target/release/chance-conncheck}

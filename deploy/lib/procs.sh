@@ -14,6 +14,8 @@ start() {
   echo "$*" >"$state/$name.pattern"
   ip netns exec "$ns" "$@" >"$state/$name.log" 2>&1 </dev/null &
   echo $! >"$state/$name.pid"
+  # Not a job of this shell: no "Killed" notice when a scenario kills it on purpose.
+  disown $!
 }
 
 # our_pid NAME: the pid in $state/NAME.pid if that process still runs the command it was started

@@ -40,18 +40,97 @@ pub struct Plan {
     pub ready: Option<std::path::PathBuf>,
 }
 
+/// A TCP connection: connecting until `connected`, then its unsent bytes in `out`.
+struct TcpFlow {
+    stream: TcpStream,
+    echo: StreamEcho,
+    connected: bool,
+    out: Vec<u8>,
+}
+
+impl TcpFlow {
+    /// The socket is readable or writable: finish connecting, write, read the echoes.
+    fn on_ready(&mut self, buf: &mut [u8], now: Instant) -> Result<(), Broken> {
+        if !self.connected {
+            match self.stream.take_error() {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => return Err(Broken::ConnectFailed),
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.connected = true,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(()),
+                Err(_) => return Err(Broken::ConnectFailed),
+            }
+        }
+        self.flush()?;
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => return Err(Broken::Closed),
+                Ok(n) => self.echo.received(&buf[..n], now)?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify(&e)),
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: [u8; MESSAGE_LEN], now: Instant) -> Result<(), Broken> {
+        self.out.extend_from_slice(&bytes);
+        self.echo.sent(&bytes, now);
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<(), Broken> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify(&e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connected UDP flow; replies to datagrams numbered below `lost_floor` were counted lost.
+struct UdpFlow {
+    socket: UdpSocket,
+    echo: DatagramEcho,
+    lost_floor: u64,
+}
+
+impl UdpFlow {
+    fn on_ready(&mut self, buf: &mut [u8], now: Instant) -> Result<(), Broken> {
+        loop {
+            match self.socket.recv(buf) {
+                Ok(n) => self.echo.received(&buf[..n], now, self.lost_floor)?,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify(&e)),
+            }
+        }
+    }
+
+    fn send(&mut self, seq: u64, bytes: [u8; MESSAGE_LEN], now: Instant) -> Result<(), Broken> {
+        match self.socket.send(&bytes) {
+            Ok(n) if n == MESSAGE_LEN => {
+                self.echo.sent(seq, bytes, now);
+                Ok(())
+            }
+            Ok(_) => Err(Broken::Error),
+            // A full socket buffer: this message is simply not sent.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
 enum FlowSocket {
-    Tcp {
-        stream: TcpStream,
-        echo: StreamEcho,
-        connected: bool,
-        out: Vec<u8>,
-    },
-    Udp {
-        socket: UdpSocket,
-        echo: DatagramEcho,
-        lost_floor: u64,
-    },
+    Tcp(TcpFlow),
+    Udp(UdpFlow),
 }
 
 struct Flow {
@@ -141,20 +220,24 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>) -> io::Result<Summary> {
             let target = plan
                 .tcp
                 .ok_or_else(|| io::Error::other("TCP connections need --tcp"))?;
-            open_tcp(target, local).map(|stream| FlowSocket::Tcp {
-                stream,
-                echo: StreamEcho::new(),
-                connected: false,
-                out: Vec::new(),
+            open_tcp(target, local).map(|stream| {
+                FlowSocket::Tcp(TcpFlow {
+                    stream,
+                    echo: StreamEcho::new(),
+                    connected: false,
+                    out: Vec::new(),
+                })
             })
         } else {
             let target = plan
                 .udp
                 .ok_or_else(|| io::Error::other("UDP flows need --udp"))?;
-            open_udp(target, local).map(|socket| FlowSocket::Udp {
-                socket,
-                echo: DatagramEcho::default(),
-                lost_floor: 0,
+            open_udp(target, local).map(|socket| {
+                FlowSocket::Udp(UdpFlow {
+                    socket,
+                    echo: DatagramEcho::default(),
+                    lost_floor: 0,
+                })
             })
         };
         let mut socket = match opened {
@@ -168,18 +251,18 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>) -> io::Result<Summary> {
         };
         let token = Token(index);
         match &mut socket {
-            FlowSocket::Tcp { stream, .. } => {
+            FlowSocket::Tcp(TcpFlow { stream, .. }) => {
                 poll.registry()
                     .register(stream, token, Interest::READABLE | Interest::WRITABLE)?
             }
-            FlowSocket::Udp { socket, .. } => {
+            FlowSocket::Udp(UdpFlow { socket, .. }) => {
                 poll.registry()
                     .register(socket, token, Interest::READABLE)?
             }
         }
         let local = match &socket {
-            FlowSocket::Tcp { stream, .. } => stream.local_addr().ok(),
-            FlowSocket::Udp { socket, .. } => socket.local_addr().ok(),
+            FlowSocket::Tcp(TcpFlow { stream, .. }) => stream.local_addr().ok(),
+            FlowSocket::Udp(UdpFlow { socket, .. }) => socket.local_addr().ok(),
         };
         flows.push(Flow {
             id,
@@ -254,68 +337,16 @@ pub fn run(plan: &Plan, stop: &Arc<AtomicBool>) -> io::Result<Summary> {
 
 fn is_up(flow: &Flow) -> bool {
     match &flow.socket {
-        FlowSocket::Tcp { connected, .. } => *connected,
-        FlowSocket::Udp { echo, .. } => echo.replies > 0,
+        FlowSocket::Tcp(tcp) => tcp.connected,
+        FlowSocket::Udp(udp) => udp.echo.replies > 0,
     }
 }
 
 fn on_event(flow: &mut Flow, buf: &mut [u8], now: Instant) -> Result<(), Broken> {
     match &mut flow.socket {
-        FlowSocket::Tcp {
-            stream,
-            echo,
-            connected,
-            out,
-        } => {
-            if !*connected {
-                match stream.take_error() {
-                    Ok(None) => {}
-                    Ok(Some(_)) | Err(_) => return Err(Broken::ConnectFailed),
-                }
-                match stream.peer_addr() {
-                    Ok(_) => *connected = true,
-                    Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(()),
-                    Err(_) => return Err(Broken::ConnectFailed),
-                }
-            }
-            flush(stream, out)?;
-            loop {
-                match stream.read(buf) {
-                    Ok(0) => return Err(Broken::Closed),
-                    Ok(n) => echo.received(&buf[..n], now)?,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(classify(&e)),
-                }
-            }
-        }
-        FlowSocket::Udp {
-            socket,
-            echo,
-            lost_floor,
-        } => loop {
-            match socket.recv(buf) {
-                Ok(n) => echo.received(&buf[..n], now, *lost_floor)?,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(classify(&e)),
-            }
-        },
+        FlowSocket::Tcp(tcp) => tcp.on_ready(buf, now),
+        FlowSocket::Udp(udp) => udp.on_ready(buf, now),
     }
-}
-
-fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), Broken> {
-    while !out.is_empty() {
-        match stream.write(out) {
-            Ok(n) => {
-                out.drain(..n);
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(classify(&e)),
-        }
-    }
-    Ok(())
 }
 
 /// Sends what is due and applies the timeouts.
@@ -326,52 +357,31 @@ fn tick(
     now: Instant,
     start: Instant,
 ) -> Result<(), Broken> {
-    match &mut flow.socket {
-        FlowSocket::Tcp {
-            stream,
-            echo,
-            connected,
-            out,
-        } => {
-            if !*connected {
-                if now.saturating_duration_since(start) > plan.timeout {
-                    return Err(Broken::ConnectFailed);
-                }
-                return Ok(());
-            }
-            if now >= flow.next_send {
-                let bytes = message(flow.id, flow.seq);
-                flow.seq += 1;
-                flow.next_send += interval;
-                out.extend_from_slice(&bytes);
-                echo.sent(&bytes, now);
-                flush(stream, out)?;
-            }
-            echo.check_timeout(now, plan.timeout)
+    if let FlowSocket::Tcp(TcpFlow {
+        connected: false, ..
+    }) = flow.socket
+    {
+        if now.saturating_duration_since(start) > plan.timeout {
+            return Err(Broken::ConnectFailed);
         }
-        FlowSocket::Udp {
-            socket,
-            echo,
-            lost_floor,
-        } => {
-            if now >= flow.next_send {
-                let bytes = message(flow.id, flow.seq);
-                flow.next_send += interval;
-                match socket.send(&bytes) {
-                    Ok(n) if n == MESSAGE_LEN => {
-                        echo.sent(flow.seq, bytes, now);
-                    }
-                    Ok(_) => return Err(Broken::Error),
-                    // A full socket buffer: this message is simply not sent.
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(classify(&e)),
-                }
-                flow.seq += 1;
+        return Ok(());
+    }
+    if now >= flow.next_send {
+        let (seq, bytes) = (flow.seq, message(flow.id, flow.seq));
+        flow.seq += 1;
+        flow.next_send += interval;
+        match &mut flow.socket {
+            FlowSocket::Tcp(tcp) => tcp.send(bytes, now)?,
+            FlowSocket::Udp(udp) => udp.send(seq, bytes, now)?,
+        }
+    }
+    match &mut flow.socket {
+        FlowSocket::Tcp(tcp) => tcp.echo.check_timeout(now, plan.timeout),
+        FlowSocket::Udp(udp) => {
+            if let Some(floor) = udp.echo.expire(now, plan.lost_after) {
+                udp.lost_floor = floor;
             }
-            if let Some(floor) = echo.expire(now, plan.lost_after) {
-                *lost_floor = floor;
-            }
-            echo.check_timeout(now, plan.timeout)
+            udp.echo.check_timeout(now, plan.timeout)
         }
     }
 }
@@ -379,7 +389,7 @@ fn tick(
 fn refresh_retransmissions(flows: &mut [Flow]) {
     let Ok(table) = retrans::dump() else { return };
     for flow in flows {
-        if let FlowSocket::Tcp { stream, .. } = &flow.socket {
+        if let FlowSocket::Tcp(TcpFlow { stream, .. }) = &flow.socket {
             let (Some(local), Ok(peer)) = (flow.local, stream.peer_addr()) else {
                 continue;
             };
@@ -395,14 +405,14 @@ fn summarize(flows: &[Flow], plan: &Plan, start: Instant, now: Instant) -> Summa
         .iter()
         .map(|flow| {
             let (kind, messages, stall, lost, remote) = match &flow.socket {
-                FlowSocket::Tcp { echo, stream, .. } => (
+                FlowSocket::Tcp(TcpFlow { echo, stream, .. }) => (
                     Kind::Tcp,
                     echo.messages_echoed(),
                     echo.longest_stall(flow.broken.map_or(now, |(_, at)| at)),
                     0,
                     stream.peer_addr().ok().or(plan.tcp),
                 ),
-                FlowSocket::Udp { echo, .. } => (
+                FlowSocket::Udp(UdpFlow { echo, .. }) => (
                     Kind::Udp,
                     echo.replies,
                     echo.longest_stall(flow.broken.map_or(now, |(_, at)| at)),
