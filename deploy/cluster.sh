@@ -136,6 +136,9 @@ source "$here/lib/procs.sh"
 source "$clusterdir/director.sh"
 # shellcheck source=deploy/cluster/scenarios.sh
 source "$clusterdir/scenarios.sh"
+for name in "${scenarios[@]}"; do
+  [[ " ${all_scenarios[*]} all " == *" $name "* ]] || { echo "cluster: unknown scenario '$name' (--help lists them)" >&2; exit 2; }
+done
 
 preflight() {
   [[ $(id -u) -eq 0 ]] || fail "the cluster creates network namespaces, veths, TAPs: run it as root"
