@@ -33,7 +33,10 @@ struct Run {
 
 impl Run {
     fn namespaces_left(&self) -> Vec<String> {
-        let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+        let out = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|line| line.split_whitespace().next())
@@ -47,7 +50,9 @@ impl Drop for Run {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             if child.try_wait().ok().flatten().is_none() {
-                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
                 let _ = child.wait();
             }
         }
@@ -66,18 +71,30 @@ fn conncheck(root: &Path) -> PathBuf {
     let path = chanced.with_file_name("chance-conncheck");
     if !path.exists() {
         let mut build = Command::new(env!("CARGO"));
-        build.current_dir(root).args(["build", "-q", "-p", "chance-conncheck"]);
-        if chanced.parent().and_then(Path::file_name).is_some_and(|dir| dir == "release") {
+        build
+            .current_dir(root)
+            .args(["build", "-q", "-p", "chance-conncheck"]);
+        if chanced
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|dir| dir == "release")
+        {
             build.arg("--release");
         }
-        assert!(build.status().expect("cargo build").success(), "building chance-conncheck");
+        assert!(
+            build.status().expect("cargo build").success(),
+            "building chance-conncheck"
+        );
     }
     path
 }
 
 #[test]
 fn a_reduced_cluster_breaks_no_connection_in_drains_adds_and_failovers() {
-    let id = Command::new("id").arg("-u").output().expect("running `id -u`");
+    let id = Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("running `id -u`");
     assert_eq!(
         String::from_utf8_lossy(&id.stdout).trim(),
         "0",
@@ -127,16 +144,23 @@ fn a_reduced_cluster_breaks_no_connection_in_drains_adds_and_failovers() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let output = std::fs::read_to_string(&log).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("deploy/cluster.sh ran past {DEADLINE:?}:\n{output}"));
+    let status =
+        status.unwrap_or_else(|| panic!("deploy/cluster.sh ran past {DEADLINE:?}:\n{output}"));
     run.child = None;
 
     // Torn down: no namespace of this run is left, and its state directory is gone.
     assert_eq!(run.namespaces_left(), Vec::<String>::new(), "{output}");
     assert!(!state.exists(), "{} left behind", state.display());
 
-    assert!(status.success(), "deploy/cluster.sh failed ({status}):\n{output}");
+    assert!(
+        status.success(),
+        "deploy/cluster.sh failed ({status}):\n{output}"
+    );
     let text = std::fs::read_to_string(&results).expect("the results file");
-    let rows: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
     let names: Vec<&str> = rows.iter().filter_map(|r| r["scenario"].as_str()).collect();
     assert_eq!(names, SCENARIOS, "{output}");
     for row in &rows {
