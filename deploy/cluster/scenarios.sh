@@ -54,6 +54,13 @@ report() {
 
 broken_is_zero() { [[ $(verdict stats "$state/$1.json" | awk '{ print $2 }') == 0 ]]; }
 
+# report_unbroken NAME NOTES: the row of a scenario that passes when nothing broke.
+report_unbroken() {
+  local pass=0
+  broken_is_zero "$1" || pass=1
+  report "$1" $pass "$2"
+}
+
 run_check() {
   failures=0
   say "check: $connections TCP connections and $udp_flows UDP flows for ${duration}s"
@@ -61,9 +68,7 @@ run_check() {
   sleep "$duration"
   checker_finish check
   header
-  local pass=0
-  broken_is_zero check || pass=1
-  report check $pass "$directors directors, $backends backends, no disturbance"
+  report_unbroken check "$directors directors, $backends backends, no disturbance"
   ((failures == 0))
 }
 
@@ -155,9 +160,7 @@ scenario_director_kill() {
   failback=$(elapsed "$t1")
   sleep 3
   checker_finish director-kill
-  local pass=0
-  broken_is_zero director-kill || pass=1
-  report director-kill $pass "route withdrawn ${failover}s after the kill; back ${failback}s after the restart"
+  report_unbroken director-kill "route withdrawn ${failover}s after the kill; back ${failback}s after the restart"
 }
 
 # 5: SIGKILL chanced on backend 1 under traffic, start it again: the kernel's sockets outlive it,
@@ -184,9 +187,7 @@ scenario_chanced_kill() {
   fi
   sleep 3
   checker_finish chanced-kill
-  local pass=0
-  broken_is_zero chanced-kill || pass=1
-  report chanced-kill $pass "chanced on backend 1 SIGKILLed and restarted: first packet accepted ${restart}s after the restart"
+  report_unbroken chanced-kill "chanced on backend 1 SIGKILLed and restarted: first packet accepted ${restart}s after the restart"
 }
 
 # 6: backend 1's link goes down: its flows break, no other.
@@ -243,9 +244,7 @@ scenario_rolling() {
     sleep 2
   done
   checker_finish rolling
-  local pass=0
-  broken_is_zero rolling || pass=1
-  report rolling $pass "restarted one at a time: ${times[*]}"
+  report_unbroken rolling "restarted one at a time: ${times[*]}"
 }
 
 all_scenarios=(drain add drain-two director-kill chanced-kill link-down rolling)

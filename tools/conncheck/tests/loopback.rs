@@ -217,6 +217,24 @@ fn killing_the_server_mid_run_breaks_every_flow_and_says_how() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("broken 120"));
 }
 
+/// The checker with `connections` TCP connections to `tcp` and no UDP flow.
+fn tcp_only_check(scratch: &Scratch, tcp: SocketAddr, connections: u32, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args([
+            "check",
+            "--tcp",
+            &tcp.to_string(),
+            "--udp-flows",
+            "0",
+            "--quiet",
+        ])
+        .args(["--connections", &connections.to_string(), "--json"])
+        .arg(scratch.path("summary.json"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_corrupted_echo_is_reported_as_a_wrong_byte() {
     let scratch = Scratch::new("corrupt");
@@ -231,20 +249,7 @@ fn a_corrupted_echo_is_reported_as_a_wrong_byte() {
         stream.write_all(&message).unwrap();
         std::thread::sleep(Duration::from_secs(2));
     });
-    let output = Command::new(BIN)
-        .args([
-            "check",
-            "--tcp",
-            &tcp.to_string(),
-            "--connections",
-            "1",
-            "--udp-flows",
-            "0",
-        ])
-        .args(["--duration", "1", "--quiet", "--json"])
-        .arg(scratch.path("summary.json"))
-        .output()
-        .unwrap();
+    let output = tcp_only_check(&scratch, tcp, 1, &["--duration", "1"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert_eq!(
         summary(&scratch)["tcp"]["broken_by_reason"]["wrong_byte"],
@@ -258,20 +263,7 @@ fn a_silent_server_is_a_timeout_with_the_stall_it_caused() {
     let scratch = Scratch::new("silent");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp = listener.local_addr().unwrap();
-    let output = Command::new(BIN)
-        .args([
-            "check",
-            "--tcp",
-            &tcp.to_string(),
-            "--connections",
-            "2",
-            "--udp-flows",
-            "0",
-        ])
-        .args(["--duration", "2", "--timeout", "0.5", "--quiet", "--json"])
-        .arg(scratch.path("summary.json"))
-        .output()
-        .unwrap();
+    let output = tcp_only_check(&scratch, tcp, 2, &["--duration", "2", "--timeout", "0.5"]);
     drop(listener);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let summary = summary(&scratch);
