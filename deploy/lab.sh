@@ -105,7 +105,12 @@ in_client() { ip netns exec "$client_ns" "$@"; }
 in_host() { ip netns exec "$host_ns" "$@"; }
 ns_exists() { [[ -e /run/netns/$1 ]]; }
 
-# wait_for DESCRIPTION COMMAND...: polls every 0.1 s for at most $timeout seconds.
+# start, our_pid, alive, stop: the lab's background processes, by pid (deploy/lib/procs.sh).
+# shellcheck source=deploy/lib/procs.sh
+source "$here/lib/procs.sh"
+
+# wait_for DESCRIPTION COMMAND...: polls every 0.1 s for at most $timeout seconds (and fails
+# early if chanced exits meanwhile).
 wait_for() {
   local what=$1 i
   shift
@@ -126,48 +131,6 @@ show_log() {
   echo "---- $state/$name.log (last $lines lines) ----"
   tail -n "$lines" "$state/$name.log"
   echo "----"
-}
-
-# start NAME NAMESPACE COMMAND...: runs COMMAND in NAMESPACE in the background, output to
-# $state/NAME.log, pid to $state/NAME.pid (`ip netns exec` execs COMMAND, so it is COMMAND's pid).
-start() {
-  local name=$1 ns=$2
-  shift 2
-  ip netns exec "$ns" "$@" >"$state/$name.log" 2>&1 </dev/null &
-  echo $! >"$state/$name.pid"
-}
-
-# The pid in $state/NAME.pid if that process is still the one we started (its command line
-# mentions PATTERN), so a recycled pid is never signalled.
-our_pid() {
-  local name=$1 pattern=$2 pid
-  [[ -s $state/$name.pid ]] || return 1
-  pid=$(cat "$state/$name.pid")
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$pattern" || return 1
-  echo "$pid"
-}
-
-# Whether PID runs: it exists and is not a zombie (our background jobs outlive `lab.sh up`, so
-# whoever reaps them may take a while).
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# stop NAME PATTERN: SIGTERM, up to $timeout seconds, then SIGKILL.
-stop() {
-  local name=$1 pattern=$2 pid i
-  pid=$(our_pid "$name" "$pattern") || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < steps; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  say "$name (pid $pid) ignored SIGTERM for ${timeout}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
 }
 
 preflight() {
@@ -200,6 +163,7 @@ start_chanced() {
     ip netns exec "$host_ns" "$chanced" --config "$state/chance.toml" --stats-interval 1 \
       --report-json "$state/report.json" >"$state/chanced.log" 2>&1 </dev/null &
     echo $! >"$state/chanced.pid"
+    echo chanced >"$state/chanced.pattern"
     wait $!
     echo $? >"$state/chanced.rc"
   ) >/dev/null 2>&1 </dev/null &
@@ -354,8 +318,8 @@ check() {
 
 # stop_chanced: SIGTERM, then the exit status its wrapper records right after it exits.
 stop_chanced() {
-  if our_pid chanced chanced >/dev/null; then
-    stop chanced chanced
+  if our_pid chanced >/dev/null; then
+    stop chanced
     for ((i = 0; i < steps; i++)); do
       [[ -s $state/chanced.rc ]] && break
       sleep 0.1
@@ -369,10 +333,10 @@ down() {
     say "nothing to tear down for prefix $prefix"
     return 0
   fi
-  stop director director.py
-  stop tcp-server peers.py
-  stop udp-echo peers.py
-  stop app-server peers.py
+  stop director
+  stop tcp-server
+  stop udp-echo
+  stop app-server
   stop_chanced
   if [[ -s $state/chanced.rc ]]; then
     rc=$(cat "$state/chanced.rc")
@@ -439,7 +403,7 @@ check) check ;;
 down) down ;;
 stop-chanced)
   [[ -d $state ]] || fail "no lab state in $state"
-  our_pid chanced chanced >/dev/null || fail "chanced is not running in the lab with prefix $prefix"
+  our_pid chanced >/dev/null || fail "chanced is not running in the lab with prefix $prefix"
   stop_chanced
   [[ -s $state/chanced.rc ]] || fail "chanced's exit status is unknown"
   say "chanced exited with status $(cat "$state/chanced.rc")"
@@ -447,7 +411,7 @@ stop-chanced)
   ;;
 start-chanced)
   ns_exists "$host_ns" && [[ -s $state/chance.toml ]] || fail "no lab with prefix $prefix is up ($0 up)"
-  if our_pid chanced chanced >/dev/null; then fail "chanced already runs (pid $(cat "$state/chanced.pid"))"; fi
+  if our_pid chanced >/dev/null; then fail "chanced already runs (pid $(cat "$state/chanced.pid"))"; fi
   preflight
   chanced_binary
   start_chanced
