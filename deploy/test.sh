@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README "Test"): lints, the workspace's tests, and a build of the fuzz
+# The project's test command (docs/testing.md): lints, the workspace's tests, and a build of the fuzz
 # target. Warnings are errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 //! cls_redirect's kernel selftest through the real `chancectl replay`: the testkit writes the 14
 //! selftest frames as a pcap plus the matching configuration, the binary replays them, and every
 //! JSON line must carry the selftest's verdict, deciding counter and exact output bytes
-//! (cls_redirect.md §4.4).
+//! (docs/compatibility.md, "The kernel selftest").
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,5 @@
 //! Expected output frames, computed independently of the engine from the input bytes and the
-//! specification (cls_redirect.md §2.7-§2.9 plus chance's deviations in DESIGN.md).
+//! wire format (docs/wire-format.md, with chance's deviations in docs/compatibility.md).
 //!
 //! Checksums here are always recomputed from scratch: for an input whose checksum was valid the
 //! engine's incremental update must give the same bytes.
@@ -28,9 +28,9 @@ fn set_outer_ipv4_checksum(frame: &mut [u8]) {
     frame[IP_OFF + 10..IP_OFF + 12].copy_from_slice(&c.to_be_bytes());
 }
 
-/// A GUE forward (§2.7, with chance's deviations): MACs swapped, outer saddr/daddr replaced,
-/// next_hop set, outer IPv4 checksum recomputed, and the UDP checksum recomputed when it was not
-/// zero (a zero checksum stays zero). Everything else is the input's.
+/// A GUE forward (docs/wire-format.md, with chance's deviations): MACs swapped, outer saddr/daddr
+/// replaced, next_hop set, outer IPv4 checksum recomputed, and the UDP checksum recomputed when it
+/// was not zero (a zero checksum stays zero). Everything else is the input's.
 pub fn gue_forward(input: &[u8], saddr: Ipv4Addr, daddr: Ipv4Addr, next_hop: u8) -> Vec<u8> {
     let mut out = input.to_vec();
     swap_macs(&mut out);
@@ -47,10 +47,11 @@ pub fn gue_forward(input: &[u8], saddr: Ipv4Addr, daddr: Ipv4Addr, next_hop: u8)
     out
 }
 
-/// A GRE last-hop conversion (§2.8, with chance's tot_len from the real length): MACs swapped,
-/// the outer IPv4 header kept but with protocol 47, the new addresses, tot_len = frame length - 14
-/// and a recomputed checksum; then GRE `00 00 08 00` (or `86 dd` for proto_ctype 41); then the
-/// inner packet with its TTL / hop limit decremented (inner IPv4 checksum recomputed).
+/// A GRE last-hop conversion (docs/wire-format.md, with chance's tot_len from the real length):
+/// MACs swapped, the outer IPv4 header kept but with protocol 47, the new addresses, tot_len =
+/// frame length - 14 and a recomputed checksum; then GRE `00 00 08 00` (or `86 dd` for proto_ctype
+/// 41); then the inner packet with its TTL / hop limit decremented (inner IPv4 checksum
+/// recomputed).
 pub fn gre(input: &[u8], hop_count: usize, saddr: Ipv4Addr, daddr: Ipv4Addr) -> Vec<u8> {
     let payload_off = crate::gue::payload_off(hop_count);
     let proto_ctype = input[43];

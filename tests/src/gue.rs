@@ -1,5 +1,5 @@
-//! Outer frames: Ethernet + IPv4 + UDP + GUE + unigue + hop list + inner packet (cls_redirect.md
-//! §1.1), and Ethernet + IPv4 + inner packet for plain IP-in-IP.
+//! Outer frames: Ethernet + IPv4 + UDP + GUE + unigue + hop list + inner packet
+//! (docs/wire-format.md), and Ethernet + IPv4 + inner packet for plain IP-in-IP.
 //!
 //! Every field can be set to any value, including invalid ones; fields left as `None` / `Valid`
 //! are computed so that the frame is well formed.

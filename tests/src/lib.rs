@@ -1,8 +1,8 @@
 //! Frame builders and fixtures shared by chance's tests.
 //!
 //! This crate does not depend on the engine: it writes frames from the specification
-//! (`reference/cls_redirect.md`, DESIGN.md) so the engine's tests check the engine against an
-//! independent reading of the wire formats.
+//! (docs/wire-format.md, docs/decision-procedure.md) so the engine's tests check the engine against
+//! an independent reading of the wire formats.
 //!
 //! - [`gue`]: the outer GUE frame ([`gue::GueFrame`]) and plain IP-in-IP frames;
 //! - [`inner`]: inner IPv4/IPv6 packets with TCP, UDP, ICMP, options, extension headers, fragments;

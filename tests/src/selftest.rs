@@ -1,6 +1,6 @@
 //! The kernel selftest of cls_redirect (`prog_tests/cls_redirect.c`), reproduced exactly
-//! (cls_redirect.md §4.2-§4.4): the 14 input frames in matrix order, the socket table as flows,
-//! and the results the real program gives.
+//! (docs/compatibility.md, "The kernel selftest"): the 14 input frames in matrix order, the socket
+//! table as flows, and the results the real program gives.
 //!
 //! The kernel test binds ephemeral ports; here they are fixed: the server listens on
 //! [`SERVER_PORT`] and the client socket is bound to [`CLIENT_PORT`], both on 127.0.0.1 / ::1.
@@ -266,7 +266,7 @@ impl Case {
         }
     }
 
-    /// The inner IP + L4 bytes exactly as `build_input` writes them (§4.3).
+    /// The inner IP + L4 bytes exactly as `build_input` writes them.
     pub fn inner(&self) -> Vec<u8> {
         let l4_proto: u8 = match self.proto {
             Proto::Tcp => 6,
@@ -337,7 +337,7 @@ impl Case {
         }
     }
 
-    /// The counter that decides the case (the path actually taken, §4.4).
+    /// The counter that decides the case (the path actually taken).
     pub fn reason(&self) -> &'static str {
         match (self.expect, self.hops) {
             (Expect::Accept, Hops::None) => "accepted_packets_total_last_hop",
@@ -346,7 +346,7 @@ impl Case {
         }
     }
 
-    /// Every counter the case bumps besides `processed_packets_total` (§4.4, last column).
+    /// Every counter the case bumps besides `processed_packets_total`.
     pub fn counters(&self) -> Vec<&'static str> {
         if self.hops == Hops::None {
             return vec![self.reason()];
@@ -364,7 +364,7 @@ impl Case {
         ]
     }
 
-    /// The exact output frame (§4.4 "Exact outputs").
+    /// The exact output frame.
     pub fn expected_output(&self) -> Vec<u8> {
         let mut out = vec![0u8; 12];
         match self.expect {
@@ -395,7 +395,7 @@ impl Case {
         out
     }
 
-    /// Input length per §4.4 (90/110, 94/114, 78/98, 82/102).
+    /// Input length (90/110, 94/114, 78/98, 82/102).
     pub fn input_len(&self) -> usize {
         50 + 4 * self.hop_count()
             + match self.family {
@@ -420,9 +420,9 @@ pub struct Flow {
     pub remote: SocketAddr,
 }
 
-/// The owned flows of §4.2's socket table, per family: the connected TCP client, the accepted-less
-/// but established TCP child on the server side, and the connected UDP client. (The TCP listener
-/// and the unconnected UDP server own no flow.)
+/// The owned flows of the selftest's socket table, per family: the connected TCP client, the
+/// accepted-less but established TCP child on the server side, and the connected UDP client. (The
+/// TCP listener and the unconnected UDP server own no flow.)
 pub fn flows() -> Vec<Flow> {
     let mut out = Vec::new();
     for host in [
@@ -453,7 +453,7 @@ pub fn flows() -> Vec<Flow> {
 /// The chance configuration for the selftest (control crate's TOML format).
 pub fn config_toml() -> String {
     let mut s = format!(
-        "# cls_redirect's kernel selftest (cls_redirect.md section 4)\n\
+        "# cls_redirect's kernel selftest (docs/compatibility.md)\n\
          [encap]\naddresses = [\"{ENCAP_ADDR}\"]\nport = {ENCAP_PORT}\nmtu = 1500\n"
     );
     for flow in flows() {

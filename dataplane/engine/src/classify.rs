@@ -1,5 +1,5 @@
-//! Inner-packet classification (cls_redirect.md §2.5-§2.6): what the packet inside the GUE
-//! encapsulation is, and whether a local socket owns its flow.
+//! Inner-packet classification (docs/decision-procedure.md, step 17): what the packet inside the
+//! GUE encapsulation is, and whether a local socket owns its flow.
 //!
 //! Only reached when a next hop exists. The L3/L4 protocol counters are bumped here, at the points
 //! cls_redirect bumps them (before the checks that may then fail); an `Err` carries the error
@@ -64,7 +64,7 @@ impl Addrs {
 
 type Classified = Result<Class, Counter>;
 
-/// Classifies an inner IPv4 packet (§2.5.1).
+/// Classifies an inner IPv4 packet.
 // `ipv4` and `tcp` are inlined into the engine's `decide`: the path of most packets, where the
 // calls cost 18 instructions per packet (deploy/bench-instructions.sh).
 #[inline(always)]
@@ -97,7 +97,7 @@ pub(crate) fn ipv4<F: FlowTable + ?Sized>(
     }
 }
 
-/// Classifies an inner IPv6 packet (§2.5.2).
+/// Classifies an inner IPv6 packet.
 pub(crate) fn ipv6<F: FlowTable + ?Sized>(
     inner: &[u8],
     flows: &F,
@@ -128,7 +128,7 @@ pub(crate) fn ipv6<F: FlowTable + ?Sized>(
     }
 }
 
-/// §2.6.1: the SYN rule comes before any lookup; a miss may still be a SYN-cookie ACK.
+/// The SYN rule comes before any lookup; a miss may still be a SYN-cookie ACK.
 #[inline(always)]
 fn tcp<F: FlowTable + ?Sized>(
     l4: &[u8],
@@ -152,7 +152,7 @@ fn tcp<F: FlowTable + ?Sized>(
     Ok(Class::Unknown)
 }
 
-/// §2.6.2: only a connected socket (an exact 4-tuple match) owns a UDP flow.
+/// Only a connected socket (an exact 4-tuple match) owns a UDP flow.
 fn udp<F: FlowTable + ?Sized>(
     l4: &[u8],
     addrs: Addrs,
@@ -175,7 +175,7 @@ fn owned<F: FlowTable + ?Sized>(flows: &F, key: FlowKey) -> Class {
     }
 }
 
-/// §2.6.3: echo requests are ours; fragmentation-needed is classified on the quoted flow.
+/// ICMPv4: echo requests are ours; fragmentation-needed is classified on the quoted flow.
 fn icmp_v4<F: FlowTable + ?Sized>(l4: &[u8], flows: &F) -> Classified {
     let icmp = Icmpv4Packet::new_checked(l4).map_err(|_| Counter::ErrorsTotalMalformedIcmp)?;
     match (icmp.msg_type(), icmp.code()) {
@@ -197,7 +197,7 @@ fn icmp_v4<F: FlowTable + ?Sized>(l4: &[u8], flows: &F) -> Classified {
     quoted_flow(&quoted[ip.header_len()..], ip.protocol(), addrs, flows)
 }
 
-/// §2.6.4: as ICMPv4, with Packet Too Big quoting an IPv6 packet and its extension headers.
+/// ICMPv6: as ICMPv4, with Packet Too Big quoting an IPv6 packet and its extension headers.
 fn icmp_v6<F: FlowTable + ?Sized>(l4: &[u8], flows: &F) -> Classified {
     let icmp = Icmpv6Packet::new_checked(l4).map_err(|_| Counter::ErrorsTotalMalformedIcmp)?;
     match icmp.msg_type() {

@@ -1,7 +1,7 @@
-//! The decision procedure (cls_redirect.md §2) and its dispatch onto the rewrites.
+//! The decision procedure (docs/decision-procedure.md) and its dispatch onto the rewrites.
 //!
-//! Step numbers in comments refer to cls_redirect.md §2. Deviations from cls_redirect (DESIGN.md)
-//! are marked "Deviation".
+//! Step numbers in comments refer to docs/decision-procedure.md. Deviations from cls_redirect
+//! (docs/compatibility.md) are marked "Deviation".
 
 use crate::classify::{self, Class};
 use crate::config::{EngineConfig, L2_HEADER_LEN};
@@ -207,8 +207,9 @@ impl Engine {
         gue_forwarded(frame, addr, index)
     }
 
-    /// §1.4 with chance's deviations: any position in a list of up to 30 hops; hops naming this
-    /// host are skipped in place (counted), so the list costs no round trip through the router.
+    /// The next hop (docs/decision-procedure.md, step 16) with chance's deviations: any position in
+    /// a list of up to 30 hops; hops naming this host are skipped in place (counted), so the list
+    /// costs no round trip through the router.
     // Inlined into `decide` (its one caller): out of line, the call, the saved registers and the
     // result returned through memory cost 36 instructions per packet (bench-instructions.sh).
     #[inline(always)]
@@ -229,7 +230,8 @@ impl Engine {
         NextHop::Last
     }
 
-    /// §2.8: `forwarded_packets_total_gre` counts attempts, so it is bumped on the drops too.
+    /// GRE last hop (docs/wire-format.md): `forwarded_packets_total_gre` counts attempts, so it is
+    /// bumped on the drops too.
     fn forward_gre(
         &mut self,
         frame: &mut [u8],

@@ -1,9 +1,10 @@
 //! chance's second-chance engine: cls_redirect's decisions as a pure function over Ethernet frames.
 //!
-//! Given one frame, [`Engine::process`] decides accept / forward / pass / drop exactly as the kernel
-//! program cls_redirect does (see `reference/cls_redirect.md`), with the deliberate deviations listed
-//! in DESIGN.md, and performs the rewrite in place. There is no DPDK here and no `unsafe`: the same
-//! code runs on test vectors, in the fuzzer, in `chancectl replay` and on mbuf data in the runtime.
+//! Given one frame, [`Engine::process`] decides accept / forward / pass / drop exactly as the
+//! kernel program cls_redirect does (docs/decision-procedure.md), with the deliberate deviations
+//! listed in docs/compatibility.md, and performs the rewrite in place. There is no DPDK here and no
+//! `unsafe`: the same code runs on test vectors, in the fuzzer, in `chancectl replay` and on mbuf
+//! data in the runtime.
 #![forbid(unsafe_code)]
 
 pub mod burst;

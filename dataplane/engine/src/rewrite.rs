@@ -110,8 +110,8 @@ fn stated_or_available(stated: usize, available: usize) -> usize {
     }
 }
 
-/// GUE forward (§2.7, after the GRE decision): outer saddr <- old daddr, daddr <- `hop`,
-/// next_hop <- `next_hop`, incremental checksum updates. The MACs are swapped by the caller.
+/// GUE forward (docs/wire-format.md, after the GRE decision): outer saddr <- old daddr, daddr <-
+/// `hop`, next_hop <- `next_hop`, incremental checksum updates. The MACs are swapped by the caller.
 ///
 /// Deviation: a non-zero UDP checksum is updated for the pseudo-header change (glb-redirect does;
 /// cls_redirect leaves it stale). Zero means "no checksum" and stays zero.
@@ -153,9 +153,9 @@ pub(crate) enum GreError {
     Mtu,
 }
 
-/// GRE conversion on the last hop (§2.8): the GUE/UDP headers and the hop list shrink into a
-/// 4-byte GRE header; the inner TTL or hop limit is decremented as a loop guard. The MACs are
-/// swapped by the caller.
+/// GRE conversion on the last hop (docs/wire-format.md): the GUE/UDP headers and the hop list
+/// shrink into a 4-byte GRE header; the inner TTL or hop limit is decremented as a loop guard. The
+/// MACs are swapped by the caller.
 ///
 /// Deviation: the new outer tot_len comes from the real resulting length, not the old field.
 pub(crate) fn gre_forward(

@@ -1,12 +1,12 @@
-//! One fixture per verified behaviour of cls_redirect (cls_redirect.md §1.4, §2, §4.5) and per
-//! deviation of chance (DESIGN.md), each run on a fresh engine.
+//! One fixture per verified behaviour of cls_redirect (docs/decision-procedure.md) and per
+//! deviation of chance (docs/compatibility.md), each run on a fresh engine.
 //!
 //! A fixture is an input frame built with the testkit, a flow table, a configuration, and the
 //! expected verdict, deciding counter, full set of non-zero counters and output bytes. Expected
 //! frames are computed independently of the engine (`chance_testkit::expect`): a decap is the
 //! input's Ethernet header plus the inner packet, a GUE forward is the input with the MACs swapped,
 //! the addresses and next_hop replaced and the checksums recomputed from scratch, a GRE conversion
-//! is written by hand per §2.8.
+//! is written by hand from docs/wire-format.md.
 //!
 //! Counter rules: every frame bumps `processed_packets_total`, every pass also bumps
 //! `passed_packets_total`; the listed counters are the rest, in the order they are bumped, and the
@@ -303,7 +303,7 @@ impl Fixture {
 }
 
 // =============================================================================================
-// §4.5 Outer headers
+// Outer headers
 // =============================================================================================
 
 /// EtherType 0x86DD: not ours.
@@ -412,7 +412,7 @@ fn outer_fragment_offset_drops_fragmented_ip() {
     Fixture::drop(input, &[FRAGMENTED]).run();
 }
 
-/// The fragment check comes before the GUE header checks (§2.2 order).
+/// The fragment check comes before the GUE header checks (step 8 before steps 9-13).
 #[test]
 fn outer_fragment_is_checked_before_gue_header() {
     let input = GueFrame {
@@ -580,7 +580,7 @@ fn decap_of_20_inner_bytes_accepts() {
 }
 
 // =============================================================================================
-// §1.4 / §4.5 Hops
+// Hops
 // =============================================================================================
 
 /// (0,0): no next hop, last-hop accept; the inner packet is not inspected.
@@ -798,7 +798,7 @@ fn gue_forward_swaps_macs_and_keeps_ip_checksum_valid() {
 }
 
 // =============================================================================================
-// §4.5 proto_ctype
+// proto_ctype
 // =============================================================================================
 
 /// proto_ctype 17 with no hops: accepted, EtherType unchanged (the inner packet is not parsed).
@@ -836,7 +836,7 @@ fn proto_ctype_41_with_ipv4_payload_gets_ethertype_ipv6() {
 }
 
 // =============================================================================================
-// §4.5 Inner IPv4 (one hop, so the inner packet is parsed)
+// Inner IPv4 (one hop, so the inner packet is parsed)
 // =============================================================================================
 
 /// Inner IHL 4: malformed_ip.
@@ -948,7 +948,7 @@ fn inner_udp_truncated_drops_malformed_udp() {
 }
 
 // =============================================================================================
-// §4.5 TCP
+// TCP
 // =============================================================================================
 
 /// SYN of an unknown flow: accepted (syn).
@@ -1108,7 +1108,7 @@ fn tcp_ipv6_syn_unknown_is_accepted_as_syn() {
 }
 
 // =============================================================================================
-// §4.5 UDP
+// UDP
 // =============================================================================================
 
 /// UDP of an unknown flow (e.g. to an unconnected server socket): forwarded.
@@ -1141,7 +1141,7 @@ fn udp_is_not_owned_by_tcp_flow() {
 }
 
 // =============================================================================================
-// §4.5 ICMPv4
+// ICMPv4
 // =============================================================================================
 
 /// Echo request: accepted.
@@ -1331,7 +1331,7 @@ fn icmpv4_truncated_drops_malformed_icmp() {
 }
 
 // =============================================================================================
-// §4.5 IPv6
+// IPv6
 // =============================================================================================
 
 /// Known UDP over IPv6: accepted (established), EtherType 0x86DD.
@@ -1607,7 +1607,7 @@ fn ipv6_udp_truncated_drops_malformed_udp() {
 }
 
 // =============================================================================================
-// §2.8 / §4.5 GRE last hop
+// GRE last hop
 // =============================================================================================
 
 /// IPv4, (0,1) with last_hop_gre: 82 -> 66 bytes, protocol 47, saddr 127.0.0.1, daddr hop,
@@ -1783,7 +1783,7 @@ fn deviation_gre_mtu_boundary_115_bytes_drops_mtu_violate() {
 }
 
 // =============================================================================================
-// §2.6.1 / §4.5 SYN cookies
+// SYN cookies
 // =============================================================================================
 
 fn cookie_ack4(flags: u8, ack: u32) -> Vec<u8> {
@@ -1891,7 +1891,7 @@ fn syncookie_owned_flow_is_established() {
 }
 
 // =============================================================================================
-// DESIGN.md deviations
+// chance's deviations (docs/compatibility.md)
 // =============================================================================================
 
 /// Deviation: a non-zero (valid) outer UDP checksum is updated for the address change and stays
@@ -2169,7 +2169,7 @@ fn deviation_decap_keeps_trailing_bytes_when_ipv6_payload_len_exceeds_frame() {
     Fixture::accept(input, output, &[LAST_HOP]).run();
 }
 
-/// Deviation, and the selftest's IPv6 cases (§4.4: 74 / 62 bytes out): an IPv6 payload length of
+/// Deviation, and the selftest's IPv6 cases (74 / 62 bytes out): an IPv6 payload length of
 /// 0 does not give the packet's length (RFC 2675 uses it for jumbograms), so nothing is trimmed.
 #[test]
 fn deviation_decap_keeps_bytes_after_ipv6_payload_len_0() {
@@ -2221,7 +2221,7 @@ fn deviation_ipip_outer_fragment_offset_drops_fragmented_ip() {
 }
 
 /// Deviation: IP-in-IP leaving fewer than 20 inner bytes: drop, decap_too_short. As on the last-hop
-/// path (§2.4, §3 #8) the accept counter is bumped at the decision, before the decap fails.
+/// path the accept counter is bumped at the decision, before the decap fails.
 #[test]
 fn deviation_ipip_with_19_inner_bytes_drops_decap_too_short() {
     let input = IpipFrame::ipv4(patch::truncate(udp4().build(), 19)).build();

@@ -1,6 +1,7 @@
-//! cls_redirect's kernel selftest (cls_redirect.md §4.4), case by case in matrix order.
+//! cls_redirect's kernel selftest (docs/compatibility.md, "The kernel selftest"), case by case in
+//! matrix order.
 //!
-//! Each case checks the verdict, the deciding counter, the exact output bytes of §4.4, the input
+//! Each case checks the verdict, the deciding counter, the exact output bytes, the input
 //! and output lengths, and the full set of counters bumped ("path actually taken" column, plus
 //! `processed_packets_total`). The frames come from `chance_testkit::selftest`, which reproduces
 //! the kernel test's `build_input` byte for byte.
@@ -22,7 +23,7 @@ fn config() -> EngineConfig {
     EngineConfig::new(&[Ipv4Addr::LOCALHOST], 1234, 1500).unwrap()
 }
 
-/// The socket table of §4.2 as owned flows.
+/// The selftest's socket table as owned flows.
 fn flows() -> ExactMatchTable {
     selftest::flows()
         .into_iter()

@@ -1,4 +1,4 @@
-//! The production flow table: bounded, concurrent, learning (DESIGN.md "Ownership: the flow table").
+//! The production flow table: bounded, concurrent, learning (docs/ownership.md).
 //!
 //! [`ConcurrentFlowTable`] maps a [`FlowKey`] to the [`Source`] that proved a local socket owns the
 //! flow and the second it was last confirmed. Every operation takes `&self`: lcores look flows up

@@ -68,8 +68,8 @@ mod tests {
 
     #[test]
     fn selftest_forward_checksum_update_gives_80fd() {
-        // cls_redirect.md §2.7: check 0x0000, saddr 0.0.0.0 -> daddr 127.0.0.1 -> hop 127.0.0.2.
-        // The net change is "old saddr -> next hop".
+        // The selftest's forward (docs/compatibility.md): check 0x0000, saddr 0.0.0.0 -> daddr
+        // 127.0.0.1 -> hop 127.0.0.2. The net change is "old saddr -> next hop".
         assert_eq!(update32(0x0000, 0x0000_0000, 0x7f00_0002), 0x80fd);
     }
 
