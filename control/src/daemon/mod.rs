@@ -31,7 +31,7 @@ use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_engine::{Counters, EngineConfig};
-use chance_runtime::{DataplaneSpec, Live, PathCounters, PortStats, RunUntil};
+use chance_runtime::{DataplaneSpec, EngineWorkers, Live, PathCounters, PortStats, RunUntil};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -423,8 +423,7 @@ fn run(
         tx_descriptors: dataplane.tx_descriptors,
         mempool_mbufs: dataplane.mempool_mbufs,
         mempool_cache: dataplane.mempool_cache,
-        engine: config.engine_config(),
-        egress_learning: Arc::clone(&egress_learning),
+        idle: dataplane.idle,
     };
     let config = Arc::new(config);
     let stop = Arc::new(AtomicBool::new(false));
@@ -551,9 +550,14 @@ fn run_dataplane(
     let watchdog = sd_notify::watchdog_enabled();
     let mut last_ping: Option<Instant> = None;
     let mut ready = false;
+    let workers = EngineWorkers {
+        engine: shared.engine.clone(),
+        flows: Arc::clone(&shared.table),
+        egress_learning: Arc::clone(&shared.egress_learning),
+    };
     let result = chance_runtime::run(
         spec,
-        Arc::clone(&shared.table),
+        workers,
         Arc::clone(&shared.stop),
         until,
         |live| {

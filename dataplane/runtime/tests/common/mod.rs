@@ -2,6 +2,8 @@
 //! of libtest's threads, and test frames.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::sync::OnceLock;
 
 use chance_runtime::{thread_register, thread_unregister, Eal};
