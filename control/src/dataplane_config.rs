@@ -469,7 +469,10 @@ mod tests {
             IdlePolicy::adaptive()
         );
         let err = config("[dpdk]\nidle = \"sleepy\"", TAP).unwrap_err();
-        assert!(err.to_string().contains("\"busy\" or \"adaptive\""), "{err}");
+        assert!(
+            err.to_string().contains("\"busy\" or \"adaptive\""),
+            "{err}"
+        );
         assert_eq!(key_and_line(Err(err)), ("dpdk.idle".into(), 4));
         assert_eq!(
             key_and_line(config("[dpdk]\nidle = 1", TAP)),

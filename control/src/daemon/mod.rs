@@ -555,29 +555,23 @@ fn run_dataplane(
         flows: Arc::clone(&shared.table),
         egress_learning: Arc::clone(&shared.egress_learning),
     };
-    let result = chance_runtime::run(
-        spec,
-        workers,
-        Arc::clone(&shared.stop),
-        until,
-        |live| {
-            shared.table.tick(Instant::now());
-            *lock(&shared.snapshot) = Some(Arc::new(Snapshot::of(live)));
-            if !ready {
-                ready = true;
-                signals::notify_ready();
+    let result = chance_runtime::run(spec, workers, Arc::clone(&shared.stop), until, |live| {
+        shared.table.tick(Instant::now());
+        *lock(&shared.snapshot) = Some(Arc::new(Snapshot::of(live)));
+        if !ready {
+            ready = true;
+            signals::notify_ready();
+        }
+        if let Some(period) = watchdog {
+            if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
+                last_ping = Some(Instant::now());
+                signals::notify(&[sd_notify::NotifyState::Watchdog]);
             }
-            if let Some(period) = watchdog {
-                if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
-                    last_ping = Some(Instant::now());
-                    signals::notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }
-            if !interval.is_zero() && last_log.elapsed() >= interval {
-                last_log = Instant::now();
-                tracing::info!("{}", Report::from_live(live).one_line());
-            }
-        },
-    );
+        }
+        if !interval.is_zero() && last_log.elapsed() >= interval {
+            last_log = Instant::now();
+            tracing::info!("{}", Report::from_live(live).one_line());
+        }
+    });
     Ok(result?)
 }
