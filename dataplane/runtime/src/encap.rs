@@ -104,7 +104,7 @@ impl<R: FrameRouter> EncapWorker<R> {
             if from_nic > 0 {
                 self.router.begin_burst();
                 for m in rx.drain() {
-                    route(
+                    dispatch(
                         &mut self.router,
                         &mut self.path,
                         m,
@@ -161,7 +161,7 @@ impl<R: FrameRouter> EncapWorker<R> {
 
 /// Routes one frame and queues the result; drops free the mbuf.
 #[inline]
-fn route<R: FrameRouter>(
+fn dispatch<R: FrameRouter>(
     router: &mut R,
     path: &mut PathCounters,
     mut m: Mbuf,

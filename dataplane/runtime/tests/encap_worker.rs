@@ -6,97 +6,20 @@ mod common;
 
 use arc_swap::ArcSwap;
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
-use chance_runtime::{
-    launch, EncapWorker, FrameAction, FrameRouter, IdleExit, LcoreStats, PathCounter,
-};
+use chance_runtime::{launch, EncapWorker, IdleExit, LcoreStats, PathCounter};
 use common::lab::Lab;
+use common::router::{encapsulated, frame_to, header, Table, TestRouter, DST, ETHERNET, HEADROOM};
 use common::{eal, Lcore};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 const TEST: &str = "encap";
-/// The received frames' Ethernet header, which encapsulation strips.
-const ETHERNET: usize = 14;
-/// Where the test frames carry their IPv4 destination address.
-const DST: core::ops::Range<usize> = ETHERNET + 16..ETHERNET + 20;
-/// The mbufs' headroom (`RTE_PKTMBUF_HEADROOM`).
-const HEADROOM: usize = 128;
-
 /// The tests run their worker on lcore 1: one at a time.
 static WORKER_LCORE: Mutex<()> = Mutex::new(());
 
 fn worker_lcore() -> MutexGuard<'static, ()> {
     WORKER_LCORE.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The test router's table: frames to 10.1.x.x get `header` (its last two bytes: the payload's
-/// length), frames to 10.9.x.x are dropped, every other frame is passed.
-#[derive(Debug)]
-struct Table {
-    header: Vec<u8>,
-}
-
-#[derive(Debug)]
-struct TestRouter {
-    table: Arc<ArcSwap<Table>>,
-    /// The table of the current burst.
-    current: Arc<Table>,
-}
-
-impl TestRouter {
-    fn new(table: &Arc<ArcSwap<Table>>) -> Self {
-        Self {
-            table: Arc::clone(table),
-            current: table.load_full(),
-        }
-    }
-}
-
-impl FrameRouter for TestRouter {
-    fn begin_burst(&mut self) {
-        self.current = self.table.load_full();
-    }
-
-    fn route(&mut self, frame: &[u8]) -> FrameAction {
-        match frame.get(DST) {
-            Some([10, 1, _, _]) => FrameAction::Encapsulate {
-                strip: ETHERNET,
-                header_len: self.current.header.len(),
-            },
-            Some([10, 9, _, _]) => FrameAction::Drop,
-            _ => FrameAction::Pass,
-        }
-    }
-
-    fn write_header(&mut self, header: &mut [u8], payload: &[u8]) {
-        header.copy_from_slice(&self.current.header);
-        let len = header.len();
-        header[len - 2..].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-    }
-}
-
-/// What the test router makes of a frame to 10.1.x.x with `header`.
-fn encapsulated(header: &[u8], frame: &[u8]) -> Vec<u8> {
-    let payload = &frame[ETHERNET..];
-    let mut out = header.to_vec();
-    let len = out.len();
-    out[len - 2..].copy_from_slice(&(payload.len() as u16).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// An Ethernet frame with a 20-byte IPv4-like header to `dst` and `payload` bytes behind it.
-fn frame_to(dst: [u8; 4], payload: usize, seed: u8) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x08, 0x00];
-    f.extend_from_slice(&[0x45; 16]);
-    f.extend_from_slice(&dst);
-    f.extend((0..payload).map(|i| seed.wrapping_add(i as u8)));
-    f
-}
-
-fn header(len: usize, fill: u8) -> Vec<u8> {
-    (0..len).map(|i| fill ^ i as u8).collect()
 }
 
 fn encap_worker(

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod pcap;
+pub mod router;
 
 use std::sync::OnceLock;
 
