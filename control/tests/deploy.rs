@@ -90,6 +90,7 @@ fn the_example_configuration_documents_every_key_and_checks() {
                 "hugepages",
                 "file_prefix",
                 "eal_args",
+                "idle",
             ],
         ),
         (

@@ -16,13 +16,13 @@
 //! [--seconds 10] [--probes 1000] [busy|adaptive]...` (both policies by default). docs/idle.md
 //! records the results.
 
-#[path = "../tests/common/lab.rs"]
-#[allow(dead_code)]
-mod lab;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use chance_engine::{Engine, EngineConfig, ExactMatchTable};
 use chance_runtime::{launch, Eal, IdleExit, IdlePolicy, LcoreStats, Worker};
-use lab::Lab;
+use common::arp;
+use common::lab::Lab;
 use nix::sys::resource::{getrusage, UsageWho};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,13 +35,6 @@ fn cpu_time() -> Duration {
         Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
     };
     time(usage.user_time()) + time(usage.system_time())
-}
-
-fn arp() -> Vec<u8> {
-    let mut arp = vec![0xff; 6];
-    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x06]);
-    arp.extend_from_slice(&[0; 28]);
-    arp
 }
 
 /// The `q` quantile of sorted `values`.
@@ -133,21 +126,7 @@ fn main() {
             ("adaptive", IdlePolicy::adaptive()),
         ];
     }
-    let eal_args: Vec<String> = [
-        "-l",
-        "0-1",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level=lib.eal:warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--file-prefix=chidle{}", std::process::id())])
-    .collect();
+    let eal_args = common::eal_args("idle", &[]);
     let eal = Eal::init(&eal_args).expect("EAL init");
     let _ = std::fs::remove_dir(eal.runtime_dir());
 

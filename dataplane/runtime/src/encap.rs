@@ -12,7 +12,7 @@ use crate::idle::{Idle, IdleExit, IdlePolicy};
 use crate::mbuf::{Mbuf, MbufBurst};
 use crate::port::PortQueue;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
-use crate::worker::{transmit, WorkerReport, PUBLISH_EVERY_BURSTS};
+use crate::worker::{transmit, WorkerReport};
 use chance_engine::Counters;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -97,7 +97,6 @@ impl<R: FrameRouter> EncapWorker<R> {
         let mut rx = MbufBurst::new();
         let mut to_nic = MbufBurst::new();
         let mut to_kernel = MbufBurst::new();
-        let mut unpublished = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
             let from_nic = self.nic.rx_burst(&mut rx);
             self.path.add(PathCounter::NicRx, from_nic as u64);
@@ -139,14 +138,11 @@ impl<R: FrameRouter> EncapWorker<R> {
                 PathCounter::NicTxFull,
             );
 
-            unpublished += 1;
-            if unpublished >= PUBLISH_EVERY_BURSTS || from_nic + from_kernel == 0 {
-                self.stats.publish(&no_engine, &self.path);
-                unpublished = 0;
-            }
-            if from_nic + from_kernel > 0 {
-                self.idle.received();
-            } else if !self.idle.empty_poll() {
+            let (stats, path) = (&self.stats, &self.path);
+            if !self
+                .idle
+                .end_poll(from_nic + from_kernel, || stats.publish(&no_engine, path))
+            {
                 break;
             }
         }

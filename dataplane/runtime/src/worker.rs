@@ -23,9 +23,6 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Busy polls between two publications of the counters.
-pub(crate) const PUBLISH_EVERY_BURSTS: u32 = 8;
-
 // Every RX burst fits one plan.
 const _: () = assert!(BURST_SIZE <= BURST_MAX);
 
@@ -107,7 +104,6 @@ impl<F: FlowTable> Worker<F> {
         let mut rx = MbufBurst::new();
         let mut to_nic = MbufBurst::new();
         let mut to_kernel = MbufBurst::new();
-        let mut unpublished = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
             let from_nic = self.nic.rx_burst(&mut rx);
             self.path.add(PathCounter::NicRx, from_nic as u64);
@@ -175,17 +171,10 @@ impl<F: FlowTable> Worker<F> {
                 PathCounter::NicTxFull,
             );
 
-            // Publishing stores every counter; once per few bursts is fresh enough (microseconds)
-            // and saves 3 % of the packet rate. An idle poll publishes at once, so a reader
-            // never waits on a quiet worker's numbers.
-            unpublished += 1;
-            if unpublished >= PUBLISH_EVERY_BURSTS || from_nic + from_kernel == 0 {
-                self.stats.publish(self.engine.counters(), &self.path);
-                unpublished = 0;
-            }
-            if from_nic + from_kernel > 0 {
-                self.idle.received();
-            } else if !self.idle.empty_poll() {
+            let (stats, engine, path) = (&self.stats, &self.engine, &self.path);
+            if !self.idle.end_poll(from_nic + from_kernel, || {
+                stats.publish(engine.counters(), path)
+            }) {
                 break;
             }
         }

@@ -9,18 +9,12 @@ use chance_runtime::mempool::DEFAULT_DATA_ROOM;
 use chance_runtime::{launch, EncapWorker, IdleExit, LcoreStats, PathCounter};
 use common::lab::Lab;
 use common::router::{encapsulated, frame_to, header, Table, TestRouter, DST, ETHERNET, HEADROOM};
-use common::{eal, Lcore};
+use common::{arp, eal, worker_lcore, Lcore};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TEST: &str = "encap";
-/// The tests run their worker on lcore 1: one at a time.
-static WORKER_LCORE: Mutex<()> = Mutex::new(());
-
-fn worker_lcore() -> MutexGuard<'static, ()> {
-    WORKER_LCORE.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 fn encap_worker(
     lab: &Lab,
@@ -52,9 +46,7 @@ fn frames_are_encapsulated_in_the_headroom_passed_or_dropped_and_every_one_is_co
         header: header(longest, 0x5a),
     }));
 
-    let mut arp = vec![0xff; 6];
-    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x06]);
-    arp.extend_from_slice(&[0; 28]);
+    let arp = arp();
     let encap_small = frame_to([10, 1, 0, 1], 0, 1);
     let encap_large = frame_to([10, 1, 2, 3], 1400, 2);
     let passed = frame_to([192, 0, 2, 1], 30, 3);

@@ -15,20 +15,13 @@ use chance_runtime::{
 use chance_runtime::{Ring, Worker};
 use chance_testkit::gue::{ENCAP_ADDR, ENCAP_PORT};
 use common::lab::Lab;
-use common::{eal, Lcore};
+use common::{arp, eal, worker_lcore, Lcore};
 use nix::sys::resource::{getrusage, UsageWho};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TEST: &str = "idle";
-
-/// One test at a time: each measures the whole process's CPU time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The process's CPU time (user and system) so far.
 fn cpu_time() -> Duration {
@@ -44,14 +37,6 @@ fn cpu_share_over(wall: Duration) -> f64 {
     let (cpu, started) = (cpu_time(), Instant::now());
     std::thread::sleep(wall);
     (cpu_time() - cpu).as_secs_f64() / started.elapsed().as_secs_f64()
-}
-
-/// An ARP request: every worker kind hands it to the kernel port unchanged.
-fn arp() -> Vec<u8> {
-    let mut arp = vec![0xff; 6];
-    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x06]);
-    arp.extend_from_slice(&[0; 28]);
-    arp
 }
 
 /// Waits up to 5 s for one frame on `ring`; how long it took.
@@ -74,7 +59,7 @@ fn adaptive_idles_cheaply_and_wakes_for_the_first_frame(
     launch_worker: impl Fn(&Lab, IdlePolicy, &Arc<AtomicBool>) -> LcoreHandle<WorkerReport>,
 ) {
     eal(TEST, &[]);
-    let _serial = serial();
+    let _serial = worker_lcore();
     let _lcore = Lcore::register();
     let lab = Lab::new(name, 2048);
 

@@ -11,20 +11,14 @@ use chance_runtime::{launch, IdleExit, LcoreStats, Mbuf, PathCounter, Worker};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
 use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, SYN};
 use common::lab::Lab;
-use common::{eal, Lcore};
+use common::{eal, worker_lcore, Lcore};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TEST: &str = "worker";
 
-/// Both tests run their worker on lcore 1: one at a time.
-static WORKER_LCORE: Mutex<()> = Mutex::new(());
-
-fn worker_lcore() -> MutexGuard<'static, ()> {
-    WORKER_LCORE.lock().unwrap_or_else(PoisonError::into_inner)
-}
 const HOP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 21);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
