@@ -34,11 +34,17 @@ trap cleanup EXIT
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# "TID NAME TICKS" for every thread of process $1 (NAME: the thread's comm, spaces removed).
+thread_ticks() {
+  for task in /proc/"$1"/task/*; do
+    echo "${task##*/} $(tr -d ' ' < "$task/comm") $(sed 's/^.*) //' "$task/stat" | awk '{ print $12 + $13 }')"
+  done
+}
 
 echo "CPU: $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs"
 echo "chanced idle on net_ring vdevs for $seconds s:"
-echo "| policy | chanced CPU (% of a core) |"
-echo "|---|---|"
+echo "| policy | chanced CPU (% of a core) | of which the worker lcore |"
+echo "|---|---|---|"
 for policy in busy adaptive; do
   cat > "$out/$policy.toml" <<TOML
 [encap]
@@ -60,14 +66,19 @@ TOML
   kill -0 "$pid" 2>/dev/null ||
     { echo "bench-idle: chanced failed:" >&2; tail -20 "$out/$policy.log" >&2; exit 1; }
   before=$(cpu_ticks "$pid")
+  thread_ticks "$pid" > "$out/$policy.before"
   start=$(date +%s.%N)
   sleep "$seconds"
   after=$(cpu_ticks "$pid")
+  thread_ticks "$pid" > "$out/$policy.after"
   end=$(date +%s.%N)
+  # EAL names its worker lcore threads dpdk-worker<N> (lcore-worker-<N> in older releases).
+  worker=$(join "$out/$policy.before" "$out/$policy.after" |
+    awk '$2 ~ /worker/ { t += $5 - $3 } END { print t + 0 }')
   wait "$pid" || { echo "bench-idle: chanced exited with an error:" >&2; tail -20 "$out/$policy.log" >&2; exit 1; }
   pid=""
-  awk -v p="$policy" -v t=$((after - before)) -v hz="$ticks" -v s="$start" -v e="$end" \
-    'BEGIN { printf "| %s | %.2f |\n", p, 100 * t / hz / (e - s) }'
+  awk -v p="$policy" -v t=$((after - before)) -v w="$worker" -v hz="$ticks" -v s="$start" -v e="$end" \
+    'BEGIN { printf "| %s | %.2f | %.2f |\n", p, 100 * t / hz / (e - s), 100 * w / hz / (e - s) }'
 done
 echo
 "$root/target/release/examples/idle_probe" --seconds "$seconds" --probes "$probes"
