@@ -20,7 +20,7 @@
 mod common;
 
 use chance_engine::{Engine, EngineConfig, ExactMatchTable};
-use chance_runtime::{launch, Eal, IdleExit, IdlePolicy, LcoreStats, Worker};
+use chance_runtime::{launch, Eal, IdleExit, IdlePolicy, Worker};
 use common::arp;
 use common::lab::Lab;
 use nix::sys::resource::{getrusage, UsageWho};
@@ -54,16 +54,8 @@ fn measure(name: &str, policy: IdlePolicy, seconds: u64, probes: usize) -> Measu
     let stop = Arc::new(AtomicBool::new(false));
     let config =
         EngineConfig::new(&[Ipv4Addr::new(192, 0, 2, 10)], 19523, 1500).expect("one address");
-    let worker = Worker::new(
-        Engine::new(config),
-        Arc::new(ExactMatchTable::new()),
-        lab.nic.queue(0).unwrap(),
-        lab.kernel.queue(0).unwrap(),
-        Arc::new(LcoreStats::default()),
-        Arc::clone(&stop),
-        IdleExit::Never,
-    )
-    .idle_policy(policy);
+    let seat = lab.seat(&stop, IdleExit::Never, policy);
+    let worker = Worker::seated(Engine::new(config), Arc::new(ExactMatchTable::new()), seat);
     let handle = launch(1, move || worker.run(1)).unwrap();
 
     // Let the worker settle into its idle state, then measure.

@@ -175,16 +175,11 @@ where
     T: FnMut(&Live<'_>),
 {
     let make = |seat: WorkerSeat| {
-        Worker::new(
+        Worker::seated(
             Engine::new(workers.engine.clone()),
             Arc::clone(&workers.flows),
-            seat.nic,
-            seat.kernel,
-            seat.stats,
-            seat.stop,
-            seat.idle_exit,
+            seat,
         )
-        .idle_policy(seat.idle)
         .learning_egress_switch(Arc::clone(&workers.egress_learning))
     };
     run_workers(spec, make, stop, until, tick)
@@ -204,17 +199,7 @@ where
     M: FnMut(u32) -> R,
     T: FnMut(&Live<'_>),
 {
-    let make = |seat: WorkerSeat| {
-        EncapWorker::new(
-            router(seat.lcore),
-            seat.nic,
-            seat.kernel,
-            seat.stats,
-            seat.stop,
-            seat.idle_exit,
-        )
-        .idle_policy(seat.idle)
-    };
+    let make = |seat: WorkerSeat| EncapWorker::seated(router(seat.lcore), seat);
     run_workers(spec, make, stop, until, tick)
 }
 

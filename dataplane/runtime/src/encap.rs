@@ -8,6 +8,7 @@
 //! ([`FrameRouter::begin_burst`]): a table swapped by the control plane is picked up there, so
 //! every frame of a burst sees one table and nothing on the packet path locks.
 
+use crate::dataplane::WorkerSeat;
 use crate::idle::{Idle, IdleExit, IdlePolicy};
 use crate::mbuf::{Mbuf, MbufBurst};
 use crate::port::PortQueue;
@@ -81,6 +82,20 @@ impl<R: FrameRouter> EncapWorker<R> {
             idle: Idle::new(IdlePolicy::Busy, idle_exit),
             path: PathCounters::default(),
         }
+    }
+
+    /// A worker in the seat the runtime made for it: its queue pairs, counters, stop flag and
+    /// idle behaviour.
+    pub fn seated(router: R, seat: WorkerSeat) -> Self {
+        Self::new(
+            router,
+            seat.nic,
+            seat.kernel,
+            seat.stats,
+            seat.stop,
+            seat.idle_exit,
+        )
+        .idle_policy(seat.idle)
     }
 
     /// Spends empty polls as `policy` says.

@@ -9,6 +9,7 @@
 //! full TX queue refused. The counters are published every few bursts and at every idle poll.
 //! No lock, no allocation, no syscall on this path.
 
+use crate::dataplane::WorkerSeat;
 use crate::idle::Idle;
 pub use crate::idle::{IdleExit, IdlePolicy};
 use crate::learned::LearnedFlows;
@@ -77,6 +78,21 @@ impl<F: FlowTable> Worker<F> {
             path: PathCounters::default(),
             planned: BurstPlan::default(),
         }
+    }
+
+    /// A worker in the seat the runtime made for it: its queue pairs, counters, stop flag and
+    /// idle behaviour.
+    pub fn seated(engine: Engine, flows: Arc<F>, seat: WorkerSeat) -> Self {
+        Self::new(
+            engine,
+            flows,
+            seat.nic,
+            seat.kernel,
+            seat.stats,
+            seat.stop,
+            seat.idle_exit,
+        )
+        .idle_policy(seat.idle)
     }
 
     /// Spends empty polls as `policy` says (the default: [`IdlePolicy::Busy`]).

@@ -6,7 +6,7 @@ mod common;
 
 use arc_swap::ArcSwap;
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
-use chance_runtime::{launch, EncapWorker, IdleExit, LcoreStats, PathCounter};
+use chance_runtime::{launch, EncapWorker, IdleExit, IdlePolicy, LcoreStats, PathCounter};
 use common::lab::Lab;
 use common::router::{encapsulated, frame_to, header, Table, TestRouter, DST, ETHERNET, HEADROOM};
 use common::{arp, eal, worker_lcore, Lcore};
@@ -22,16 +22,9 @@ fn encap_worker(
     stop: &Arc<AtomicBool>,
     idle: IdleExit,
 ) -> (EncapWorker<TestRouter>, Arc<LcoreStats>) {
-    let stats = Arc::new(LcoreStats::default());
-    let worker = EncapWorker::new(
-        TestRouter::new(table),
-        lab.nic.queue(0).unwrap(),
-        lab.kernel.queue(0).unwrap(),
-        Arc::clone(&stats),
-        Arc::clone(stop),
-        idle,
-    );
-    (worker, stats)
+    let seat = lab.seat(stop, idle, IdlePolicy::Busy);
+    let stats = Arc::clone(&seat.stats);
+    (EncapWorker::seated(TestRouter::new(table), seat), stats)
 }
 
 #[test]

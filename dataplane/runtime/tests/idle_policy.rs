@@ -9,8 +9,7 @@ mod common;
 
 use chance_engine::{Engine, EngineConfig, ExactMatchTable};
 use chance_runtime::{
-    launch, EncapWorker, FrameAction, FrameRouter, IdleExit, IdlePolicy, LcoreHandle, LcoreStats,
-    WorkerReport,
+    launch, EncapWorker, FrameAction, FrameRouter, IdleExit, IdlePolicy, LcoreHandle, WorkerReport,
 };
 use chance_runtime::{Ring, Worker};
 use chance_testkit::gue::{ENCAP_ADDR, ENCAP_PORT};
@@ -101,16 +100,8 @@ fn adaptive_idles_cheaply_and_wakes_for_the_first_frame(
 fn an_idle_adaptive_engine_worker_sleeps_and_still_passes_the_first_frame() {
     adaptive_idles_cheaply_and_wakes_for_the_first_frame("eng", |lab, policy, stop| {
         let config = EngineConfig::new(&[ENCAP_ADDR], ENCAP_PORT, 1500).expect("one address");
-        let worker = Worker::new(
-            Engine::new(config),
-            Arc::new(ExactMatchTable::new()),
-            lab.nic.queue(0).unwrap(),
-            lab.kernel.queue(0).unwrap(),
-            Arc::new(LcoreStats::default()),
-            Arc::clone(stop),
-            IdleExit::Never,
-        )
-        .idle_policy(policy);
+        let seat = lab.seat(stop, IdleExit::Never, policy);
+        let worker = Worker::seated(Engine::new(config), Arc::new(ExactMatchTable::new()), seat);
         launch(1, move || worker.run(1)).unwrap()
     });
 }
@@ -128,15 +119,7 @@ impl FrameRouter for PassAll {
 #[test]
 fn an_idle_adaptive_router_worker_sleeps_and_still_passes_the_first_frame() {
     adaptive_idles_cheaply_and_wakes_for_the_first_frame("rtr", |lab, policy, stop| {
-        let worker = EncapWorker::new(
-            PassAll,
-            lab.nic.queue(0).unwrap(),
-            lab.kernel.queue(0).unwrap(),
-            Arc::new(LcoreStats::default()),
-            Arc::clone(stop),
-            IdleExit::Never,
-        )
-        .idle_policy(policy);
+        let worker = EncapWorker::seated(PassAll, lab.seat(stop, IdleExit::Never, policy));
         launch(1, move || worker.run(1)).unwrap()
     });
 }

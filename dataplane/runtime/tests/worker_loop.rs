@@ -7,7 +7,7 @@ use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_engine::{
     Counter, Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, L4Proto, Verdict,
 };
-use chance_runtime::{launch, IdleExit, LcoreStats, Mbuf, PathCounter, Worker};
+use chance_runtime::{launch, IdleExit, IdlePolicy, LcoreStats, Mbuf, PathCounter, Worker};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
 use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, SYN};
 use common::lab::Lab;
@@ -85,17 +85,12 @@ fn lab_worker<F: FlowTable>(
     stop: &Arc<AtomicBool>,
     idle: IdleExit,
 ) -> (Worker<F>, Arc<LcoreStats>) {
-    let stats = Arc::new(LcoreStats::default());
-    let worker = Worker::new(
-        Engine::new(config()),
-        Arc::new(flows),
-        lab.nic.queue(0).unwrap(),
-        lab.kernel.queue(0).unwrap(),
-        Arc::clone(&stats),
-        Arc::clone(stop),
-        idle,
-    );
-    (worker, stats)
+    let seat = lab.seat(stop, idle, IdlePolicy::Busy);
+    let stats = Arc::clone(&seat.stats);
+    (
+        Worker::seated(Engine::new(config()), Arc::new(flows), seat),
+        stats,
+    )
 }
 
 #[test]

@@ -2,7 +2,12 @@
 //! rings behind them, and the pool, checked empty at the end.
 
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
-use chance_runtime::{ring_port, Mbuf, MbufBurst, Mempool, Port, PortConfig, Ring, SOCKET_ID_ANY};
+use chance_runtime::{
+    ring_port, IdleExit, IdlePolicy, LcoreStats, Mbuf, MbufBurst, Mempool, Port, PortConfig, Ring,
+    WorkerSeat, SOCKET_ID_ANY,
+};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// The NIC and kernel ports over rings, each with one queue pair, started.
 pub struct Lab {
@@ -88,6 +93,24 @@ impl Lab {
 }
 
 impl Lab {
+    /// A worker's seat on lcore 1 over queue 0 of both ports, with fresh counters.
+    pub fn seat(
+        &self,
+        stop: &Arc<AtomicBool>,
+        idle_exit: IdleExit,
+        idle: IdlePolicy,
+    ) -> WorkerSeat {
+        WorkerSeat {
+            lcore: 1,
+            nic: self.nic.queue(0).unwrap(),
+            kernel: self.kernel.queue(0).unwrap(),
+            stats: Arc::new(LcoreStats::default()),
+            stop: Arc::clone(stop),
+            idle_exit,
+            idle,
+        }
+    }
+
     /// Queues `frame` on the NIC's RX ring, as if received.
     pub fn receive(&self, frame: &[u8]) {
         self.nic_rx
