@@ -7,6 +7,7 @@
 //! hugepages = false        # false: --no-huge --no-shconf (labs, CI); true: hugepages, --in-memory
 //! file_prefix = "chance"   # EAL --file-prefix, distinct per DPDK process on a host
 //! eal_args = []            # appended to the derived EAL arguments as they are
+//! idle = "busy"            # empty polls: "busy" (poll on, a NIC at line rate) or "adaptive" (sleep)
 //!
 //! [ports]
 //! nic = "0000:01:00.0"     # a PCI address, or a vdev string such as "net_af_packet0,iface=eth1"
@@ -19,6 +20,7 @@
 //! ```
 
 use crate::config::{ConfigError, Locator};
+use chance_runtime::IdlePolicy;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -60,6 +62,8 @@ pub struct DataplaneConfig {
     pub file_prefix: String,
     /// Extra EAL arguments.
     pub eal_args: Vec<String>,
+    /// How the workers spend polls that receive nothing.
+    pub idle: IdlePolicy,
     /// The NIC: a PCI address or a vdev string.
     pub nic: String,
     /// The kernel exception port.
@@ -165,6 +169,7 @@ pub(crate) struct RawDpdk {
     file_prefix: Option<Spanned<String>>,
     #[serde(default)]
     eal_args: Vec<String>,
+    idle: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -279,6 +284,21 @@ fn validate(
         None => default_prefix.into(),
     };
 
+    let idle = match dpdk.idle {
+        None => IdlePolicy::Busy,
+        Some(i) => match i.get_ref().as_str() {
+            "busy" => IdlePolicy::Busy,
+            "adaptive" => IdlePolicy::adaptive(),
+            other => {
+                return Err(err(
+                    i.span(),
+                    "dpdk.idle",
+                    format!("`{other}`: expected \"busy\" or \"adaptive\""),
+                ))
+            }
+        },
+    };
+
     let nic = ports.nic.get_ref().trim().to_owned();
     if nic.is_empty() {
         return Err(err(
@@ -363,6 +383,7 @@ fn validate(
         hugepages: dpdk.hugepages.unwrap_or(false),
         file_prefix,
         eal_args: dpdk.eal_args,
+        idle,
         nic,
         kernel,
         rx_descriptors,
@@ -457,6 +478,29 @@ mod tests {
         let e = result.expect_err("invalid");
         let d = e.diagnostic().expect("diagnostic");
         (d.key.clone().unwrap_or_default(), d.line)
+    }
+
+    #[test]
+    fn idle_policy_is_busy_unless_adaptive_is_asked_for() {
+        assert_eq!(config("", TAP).unwrap().idle, IdlePolicy::Busy);
+        assert_eq!(
+            config("[dpdk]\nidle = \"busy\"", TAP).unwrap().idle,
+            IdlePolicy::Busy
+        );
+        assert_eq!(
+            config("[dpdk]\nidle = \"adaptive\"", TAP).unwrap().idle,
+            IdlePolicy::adaptive()
+        );
+        let err = config("[dpdk]\nidle = \"sleepy\"", TAP).unwrap_err();
+        assert!(
+            err.to_string().contains("\"busy\" or \"adaptive\""),
+            "{err}"
+        );
+        assert_eq!(key_and_line(Err(err)), ("dpdk.idle".into(), 4));
+        assert_eq!(
+            key_and_line(config("[dpdk]\nidle = 1", TAP)),
+            ("dpdk.idle".into(), 4)
+        );
     }
 
     #[test]

@@ -128,6 +128,7 @@ const DPDK_KEYS: &[&str] = &[
     "hugepages",
     "file_prefix",
     "eal_args",
+    "idle",
 ];
 const PORTS_KEYS: &[&str] = &[
     "nic",

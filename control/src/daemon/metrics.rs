@@ -280,6 +280,10 @@ fn path_help(counter: PathCounter) -> &'static str {
         PathCounter::RewriteFailed => "Packets whose rewrite could not be applied (dropped)",
         PathCounter::FlowHits => "Flow-table lookups that found an owned flow",
         PathCounter::FlowMisses => "Flow-table lookups that found none",
+        PathCounter::Encapsulated => "Frames a frame router encapsulated",
+        PathCounter::RouterPasses => "Frames a frame router passed to the kernel",
+        PathCounter::RouterDrops => "Frames a frame router dropped",
+        PathCounter::EncapFailed => "Frames the mbuf could not encapsulate (dropped)",
     }
 }
 

@@ -35,7 +35,7 @@ use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_engine::{Counters, EngineConfig};
-use chance_runtime::{DataplaneSpec, Live, PathCounters, PortStats, RunUntil};
+use chance_runtime::{DataplaneSpec, EngineWorkers, Live, PathCounters, PortStats, RunUntil};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -390,8 +390,7 @@ fn run(
         tx_descriptors: dataplane.tx_descriptors,
         mempool_mbufs: dataplane.mempool_mbufs,
         mempool_cache: dataplane.mempool_cache,
-        engine: config.engine_config(),
-        egress_learning: Arc::clone(&egress_learning),
+        idle: dataplane.idle,
     };
     let config = Arc::new(config);
     let stop = Arc::new(AtomicBool::new(false));
@@ -538,29 +537,28 @@ fn run_dataplane(
     let watchdog = sd_notify::watchdog_enabled();
     let mut last_ping: Option<Instant> = None;
     let mut ready = false;
-    let result = chance_runtime::run(
-        spec,
-        Arc::clone(&shared.table),
-        Arc::clone(&shared.stop),
-        until,
-        |live| {
-            shared.table.tick(Instant::now());
-            *lock(&shared.snapshot) = Some(Arc::new(Snapshot::of(live)));
-            if !ready {
-                ready = true;
-                crate::shell::signals::notify_ready(READY_STATUS);
+    let workers = EngineWorkers {
+        engine: shared.engine.clone(),
+        flows: Arc::clone(&shared.table),
+        egress_learning: Arc::clone(&shared.egress_learning),
+    };
+    let result = chance_runtime::run(spec, workers, Arc::clone(&shared.stop), until, |live| {
+        shared.table.tick(Instant::now());
+        *lock(&shared.snapshot) = Some(Arc::new(Snapshot::of(live)));
+        if !ready {
+            ready = true;
+            crate::shell::signals::notify_ready(READY_STATUS);
+        }
+        if let Some(period) = watchdog {
+            if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
+                last_ping = Some(Instant::now());
+                crate::shell::signals::notify(&[sd_notify::NotifyState::Watchdog]);
             }
-            if let Some(period) = watchdog {
-                if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
-                    last_ping = Some(Instant::now());
-                    crate::shell::signals::notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }
-            if !interval.is_zero() && last_log.elapsed() >= interval {
-                last_log = Instant::now();
-                tracing::info!("{}", Report::from_live(live).one_line());
-            }
-        },
-    );
+        }
+        if !interval.is_zero() && last_log.elapsed() >= interval {
+            last_log = Instant::now();
+            tracing::info!("{}", Report::from_live(live).one_line());
+        }
+    });
     Ok(result?)
 }

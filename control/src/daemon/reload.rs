@@ -86,6 +86,7 @@ pub(crate) fn plan(startup: &Config, current: &Config, new: &Config) -> Plan {
             differs("dpdk.hugepages", a.hugepages != b.hugepages);
             differs("dpdk.file_prefix", a.file_prefix != b.file_prefix);
             differs("dpdk.eal_args", a.eal_args != b.eal_args);
+            differs("dpdk.idle", a.idle != b.idle);
             differs("ports.nic", a.nic != b.nic);
             differs("ports.kernel", a.kernel != b.kernel);
             differs("ports.rx_descriptors", a.rx_descriptors != b.rx_descriptors);

@@ -1,13 +1,18 @@
 //! Bringing the dataplane up and down: EAL, mempool, the NIC and kernel ports, one worker per
 //! worker lcore, the run loop of the main lcore, and an orderly shutdown that accounts for every
 //! mbuf.
+//!
+//! What each worker does is the caller's choice ([`run_workers`] over any [`LcoreLoop`]):
+//! chanced's engine ([`run`]) or a stateless frame router ([`run_router`]); the bring-up, the
+//! counters and the shutdown are the same for every kind.
 
 use crate::eal::{Eal, EalError};
+use crate::encap::{EncapWorker, FrameRouter};
 use crate::lcore::{launch, LcoreError, LcoreHandle};
 use crate::mempool::{Mempool, MempoolError, DEFAULT_DATA_ROOM, SOCKET_ID_ANY};
-use crate::port::{Port, PortConfig, PortError, PortStats};
+use crate::port::{Port, PortConfig, PortError, PortQueue, PortStats};
 use crate::stats::LcoreStats;
-use crate::worker::{IdleExit, Worker, WorkerReport};
+use crate::worker::{IdleExit, IdlePolicy, Worker, WorkerReport};
 use chance_engine::{Engine, EngineConfig, FlowTable};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,11 +38,59 @@ pub struct DataplaneSpec {
     pub mempool_mbufs: u32,
     /// Per-lcore mempool cache.
     pub mempool_cache: u32,
+    /// How the workers spend polls that receive nothing.
+    pub idle: IdlePolicy,
+}
+
+/// chanced's workers: each runs its own engine over the shared flow table.
+#[derive(Debug)]
+pub struct EngineWorkers<F> {
     /// The engine's configuration (each worker gets its own engine).
     pub engine: EngineConfig,
+    /// The flow table every worker reads.
+    pub flows: Arc<F>,
     /// Whether the workers teach the flow table the host's egress flows. Each worker reads it
     /// once per burst, so the control plane can flip it while the dataplane runs.
     pub egress_learning: Arc<AtomicBool>,
+}
+
+/// One worker lcore's loop, as [`run_workers`] launches it.
+pub trait LcoreLoop: Send + 'static {
+    /// Polls until the worker's stop flag is raised or its [`IdleExit`] is reached, and leaves
+    /// nothing in flight.
+    fn run(self, lcore: u32) -> WorkerReport;
+}
+
+impl<F: FlowTable + Send + Sync + 'static> LcoreLoop for Worker<F> {
+    fn run(self, lcore: u32) -> WorkerReport {
+        Worker::run(self, lcore)
+    }
+}
+
+impl<R: FrameRouter + Send + 'static> LcoreLoop for EncapWorker<R> {
+    fn run(self, lcore: u32) -> WorkerReport {
+        EncapWorker::run(self, lcore)
+    }
+}
+
+/// What the runtime gives each worker it has made: the lcore, its queue pair on each port, its
+/// counters' slot, the stop flag and when and how to idle.
+#[derive(Debug)]
+pub struct WorkerSeat {
+    /// The worker lcore it will run on.
+    pub lcore: u32,
+    /// Its queue pair on the NIC.
+    pub nic: PortQueue,
+    /// Its queue pair on the kernel port.
+    pub kernel: PortQueue,
+    /// Where it publishes its counters (read by [`Live`]).
+    pub stats: Arc<LcoreStats>,
+    /// Raised when the run ends.
+    pub stop: Arc<AtomicBool>,
+    /// When it stops by itself.
+    pub idle_exit: IdleExit,
+    /// How it spends empty polls.
+    pub idle: IdlePolicy,
 }
 
 /// When the run ends (SIGINT/SIGTERM always end it, through the stop flag).
@@ -109,17 +162,60 @@ pub struct Live<'a> {
     pub kernel: PortStats,
 }
 
-/// Runs the dataplane until `until` or `stop`; `tick` is called on the main lcore about every
-/// 100 ms with the live counters (for logs and metrics).
+/// Runs chanced's dataplane (see [`run_workers`]).
 pub fn run<F, T>(
     spec: &DataplaneSpec,
-    flows: Arc<F>,
+    workers: EngineWorkers<F>,
+    stop: Arc<AtomicBool>,
+    until: RunUntil,
+    tick: T,
+) -> Result<RunReport, DataplaneError>
+where
+    F: FlowTable + Send + Sync + 'static,
+    T: FnMut(&Live<'_>),
+{
+    let make = |seat: WorkerSeat| {
+        Worker::seated(
+            Engine::new(workers.engine.clone()),
+            Arc::clone(&workers.flows),
+            seat,
+        )
+        .learning_egress_switch(Arc::clone(&workers.egress_learning))
+    };
+    run_workers(spec, make, stop, until, tick)
+}
+
+/// Runs a frame router on every worker lcore (see [`run_workers`]); `router` makes each worker's
+/// own router, given its lcore.
+pub fn run_router<R, M, T>(
+    spec: &DataplaneSpec,
+    mut router: M,
+    stop: Arc<AtomicBool>,
+    until: RunUntil,
+    tick: T,
+) -> Result<RunReport, DataplaneError>
+where
+    R: FrameRouter + Send + 'static,
+    M: FnMut(u32) -> R,
+    T: FnMut(&Live<'_>),
+{
+    let make = |seat: WorkerSeat| EncapWorker::seated(router(seat.lcore), seat);
+    run_workers(spec, make, stop, until, tick)
+}
+
+/// Runs the dataplane until `until` or `stop`, with the worker `make` builds for each worker
+/// lcore; `tick` is called on the main lcore about every 100 ms with the live counters (for
+/// logs and metrics).
+pub fn run_workers<W, M, T>(
+    spec: &DataplaneSpec,
+    mut make: M,
     stop: Arc<AtomicBool>,
     until: RunUntil,
     mut tick: T,
 ) -> Result<RunReport, DataplaneError>
 where
-    F: FlowTable + Send + Sync + 'static,
+    W: LcoreLoop,
+    M: FnMut(WorkerSeat) -> W,
     T: FnMut(&Live<'_>),
 {
     let eal = Eal::init(&spec.eal_args)?;
@@ -160,16 +256,15 @@ where
     for (queue, &lcore) in (0u16..).zip(&lcores) {
         let lcore_stats = Arc::new(LcoreStats::default());
         stats.push(Arc::clone(&lcore_stats));
-        let worker = Worker::new(
-            Engine::new(spec.engine.clone()),
-            Arc::clone(&flows),
-            nic.queue(queue)?,
-            kernel.queue(queue)?,
-            lcore_stats,
-            Arc::clone(&stop),
+        let worker = make(WorkerSeat {
+            lcore,
+            nic: nic.queue(queue)?,
+            kernel: kernel.queue(queue)?,
+            stats: lcore_stats,
+            stop: Arc::clone(&stop),
             idle_exit,
-        )
-        .learning_egress_switch(Arc::clone(&spec.egress_learning));
+            idle: spec.idle,
+        });
         match launch(lcore, move || worker.run(lcore)) {
             Ok(handle) => handles.push(handle),
             Err(e) => {

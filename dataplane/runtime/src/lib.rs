@@ -15,7 +15,9 @@
 //! | [`generator`] | for traffic generators: bulk mbuf allocation, the TSC, a port's link state |
 //! | [`prefetch`] | the prefetch instruction for the flow table's batched lookups |
 //! | [`lcore`] | launching a closure on a worker lcore, with a panic guard, and joining it |
-//! | [`worker`] | the lcore loop: NIC RX -> engine -> kernel or NIC TX; kernel RX -> NIC TX |
+//! | [`worker`] | chanced's lcore loop: NIC RX -> engine -> kernel or NIC TX; kernel RX -> NIC TX |
+//! | [`encap`] | a frame router's lcore loop: NIC RX -> encapsulate to the NIC, pass or drop |
+//! | [`idle`] | what a worker does with empty polls: poll on, sleep with backoff, or stop |
 //! | [`stats`] | per-lcore counters published per burst, read by control threads |
 //! | [`dataplane`] | start-up, the main lcore's run loop, and shutdown with mbuf accounting |
 //!
@@ -26,9 +28,11 @@
 
 pub mod dataplane;
 pub mod eal;
+pub mod encap;
 mod errno;
 pub mod generator;
 pub mod hugemem;
+pub mod idle;
 pub mod lcore;
 mod learned;
 pub mod mbuf;
@@ -39,15 +43,20 @@ pub mod ring;
 pub mod stats;
 pub mod worker;
 
-pub use dataplane::{run, DataplaneError, DataplaneSpec, Live, RunReport, RunUntil};
+pub use dataplane::{
+    run, run_router, run_workers, DataplaneError, DataplaneSpec, EngineWorkers, LcoreLoop, Live,
+    RunReport, RunUntil, WorkerSeat,
+};
 pub use eal::{
     dpdk_version, lcore_id, thread_register, thread_unregister, Eal, EalError, DPDK_STATIC,
 };
+pub use encap::{EncapWorker, FrameAction, FrameRouter};
 pub use errno::Errno;
+pub use idle::{AdaptiveIdle, IdleExit, IdlePolicy};
 pub use lcore::{launch, LcoreError, LcoreHandle};
 pub use mbuf::{Mbuf, MbufBurst, MbufError, BURST_SIZE};
 pub use mempool::{Mempool, MempoolError, SOCKET_ID_ANY};
 pub use port::{Port, PortConfig, PortError, PortQueue, PortStats};
 pub use ring::{ring_port, Ring, RingError};
 pub use stats::{LcoreStats, PathCounter, PathCounters};
-pub use worker::{IdleExit, Worker, WorkerReport};
+pub use worker::{Worker, WorkerReport};

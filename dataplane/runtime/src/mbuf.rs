@@ -240,6 +240,47 @@ impl Mbuf {
         Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), n) })
     }
 
+    /// Replaces the first `strip` bytes of a single-segment mbuf's data by `header_len` new
+    /// bytes, in the buffer's headroom (the payload is not copied), and returns the new header
+    /// (its content is whatever the buffer held: overwrite it) and the payload behind it. One
+    /// update of `data_off`, `data_len` and `pkt_len`: what `adj` then `prepend` do.
+    ///
+    /// # Errors
+    ///
+    /// [`MbufError::NoRoom`] for a multi-segment mbuf, a `strip` beyond the data, or a header
+    /// beyond the headroom plus `strip` (nothing changes).
+    #[inline]
+    pub fn replace_front(
+        &mut self,
+        strip: usize,
+        header_len: usize,
+    ) -> Result<(&mut [u8], &[u8]), MbufError> {
+        let data_len = self.data_len();
+        let room = self.headroom() + strip;
+        if !self.is_contiguous() || strip > data_len || header_len > room {
+            return Err(MbufError::NoRoom {
+                op: "replace_front",
+                requested: header_len,
+                available: if strip > data_len { 0 } else { room },
+            });
+        }
+        // Both fit u16: data_off = room - header_len >= 0 lies before the old data's end, and
+        // the new length is bounded by the buffer (data_off + data_len <= buf_len, a u16).
+        let data_off = (room - header_len) as u16;
+        let len = (data_len - strip + header_len) as u16;
+        let m = self.0.as_ptr();
+        // SAFETY: we own this valid single-segment mbuf exclusively; the new window
+        // [room - header_len, old data end) starts inside the buffer (header_len <= room) and
+        // ends where the old data ended, so data_off + data_len <= buf_len and
+        // pkt_len == data_len (one segment) hold.
+        unsafe {
+            (*m).data_off = data_off;
+            (*m).data_len = len;
+            (*m).pkt_len = u32::from(len);
+        }
+        Ok(self.data_mut().split_at_mut(header_len)).map(|(header, payload)| (header, &*payload))
+    }
+
     /// Grows the data by `n` bytes at the end of the last segment (`rte_pktmbuf_append`) and
     /// returns them (their content is whatever the buffer held: overwrite it).
     ///

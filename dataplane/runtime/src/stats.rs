@@ -54,6 +54,15 @@ path_counters! {
     FlowHits = "flow_table_hits_total",
     /// Flow-table lookups that found none.
     FlowMisses = "flow_table_misses_total",
+    /// Frames a frame router encapsulated (and queued for the NIC).
+    Encapsulated = "encapsulated_packets_total",
+    /// Frames a frame router passed to the kernel.
+    RouterPasses = "router_passed_packets_total",
+    /// Frames a frame router dropped (the router's own counters say why).
+    RouterDrops = "router_dropped_packets_total",
+    /// Frames a router asked to encapsulate that the mbuf could not take (a strip longer than
+    /// the frame, or a header beyond the headroom): dropped.
+    EncapFailed = "encap_failed_total",
 }
 
 impl PathCounter {

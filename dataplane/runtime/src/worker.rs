@@ -9,6 +9,9 @@
 //! full TX queue refused. The counters are published every few bursts and at every idle poll.
 //! No lock, no allocation, no syscall on this path.
 
+use crate::dataplane::WorkerSeat;
+use crate::idle::Idle;
+pub use crate::idle::{IdleExit, IdlePolicy};
 use crate::learned::LearnedFlows;
 use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 use crate::port::PortQueue;
@@ -21,21 +24,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Busy polls between two publications of the counters.
-const PUBLISH_EVERY_BURSTS: u32 = 8;
-
 // Every RX burst fits one plan.
 const _: () = assert!(BURST_SIZE <= BURST_MAX);
-
-/// When a worker stops, besides the shared stop flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdleExit {
-    /// Never: run until the stop flag is raised.
-    Never,
-    /// After this many consecutive polls that received nothing on either port (the input of a
-    /// pcap vdev is exhausted at its first empty poll).
-    AfterPolls(u32),
-}
 
 /// What a worker counted, returned when it stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +47,7 @@ pub struct Worker<F> {
     kernel: PortQueue,
     stats: Arc<LcoreStats>,
     stop: Arc<AtomicBool>,
-    idle_exit: IdleExit,
+    idle: Idle,
     /// Read once per burst: the control plane flips it live (SIGHUP reload).
     learn_egress: Arc<AtomicBool>,
     path: PathCounters,
@@ -83,11 +73,32 @@ impl<F: FlowTable> Worker<F> {
             kernel,
             stats,
             stop,
-            idle_exit,
+            idle: Idle::new(IdlePolicy::Busy, idle_exit),
             learn_egress: Arc::new(AtomicBool::new(false)),
             path: PathCounters::default(),
             planned: BurstPlan::default(),
         }
+    }
+
+    /// A worker in the seat the runtime made for it: its queue pairs, counters, stop flag and
+    /// idle behaviour.
+    pub fn seated(engine: Engine, flows: Arc<F>, seat: WorkerSeat) -> Self {
+        Self::new(
+            engine,
+            flows,
+            seat.nic,
+            seat.kernel,
+            seat.stats,
+            seat.stop,
+            seat.idle_exit,
+        )
+        .idle_policy(seat.idle)
+    }
+
+    /// Spends empty polls as `policy` says (the default: [`IdlePolicy::Busy`]).
+    pub fn idle_policy(mut self, policy: IdlePolicy) -> Self {
+        self.idle.set_policy(policy);
+        self
     }
 
     /// Learns the flows of the host's egress (every TCP or UDP packet the kernel sends through
@@ -109,8 +120,6 @@ impl<F: FlowTable> Worker<F> {
         let mut rx = MbufBurst::new();
         let mut to_nic = MbufBurst::new();
         let mut to_kernel = MbufBurst::new();
-        let mut idle_polls = 0u32;
-        let mut unpublished = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
             let from_nic = self.nic.rx_burst(&mut rx);
             self.path.add(PathCounter::NicRx, from_nic as u64);
@@ -178,21 +187,11 @@ impl<F: FlowTable> Worker<F> {
                 PathCounter::NicTxFull,
             );
 
-            // Publishing stores every counter; once per few bursts is fresh enough (microseconds)
-            // and saves 3 % of the packet rate. An idle poll publishes at once, so a reader
-            // never waits on a quiet worker's numbers.
-            unpublished += 1;
-            if unpublished >= PUBLISH_EVERY_BURSTS || from_nic + from_kernel == 0 {
-                self.stats.publish(self.engine.counters(), &self.path);
-                unpublished = 0;
-            }
-            if from_nic + from_kernel > 0 {
-                idle_polls = 0;
-            } else if let IdleExit::AfterPolls(limit) = self.idle_exit {
-                idle_polls += 1;
-                if idle_polls >= limit {
-                    break;
-                }
+            let (stats, engine, path) = (&self.stats, &self.engine, &self.path);
+            if !self.idle.end_poll(from_nic + from_kernel, || {
+                stats.publish(engine.counters(), path)
+            }) {
+                break;
             }
         }
         self.stats.publish(self.engine.counters(), &self.path);
@@ -357,7 +356,7 @@ impl<F: FlowTable + ?Sized> FlowTable for CountingFlows<'_, F> {
 
 /// Sends `burst` on `queue`; what the queue refuses is freed and counted as `full`.
 #[inline]
-fn transmit(
+pub(crate) fn transmit(
     queue: &mut PortQueue,
     burst: &mut MbufBurst,
     path: &mut PathCounters,

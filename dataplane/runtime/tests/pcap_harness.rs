@@ -4,33 +4,13 @@
 
 mod common;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use chance_runtime::mempool::DEFAULT_DATA_ROOM;
 use chance_runtime::{MbufBurst, Mempool, Port, PortConfig, SOCKET_ID_ANY};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use common::pcap::{read_pcap, write_pcap};
 
 const FRAMES: u32 = 200;
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 10);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .unwrap();
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::new(File::open(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.unwrap().data.into_owned());
-    }
-    out
-}
 
 #[test]
 fn pcap_in_pcap_out_is_byte_identical() {

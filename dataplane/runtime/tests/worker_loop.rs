@@ -7,27 +7,18 @@ use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_engine::{
     Counter, Engine, EngineConfig, ExactMatchTable, FlowKey, FlowTable, L4Proto, Verdict,
 };
-use chance_runtime::mempool::DEFAULT_DATA_ROOM;
-use chance_runtime::{
-    launch, ring_port, IdleExit, LcoreStats, Mbuf, MbufBurst, Mempool, PathCounter, Port,
-    PortConfig, Ring, Worker, SOCKET_ID_ANY,
-};
+use chance_runtime::{launch, IdleExit, IdlePolicy, LcoreStats, Mbuf, PathCounter, Worker};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
 use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, SYN};
-use common::{eal, Lcore};
+use common::lab::Lab;
+use common::{eal, worker_lcore, Lcore};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TEST: &str = "worker";
 
-/// Both tests run their worker on lcore 1: one at a time.
-static WORKER_LCORE: Mutex<()> = Mutex::new(());
-
-fn worker_lcore() -> MutexGuard<'static, ()> {
-    WORKER_LCORE.lock().unwrap_or_else(PoisonError::into_inner)
-}
 const HOP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 21);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
@@ -87,106 +78,19 @@ fn kernel_egress_frame() -> Vec<u8> {
     frame
 }
 
-/// The NIC and kernel ports over rings, each with one queue pair, started.
-struct Lab {
-    pool: Mempool,
-    nic_rx: Ring,
-    nic_tx: Ring,
-    kernel_rx: Ring,
-    kernel_tx: Ring,
-    nic: Port,
-    kernel: Port,
-}
-
-impl Lab {
-    fn new(name: &str, tx_ring_size: u32) -> Lab {
-        let pool = Mempool::new(
-            &format!("{name}_pool"),
-            4095,
-            32,
-            DEFAULT_DATA_ROOM,
-            SOCKET_ID_ANY,
-        )
-        .unwrap();
-        let ring = |n: &str, size| Ring::new(&format!("{name}_{n}"), size, SOCKET_ID_ANY).unwrap();
-        let (nic_rx, nic_tx) = (ring("nrx", 2048), ring("ntx", tx_ring_size));
-        let (kernel_rx, kernel_tx) = (ring("krx", 2048), ring("ktx", 2048));
-        let cfg = PortConfig {
-            rx_desc: 256,
-            tx_desc: 256,
-            ..PortConfig::default()
-        };
-        let mut nic = Port::configure(
-            ring_port(&format!("{name}_nic"), &nic_rx, &nic_tx).unwrap(),
-            cfg,
-            &pool,
-        )
-        .unwrap();
-        let mut kernel = Port::configure(
-            ring_port(&format!("{name}_kernel"), &kernel_rx, &kernel_tx).unwrap(),
-            cfg,
-            &pool,
-        )
-        .unwrap();
-        nic.start().unwrap();
-        kernel.start().unwrap();
-        Lab {
-            pool,
-            nic_rx,
-            nic_tx,
-            kernel_rx,
-            kernel_tx,
-            nic,
-            kernel,
-        }
-    }
-
-    fn worker<F: FlowTable>(
-        &self,
-        flows: F,
-        stop: &Arc<AtomicBool>,
-        idle: IdleExit,
-    ) -> (Worker<F>, Arc<LcoreStats>) {
-        let stats = Arc::new(LcoreStats::default());
-        let worker = Worker::new(
-            Engine::new(config()),
-            Arc::new(flows),
-            self.nic.queue(0).unwrap(),
-            self.kernel.queue(0).unwrap(),
-            Arc::clone(&stats),
-            Arc::clone(stop),
-            idle,
-        );
-        (worker, stats)
-    }
-
-    /// Every frame left on `ring`, as bytes; the mbufs go back to the pool.
-    fn drain(ring: &Ring) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut burst = MbufBurst::new();
-        while ring.dequeue_burst(&mut burst) > 0 {
-            out.extend(burst.drain().map(|m| m.data().to_vec()));
-        }
-        out
-    }
-
-    fn close(self) {
-        let Lab {
-            pool,
-            nic,
-            kernel,
-            nic_rx,
-            nic_tx,
-            kernel_rx,
-            kernel_tx,
-        } = self;
-        for ring in [&nic_rx, &nic_tx, &kernel_rx, &kernel_tx] {
-            Lab::drain(ring);
-        }
-        nic.close().unwrap();
-        kernel.close().unwrap();
-        assert_eq!(pool.in_use_count(), 0, "every mbuf went back to the pool");
-    }
+/// chanced's worker over the lab's queue pairs.
+fn lab_worker<F: FlowTable>(
+    lab: &Lab,
+    flows: F,
+    stop: &Arc<AtomicBool>,
+    idle: IdleExit,
+) -> (Worker<F>, Arc<LcoreStats>) {
+    let seat = lab.seat(stop, idle, IdlePolicy::Busy);
+    let stats = Arc::clone(&seat.stats);
+    (
+        Worker::seated(Engine::new(config()), Arc::new(flows), seat),
+        stats,
+    )
 }
 
 #[test]
@@ -229,7 +133,7 @@ fn every_verdict_path_runs_on_a_worker_lcore_with_live_counters_and_no_leak() {
         .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (worker, stats) = lab.worker(flows, &stop, IdleExit::Never);
+    let (worker, stats) = lab_worker(&lab, flows, &stop, IdleExit::Never);
     let handle = launch(1, move || worker.run(1)).unwrap();
 
     // The control side reads the counters while the worker keeps polling.
@@ -301,7 +205,12 @@ fn refused_transmissions_are_freed_and_counted_and_nothing_leaks() {
             .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let (worker, _stats) = lab.worker(ExactMatchTable::new(), &stop, IdleExit::AfterPolls(1000));
+    let (worker, _stats) = lab_worker(
+        &lab,
+        ExactMatchTable::new(),
+        &stop,
+        IdleExit::AfterPolls(1000),
+    );
     let report = launch(1, move || worker.run(1)).unwrap().join().unwrap();
 
     let path = &report.path;
@@ -365,7 +274,7 @@ fn a_burst_decides_as_packet_by_packet_even_when_a_syn_teaches_the_table_mid_bur
             .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let (worker, _stats) = lab.worker(table, &stop, IdleExit::AfterPolls(100));
+    let (worker, _stats) = lab_worker(&lab, table, &stop, IdleExit::AfterPolls(100));
     let report = launch(1, move || worker.run(1)).unwrap().join().unwrap();
 
     assert_eq!(report.engine, *reference.counters());

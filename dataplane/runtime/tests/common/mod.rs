@@ -2,7 +2,11 @@
 //! of libtest's threads, and test frames.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+pub mod lab;
+pub mod pcap;
+pub mod router;
+
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use chance_runtime::{thread_register, thread_unregister, Eal};
 
@@ -83,4 +87,20 @@ pub fn frame(seed: u32, payload: usize) -> Vec<u8> {
 pub fn mac_swap(f: &mut [u8]) {
     let (dst, rest) = f.split_at_mut(6);
     dst.swap_with_slice(&mut rest[..6]);
+}
+
+/// The worker tests run their worker on lcore 1: one at a time.
+static WORKER_LCORE: Mutex<()> = Mutex::new(());
+
+/// Holds lcore 1 for one test.
+pub fn worker_lcore() -> MutexGuard<'static, ()> {
+    WORKER_LCORE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An ARP request (broadcast): every worker kind hands it to the kernel port unchanged.
+pub fn arp() -> Vec<u8> {
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    arp
 }
