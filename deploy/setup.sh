@@ -16,7 +16,8 @@ packages=(
   iproute2         # the namespace lab and its tests
   python3          # the lab's director
   systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
-  util-linux       # setpriv: the API socket test connects as another user
+  util-linux       # setpriv (the API socket test connects as another user), unshare (sockets tests)
+  procps           # kill and sysctl: deploy/lab.sh and the namespace tests (netns_lab, netns_ownership)
 )
 
 missing=()
