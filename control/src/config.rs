@@ -223,6 +223,7 @@ impl RawConfig {
         let engine = self.encap.validate(at)?;
         let mut flows = Vec::with_capacity(self.flow.len());
         let mut seen = HashMap::with_capacity(self.flow.len());
+        let mut flow_spans = Vec::with_capacity(self.flow.len());
         for (i, flow) in self.flow.into_iter().enumerate() {
             let key = flow.validate(i, at)?;
             if let Some(first) = seen.insert(key, i) {
@@ -233,6 +234,7 @@ impl RawConfig {
                 ));
             }
             flows.push(key);
+            flow_spans.push(flow.local.span());
         }
         let dataplane = match (self.dpdk, self.ports) {
             (dpdk, Some(ports)) => Some(dataplane_config::validate(
@@ -250,6 +252,18 @@ impl RawConfig {
             (None, None) => None,
         };
         let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
+        if flows.len() > ownership.capacity {
+            // Static entries are never evicted: chanced could not even start with them all.
+            return Err(at.error(
+                flow_spans[ownership.capacity].clone(),
+                Some(format!("flow[{}]", ownership.capacity)),
+                format!(
+                    "{} static flows do not fit in flow_table.capacity = {} (raise the capacity)",
+                    flows.len(),
+                    ownership.capacity
+                ),
+            ));
+        }
         let file_prefix = dataplane
             .as_ref()
             .map_or("chance", |d| d.file_prefix.as_str());

@@ -199,6 +199,11 @@ enum ConfigCommand {
     },
 }
 
+/// A configuration that validates but cannot be used on this host (exit 2, as chanced's).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HostError(String);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -206,6 +211,10 @@ fn main() -> ExitCode {
         Err(e) => match e.downcast_ref::<ConfigError>() {
             Some(config_error) => {
                 eprintln!("{config_error}");
+                ExitCode::from(2)
+            }
+            None if e.is::<HostError>() => {
+                eprintln!("{e}");
                 ExitCode::from(2)
             }
             None => {
@@ -280,6 +289,7 @@ fn connect(socket: Option<PathBuf>) -> anyhow::Result<Api> {
 
 fn check(file: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&file)?;
+    chance_control::daemon::check_host(&config, &file).map_err(HostError)?;
     let addresses: Vec<String> = config.addresses().iter().map(|a| a.to_string()).collect();
     let flows = config.static_flows().len();
     println!(

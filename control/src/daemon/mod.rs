@@ -27,6 +27,7 @@ use crate::api::{CounterSet, StatsReply};
 use crate::control_config::ControlConfig;
 use crate::reconcile::{ReconcileStats, Reconciler};
 use crate::report::Report;
+use crate::sockets::SocketError;
 use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
@@ -34,7 +35,7 @@ use chance_engine::{Counters, EngineConfig};
 use chance_runtime::{DataplaneSpec, Live, PathCounters, PortStats, RunUntil};
 use clap::Parser;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -115,6 +116,38 @@ enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Other(e)
+    }
+}
+
+/// What `config check` verifies on this host beyond the file itself, as chanced's start and a
+/// reload do: the API group exists and every reconciled namespace can be opened.
+pub fn check_host(config: &Config, path: &Path) -> Result<(), String> {
+    api::resolve_group(config.control().api_group.as_ref())?;
+    if !config.ownership().reconcile_interval.is_zero() {
+        for ns in &config.ownership().namespaces {
+            if let crate::ownership_config::Namespace::Path(ns) = ns {
+                std::fs::File::open(ns).map_err(|e| {
+                    format!(
+                        "{}: reconcile.namespaces: {}: cannot open: {e}",
+                        path.display(),
+                        ns.display()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A namespace the file names that cannot be opened is the configuration's fault (exit 2, so that
+/// systemd does not restart into the same failure); any other socket failure is not.
+fn namespace_failure(config: &Path, e: SocketError) -> Failure {
+    match e {
+        SocketError::OpenNamespace { .. } | SocketError::EnterNamespace { .. } => Failure::Config(format!(
+            "{}: reconcile.namespaces: {e}",
+            config.display()
+        )),
+        e => Failure::Other(anyhow::Error::new(e).context("socket reconciliation")),
     }
 }
 
@@ -379,12 +412,14 @@ fn run(
     if ownership.huge_pages {
         huge_pages(&table);
     }
-    for key in config.static_flows() {
+    // Validation keeps the static flows within the capacity; a refusal here means both buckets
+    // of a flow's pair filled up, which only a larger capacity cures: a configuration error too.
+    for (i, key) in config.static_flows().into_iter().enumerate() {
         if !table.insert(key, Source::Static).is_stored() {
-            return Err(anyhow::anyhow!(
-                "flow table: no room for static flow {key:?} (raise flow_table.capacity)"
-            )
-            .into());
+            return Err(Failure::Config(format!(
+                "{}: flow[{i}]: no room in the flow table for static flow {key:?} (raise flow_table.capacity)",
+                args.config.display()
+            )));
         }
     }
     let reconcile_stats = Arc::new(ReconcileStats::default());
@@ -394,7 +429,7 @@ fn run(
     } else {
         Some(
             Reconciler::open(&ownership.namespaces, ownership.grace)
-                .context("socket reconciliation")?
+                .map_err(|e| namespace_failure(&args.config, e))?
                 .with_stats(Arc::clone(&reconcile_stats)),
         )
     };
