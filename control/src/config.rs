@@ -126,6 +126,26 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
+    /// The path names something other than a regular file (a FIFO, a device, a directory).
+    #[error("{}: not a regular file ({kind}); a configuration is a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error(
+        "{}: {size} bytes is too large for a configuration (the limit is {MAX_FILE_BYTES} bytes, {} MiB)",
+        path.display(),
+        MAX_FILE_BYTES >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, or the bytes read before the limit was passed.
+        size: u64,
+    },
     /// The file was read but is not a valid configuration.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
@@ -136,17 +156,74 @@ impl ConfigError {
     pub fn diagnostic(&self) -> Option<&Diagnostic> {
         match self {
             ConfigError::Invalid(d) => Some(d),
-            ConfigError::Read { .. } => None,
+            _ => None,
         }
     }
 }
 
-/// Reads and validates the configuration file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
+/// The largest configuration file accepted: 64 MiB, about 800,000 static flows. Reading,
+/// parsing and validating a file takes a few times its size in memory; the bound keeps that
+/// (and the time a check or a reload takes) modest whatever the path names.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads the configuration file at `path`: a regular file of at most [`MAX_FILE_BYTES`].
+///
+/// It is opened without blocking (a FIFO would otherwise wait for a writer) and checked before
+/// anything is read, and the read itself stops past the bound (a file may grow meanwhile, and
+/// files in /proc report a size of 0).
+pub fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let unreadable = |error| ConfigError::Read {
         path: path.to_owned(),
         error,
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let kind = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(ConfigError::NotAFile {
+            path: path.to_owned(),
+            kind,
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        path: path.to_owned(),
+        size,
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let bytes = read(path)?;
     let origin = path.display().to_string();
     match String::from_utf8(bytes) {
         Ok(text) => parse(&text, &origin),
