@@ -19,10 +19,11 @@
 use crate::control_config::{self, ControlConfig, RawControl};
 use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
 use crate::ownership_config::{self, OwnershipConfig, RawFlows, RawReconcile};
+use crate::static_flows::{self, RawFlow};
 use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
-use chance_engine::{EngineConfig, ExactMatchTable, FlowKey, L4Proto};
+use chance_engine::{EngineConfig, ExactMatchTable, FlowKey};
 use core::fmt;
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr};
 use core::ops::Range;
 use serde::Deserialize;
 use serde_path_to_error::Segment;
@@ -238,16 +239,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parses and validates configuration `text`; `origin` names it in errors (usually the file name).
+///
+/// The `[[flow]]` tables are cut out and parsed one at a time (see [`static_flows`]); the rest of
+/// the file is parsed as one document.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let at = Locator::new(text, origin);
-    let deserializer = toml::de::Deserializer::parse(text)
-        .map_err(|e| at.error(e.span().unwrap_or(0..0), None, e.message()))?;
+    let sections = static_flows::split(text);
+    let rest_at = at.with_cuts(&sections.cuts);
+    let deserializer = toml::de::Deserializer::parse(&sections.rest)
+        .map_err(|e| rest_at.error(e.span().unwrap_or(0..0), None, e.message()))?;
     let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = key_path(e.path());
         let inner = e.into_inner();
-        at.error(inner.span().unwrap_or(0..0), key, inner.message())
+        rest_at.error(inner.span().unwrap_or(0..0), key, inner.message())
     })?;
-    raw.validate(&at)
+    raw.validate(&rest_at, &sections.flows, &at)
 }
 
 #[derive(Deserialize)]
@@ -271,48 +277,17 @@ struct RawEncap {
     mtu: Option<Spanned<u16>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlow {
-    proto: RawProto,
-    local: Spanned<String>,
-    remote: Spanned<String>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum RawProto {
-    Tcp,
-    Udp,
-}
-
-impl From<RawProto> for L4Proto {
-    fn from(p: RawProto) -> Self {
-        match p {
-            RawProto::Tcp => L4Proto::Tcp,
-            RawProto::Udp => L4Proto::Udp,
-        }
-    }
-}
-
 impl RawConfig {
-    fn validate(self, at: &Locator<'_>) -> Result<Config, ConfigError> {
+    /// Validates the file: `self` is the rest of it (errors through `at`, which maps positions
+    /// back to the whole file), `sections` its `[[flow]]` sections in `text` (errors through
+    /// `whole`).
+    fn validate(
+        self,
+        at: &Locator<'_>,
+        sections: &[Range<usize>],
+        whole: &Locator<'_>,
+    ) -> Result<Config, ConfigError> {
         let engine = self.encap.validate(at)?;
-        let mut flows = Vec::with_capacity(self.flow.len());
-        let mut seen = HashMap::with_capacity(self.flow.len());
-        let mut flow_spans = Vec::with_capacity(self.flow.len());
-        for (i, flow) in self.flow.into_iter().enumerate() {
-            let key = flow.validate(i, at)?;
-            if let Some(first) = seen.insert(key, i) {
-                return Err(at.error(
-                    flow.local.span(),
-                    Some(format!("flow[{i}]")),
-                    format!("duplicate of flow[{first}]"),
-                ));
-            }
-            flows.push(key);
-            flow_spans.push(flow.local.span());
-        }
         let dataplane = match (self.dpdk, self.ports) {
             (dpdk, Some(ports)) => Some(dataplane_config::validate(
                 dpdk.map(Spanned::into_inner),
@@ -329,18 +304,7 @@ impl RawConfig {
             (None, None) => None,
         };
         let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
-        if flows.len() > ownership.capacity {
-            // Static entries are never evicted: chanced could not even start with them all.
-            return Err(at.error(
-                flow_spans[ownership.capacity].clone(),
-                Some(format!("flow[{}]", ownership.capacity)),
-                format!(
-                    "{} static flows do not fit in flow_table.capacity = {} (raise the capacity)",
-                    flows.len(),
-                    ownership.capacity
-                ),
-            ));
-        }
+        let flows = Flows::validate(self.flow, at, sections, whole, ownership.capacity)?;
         let file_prefix = dataplane
             .as_ref()
             .map_or("chance", |d| d.file_prefix.as_str());
@@ -352,6 +316,81 @@ impl RawConfig {
             ownership,
             control,
         })
+    }
+}
+
+/// The static flows as they are validated: keys in file order, and a map for duplicates.
+struct Flows {
+    keys: Vec<FlowKey>,
+    seen: HashMap<FlowKey, usize>,
+    capacity: usize,
+    total: usize,
+}
+
+impl Flows {
+    /// Validates the flows: those of an inline `flow = [...]` array (`inline`, spans through
+    /// `at`), or those of the `[[flow]]` sections of `whole`'s text (not both: TOML forbids it).
+    fn validate(
+        inline: Vec<RawFlow>,
+        at: &Locator<'_>,
+        sections: &[Range<usize>],
+        whole: &Locator<'_>,
+        capacity: usize,
+    ) -> Result<Vec<FlowKey>, ConfigError> {
+        if !inline.is_empty() && !sections.is_empty() {
+            return Err(whole.error(
+                sections[0].clone(),
+                Some("flow".into()),
+                "defined both as an array and by [[flow]] tables",
+            ));
+        }
+        let total = inline.len() + sections.len();
+        let mut flows = Flows {
+            keys: Vec::with_capacity(total.min(capacity)),
+            seen: HashMap::with_capacity(total.min(capacity)),
+            capacity,
+            total,
+        };
+        for (i, flow) in inline.iter().enumerate() {
+            let key = flow.validate(i, at)?;
+            flows.push(key, at.original(flow.local_span()), whole)?;
+        }
+        for (i, section) in sections.iter().enumerate() {
+            let (key, local) =
+                static_flows::parse_section(whole.text(), section.clone(), i, whole)?;
+            flows.push(key, local, whole)?;
+        }
+        Ok(flows.keys)
+    }
+
+    /// Adds flow number `keys.len()`, whose `local` is at `local` in the whole text.
+    fn push(
+        &mut self,
+        key: FlowKey,
+        local: Range<usize>,
+        whole: &Locator<'_>,
+    ) -> Result<(), ConfigError> {
+        let i = self.keys.len();
+        if let Some(first) = self.seen.insert(key, i) {
+            return Err(whole.error(
+                local,
+                Some(format!("flow[{i}]")),
+                format!("duplicate of flow[{first}]"),
+            ));
+        }
+        if i == self.capacity {
+            // Static entries are never evicted: chanced could not even start with them all.
+            return Err(whole.error(
+                local,
+                Some(format!("flow[{i}]")),
+                format!(
+                    "{} static flows do not fit in flow_table.capacity = {} (raise the capacity)",
+                    self.total, self.capacity
+                ),
+            ));
+        }
+        self.keys.push(key);
+        Ok(())
     }
 }
 
@@ -427,68 +466,55 @@ impl RawEncap {
     }
 }
 
-impl RawFlow {
-    fn validate(&self, i: usize, at: &Locator<'_>) -> Result<FlowKey, ConfigError> {
-        let local = parse_endpoint(&self.local, i, "local", at)?;
-        let remote = parse_endpoint(&self.remote, i, "remote", at)?;
-        FlowKey::new(self.proto.into(), local, remote).ok_or_else(|| {
-            at.error(
-                self.remote.span(),
-                Some(format!("flow[{i}].remote")),
-                format!(
-                    "address family differs from flow[{i}].local ({} vs {})",
-                    family(remote),
-                    family(local)
-                ),
-            )
-        })
-    }
-}
-
-fn family(addr: SocketAddr) -> &'static str {
-    if addr.is_ipv4() {
-        "IPv4"
-    } else {
-        "IPv6"
-    }
-}
-
-fn parse_endpoint(
-    text: &Spanned<String>,
-    i: usize,
-    field: &str,
-    at: &Locator<'_>,
-) -> Result<SocketAddr, ConfigError> {
-    let key = || Some(format!("flow[{i}].{field}"));
-    let addr: SocketAddr = text.get_ref().trim().parse().map_err(|_| {
-        at.error(
-            text.span(),
-            key(),
-            format!(
-                "`{}` is not an address and port (expected ADDR:PORT, or [ADDR]:PORT for IPv6)",
-                text.get_ref()
-            ),
-        )
-    })?;
-    if addr.port() == 0 {
-        return Err(at.error(
-            text.span(),
-            key(),
-            "port 0 is not a valid flow port (expected 1 to 65535)",
-        ));
-    }
-    Ok(addr)
-}
-
-/// Turns byte spans of one text into diagnostics.
+/// Turns byte spans into diagnostics against the whole text; spans may be of a part of it (a
+/// section that starts at an offset, or the text with sections cut out).
 pub(crate) struct Locator<'a> {
     text: &'a str,
     origin: &'a str,
+    /// Spans given to this locator start this far into `text`...
+    offset: usize,
+    /// ...and skip these cuts: (offset in the cut text, bytes cut there).
+    cuts: &'a [(usize, usize)],
 }
 
 impl<'a> Locator<'a> {
     fn new(text: &'a str, origin: &'a str) -> Self {
-        Self { text, origin }
+        Self {
+            text,
+            origin,
+            offset: 0,
+            cuts: &[],
+        }
+    }
+
+    /// A locator for the part of the text that starts at `offset`.
+    pub(crate) fn shifted(&self, offset: usize) -> Locator<'a> {
+        Locator {
+            offset: self.offset + offset,
+            ..*self
+        }
+    }
+
+    /// A locator for the text with `cuts` taken out.
+    fn with_cuts(&self, cuts: &'a [(usize, usize)]) -> Locator<'a> {
+        Locator { cuts, ..*self }
+    }
+
+    /// The whole text.
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// A span of this locator's part as a span of the whole text.
+    pub(crate) fn original(&self, span: Range<usize>) -> Range<usize> {
+        let cut: usize = self
+            .cuts
+            .iter()
+            .take_while(|&&(at, _)| at <= span.start)
+            .map(|&(_, len)| len)
+            .sum();
+        let shift = self.offset + cut;
+        span.start + shift..span.end + shift
     }
 
     /// The origin (file name) errors are reported against.
@@ -515,7 +541,7 @@ impl<'a> Locator<'a> {
         key: Option<String>,
         message: impl Into<String>,
     ) -> ConfigError {
-        let (line, column) = self.position(span.start);
+        let (line, column) = self.position(self.original(span).start);
         ConfigError::Invalid(Box::new(Diagnostic {
             origin: self.origin.to_owned(),
             line,
@@ -527,7 +553,7 @@ impl<'a> Locator<'a> {
 }
 
 /// The dotted key path of a serde error, without serde_spanned's internal fields.
-fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
+pub(crate) fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
     let mut out = String::new();
     for segment in path.iter() {
         match segment {

@@ -127,7 +127,7 @@ pub(crate) fn validate(
                 format!("`{name}` is not a group name"),
             ));
         }
-        let (line, column) = at.position(group.span().start);
+        let (line, column) = at.position(at.original(group.span()).start);
         control.api_group = Some(ApiGroup {
             name: name.to_owned(),
             location: format!("{}:{line}:{column}: control.api_group", at.origin()),
@@ -149,9 +149,8 @@ pub(crate) fn validate(
     }
     if let Some(level) = raw.log_level {
         let text = level.get_ref().trim();
-        check_log_filter(text).map_err(|message| {
-            at.error(level.span(), Some("control.log_level".into()), message)
-        })?;
+        check_log_filter(text)
+            .map_err(|message| at.error(level.span(), Some("control.log_level".into()), message))?;
         control.log_level = text.to_owned();
     }
     if let Some(deadline) = raw.shutdown_deadline_ms {
@@ -247,7 +246,10 @@ mod tests {
             ("log_level = \"info,[\"", "control.log_level"),
             ("log_level = \"verbose!!\"", "control.log_level"),
             ("log_level = \"chance_control\"", "control.log_level"),
-            ("log_level = \"info,chance_control=loud\"", "control.log_level"),
+            (
+                "log_level = \"info,chance_control=loud\"",
+                "control.log_level",
+            ),
             ("log_level = \"info,\"", "control.log_level"),
             ("shutdown_deadline_ms = 10", "control.shutdown_deadline_ms"),
             ("metrics = \"x\"", "control.metrics"),

@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod replay;
 pub mod report;
 pub mod sockets;
+mod static_flows;
 
 pub use config::{load, parse, Config, ConfigError};
 pub use control_config::ControlConfig;

@@ -1,6 +1,9 @@
 //! A configuration path must name a regular file of at most `config::MAX_FILE_BYTES`: a FIFO,
 //! /dev/zero or an oversized file is refused promptly, with exit status 2, by `chancectl config
 //! check` and by chanced; a large valid file is checked in memory a small multiple of its size.
+//!
+//! The memory test reads the children's peak RSS (getrusage RUSAGE_CHILDREN), a maximum over
+//! every child this test binary waited for: the other tests' children run on tiny files.
 
 mod common;
 
@@ -43,7 +46,11 @@ fn assert_refused(path: &Path, needle: &str) {
         ),
         (
             env!("CARGO_BIN_EXE_chanced"),
-            ["--config".as_ref(), path.as_os_str(), "--duration=1".as_ref()],
+            [
+                "--config".as_ref(),
+                path.as_os_str(),
+                "--duration=1".as_ref(),
+            ],
         ),
     ] {
         let out = run_bounded(program, &args);
@@ -88,5 +95,41 @@ fn a_file_over_the_bound_is_refused_naming_the_bound() {
             "{} bytes is too large for a configuration (the limit is {MAX_FILE_BYTES} bytes, 64 MiB)",
             MAX_FILE_BYTES + 1
         ),
+    );
+}
+
+#[test]
+fn checking_many_static_flows_takes_memory_a_small_multiple_of_the_file() {
+    use std::fmt::Write;
+    let path = scratch("many_flows").join("chance.toml");
+    let flows = 100_000u32;
+    let mut text =
+        format!("[encap]\naddresses = [\"192.0.2.10\"]\n[flow_table]\ncapacity = {flows}\n");
+    for i in 0..flows {
+        let _ = write!(
+            text,
+            "[[flow]]\nproto = \"tcp\"\nlocal = \"192.0.2.10:{}\"\nremote = \"198.51.{}.{}:{}\"\n",
+            1 + i % 60_000,
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            1 + (i & 255)
+        );
+    }
+    std::fs::write(&path, &text).unwrap();
+    let out = run_bounded(
+        env!("CARGO_BIN_EXE_chancectl"),
+        &["config".as_ref(), "check".as_ref(), path.as_os_str()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(common::stdout(&out).contains(&format!("{flows} static flows")));
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let peak = usage.max_rss() as u64 * 1024; // kilobytes on Linux
+    let size = text.len() as u64;
+    // Parsed as one document this file took 30 times its size (about 240 MB); cut into
+    // sections, about 3 times. The allowance covers the program itself.
+    assert!(
+        peak < 4 * size + (24 << 20),
+        "peak RSS {peak} bytes for a {size}-byte file"
     );
 }

@@ -40,7 +40,10 @@ fn assert_unusable(path: &Path, needle: &str) {
     for (who, out) in [("config check", check(path)), ("chanced", chanced(path))] {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{who}: {err}");
-        assert!(err.contains(needle), "{who}: expected {needle:?} in {err:?}");
+        assert!(
+            err.contains(needle),
+            "{who}: expected {needle:?} in {err:?}"
+        );
     }
 }
 

@@ -143,10 +143,9 @@ pub fn check_host(config: &Config, path: &Path) -> Result<(), String> {
 /// systemd does not restart into the same failure); any other socket failure is not.
 fn namespace_failure(config: &Path, e: SocketError) -> Failure {
     match e {
-        SocketError::OpenNamespace { .. } | SocketError::EnterNamespace { .. } => Failure::Config(format!(
-            "{}: reconcile.namespaces: {e}",
-            config.display()
-        )),
+        SocketError::OpenNamespace { .. } | SocketError::EnterNamespace { .. } => {
+            Failure::Config(format!("{}: reconcile.namespaces: {e}", config.display()))
+        }
         e => Failure::Other(anyhow::Error::new(e).context("socket reconciliation")),
     }
 }
