@@ -1,8 +1,7 @@
 //! chancectl: chance's command-line tool. Talks to a running chanced over its API socket (stats,
 //! flows, simulate, reload, config show) and works offline (config check, replay).
 //!
-//! Exit status: 0 on success, 2 for a configuration error (or a usage error), 1 for anything else
-//! (the daemon's errors included).
+//! Exit status (also in `--help`): see [`EXIT_STATUS`].
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
@@ -13,7 +12,7 @@ use chance_control::api::{
 use chance_control::control_config::default_socket;
 use chance_control::frame::{Inner, PacketSpec};
 use chance_control::pcapio::CaptureReader;
-use chance_control::{config, replay, ConfigError, ReplayOutputs};
+use chance_control::{config, replay, ConfigError, ReplayError, ReplayOutputs};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -27,9 +26,19 @@ use std::time::Duration;
 /// Where chancectl looks for the daemon's socket when `--socket` is not given.
 const DEFAULT_CONFIG: &str = "/etc/chance/chance.toml";
 
+/// The exit statuses, as `--help` prints them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  the command failed: a capture that is malformed or truncated, an output that cannot be
+     written, frames that are not Ethernet; chanced unreachable or refusing the request
+  2  usage or configuration error: bad arguments, a configuration file that is invalid or cannot
+     be used on this host, a file named on the command line that cannot be opened, an output
+     that cannot be created";
+
 /// chance's command-line tool.
 #[derive(Debug, Parser)]
-#[command(name = "chancectl", version)]
+#[command(name = "chancectl", version, after_help = EXIT_STATUS)]
 struct Cli {
     /// chanced's API socket [default: [control] api_socket of /etc/chance/chance.toml, else
     /// /run/chance/chance.sock].
@@ -58,6 +67,7 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run every frame of a capture through the engine and write the verdicts.
+    #[command(after_help = EXIT_STATUS)]
     Replay(ReplayArgs),
 }
 
@@ -215,6 +225,13 @@ fn main() -> ExitCode {
             }
             None if e.is::<HostError>() => {
                 eprintln!("{e}");
+                ExitCode::from(2)
+            }
+            None if e
+                .downcast_ref::<ReplayError>()
+                .is_some_and(ReplayError::is_usage) =>
+            {
+                eprintln!("chancectl: {e:#}");
                 ExitCode::from(2)
             }
             None => {
