@@ -153,7 +153,13 @@ fn the_example_configuration_documents_every_key_and_checks() {
 
 #[test]
 fn the_scripts_parse_and_install_sh_installs_under_destdir() {
-    for script in ["hugepages.sh", "nic-bind.sh", "install.sh", "setup.sh"] {
+    for script in [
+        "hugepages.sh",
+        "nic-bind.sh",
+        "install.sh",
+        "setup.sh",
+        "soak-properties.sh",
+    ] {
         let out = Command::new("bash")
             .arg("-n")
             .arg(root().join("deploy").join(script))
