@@ -19,7 +19,7 @@
 use crate::control_config::{self, ControlConfig, RawControl};
 use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
 use crate::ownership_config::{self, OwnershipConfig, RawFlows, RawReconcile};
-use crate::static_flows::{self, RawFlow};
+use crate::static_flows::{self, Flows, RawFlow};
 use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
 use chance_engine::{EngineConfig, ExactMatchTable, FlowKey};
 use core::fmt;
@@ -27,7 +27,6 @@ use core::net::{IpAddr, Ipv4Addr};
 use core::ops::Range;
 use serde::Deserialize;
 use serde_path_to_error::Segment;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -150,14 +149,60 @@ pub enum ConfigError {
     /// The file was read but is not a valid configuration.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
+    /// The file has several errors (in file order), one a line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<Diagnostic>),
 }
 
 impl ConfigError {
-    /// The diagnostic, for an invalid file.
+    /// The diagnostic, for an invalid file (the first one, when there are several).
     pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        self.diagnostics().first()
+    }
+
+    /// Every diagnostic, in file order (none when the file could not be read).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ConfigError::Invalid(d) => Some(d),
-            _ => None,
+            ConfigError::Invalid(d) => core::slice::from_ref(d),
+            ConfigError::Several(ds) => ds,
+            _ => &[],
+        }
+    }
+}
+
+/// The most errors one check reports (the rest of a file full of bad flows adds nothing).
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// The errors found so far: every table is validated even after one fails, so that one check
+/// reports every error it can find (a syntax error still stops the parse: nothing after it has
+/// a meaning).
+#[derive(Default)]
+pub(crate) struct Found(Vec<Diagnostic>);
+
+impl Found {
+    /// The value, or `None` with its errors kept.
+    pub(crate) fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0.extend(e.diagnostics().iter().cloned());
+                None
+            }
+        }
+    }
+
+    pub(crate) fn full(&self) -> bool {
+        self.0.len() >= MAX_REPORTED_ERRORS
+    }
+
+    /// `Ok` when nothing was found; else the errors in file order.
+    fn finish(mut self) -> Result<(), ConfigError> {
+        self.0.sort_by_key(|d| (d.line, d.column));
+        self.0.truncate(MAX_REPORTED_ERRORS);
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(ConfigError::Invalid(Box::new(self.0.remove(0)))),
+            _ => Err(ConfigError::Several(self.0)),
         }
     }
 }
@@ -287,110 +332,48 @@ impl RawConfig {
         sections: &[Range<usize>],
         whole: &Locator<'_>,
     ) -> Result<Config, ConfigError> {
-        let engine = self.encap.validate(at)?;
+        let mut found = Found::default();
+        let engine = found.take(self.encap.validate(at));
         let dataplane = match (self.dpdk, self.ports) {
-            (dpdk, Some(ports)) => Some(dataplane_config::validate(
-                dpdk.map(Spanned::into_inner),
-                ports,
-                at,
-            )?),
-            (Some(dpdk), None) => {
-                return Err(at.error(
-                    dpdk.span(),
-                    Some("ports".into()),
-                    "missing table: [dpdk] needs [ports] with the nic and kernel ports",
+            (dpdk, Some(ports)) => found
+                .take(dataplane_config::validate(
+                    dpdk.map(Spanned::into_inner),
+                    ports,
+                    at,
                 ))
-            }
-            (None, None) => None,
+                .map(Some),
+            (Some(dpdk), None) => found.take(Err(at.error(
+                dpdk.span(),
+                Some("ports".into()),
+                "missing table: [dpdk] needs [ports] with the nic and kernel ports",
+            ))),
+            (None, None) => Some(None),
         };
-        let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
-        let flows = Flows::validate(self.flow, at, sections, whole, ownership.capacity)?;
+        let ownership = found.take(ownership_config::validate(
+            self.flow_table,
+            self.reconcile,
+            at,
+        ));
+        // Without a valid capacity, the flows are checked against none.
+        let capacity = ownership.as_ref().map_or(usize::MAX, |o| o.capacity);
+        let flows = Flows::validate(self.flow, at, sections, whole, capacity, &mut found);
         let file_prefix = dataplane
             .as_ref()
+            .and_then(Option::as_ref)
             .map_or("chance", |d| d.file_prefix.as_str());
-        let control = control_config::validate(self.control, file_prefix, at)?;
-        Ok(Config {
-            engine,
-            flows,
-            dataplane,
-            ownership,
-            control,
-        })
-    }
-}
-
-/// The static flows as they are validated: keys in file order, and a map for duplicates.
-struct Flows {
-    keys: Vec<FlowKey>,
-    seen: HashMap<FlowKey, usize>,
-    capacity: usize,
-    total: usize,
-}
-
-impl Flows {
-    /// Validates the flows: those of an inline `flow = [...]` array (`inline`, spans through
-    /// `at`), or those of the `[[flow]]` sections of `whole`'s text (not both: TOML forbids it).
-    fn validate(
-        inline: Vec<RawFlow>,
-        at: &Locator<'_>,
-        sections: &[Range<usize>],
-        whole: &Locator<'_>,
-        capacity: usize,
-    ) -> Result<Vec<FlowKey>, ConfigError> {
-        if !inline.is_empty() && !sections.is_empty() {
-            return Err(whole.error(
-                sections[0].clone(),
-                Some("flow".into()),
-                "defined both as an array and by [[flow]] tables",
-            ));
+        let control = found.take(control_config::validate(self.control, file_prefix, at));
+        found.finish()?;
+        match (engine, dataplane, ownership, control) {
+            (Some(engine), Some(dataplane), Some(ownership), Some(control)) => Ok(Config {
+                engine,
+                flows,
+                dataplane,
+                ownership,
+                control,
+            }),
+            // Not reached: a table that failed left its errors, which finish() returned.
+            _ => Err(whole.error(0..0, None, "invalid configuration")),
         }
-        let total = inline.len() + sections.len();
-        let mut flows = Flows {
-            keys: Vec::with_capacity(total.min(capacity)),
-            seen: HashMap::with_capacity(total.min(capacity)),
-            capacity,
-            total,
-        };
-        for (i, flow) in inline.iter().enumerate() {
-            let key = flow.validate(i, at)?;
-            flows.push(key, at.original(flow.local_span()), whole)?;
-        }
-        for (i, section) in sections.iter().enumerate() {
-            let (key, local) =
-                static_flows::parse_section(whole.text(), section.clone(), i, whole)?;
-            flows.push(key, local, whole)?;
-        }
-        Ok(flows.keys)
-    }
-
-    /// Adds flow number `keys.len()`, whose `local` is at `local` in the whole text.
-    fn push(
-        &mut self,
-        key: FlowKey,
-        local: Range<usize>,
-        whole: &Locator<'_>,
-    ) -> Result<(), ConfigError> {
-        let i = self.keys.len();
-        if let Some(first) = self.seen.insert(key, i) {
-            return Err(whole.error(
-                local,
-                Some(format!("flow[{i}]")),
-                format!("duplicate of flow[{first}]"),
-            ));
-        }
-        if i == self.capacity {
-            // Static entries are never evicted: chanced could not even start with them all.
-            return Err(whole.error(
-                local,
-                Some(format!("flow[{i}]")),
-                format!(
-                    "{} static flows do not fit in flow_table.capacity = {} (raise the capacity)",
-                    self.total, self.capacity
-                ),
-            ));
-        }
-        self.keys.push(key);
-        Ok(())
     }
 }
 

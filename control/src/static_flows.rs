@@ -8,11 +8,12 @@
 //! section is then parsed on its own, as the little document `[[flow]] ...` it is, so its spans
 //! and error messages are those of the whole file, and only its [`FlowKey`] is kept.
 
-use crate::config::{ConfigError, Locator};
+use crate::config::{ConfigError, Found, Locator};
 use chance_engine::{FlowKey, L4Proto};
 use core::net::SocketAddr;
 use core::ops::Range;
 use serde::Deserialize;
+use std::collections::HashMap;
 use toml::Spanned;
 use toml_parser::lexer::TokenKind;
 
@@ -222,6 +223,98 @@ fn parse_endpoint(
         ));
     }
     Ok(addr)
+}
+
+/// The static flows as they are validated: keys in file order, and a map for duplicates.
+pub(crate) struct Flows {
+    keys: Vec<FlowKey>,
+    seen: HashMap<FlowKey, usize>,
+    capacity: usize,
+    total: usize,
+}
+
+impl Flows {
+    /// Validates the flows: those of an inline `flow = [...]` array (`inline`, spans through
+    /// `at`), or those of the `[[flow]]` sections of `whole`'s text (not both: TOML forbids it).
+    pub(crate) fn validate(
+        inline: Vec<RawFlow>,
+        at: &Locator<'_>,
+        sections: &[Range<usize>],
+        whole: &Locator<'_>,
+        capacity: usize,
+        found: &mut Found,
+    ) -> Vec<FlowKey> {
+        if !inline.is_empty() && !sections.is_empty() {
+            found.take::<()>(Err(whole.error(
+                sections[0].clone(),
+                Some("flow".into()),
+                "defined both as an array and by [[flow]] tables",
+            )));
+            return Vec::new();
+        }
+        let total = inline.len() + sections.len();
+        let mut flows = Flows {
+            keys: Vec::with_capacity(total.min(capacity)),
+            seen: HashMap::with_capacity(total.min(capacity)),
+            capacity,
+            total,
+        };
+        for (i, flow) in inline.iter().enumerate() {
+            if found.full() {
+                break;
+            }
+            let key = flow
+                .validate(i, at)
+                .map(|k| (k, at.original(flow.local_span())));
+            if let Some((key, local)) = found.take(key) {
+                found.take(flows.push(i, key, local, whole));
+            }
+        }
+        for (i, section) in sections.iter().enumerate() {
+            if found.full() {
+                break;
+            }
+            let parsed = parse_section(whole.text(), section.clone(), i, whole);
+            if let Some((key, local)) = found.take(parsed) {
+                found.take(flows.push(i, key, local, whole));
+            }
+        }
+        flows.keys
+    }
+
+    /// Adds flow number `i`, whose `local` is at `local` in the whole text.
+    fn push(
+        &mut self,
+        i: usize,
+        key: FlowKey,
+        local: Range<usize>,
+        whole: &Locator<'_>,
+    ) -> Result<(), ConfigError> {
+        if let Some(first) = self.seen.get(&key) {
+            return Err(whole.error(
+                local,
+                Some(format!("flow[{i}]")),
+                format!("duplicate of flow[{first}]"),
+            ));
+        }
+        if self.keys.len() == self.capacity {
+            // Static entries are never evicted: chanced could not even start with them all.
+            // Said once, at the first flow that does not fit.
+            let error = whole.error(
+                local,
+                Some(format!("flow[{i}]")),
+                format!(
+                    "{} static flows do not fit in flow_table.capacity = {} (raise the capacity)",
+                    self.total, self.capacity
+                ),
+            );
+            self.capacity = usize::MAX;
+            return Err(error);
+        }
+        self.seen.insert(key, i);
+        self.keys.push(key);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

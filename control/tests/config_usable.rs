@@ -107,3 +107,40 @@ fn a_reconciled_namespace_that_does_not_exist_is_refused_by_check_and_start() {
     assert_unusable(&path, "reconcile.namespaces: ");
     assert_unusable(&path, &name);
 }
+
+#[test]
+fn check_reports_every_error_in_file_order() {
+    let text = "[encap]\naddresses = [\"192.0.2.10\"]\nmtu = 10\n\
+         [[flow]]\nproto = \"tcp\"\nlocal = \"192.0.2.10:0\"\nremote = \"198.51.100.7:1\"\n\
+         [[flow]]\nproto = \"tcp\"\nlocal = \"192.0.2.10:443\"\nremote = \"198.51.100.7:1\"\n\
+         [[flow]]\nproto = \"sctp\"\nlocal = \"192.0.2.10:443\"\nremote = \"198.51.100.7:2\"\n\
+         [[flow]]\nproto = \"tcp\"\nlocal = \"192.0.2.10:443\"\nremote = \"198.51.100.7:1\"\n\
+         [flow_table]\nsyn_lifetime_secs = 0\n\
+         [control]\nlog_level = \"loud\"\n";
+    let path = write("every_error", text);
+    let out = check(&path);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let at: Vec<String> = err
+        .lines()
+        .map(|l| {
+            let rest = &l[path.display().to_string().len() + 1..];
+            let mut parts = rest.split(": ");
+            let line = parts.next().unwrap().split(':').next().unwrap();
+            format!("{line}:{}", parts.next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "3:encap.mtu",
+            "6:flow[0].local",
+            "13:flow[2].proto",
+            "18:flow[3]",
+            "21:flow_table.syn_lifetime_secs",
+            "23:control.log_level",
+        ],
+        "{err}"
+    );
+    assert!(err.contains("duplicate of flow[1]"), "{err}");
+}

@@ -120,7 +120,12 @@ fn case_count_probe() {
 fn proptest_cases_in_the_environment_sets_the_case_count() {
     for (env, expected) in [(Some("4321"), 4321), (None, 2000)] {
         let mut probe = std::process::Command::new(std::env::current_exe().unwrap());
-        probe.args(["--exact", "case_count_probe", "--nocapture", "--test-threads=1"]);
+        probe.args([
+            "--exact",
+            "case_count_probe",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
         match env {
             Some(cases) => probe.env("PROPTEST_CASES", cases),
             None => probe.env_remove("PROPTEST_CASES"),
