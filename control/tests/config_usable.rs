@@ -144,3 +144,28 @@ fn check_reports_every_error_in_file_order() {
     );
     assert!(err.contains("duplicate of flow[1]"), "{err}");
 }
+
+#[test]
+fn file_only_skips_what_the_file_names_on_this_host() {
+    let path = write(
+        "file_only",
+        &format!(
+            "{ENCAP}[control]\napi_group = \"chance-no-such-group-{}\"\n",
+            std::process::id()
+        ),
+    );
+    let out = check(&path);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("control.api_group: no group named"),
+        "{}",
+        stderr(&out)
+    );
+    let out = chancectl([
+        "config".as_ref(),
+        "check".as_ref(),
+        "--file-only".as_ref(),
+        path.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -80,8 +80,9 @@ fn the_systemd_unit_verifies_cleanly() {
 #[test]
 fn the_example_configuration_documents_every_key_and_checks() {
     let path = root().join("deploy/chance.example.toml");
+    // --file-only: the example names the group install.sh creates, which this host may lack.
     let out = Command::new(env!("CARGO_BIN_EXE_chancectl"))
-        .args(["config", "check"])
+        .args(["config", "check", "--file-only"])
         .arg(&path)
         .output()
         .unwrap();

@@ -196,10 +196,14 @@ struct ReplayArgs {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Validate a configuration file and summarise it.
+    /// Validate a configuration file and summarise it: the file, and what it names on this host
+    /// (the API group, the reconciled namespaces), as chanced's start and a reload do.
     Check {
         /// The configuration file.
         file: PathBuf,
+        /// Check the file alone, not what it names on this host (for a file meant for another).
+        #[arg(long)]
+        file_only: bool,
     },
     /// The running chanced's configuration.
     Show {
@@ -245,7 +249,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli.socket;
     match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => check(file),
+        Command::Config(ConfigCommand::Check { file, file_only }) => check(file, file_only),
         Command::Replay(args) => run_replay(args),
         Command::Config(ConfigCommand::Show { json }) => show_config(&connect(socket)?, json),
         Command::Stats(args) => stats(connect(socket)?, &args),
@@ -304,9 +308,11 @@ fn connect(socket: Option<PathBuf>) -> anyhow::Result<Api> {
     }
 }
 
-fn check(file: PathBuf) -> anyhow::Result<()> {
+fn check(file: PathBuf, file_only: bool) -> anyhow::Result<()> {
     let config = config::load(&file)?;
-    chance_control::daemon::check_host(&config, &file).map_err(HostError)?;
+    if !file_only {
+        chance_control::daemon::check_host(&config, &file).map_err(HostError)?;
+    }
     let addresses: Vec<String> = config.addresses().iter().map(|a| a.to_string()).collect();
     let flows = config.static_flows().len();
     println!(
