@@ -267,15 +267,7 @@ fn verdicts_dash_writes_to_stdout() {
     write_pcap(&input, &three_frames(), DataLink::ETHERNET);
     let config = dir.join("chance.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let out = chancectl([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--pcap".as_ref(),
-        input.as_os_str(),
-        "--verdicts".as_ref(),
-        "-".as_ref(),
-    ]);
+    let out = chancectl_replay(&config, &input, Path::new("-"), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 3);
 }

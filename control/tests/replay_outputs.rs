@@ -21,17 +21,13 @@ fn replay_into(dir: &Path, input: &Path) -> Output {
 fn replay_with(dir: &Path, input: &Path, which: &str) -> Output {
     let config = dir.join("chance.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    chancectl([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "--pcap".as_ref(),
-        input.as_os_str(),
-        "--verdicts".as_ref(),
-        dir.join("out.jsonl").as_os_str(),
-        which.as_ref(),
-        dir.join("a.pcap").as_os_str(),
-    ])
+    let pcap = dir.join("a.pcap");
+    chancectl_replay(
+        &config,
+        input,
+        &dir.join("out.jsonl"),
+        &[which.as_ref(), pcap.as_os_str()],
+    )
 }
 
 /// A classic pcap written by hand (pcap-file's writer refuses frames over its snaplen):
@@ -184,15 +180,12 @@ fn paths_that_cannot_be_opened_are_usage_errors_and_bad_captures_run_failures() 
 
     let input = dir.join("in.pcap");
     write_pcap(&input, &[arp_frame()], DataLink::ETHERNET);
-    let out = chancectl([
-        "replay".as_ref(),
-        "--config".as_ref(),
-        dir.join("chance.toml").as_os_str(),
-        "--pcap".as_ref(),
-        input.as_os_str(),
-        "--verdicts".as_ref(),
-        dir.join("no-such-directory/out.jsonl").as_os_str(),
-    ]);
+    let out = chancectl_replay(
+        &dir.join("chance.toml"),
+        &input,
+        &dir.join("no-such-directory/out.jsonl"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     std::fs::write(&input, b"not a capture").unwrap();
