@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dataplane_config;
 pub mod decode;
 pub mod frame;
+mod locator;
 pub mod ownership_config;
 pub mod pcapio;
 pub mod reconcile;

@@ -18,6 +18,8 @@
 //! deadline, 2 for an invalid configuration (nothing is started).
 
 mod api;
+mod host;
+pub use host::check_host;
 mod logging;
 mod metrics;
 mod reload;
@@ -27,7 +29,6 @@ use crate::api::{CounterSet, StatsReply};
 use crate::control_config::ControlConfig;
 use crate::reconcile::{ReconcileStats, Reconciler};
 use crate::report::Report;
-use crate::sockets::SocketError;
 use crate::{load, Config, DataplaneConfig, KernelPort};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
@@ -35,7 +36,7 @@ use chance_engine::{Counters, EngineConfig};
 use chance_runtime::{DataplaneSpec, Live, PathCounters, PortStats, RunUntil};
 use clap::Parser;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -116,37 +117,6 @@ enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Other(e)
-    }
-}
-
-/// What `config check` verifies on this host beyond the file itself, as chanced's start and a
-/// reload do: the API group exists and every reconciled namespace can be opened.
-pub fn check_host(config: &Config, path: &Path) -> Result<(), String> {
-    api::resolve_group(config.control().api_group.as_ref())?;
-    if !config.ownership().reconcile_interval.is_zero() {
-        for ns in &config.ownership().namespaces {
-            if let crate::ownership_config::Namespace::Path(ns) = ns {
-                std::fs::File::open(ns).map_err(|e| {
-                    format!(
-                        "{}: reconcile.namespaces: {}: cannot open: {e}",
-                        path.display(),
-                        ns.display()
-                    )
-                })?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A namespace the file names that cannot be opened is the configuration's fault (exit 2, so that
-/// systemd does not restart into the same failure); any other socket failure is not.
-fn namespace_failure(config: &Path, e: SocketError) -> Failure {
-    match e {
-        SocketError::OpenNamespace { .. } | SocketError::EnterNamespace { .. } => {
-            Failure::Config(format!("{}: reconcile.namespaces: {e}", config.display()))
-        }
-        e => Failure::Other(anyhow::Error::new(e).context("socket reconciliation")),
     }
 }
 
@@ -428,7 +398,7 @@ fn run(
     } else {
         Some(
             Reconciler::open(&ownership.namespaces, ownership.grace)
-                .map_err(|e| namespace_failure(&args.config, e))?
+                .map_err(|e| host::namespace_failure(&args.config, e))?
                 .with_stats(Arc::clone(&reconcile_stats)),
         )
     };
