@@ -758,6 +758,7 @@ fn show_config(api: &Api, json: bool) -> anyhow::Result<()> {
         c.encap.mtu
     );
     println!("lcores {:?}, nic {}, kernel {}", c.lcores, c.nic, c.kernel);
+    println!("eal: {}", c.eal_args.join(" "));
     println!(
         "flow table: capacity {}, syn lifetime {} s, egress learning {}, {} static flow(s) in the file",
         c.flow_table_capacity,

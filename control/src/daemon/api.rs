@@ -453,6 +453,7 @@ fn config(shared: &Shared) -> ConfigReply {
             mtu: shared.engine.mtu,
         },
         static_flows: config.static_flows().len(),
+        eal_args: shared.eal_args.clone(),
         lcores: dataplane.map(|d| d.lcores.clone()).unwrap_or_default(),
         nic: dataplane.map(|d| d.nic.clone()).unwrap_or_default(),
         kernel: dataplane

@@ -1,4 +1,4 @@
-//! Prometheus metrics: `GET /metrics` over HTTP (tiny_http, one thread), OpenMetrics text from
+//! Prometheus metrics: `GET /metrics` over HTTP (and `/healthz`, see [`super::health`]) (tiny_http, one thread), OpenMetrics text from
 //! prometheus-client with a custom collector that reads, at scrape time, the counters the main
 //! lcore last published ([`super::Snapshot`]), the flow table's and the reconciliation's
 //! counters, and the daemon's own. Nothing here touches what the lcores write.
@@ -66,9 +66,10 @@ impl MetricsServer {
         registry.register_collector(Box::new(ChanceCollector(Arc::downgrade(shared))));
         let thread = {
             let server = Arc::clone(&server);
+            let shared = Arc::downgrade(shared);
             std::thread::Builder::new()
                 .name("chance-metrics".into())
-                .spawn(move || serve(&server, &registry))
+                .spawn(move || serve(&server, &registry, &shared))
                 .map_err(|e| format!("metrics thread: {e}"))?
         };
         tracing::info!(%address, "metrics served at http://{address}/metrics");
@@ -91,9 +92,20 @@ impl MetricsServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, registry: &Registry) {
+fn serve(server: &tiny_http::Server, registry: &Registry, shared: &Weak<Shared>) {
     for request in server.incoming_requests() {
         let path = request.url().split('?').next().unwrap_or("");
+        let health = match request.method() {
+            tiny_http::Method::Get => super::health::answer(path, shared.upgrade().as_deref()),
+            _ => None,
+        };
+        if let Some(health) = health {
+            let response = tiny_http::Response::from_string(health.body)
+                .with_status_code(health.status)
+                .with_header(header("text/plain; charset=utf-8"));
+            let _ = request.respond(response);
+            continue;
+        }
         let response = match (request.method(), path) {
             (tiny_http::Method::Get, "/metrics") => {
                 let mut body = String::new();
@@ -106,10 +118,10 @@ fn serve(server: &tiny_http::Server, registry: &Registry) {
                     }
                 }
             }
-            (tiny_http::Method::Get, "/") => {
-                tiny_http::Response::from_string("chanced: metrics at /metrics\n")
-                    .with_header(header("text/plain; charset=utf-8"))
-            }
+            (tiny_http::Method::Get, "/") => tiny_http::Response::from_string(
+                "chanced: metrics at /metrics, health at /healthz/live and /healthz/ready\n",
+            )
+            .with_header(header("text/plain; charset=utf-8")),
             _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
         };
         let _ = request.respond(response);
