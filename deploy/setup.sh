@@ -17,6 +17,8 @@ packages=(
   python3          # the lab's director
   systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
   util-linux       # setpriv: the API socket test connects as another user
+  man-db           # man -l on the Debian package's man pages (control/tests/package.rs)
+  prometheus       # promtool check/test rules on deploy/monitoring (control/tests/monitoring.rs)
 )
 
 missing=()

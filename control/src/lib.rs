@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod chancectl_cli;
 pub mod config;
 pub mod control_config;
 pub mod daemon;

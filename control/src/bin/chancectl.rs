@@ -7,197 +7,27 @@
 
 use anyhow::{bail, Context};
 use chance_control::api::{
-    Client, ClientError, ConfigReply, CounterSet, FlowChangeReply, FlowSpec, FlowsListReply,
-    LookupReply, ReloadReply, Request, SimulateReply, StatsReply,
+    Client, ClientError, ConfigReply, CounterSet, FlowChangeReply, FlowsListReply, LookupReply,
+    ReloadReply, Request, SimulateReply, StatsReply,
+};
+use chance_control::chancectl_cli::{
+    Cli, Command, ConfigCommand, FlowsCommand, ReplayArgs, SimulateArgs, StatsArgs,
 };
 use chance_control::control_config::default_socket;
-use chance_control::frame::{Inner, PacketSpec};
+use chance_control::frame::PacketSpec;
 use chance_control::pcapio::CaptureReader;
 use chance_control::{config, replay, ConfigError, ReplayOutputs};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// Where chancectl looks for the daemon's socket when `--socket` is not given.
 const DEFAULT_CONFIG: &str = "/etc/chance/chance.toml";
-
-/// chance's command-line tool.
-#[derive(Debug, Parser)]
-#[command(name = "chancectl", version)]
-struct Cli {
-    /// chanced's API socket [default: [control] api_socket of /etc/chance/chance.toml, else
-    /// /run/chance/chance.sock].
-    #[arg(long, global = true, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Counter rates: per verdict, per counter, per lcore, per port.
-    Stats(StatsArgs),
-    /// The flow table.
-    #[command(subcommand)]
-    Flows(FlowsCommand),
-    /// Runs one packet through the engine over the live flow table (which it does not change).
-    Simulate(SimulateArgs),
-    /// Reloads chanced's configuration file (as SIGHUP does) and prints what changed.
-    Reload {
-        /// Print the reply as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Configuration file commands.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Run every frame of a capture through the engine and write the verdicts.
-    Replay(ReplayArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct StatsArgs {
-    /// Redraw every interval until interrupted.
-    #[arg(long)]
-    watch: bool,
-    /// Print JSON: the counters and their rates.
-    #[arg(long)]
-    json: bool,
-    /// Seconds between the two samples a rate is computed from.
-    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
-    interval: f64,
-}
-
-#[derive(Debug, clap::Args)]
-struct FlowArgs {
-    /// tcp or udp.
-    proto: String,
-    /// The host's side, ADDR:PORT ([ADDR]:PORT for IPv6).
-    local: String,
-    /// The remote side.
-    remote: String,
-}
-
-impl FlowArgs {
-    fn spec(&self) -> FlowSpec {
-        FlowSpec {
-            proto: self.proto.clone(),
-            local: self.local.clone(),
-            remote: self.remote.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Subcommand)]
-enum FlowsCommand {
-    /// Lists entries.
-    List {
-        /// Only this source: syn, egress, socket or static.
-        #[arg(long)]
-        source: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Looks one flow up.
-    Lookup {
-        #[command(flatten)]
-        flow: FlowArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Adds a static entry (until chanced restarts; put it in the file to keep it).
-    Add(FlowArgs),
-    /// Removes a static entry.
-    Del(FlowArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct SimulateArgs {
-    /// The inner packet: tcp, udp or icmp.
-    #[arg(long, default_value = "tcp")]
-    inner: Inner,
-    /// The client, ADDR:PORT.
-    #[arg(long, required_unless_present_any = ["pcap", "hex"])]
-    src: Option<SocketAddr>,
-    /// The service (a VIP on this host), ADDR:PORT.
-    #[arg(long, required_unless_present_any = ["pcap", "hex"])]
-    dst: Option<SocketAddr>,
-    /// TCP flags: S, A (or .), F, R, P.
-    #[arg(long, default_value = "A")]
-    flags: String,
-    /// The hop list after this host, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    hops: Vec<Ipv4Addr>,
-    /// GLB's next_hop index.
-    #[arg(long, default_value_t = 0)]
-    next_hop: u8,
-    /// Set GLB's forward_syn flag.
-    #[arg(long)]
-    forward_syn: bool,
-    /// The outer source (the director).
-    #[arg(long, default_value = "192.0.2.1")]
-    outer_src: Ipv4Addr,
-    /// The outer destination [default: chanced's first encapsulation address].
-    #[arg(long)]
-    outer_dst: Option<Ipv4Addr>,
-    /// Take the frame from this capture instead.
-    #[arg(long, conflicts_with_all = ["src", "dst", "hex"], requires = "index")]
-    pcap: Option<PathBuf>,
-    /// The frame's index in the capture (0 is the first).
-    #[arg(long)]
-    index: Option<u64>,
-    /// Take the frame as hex instead.
-    #[arg(long, conflicts_with_all = ["src", "dst"])]
-    hex: Option<String>,
-    /// Print the reply as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-struct ReplayArgs {
-    /// Configuration file (its [encap] table and static flows are used).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// Input capture, classic pcap or pcapng.
-    #[arg(long, value_name = "IN.pcap")]
-    pcap: PathBuf,
-    /// Output JSON Lines file, one verdict per frame ("-" for standard output).
-    #[arg(long, value_name = "OUT.jsonl")]
-    verdicts: PathBuf,
-    /// Write the accepted (decapsulated) frames to this pcap.
-    #[arg(long, value_name = "A.pcap")]
-    accepted: Option<PathBuf>,
-    /// Write the forwarded (rewritten) frames to this pcap.
-    #[arg(long, value_name = "F.pcap")]
-    forwarded: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Validate a configuration file and summarise it.
-    Check {
-        /// The configuration file.
-        file: PathBuf,
-    },
-    /// The running chanced's configuration.
-    Show {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
