@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Debian package `chance` with dpkg-deb (docs/packaging.md):
 #
-#   deploy/package/build-deb.sh [--debug] [--no-build] [--out DIR]
+#   deploy/package/build-deb.sh [--debug] [--no-build] [--from DIR] [--out DIR]
 #
 # - builds the binaries (cargo build --release; --debug: the dev profile, for tests: the
 #   package's version then ends in +debug and its description says so); --no-build packages
-#   what target/ already holds;
+#   what target/release (target/debug with --debug, or --from DIR) already holds;
 # - renders the man pages and shell completions from the clap definitions (chance-gen-docs);
 # - packages chanced, chancectl, chance-pktgen (and chance-director when the workspace has that
 #   binary), the systemd units, the example configuration (also as the conffile
@@ -20,13 +20,15 @@ here=$root/deploy/package
 
 profile=release
 build=1
+from=""
 out=$root/target/debian
 while (($#)); do
   case $1 in
     --debug) profile=debug ;;
     --no-build) build=0 ;;
+    --from) from=$2; shift ;;
     --out) out=$2; shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "build-deb: unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
   shift
@@ -41,7 +43,7 @@ if ((build)); then
   [[ $profile == release ]] && flags=(--release)
   (cd "$root" && cargo build -q "${flags[@]}" -p chance-control -p chance-pktgen --bins) >&2
 fi
-from=$root/target/$profile
+from=${from:-$root/target/$profile}
 for bin in "${bins[@]}" chance-gen-docs; do
   [[ -x $from/$bin ]] || { echo "build-deb: $from/$bin is missing (build first)" >&2; exit 1; }
 done
