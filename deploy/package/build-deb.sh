@@ -50,7 +50,10 @@ done
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -1)
 description="chance: GUE second-chance load-balancer dataplane (DPDK)"
+compression=()
 if [[ $profile == debug ]]; then
+  # Debug binaries are large and the package is for a test: compress fast, not small.
+  compression=(-Zgzip -z1)
   version+="+debug"
   description+=" [unoptimised debug build, for tests only]"
 fi
@@ -93,15 +96,12 @@ install -m 0644 "$gen"/completions/zsh/* "$pkg/usr/share/zsh/vendor-completions/
 install -m 0644 "$gen"/completions/fish/* "$pkg/usr/share/fish/vendor_completions.d/"
 
 # Depends: the packages that own the shared libraries the binaries link (DPDK, libnuma, ...).
-declare -A owners=()
-for bin in "${bins[@]}"; do
-  while read -r lib; do
-    owner=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || true)
-    owner=${owner%%:*}
-    [[ -n $owner ]] && owners[$owner]=1
-  done < <(ldd "$from/$bin" | sed -n 's/.* => \(\/[^ ]*\) .*/\1/p')
-done
-depends=$(printf '%s\n' "${!owners[@]}" | sort | paste -sd, | sed 's/,/, /g')
+# One dpkg-query for all of them (each call reads the whole database); both spellings of a path,
+# as merged-/usr systems register some under /lib and some under /usr/lib.
+mapfile -t libs < <(for bin in "${bins[@]}"; do ldd "$from/$bin"; done |
+  sed -n 's/.* => \(\/[^ ]*\) .*/\1/p' | sort -u)
+depends=$(dpkg-query -S "${libs[@]}" "${libs[@]/#//usr}" 2>/dev/null | sed 's/:.*//; s/, /\n/g' |
+  sed 's/:.*//' | sort -u | paste -sd, | sed 's/,/, /g' || true)
 
 installed_kb=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 cat > "$pkg/DEBIAN/control" <<CONTROL
@@ -127,5 +127,5 @@ done
 
 mkdir -p "$out"
 deb=$out/chance_${version}_${arch}.deb
-dpkg-deb --root-owner-group --build "$pkg" "$deb" > /dev/null
+dpkg-deb --root-owner-group "${compression[@]}" --build "$pkg" "$deb" > /dev/null
 echo "$deb"
