@@ -28,7 +28,8 @@ pub enum Command {
     /// The flow table.
     #[command(subcommand)]
     Flows(FlowsCommand),
-    /// Runs one packet through the engine over the live flow table (which it does not change).
+    /// Runs one packet through the engine over the live flow table (which it does not change),
+    /// or offline with --config.
     Simulate(SimulateArgs),
     /// Reloads chanced's configuration file (as SIGHUP does) and prints what changed.
     Reload {
@@ -148,6 +149,10 @@ pub struct SimulateArgs {
     /// Take the frame as hex instead.
     #[arg(long, conflicts_with_all = ["src", "dst"])]
     pub hex: Option<String>,
+    /// Simulate offline, without chanced: this file's [encap] and static flows (a flow table
+    /// as chanced's right after start-up, before it learns any flow).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Print the reply as JSON.
     #[arg(long)]
     pub json: bool,

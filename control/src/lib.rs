@@ -17,6 +17,7 @@ pub mod pcapio;
 pub mod reconcile;
 pub mod replay;
 pub mod report;
+pub mod simulate;
 pub mod sockets;
 
 pub use config::{load, parse, Config, ConfigError};

@@ -99,7 +99,14 @@ fn build_package(out: &Path) -> PathBuf {
     if !bins.join("chance-pktgen").exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "chance-pktgen", "--bin", "chance-pktgen"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "chance-pktgen",
+                "--bin",
+                "chance-pktgen",
+            ])
             .current_dir(&root)
             .status()
             .expect("cargo runs");

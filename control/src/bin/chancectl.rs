@@ -16,12 +16,13 @@ use chance_control::chancectl_cli::{
 use chance_control::control_config::default_socket;
 use chance_control::frame::PacketSpec;
 use chance_control::pcapio::CaptureReader;
-use chance_control::{config, replay, ConfigError, ReplayOutputs};
+use chance_control::{config, replay, simulate, ConfigError, ReplayOutputs};
 use clap::Parser;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -54,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Show { json }) => show_config(&connect(socket)?, json),
         Command::Stats(args) => stats(connect(socket)?, &args),
         Command::Flows(command) => flows(connect(socket)?, command),
-        Command::Simulate(args) => simulate(connect(socket)?, args),
+        Command::Simulate(args) => simulate(socket, args),
         Command::Reload { json } => reload(connect(socket)?, json),
     }
 }
@@ -481,44 +482,70 @@ fn frame_from_pcap(path: &Path, index: u64) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn simulate(api: Api, args: SimulateArgs) -> anyhow::Result<()> {
-    let frame = if let Some(path) = &args.pcap {
-        frame_from_pcap(path, args.index.unwrap_or(0))?
-    } else if let Some(text) = &args.hex {
-        hex::decode(text.trim()).context("--hex")?
-    } else {
-        let running: ConfigReply = api.call_as(&Request::Config)?;
-        let outer_dst = match args.outer_dst {
-            Some(a) => a,
-            None => running
-                .encap
-                .addresses
-                .first()
-                .context("chanced reports no encapsulation address")?
-                .parse()
-                .context("chanced's encapsulation address")?,
-        };
-        let (Some(src), Some(dst)) = (args.src, args.dst) else {
-            bail!("--src and --dst describe the packet (or give --pcap or --hex)");
-        };
-        PacketSpec {
-            inner: args.inner,
-            src,
-            dst,
-            flags: args.flags.clone(),
-            hops: args.hops.clone(),
-            next_hop: args.next_hop,
-            forward_syn: args.forward_syn,
-            outer_src: args.outer_src,
-            outer_dst,
-            port: running.encap.port,
-        }
-        .build()
-        .map_err(anyhow::Error::msg)?
+/// The frame `args` describe; `encap` gives the destination address and GUE port a built one
+/// defaults to (asked only when the frame is built).
+fn simulated_frame(
+    args: &SimulateArgs,
+    encap: impl FnOnce() -> anyhow::Result<(Option<Ipv4Addr>, u16)>,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(path) = &args.pcap {
+        return frame_from_pcap(path, args.index.unwrap_or(0));
+    }
+    if let Some(text) = &args.hex {
+        return hex::decode(text.trim()).context("--hex");
+    }
+    let (first_address, port) = encap()?;
+    let outer_dst = match args.outer_dst.or(first_address) {
+        Some(a) => a,
+        None => bail!("no encapsulation address to send to (give --outer-dst)"),
     };
-    let reply: SimulateReply = api.call_as(&Request::Simulate {
-        frame: hex::encode(&frame),
-    })?;
+    let (Some(src), Some(dst)) = (args.src, args.dst) else {
+        bail!("--src and --dst describe the packet (or give --pcap or --hex)");
+    };
+    PacketSpec {
+        inner: args.inner,
+        src,
+        dst,
+        flags: args.flags.clone(),
+        hops: args.hops.clone(),
+        next_hop: args.next_hop,
+        forward_syn: args.forward_syn,
+        outer_src: args.outer_src,
+        outer_dst,
+        port,
+    }
+    .build()
+    .map_err(anyhow::Error::msg)
+}
+
+fn simulate(socket: Option<PathBuf>, args: SimulateArgs) -> anyhow::Result<()> {
+    let (frame, reply) = match &args.config {
+        Some(path) => {
+            let config = config::load(path)?;
+            let frame = simulated_frame(&args, || {
+                Ok((config.addresses().first().copied(), config.port()))
+            })?;
+            let table = simulate::static_table(&config).map_err(anyhow::Error::msg)?;
+            let reply = simulate::run(&config.engine_config(), &table, &hex::encode(&frame))
+                .map_err(anyhow::Error::msg)?;
+            (frame, reply)
+        }
+        None => {
+            let api = connect(socket)?;
+            let frame = simulated_frame(&args, || {
+                let running: ConfigReply = api.call_as(&Request::Config)?;
+                let first = match running.encap.addresses.first() {
+                    Some(a) => Some(a.parse().context("chanced's encapsulation address")?),
+                    None => None,
+                };
+                Ok((first, running.encap.port))
+            })?;
+            let reply: SimulateReply = api.call_as(&Request::Simulate {
+                frame: hex::encode(&frame),
+            })?;
+            (frame, reply)
+        }
+    };
     if args.json {
         return print_json(&reply);
     }
