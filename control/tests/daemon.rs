@@ -13,6 +13,8 @@
 //!
 //! The daemons run one at a time (each busy-polls a worker lcore).
 
+mod common;
+
 use chance_control::api::{Client, ClientError, Request, StatsReply};
 use chance_control::pcapio::EthernetPcapWriter;
 use chance_testkit::gue::GueFrame;
@@ -300,18 +302,8 @@ fn path(report: &Value, name: &str) -> u64 {
 
 /// `GET /metrics`: (name, labels, value) of every sample.
 fn scrape(address: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
-    let mut stream = TcpStream::connect(address).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
+    let (status, head, body) = common::http_get(address, "/metrics");
+    assert!(head.starts_with("HTTP/1.") && status == 200, "{head}");
     assert!(
         head.to_ascii_lowercase()
             .contains("content-type: application/openmetrics-text"),
@@ -1028,20 +1020,8 @@ fn the_api_socket_refuses_other_users() {
 
 /// `GET path` on the metrics server: the status code and the body.
 fn http_get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("status line: {head}"));
-    (status, body.to_owned())
+    let (status, _, body) = common::http_get(address, path);
+    (status, body)
 }
 
 fn idle_setup<'a>(name: &'a str, frames: &'a [Vec<u8>]) -> Setup<'a> {

@@ -7,8 +7,6 @@ mod common;
 use pcap_file::DataLink;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -150,7 +148,7 @@ metrics_address = "127.0.0.1:0"
                 .nth(1)
                 .and_then(|rest| rest.split("/metrics").next())
             {
-                let body = get(address, "/metrics");
+                let (_, _, body) = common::http_get(address, "/metrics");
                 if body.contains("chance_processed_packets_total{") {
                     return body
                         .lines()
@@ -172,20 +170,6 @@ impl Drop for Chanced {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
     }
-}
-
-fn get(address: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(address).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
 }
 
 #[test]

@@ -280,3 +280,22 @@ pub fn read_pcap(path: &Path) -> Vec<(Duration, Vec<u8>)> {
     }
     frames
 }
+
+/// `GET path` over HTTP/1.0 from `address`: the status code, the head and the body.
+pub fn http_get(address: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("HTTP endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    (status, head.to_owned(), body.to_owned())
+}
