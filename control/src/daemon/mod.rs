@@ -76,8 +76,9 @@ pub struct Args {
     /// eal_args (the port names still come from [ports]).
     #[arg(long, requires = "eal")]
     pub replace_eal_args: bool,
-    /// EAL arguments, appended to the ones derived from the configuration and [dpdk] eal_args
-    /// (EAL takes the last of a repeated option); see --replace-eal-args.
+    /// EAL arguments, appended to the ones derived from the configuration and [dpdk] eal_args (a
+    /// repeated single-value option such as --log-level or -m: EAL takes the last; --vdev and -a
+    /// add devices); see --replace-eal-args.
     #[arg(last = true, value_name = "EAL ARGS")]
     pub eal: Vec<String>,
 }
