@@ -69,8 +69,11 @@ run_one() { # index, round
   prefixes+=("$prefix")
   ensure_hugepages
   reseat_hugepages
+  # Builds from before --replace-eal-args replaced the derived EAL arguments with these anyway.
+  replace=()
+  "${bins[$1]}" --help | grep -q -- --replace-eal-args && replace=(--replace-eal-args)
   NO_COLOR=1 "${bins[$1]}" --config "$config" --duration "$duration" --stats-interval 1 \
-    --report-json "$json" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --in-memory --no-pci \
+    --report-json "$json" "${replace[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --in-memory --no-pci \
     --vdev "$nic" --vdev "$kernel" > "$log" 2>&1 &
   child=$!
   wait "$child" || { echo "bench-ab: $name failed, see $log" >&2; exit 1; }

@@ -152,7 +152,7 @@ chanced_run() { # binary, config, name [kernel vdev]
   ensure_hugepages
   # shellcheck disable=SC2046
   NO_COLOR=1 "$1" --config "$2" --duration "$duration" --stats-interval 1 \
-    --report-json "$json" -- $(eal_args "$prefix" "${4:-}") > "$log" 2>&1 &
+    --report-json "$json" --replace-eal-args -- $(eal_args "$prefix" "${4:-}") > "$log" 2>&1 &
   child=$!
   sleep 2
   share=$(cpu_share "$child" $((duration - 3)))

@@ -46,9 +46,12 @@ trap 'rm -rf "$out" "/var/run/dpdk/$prefix"' EXIT
 "$root/target/release/chance-mix" "$out" --frames 4000 --flows 1000 > /dev/null
 nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$out/mix.toml")
 kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$out/mix.toml")
+# A --bin from before --replace-eal-args replaced the derived EAL arguments with these anyway.
+replace=()
+"$bin" --help | grep -q -- --replace-eal-args && replace=(--replace-eal-args)
 valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out/callgrind.out" \
   "$bin" --config "$out/mix.toml" --duration "$seconds" --report-json "$out/report.json" \
-  -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
+  "${replace[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
   --vdev "$nic" --vdev "$kernel" > "$out/chanced.log" 2>&1 ||
   { echo "bench-worker-instructions: chanced failed under valgrind:" >&2; tail -20 "$out/chanced.log" >&2; exit 1; }
 

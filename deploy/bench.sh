@@ -340,7 +340,7 @@ row_chanced() { # kind mix rep rate [memif options]: chance-pktgen drives chance
   clog=$out/$kind-chanced-$mix-$rep.log j=$out/$kind-chanced-$mix-$rep.json rj=$out/$kind-chanced-$mix-$rep.report.json
   new_eal ch
   # shellcheck disable=SC2086
-  "$chanced" --config "$out/chance-$mix.toml" --report-json "$rj" -- "${SERVER[@]}" \
+  "$chanced" --config "$out/chance-$mix.toml" --report-json "$rj" --replace-eal-args -- "${SERVER[@]}" \
     $eal --vdev="$memif_server$ring" --vdev=net_null0,no-rx=1 > "$clog" 2>&1 < /dev/null &
   server=$!
   pids+=("$server")

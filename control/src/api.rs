@@ -384,6 +384,10 @@ pub struct ConfigReply {
     pub encap: EncapSummary,
     /// Static flows in the file.
     pub static_flows: usize,
+    /// The EAL arguments chanced started with (derived, `[dpdk] eal_args`, then the command
+    /// line's), without the program name.
+    #[serde(default)]
+    pub eal_args: Vec<String>,
     /// CPUs, the first the main lcore.
     pub lcores: Vec<u32>,
     /// The NIC.

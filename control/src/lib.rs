@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod chancectl_cli;
 pub mod config;
 pub mod control_config;
 pub mod daemon;
@@ -22,6 +23,7 @@ pub mod reconcile;
 pub mod replay;
 pub mod report;
 pub(crate) mod shell;
+pub mod simulate;
 pub mod sockets;
 mod static_flows;
 

@@ -149,6 +149,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, setup: &Setup<'_>, env: &[(&str, String)]) -> Daemon {
+        Self::start_with_args(dir, setup, env, &[])
+    }
+
+    /// Starts chanced with `args` after the usual ones (`--replace-eal-args`, `-- EAL ARGS`).
+    fn start_with_args(
+        dir: &Path,
+        setup: &Setup<'_>,
+        env: &[(&str, String)],
+        args: &[String],
+    ) -> Daemon {
         let config = dir.join("chance.toml");
         std::fs::write(&config, config_text(dir, setup)).unwrap();
         let log = std::fs::File::create(dir.join("chanced.log")).unwrap();
@@ -157,6 +167,7 @@ impl Daemon {
             .arg(&config)
             .arg("--report-json")
             .arg(dir.join("report.json"))
+            .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -933,6 +944,152 @@ fn the_api_socket_refuses_other_users() {
         daemon.socket.exists(),
         "the first chanced's socket is untouched"
     );
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// `GET path` on the metrics server: the status code and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = common::http_get(address, path);
+    (status, body)
+}
+
+fn idle_setup<'a>(name: &'a str, frames: &'a [Vec<u8>]) -> Setup<'a> {
+    Setup {
+        name,
+        frames,
+        infinite: true,
+        flows: "",
+        control: "",
+    }
+}
+
+#[test]
+fn eal_args_after_the_double_dash_are_appended_logged_and_shown() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("ealappend");
+    let frames = [ack_frame(1111)];
+    // Before, this alone replaced every derived argument: no -l, no --vdev, no ports.
+    let daemon = Daemon::start_with_args(
+        &scratch.0,
+        &idle_setup("ealappend", &frames),
+        &[],
+        &["--".into(), "--log-level=lib.eal:notice".into()],
+    );
+    let shown: Value = daemon.client().call(&Request::Config).unwrap();
+    let eal: Vec<&str> = shown["eal_args"]
+        .as_array()
+        .expect("eal_args in the config reply")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let prefix = format!("chance-d{}-ealappend", std::process::id());
+    assert_eq!(&eal[..2], ["-l", "0,1"], "{eal:?}");
+    assert!(
+        eal.windows(2)
+            .any(|w| w == ["--file-prefix", prefix.as_str()]),
+        "{eal:?}"
+    );
+    assert!(eal.iter().any(|a| a.starts_with("net_pcap0,")), "{eal:?}");
+    assert!(eal.iter().any(|a| a.starts_with("net_pcap1,")), "{eal:?}");
+    // The file's eal_args, then the command line's, last (EAL takes the last of a repeat).
+    assert_eq!(
+        &eal[eal.len() - 3..],
+        [
+            "--log-level=lib.eal:warning",
+            "--no-telemetry",
+            "--log-level=lib.eal:notice"
+        ]
+    );
+    let text = daemon.ctl_ok(&["config", "show"]);
+    assert!(text.contains(&format!("eal: {}", eal.join(" "))), "{text}");
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains(&format!("EAL arguments: {}", eal.join(" "))),
+        "{log}"
+    );
+}
+
+#[test]
+fn replace_eal_args_starts_eal_with_only_the_command_lines() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("ealreplace");
+    let frames = [ack_frame(1111)];
+    let setup = idle_setup("ealreplace", &frames);
+    // The same ports as the file's, spelled out by hand, without the file's eal_args.
+    let config = config_text(&scratch.0, &setup);
+    let device = |key: &str| {
+        let line = config.lines().find(|l| l.starts_with(key)).unwrap();
+        let start = line.find("net_pcap").unwrap();
+        line[start..].split('"').next().unwrap().to_owned()
+    };
+    let eal: Vec<String> = [
+        "-l",
+        "0-1",
+        "--file-prefix",
+        &format!("chance-d{}-ealreplace", std::process::id()),
+        "--no-huge",
+        "--no-shconf",
+        "-m",
+        "256",
+        "--no-pci",
+        "--vdev",
+        &device("nic"),
+        "--vdev",
+        &device("kernel"),
+        "--log-level=lib.eal:error",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut args = vec!["--replace-eal-args".to_owned(), "--".to_owned()];
+    args.extend(eal.iter().cloned());
+    let daemon = Daemon::start_with_args(&scratch.0, &setup, &[], &args);
+    let shown: ConfigShown = daemon.client().call_as(&Request::Config).unwrap();
+    assert_eq!(shown.eal_args, eal);
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains(&format!("EAL arguments: {}", eal.join(" "))),
+        "{log}"
+    );
+}
+
+#[derive(serde::Deserialize)]
+struct ConfigShown {
+    eal_args: Vec<String>,
+}
+
+#[test]
+fn replace_eal_args_without_eal_args_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_chanced"))
+        .args(["--config", "/nonexistent.toml", "--replace-eal-args"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--replace-eal-args"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn healthz_answers_live_and_ready_beside_the_metrics() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("healthz");
+    let frames = [ack_frame(1111)];
+    let daemon = Daemon::start(&scratch.0, &idle_setup("healthz", &frames), &[]);
+    let address = metrics_address(&daemon);
+    assert_eq!(http_get(&address, "/healthz/live"), (200, "live\n".into()));
+    for path in ["/healthz/ready", "/healthz"] {
+        assert_eq!(
+            http_get(&address, path),
+            (200, "ready: dataplane running\n".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(http_get(&address, "/healthz/other").0, 404);
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
 }

@@ -81,7 +81,7 @@ fn pktgen_drives_chanced_over_memif() {
         .arg(&config)
         .arg("--report-json")
         .arg(&report)
-        .arg("--")
+        .args(["--replace-eal-args", "--"])
         .args([
             "--lcores=0@1,1@0",
             "--no-huge",

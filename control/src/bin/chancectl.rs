@@ -1,222 +1,34 @@
 //! chancectl: chance's command-line tool. Talks to a running chanced over its API socket (stats,
 //! flows, simulate, reload, config show) and works offline (config check, replay).
 //!
-//! Exit status (also in `--help`): see [`EXIT_STATUS`].
+//! Exit status (also in `--help`): see `chancectl_cli::EXIT_STATUS`.
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
 use chance_control::api::{
-    Client, ClientError, ConfigReply, CounterSet, FlowChangeReply, FlowSpec, FlowsListReply,
-    LookupReply, ReloadReply, Request, SimulateReply, StatsReply,
+    Client, ClientError, ConfigReply, CounterSet, FlowChangeReply, FlowsListReply, LookupReply,
+    ReloadReply, Request, SimulateReply, StatsReply,
+};
+use chance_control::chancectl_cli::{
+    Cli, Command, ConfigCommand, FlowsCommand, ReplayArgs, SimulateArgs, StatsArgs,
 };
 use chance_control::control_config::default_socket;
 use chance_control::director_cli::DirectorInputError;
-use chance_control::frame::{Inner, PacketSpec};
+use chance_control::frame::PacketSpec;
 use chance_control::pcapio::CaptureReader;
-use chance_control::{config, replay, ConfigError, ReplayError, ReplayOutputs};
-use clap::{Parser, Subcommand};
+use chance_control::{config, replay, simulate, ConfigError, ReplayError, ReplayOutputs};
+use clap::Parser;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// Where chancectl looks for the daemon's socket when `--socket` is not given.
 const DEFAULT_CONFIG: &str = "/etc/chance/chance.toml";
-
-/// The exit statuses, as `--help` prints them.
-const EXIT_STATUS: &str = "\
-Exit status:
-  0  success
-  1  the command failed: a capture that is malformed or truncated, an output that cannot be
-     written, frames that are not Ethernet; chanced unreachable or refusing the request
-  2  usage or configuration error: bad arguments, a configuration file that is invalid or cannot
-     be used on this host, a file named on the command line that cannot be opened, an output
-     that cannot be created";
-
-/// chance's command-line tool.
-#[derive(Debug, Parser)]
-#[command(name = "chancectl", version, after_help = EXIT_STATUS)]
-struct Cli {
-    /// chanced's API socket [default: [control] api_socket of /etc/chance/chance.toml, else
-    /// /run/chance/chance.sock].
-    #[arg(long, global = true, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Counter rates: per verdict, per counter, per lcore, per port.
-    Stats(StatsArgs),
-    /// The flow table.
-    #[command(subcommand)]
-    Flows(FlowsCommand),
-    /// Runs one packet through the engine over the live flow table (which it does not change).
-    Simulate(SimulateArgs),
-    /// Reloads chanced's configuration file (as SIGHUP does) and prints what changed.
-    Reload {
-        /// Print the reply as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Configuration file commands.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Run every frame of a capture through the engine and write the verdicts.
-    #[command(after_help = EXIT_STATUS)]
-    Replay(ReplayArgs),
-    /// The director: offline tools, and a running chance-director (its socket: --socket, else
-    /// /etc/chance/director.toml's).
-    #[command(subcommand)]
-    Director(chance_control::director::ctl::DirectorCommand),
-}
-
-#[derive(Debug, clap::Args)]
-struct StatsArgs {
-    /// Redraw every interval until interrupted.
-    #[arg(long)]
-    watch: bool,
-    /// Print JSON: the counters and their rates.
-    #[arg(long)]
-    json: bool,
-    /// Seconds between the two samples a rate is computed from.
-    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
-    interval: f64,
-}
-
-#[derive(Debug, clap::Args)]
-struct FlowArgs {
-    /// tcp or udp.
-    proto: String,
-    /// The host's side, ADDR:PORT ([ADDR]:PORT for IPv6).
-    local: String,
-    /// The remote side.
-    remote: String,
-}
-
-impl FlowArgs {
-    fn spec(&self) -> FlowSpec {
-        FlowSpec {
-            proto: self.proto.clone(),
-            local: self.local.clone(),
-            remote: self.remote.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Subcommand)]
-enum FlowsCommand {
-    /// Lists entries.
-    List {
-        /// Only this source: syn, egress, socket or static.
-        #[arg(long)]
-        source: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Looks one flow up.
-    Lookup {
-        #[command(flatten)]
-        flow: FlowArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Adds a static entry (until chanced restarts; put it in the file to keep it).
-    Add(FlowArgs),
-    /// Removes a static entry.
-    Del(FlowArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct SimulateArgs {
-    /// The inner packet: tcp, udp or icmp.
-    #[arg(long, default_value = "tcp")]
-    inner: Inner,
-    /// The client, ADDR:PORT.
-    #[arg(long, required_unless_present_any = ["pcap", "hex"])]
-    src: Option<SocketAddr>,
-    /// The service (a VIP on this host), ADDR:PORT.
-    #[arg(long, required_unless_present_any = ["pcap", "hex"])]
-    dst: Option<SocketAddr>,
-    /// TCP flags: S, A (or .), F, R, P.
-    #[arg(long, default_value = "A")]
-    flags: String,
-    /// The hop list after this host, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    hops: Vec<Ipv4Addr>,
-    /// GLB's next_hop index.
-    #[arg(long, default_value_t = 0)]
-    next_hop: u8,
-    /// Set GLB's forward_syn flag.
-    #[arg(long)]
-    forward_syn: bool,
-    /// The outer source (the director).
-    #[arg(long, default_value = "192.0.2.1")]
-    outer_src: Ipv4Addr,
-    /// The outer destination [default: chanced's first encapsulation address].
-    #[arg(long)]
-    outer_dst: Option<Ipv4Addr>,
-    /// Take the frame from this capture instead.
-    #[arg(long, conflicts_with_all = ["src", "dst", "hex"], requires = "index")]
-    pcap: Option<PathBuf>,
-    /// The frame's index in the capture (0 is the first).
-    #[arg(long)]
-    index: Option<u64>,
-    /// Take the frame as hex instead.
-    #[arg(long, conflicts_with_all = ["src", "dst"])]
-    hex: Option<String>,
-    /// Print the reply as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, clap::Args)]
-struct ReplayArgs {
-    /// Configuration file (its [encap] table and static flows are used).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
-    /// Input capture, classic pcap or pcapng.
-    #[arg(long, value_name = "IN.pcap")]
-    pcap: PathBuf,
-    /// Output JSON Lines file, one verdict per frame ("-" for standard output).
-    #[arg(long, value_name = "OUT.jsonl")]
-    verdicts: PathBuf,
-    /// Write the accepted (decapsulated) frames to this pcap.
-    #[arg(long, value_name = "A.pcap")]
-    accepted: Option<PathBuf>,
-    /// Write the forwarded (rewritten) frames to this pcap.
-    #[arg(long, value_name = "F.pcap")]
-    forwarded: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-enum ConfigCommand {
-    /// Validate a configuration file and summarise it: the file, and what it names on this host
-    /// (the API group, the reconciled namespaces), as chanced's start and a reload do.
-    Check {
-        /// The configuration file.
-        file: PathBuf,
-        /// Check the file alone, not what it names on this host (for a file meant for another).
-        #[arg(long)]
-        file_only: bool,
-    },
-    /// The running chanced's configuration.
-    Show {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 /// A configuration that validates but cannot be used on this host (exit 2, as chanced's).
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Show { json }) => show_config(&connect(socket)?, json),
         Command::Stats(args) => stats(connect(socket)?, &args),
         Command::Flows(command) => flows(connect(socket)?, command),
-        Command::Simulate(args) => simulate(connect(socket)?, args),
+        Command::Simulate(args) => simulate(socket, args),
         Command::Reload { json } => reload(connect(socket)?, json),
         Command::Director(command) => {
             use chance_control::director::ctl;
@@ -708,44 +520,70 @@ fn frame_from_pcap(path: &Path, index: u64) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn simulate(api: Api, args: SimulateArgs) -> anyhow::Result<()> {
-    let frame = if let Some(path) = &args.pcap {
-        frame_from_pcap(path, args.index.unwrap_or(0))?
-    } else if let Some(text) = &args.hex {
-        hex::decode(text.trim()).context("--hex")?
-    } else {
-        let running: ConfigReply = api.call_as(&Request::Config)?;
-        let outer_dst = match args.outer_dst {
-            Some(a) => a,
-            None => running
-                .encap
-                .addresses
-                .first()
-                .context("chanced reports no encapsulation address")?
-                .parse()
-                .context("chanced's encapsulation address")?,
-        };
-        let (Some(src), Some(dst)) = (args.src, args.dst) else {
-            bail!("--src and --dst describe the packet (or give --pcap or --hex)");
-        };
-        PacketSpec {
-            inner: args.inner,
-            src,
-            dst,
-            flags: args.flags.clone(),
-            hops: args.hops.clone(),
-            next_hop: args.next_hop,
-            forward_syn: args.forward_syn,
-            outer_src: args.outer_src,
-            outer_dst,
-            port: running.encap.port,
-        }
-        .build()
-        .map_err(anyhow::Error::msg)?
+/// The frame `args` describe; `encap` gives the destination address and GUE port a built one
+/// defaults to (asked only when the frame is built).
+fn simulated_frame(
+    args: &SimulateArgs,
+    encap: impl FnOnce() -> anyhow::Result<(Option<Ipv4Addr>, u16)>,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(path) = &args.pcap {
+        return frame_from_pcap(path, args.index.unwrap_or(0));
+    }
+    if let Some(text) = &args.hex {
+        return hex::decode(text.trim()).context("--hex");
+    }
+    let (first_address, port) = encap()?;
+    let outer_dst = match args.outer_dst.or(first_address) {
+        Some(a) => a,
+        None => bail!("no encapsulation address to send to (give --outer-dst)"),
     };
-    let reply: SimulateReply = api.call_as(&Request::Simulate {
-        frame: hex::encode(&frame),
-    })?;
+    let (Some(src), Some(dst)) = (args.src, args.dst) else {
+        bail!("--src and --dst describe the packet (or give --pcap or --hex)");
+    };
+    PacketSpec {
+        inner: args.inner,
+        src,
+        dst,
+        flags: args.flags.clone(),
+        hops: args.hops.clone(),
+        next_hop: args.next_hop,
+        forward_syn: args.forward_syn,
+        outer_src: args.outer_src,
+        outer_dst,
+        port,
+    }
+    .build()
+    .map_err(anyhow::Error::msg)
+}
+
+fn simulate(socket: Option<PathBuf>, args: SimulateArgs) -> anyhow::Result<()> {
+    let (frame, reply) = match &args.config {
+        Some(path) => {
+            let config = config::load(path)?;
+            let frame = simulated_frame(&args, || {
+                Ok((config.addresses().first().copied(), config.port()))
+            })?;
+            let table = simulate::static_table(&config).map_err(anyhow::Error::msg)?;
+            let reply = simulate::run(&config.engine_config(), &table, &hex::encode(&frame))
+                .map_err(anyhow::Error::msg)?;
+            (frame, reply)
+        }
+        None => {
+            let api = connect(socket)?;
+            let frame = simulated_frame(&args, || {
+                let running: ConfigReply = api.call_as(&Request::Config)?;
+                let first = match running.encap.addresses.first() {
+                    Some(a) => Some(a.parse().context("chanced's encapsulation address")?),
+                    None => None,
+                };
+                Ok((first, running.encap.port))
+            })?;
+            let reply: SimulateReply = api.call_as(&Request::Simulate {
+                frame: hex::encode(&frame),
+            })?;
+            (frame, reply)
+        }
+    };
     if args.json {
         return print_json(&reply);
     }
@@ -815,6 +653,7 @@ fn show_config(api: &Api, json: bool) -> anyhow::Result<()> {
         c.encap.mtu
     );
     println!("lcores {:?}, nic {}, kernel {}", c.lcores, c.nic, c.kernel);
+    println!("eal: {}", c.eal_args.join(" "));
     println!(
         "flow table: capacity {}, syn lifetime {} s, egress learning {}, {} static flow(s) in the file",
         c.flow_table_capacity,

@@ -4,7 +4,7 @@
 //! and prints the counters. See `chance_control::daemon`.
 //!
 //! `chanced --config FILE [--duration SECS | --until-idle] [--stats-interval SECS]
-//!          [--report-json FILE] [-- EAL ARGS]`
+//!          [--report-json FILE] [--replace-eal-args] [-- EAL ARGS]`
 
 use std::process::ExitCode;
 

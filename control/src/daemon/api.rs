@@ -4,14 +4,13 @@
 use super::{lock, reload, Shared};
 use crate::api::{
     ConfigReply, EncapSummary, FlowChangeReply, FlowEntry, FlowSpec, FlowsListReply, LookupReply,
-    Request, SimulateReply, SimulatedLookup, MAX_SIMULATED_FRAME,
+    Request,
 };
 use crate::ownership_config::Namespace;
 use crate::shell::api_server::ApiHandler;
-use chance_engine::table::{ConcurrentFlowTable, InsertOutcome, Lookup, Source};
-use chance_engine::{Engine, FlowKey, FlowTable};
+use chance_engine::table::{ConcurrentFlowTable, InsertOutcome, Source};
+use chance_engine::FlowKey;
 use serde_json::Value;
-use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -44,7 +43,9 @@ pub(crate) fn handle(shared: &Arc<Shared>, request: Request) -> Result<Value, St
         Request::FlowsLookup { flow } => json(flows_lookup(&shared.table, &flow.key()?)),
         Request::FlowsAdd { flow } => json(flows_add(&shared.table, &flow.key()?)?),
         Request::FlowsDel { flow } => json(flows_del(&shared.table, &flow.key()?)?),
-        Request::Simulate { frame } => json(simulate(shared, &frame)?),
+        Request::Simulate { frame } => {
+            json(crate::simulate::run(&shared.engine, &shared.table, &frame)?)
+        }
         Request::Reload => json(reload::reload(shared, "API")?),
         Request::Config => json(config(shared)),
         Request::DirectorBackends | Request::DirectorLookup { .. } => Err(format!(
@@ -142,63 +143,6 @@ fn flows_del(table: &ConcurrentFlowTable, key: &FlowKey) -> Result<FlowChangeRep
     })
 }
 
-/// The live table seen by a simulation: lookups answer from it and are recorded; nothing is
-/// ever written to it (an accepted SYN or an egress frame teaches it nothing).
-struct ReadOnly<'a> {
-    table: &'a ConcurrentFlowTable,
-    lookups: RefCell<Vec<(FlowKey, Lookup)>>,
-}
-
-impl FlowTable for ReadOnly<'_> {
-    fn owns(&self, key: &FlowKey) -> bool {
-        let lookup = self.table.lookup(key);
-        self.lookups.borrow_mut().push((*key, lookup));
-        lookup.is_owned()
-    }
-    fn syn_accepted(&self, _key: &FlowKey) {}
-    fn egress_seen(&self, _key: &FlowKey) {}
-}
-
-fn simulate(shared: &Shared, frame_hex: &str) -> Result<SimulateReply, String> {
-    let mut frame = hex::decode(frame_hex.trim()).map_err(|e| format!("frame: not hex: {e}"))?;
-    if frame.len() > MAX_SIMULATED_FRAME {
-        return Err(format!(
-            "frame: {} bytes, more than {MAX_SIMULATED_FRAME}",
-            frame.len()
-        ));
-    }
-    let port = shared.engine.port;
-    let input_headers = crate::decode::headers(&frame, port);
-    let flows = ReadOnly {
-        table: &shared.table,
-        lookups: RefCell::new(Vec::new()),
-    };
-    let mut engine = Engine::new(shared.engine.clone());
-    let outcome = engine.process(&mut frame, &flows);
-    let output = (outcome.verdict != chance_engine::Verdict::Drop).then(|| outcome.output(&frame));
-    Ok(SimulateReply {
-        verdict: outcome.verdict.name().into(),
-        reason: outcome.reason.map(|c| c.name().to_owned()),
-        input_headers,
-        lookups: flows
-            .lookups
-            .into_inner()
-            .into_iter()
-            .map(|(key, lookup)| SimulatedLookup {
-                flow: format!("{key:?}"),
-                answer: match lookup {
-                    Lookup::Owned(source) => format!("owned ({})", source.name()),
-                    Lookup::Expired => "expired (embryonic entry past its lifetime)".into(),
-                    Lookup::Miss => "miss".into(),
-                    Lookup::Contended => "contended (answered as a miss)".into(),
-                },
-            })
-            .collect(),
-        output: output.map(hex::encode),
-        output_headers: output.map_or_else(Vec::new, |o| crate::decode::headers(o, port)),
-    })
-}
-
 fn config(shared: &Shared) -> ConfigReply {
     let config = shared.current();
     let startup = &shared.startup;
@@ -215,6 +159,7 @@ fn config(shared: &Shared) -> ConfigReply {
             mtu: shared.engine.mtu,
         },
         static_flows: config.static_flows().len(),
+        eal_args: shared.eal_args.clone(),
         lcores: dataplane.map(|d| d.lcores.clone()).unwrap_or_default(),
         nic: dataplane.map(|d| d.nic.clone()).unwrap_or_default(),
         kernel: dataplane

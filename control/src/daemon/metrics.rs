@@ -1,4 +1,4 @@
-//! Prometheus metrics: `GET /metrics` over HTTP (tiny_http, one thread), OpenMetrics text from
+//! Prometheus metrics: `GET /metrics` over HTTP (and `/healthz`, see [`super::health`]) (tiny_http, one thread), OpenMetrics text from
 //! prometheus-client with a custom collector that reads, at scrape time, the counters the main
 //! lcore last published ([`super::Snapshot`]), the flow table's and the reconciliation's
 //! counters, and the daemon's own. Nothing here touches what the lcores write.

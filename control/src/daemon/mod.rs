@@ -4,10 +4,12 @@
 //! from the API ([`reload`]), SIGTERM/SIGINT and systemd notifications ([`signals`]).
 //!
 //! `chanced --config FILE [--duration SECS | --until-idle] [--stats-interval SECS]
-//!          [--report-json FILE] [-- EAL ARGS]`
+//!          [--report-json FILE] [--replace-eal-args] [-- EAL ARGS]`
 //!
-//! EAL arguments come from the `[dpdk]` and `[ports]` tables, or, when given after `--`, replace
-//! them (the port names are still taken from `[ports]`).
+//! EAL arguments are derived from the `[dpdk]` and `[ports]` tables, then `[dpdk] eal_args`, then
+//! the ones after `--` are appended, in that order ([`effective_eal_args`]). `--replace-eal-args`
+//! drops the derived ones and the file's `eal_args` (the port names are still taken from
+//! `[ports]`). The effective list is logged at start and shown by `chancectl config show`.
 //!
 //! Threads: the main lcore runs the runtime's loop, whose tick (every ~100 ms) publishes a
 //! [`Snapshot`] of the counters; the control threads read snapshots, never the lcores' memory
@@ -18,6 +20,7 @@
 //! deadline, 2 for an invalid configuration (nothing is started).
 
 mod api;
+mod health;
 mod host;
 pub use host::check_host;
 mod metrics;
@@ -75,9 +78,32 @@ pub struct Args {
     /// Also write the final report as JSON to this file.
     #[arg(long)]
     pub report_json: Option<PathBuf>,
-    /// EAL arguments, replacing the ones derived from the configuration.
-    #[arg(last = true)]
+    /// Use only the EAL arguments after `--`: none derived from [dpdk] and [ports], not [dpdk]
+    /// eal_args (the port names still come from [ports]).
+    #[arg(long, requires = "eal")]
+    pub replace_eal_args: bool,
+    /// EAL arguments, appended to the ones derived from the configuration and [dpdk] eal_args (a
+    /// repeated single-value option such as --log-level or -m: EAL takes the last; --vdev and -a
+    /// add devices); see --replace-eal-args.
+    #[arg(last = true, value_name = "EAL ARGS")]
     pub eal: Vec<String>,
+}
+
+/// The EAL arguments chanced starts with (without the program name): the ones `dataplane`
+/// derives, `[dpdk] eal_args` and then `extra` (the command line's), or only `extra` when
+/// `replace` (`--replace-eal-args`).
+pub fn effective_eal_args(
+    dataplane: &DataplaneConfig,
+    extra: &[String],
+    replace: bool,
+) -> Vec<String> {
+    let mut args = if replace {
+        Vec::new()
+    } else {
+        dataplane.eal_args("chanced").split_off(1)
+    };
+    args.extend(extra.iter().cloned());
+    args
 }
 
 /// Runs chanced with the process's arguments.
@@ -199,6 +225,8 @@ impl Controls {
 pub(crate) struct Shared {
     /// The configuration file (reloads read it again).
     pub config_path: PathBuf,
+    /// The EAL arguments chanced started with ([`effective_eal_args`]).
+    pub eal_args: Vec<String>,
     /// The flow table the lcores read.
     pub table: Arc<ConcurrentFlowTable>,
     /// What the lcores' engines run with (`[encap]` changes need a restart).
@@ -379,14 +407,15 @@ fn run(
     let control = config.control().clone();
     let api_listener = bind_api(&control, "chanced")?;
 
-    let eal_args = if args.eal.is_empty() {
-        dataplane.eal_args("chanced").split_off(1)
-    } else {
-        args.eal.clone()
-    };
+    let eal_args = effective_eal_args(dataplane, &args.eal, args.replace_eal_args);
+    tracing::info!(
+        replaced = args.replace_eal_args,
+        "EAL arguments: {}",
+        eal_args.join(" ")
+    );
     let egress_learning = Arc::new(AtomicBool::new(ownership.egress_learning));
     let spec = DataplaneSpec {
-        eal_args,
+        eal_args: eal_args.clone(),
         nic: dataplane.nic_name().to_owned(),
         kernel: dataplane.kernel_name().to_owned(),
         kernel_takes_nic_mac: !matches!(dataplane.kernel, KernelPort::Vdev { .. }),
@@ -400,6 +429,7 @@ fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         config_path: args.config.clone(),
+        eal_args,
         table: Arc::clone(&table),
         engine: config.engine_config(),
         startup: Arc::clone(&config),
@@ -489,7 +519,12 @@ pub(crate) fn serve_metrics(
     shared: &Arc<Shared>,
 ) -> Result<MetricsServer, String> {
     let collector = metrics::ChanceCollector(Arc::downgrade(shared));
-    MetricsServer::serve(address, "chanced", Box::new(collector))
+    // Weak, as the collector: the server must not keep the daemon's state alive.
+    let weak = Arc::downgrade(shared);
+    let health = Box::new(move |path: &str| {
+        health::answer(path, weak.upgrade().as_deref()).map(|h| (h.status, h.body))
+    });
+    MetricsServer::serve(address, "chanced", Box::new(collector), health)
 }
 
 /// Serves the API and the metrics, starts the reconciliation.

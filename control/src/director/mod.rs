@@ -297,7 +297,10 @@ pub(crate) fn serve_metrics(
     shared: &Arc<Shared>,
 ) -> Result<MetricsServer, String> {
     let collector = metrics::DirectorCollector(Arc::downgrade(shared));
-    MetricsServer::serve(address, "chance-director", Box::new(collector))
+    // Liveness only, until the director's readiness is wired to its dataplane.
+    let health =
+        Box::new(|path: &str| (path == "/healthz/live").then(|| (200, "live\n".to_owned())));
+    MetricsServer::serve(address, "chance-director", Box::new(collector), health)
 }
 
 /// Starts the health checks of `loaded` (none without `[healthcheck]`).

@@ -13,6 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// A health endpoint's answer for a path (`/healthz...`): the HTTP status and a one-line body, or
+/// `None` when the path is not one of the daemon's health endpoints.
+pub(crate) type HealthAnswer = Box<dyn Fn(&str) -> Option<(u16, String)> + Send>;
+
 /// OpenMetrics text, which Prometheus asks for and reads.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -37,6 +41,7 @@ impl MetricsServer {
         address: SocketAddr,
         program: &'static str,
         collector: Box<dyn Collector>,
+        health: HealthAnswer,
     ) -> Result<Self, String> {
         let server = tiny_http::Server::http(address).map_err(|e| format!("{address}: {e}"))?;
         let address = server
@@ -50,7 +55,7 @@ impl MetricsServer {
             let server = Arc::clone(&server);
             std::thread::Builder::new()
                 .name("chance-metrics".into())
-                .spawn(move || serve(&server, &registry, program))
+                .spawn(move || serve(&server, &registry, program, &health))
                 .map_err(|e| format!("metrics thread: {e}"))?
         };
         tracing::info!(%address, "metrics served at http://{address}/metrics");
@@ -73,9 +78,20 @@ impl MetricsServer {
     }
 }
 
-fn serve(server: &tiny_http::Server, registry: &Registry, program: &str) {
+fn serve(server: &tiny_http::Server, registry: &Registry, program: &str, health: &HealthAnswer) {
     for request in server.incoming_requests() {
         let path = request.url().split('?').next().unwrap_or("");
+        let answer = match request.method() {
+            tiny_http::Method::Get => health(path),
+            _ => None,
+        };
+        if let Some((status, body)) = answer {
+            let response = tiny_http::Response::from_string(body)
+                .with_status_code(status)
+                .with_header(header("text/plain; charset=utf-8"));
+            let _ = request.respond(response);
+            continue;
+        }
         let response = match (request.method(), path) {
             (tiny_http::Method::Get, "/metrics") => {
                 let mut body = String::new();
@@ -88,10 +104,10 @@ fn serve(server: &tiny_http::Server, registry: &Registry, program: &str) {
                     }
                 }
             }
-            (tiny_http::Method::Get, "/") => {
-                tiny_http::Response::from_string(format!("{program}: metrics at /metrics\n"))
-                    .with_header(header("text/plain; charset=utf-8"))
-            }
+            (tiny_http::Method::Get, "/") => tiny_http::Response::from_string(format!(
+                "{program}: metrics at /metrics, health at /healthz/live and /healthz/ready\n"
+            ))
+            .with_header(header("text/plain; charset=utf-8")),
             _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
         };
         let _ = request.respond(response);

@@ -301,27 +301,32 @@ pub fn read_pcap(path: &Path) -> Vec<(Duration, Vec<u8>)> {
     frames
 }
 
+/// `GET path` over HTTP/1.0 from `address`: the status code, the head and the body.
+pub fn http_get(address: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("HTTP endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    (status, head.to_owned(), body.to_owned())
+}
+
 /// A metrics sample: name, labels, value.
 pub type Sample = (String, std::collections::BTreeMap<String, String>, f64);
 
 /// `GET /metrics`: (name, labels, value) of every sample.
 pub fn scrape(address: &str) -> Vec<Sample> {
-    let mut stream = std::net::TcpStream::connect(address).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::io::Write::write_fmt(
-        &mut stream,
-        format_args!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n"),
-    )
-    .unwrap();
-    let mut response = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
+    let (status, head, body) = http_get(address, "/metrics");
+    assert!(head.starts_with("HTTP/1.") && status == 200, "{head}");
     assert!(
         head.to_ascii_lowercase()
             .contains("content-type: application/openmetrics-text"),
