@@ -1014,3 +1014,140 @@ fn the_api_socket_refuses_other_users() {
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+/// `count` connections to `socket` opened as `nobody` (group `daemon`) that send nothing; the
+/// child prints `connected` once they all are.
+fn idle_clients_as_nobody(socket: &Path, count: usize) -> Child {
+    let script = "use IO::Socket::UNIX; $| = 1; my @held; \
+        for (1 .. $ARGV[1]) { push @held, IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) \
+        or die \"connect: $!\"; } print \"connected\\n\"; sleep 60;";
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--groups=daemon",
+            "perl",
+            "-e",
+        ])
+        .arg(script)
+        .arg(socket)
+        .arg(count.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("setpriv and perl run (util-linux, perl-base)");
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .expect("the idle clients connect");
+    assert_eq!(&first, b"connected\n");
+    child
+}
+
+#[test]
+fn idle_and_dripping_clients_neither_outlast_the_request_timeout_nor_lock_root_out() {
+    as_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("idle");
+    let timeout = Duration::from_millis(3000);
+    let daemon = Daemon::start(
+        &scratch.0,
+        &Setup {
+            name: "idle",
+            frames: &[],
+            infinite: false,
+            flows: "",
+            control: "api_group = \"daemon\"\napi_request_timeout_ms = 3000",
+        },
+        &[],
+    );
+    let ctl = scratch.0.join("chancectl");
+    std::fs::copy(env!("CARGO_BIN_EXE_chancectl"), &ctl).unwrap();
+    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stats_as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--groups=daemon"])
+            .arg(&ctl)
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["stats", "--json"])
+            .output()
+            .unwrap()
+    };
+
+    // Twenty silent connections from a member of the API group: more than it may hold.
+    let opened = Instant::now();
+    let mut idle = idle_clients_as_nobody(&daemon.socket, 20);
+    let busy = stats_as_nobody();
+    assert!(
+        !busy.status.success() && text(&busy.stderr).contains("busy"),
+        "the group's slots are all held: {} {}",
+        busy.status,
+        text(&busy.stderr)
+    );
+    // Root is still answered, by chancectl and by the API itself.
+    let out = daemon.ctl(&["stats", "--json"]);
+    assert!(
+        out.status.success(),
+        "root is answered while others hold every shared slot: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        opened.elapsed() < timeout,
+        "the checks above ran before the idle connections timed out (machine too slow?)"
+    );
+
+    // A connection that sends a byte every 200 ms never completes its request: it is answered
+    // with an error and closed at the deadline, however often it sends.
+    let mut drip = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    drip.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let dripping = Instant::now();
+    let mut reply = Vec::new();
+    let closed_after = loop {
+        assert!(
+            dripping.elapsed() < timeout * 3,
+            "the dripping connection outlived its deadline"
+        );
+        if drip.write_all(b" ").is_err() {
+            break dripping.elapsed();
+        }
+        let mut buf = [0u8; 512];
+        match drip.read(&mut buf) {
+            Ok(0) => break dripping.elapsed(),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break dripping.elapsed(),
+        }
+    };
+    assert!(
+        closed_after >= timeout - Duration::from_millis(100),
+        "closed at the deadline, not before: {closed_after:?}"
+    );
+    assert!(
+        text(&reply).contains("request timed out"),
+        "the client is told why: {}",
+        text(&reply)
+    );
+
+    // By now the silent connections are past their deadline too: the group is served again.
+    let start = Instant::now();
+    loop {
+        let out = stats_as_nobody();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < timeout * 2,
+            "the idle connections gave their slots back: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = idle.kill();
+    let _ = idle.wait();
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+}

@@ -18,6 +18,7 @@
 //! deadline, 2 for an invalid configuration (nothing is started).
 
 mod api;
+mod api_limits;
 mod logging;
 mod metrics;
 mod reload;
