@@ -87,6 +87,8 @@ struct Setup<'a> {
     infinite: bool,
     flows: &'a str,
     control: &'a str,
+    /// The `[reconcile]` table's keys.
+    reconcile: &'a str,
 }
 
 fn config_text(dir: &Path, s: &Setup<'_>) -> String {
@@ -110,7 +112,7 @@ addresses = ["{HOST}"]
 
 {flows}
 [reconcile]
-interval_ms = 0
+{reconcile}
 
 [dpdk]
 lcores = [0, 1]
@@ -135,6 +137,7 @@ shutdown_deadline_ms = 20000
         empty = empty.display(),
         socket = dir.join("api.sock").display(),
         control = s.control,
+        reconcile = s.reconcile,
     )
 }
 
@@ -375,6 +378,7 @@ fn chancectl_round_trips_every_subcommand_and_bad_requests_get_errors() {
             infinite: false,
             flows: &flows,
             control: "",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -569,6 +573,7 @@ fn a_bad_reload_keeps_the_running_configuration_and_is_counted() {
         infinite: false,
         flows: &flows,
         control: "",
+        reconcile: "interval_ms = 0",
     };
     let mut daemon = Daemon::start(&scratch.0, &setup, &[]);
     let good = std::fs::read_to_string(&daemon.config).unwrap();
@@ -712,6 +717,7 @@ fn a_reload_mid_traffic_turns_forwards_into_accepts_and_sigterm_drains() {
         infinite: true,
         flows: "",
         control: "",
+        reconcile: "interval_ms = 0",
     };
     let mut daemon = Daemon::start(
         &scratch.0,
@@ -814,6 +820,7 @@ fn the_metrics_endpoint_is_scraped_and_parsed() {
             infinite: false,
             flows: &flows,
             control: "",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -940,6 +947,7 @@ fn the_api_socket_refuses_other_users() {
             infinite: false,
             flows: "",
             control: "api_group = \"daemon\"",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -989,6 +997,7 @@ fn the_api_socket_refuses_other_users() {
             infinite: false,
             flows: "",
             control: "",
+            reconcile: "interval_ms = 0",
         },
     );
     second = second.replace(
@@ -1060,6 +1069,7 @@ fn idle_and_dripping_clients_neither_outlast_the_request_timeout_nor_lock_root_o
             infinite: false,
             flows: "",
             control: "api_group = \"daemon\"\napi_request_timeout_ms = 3000",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -1148,6 +1158,83 @@ fn idle_and_dripping_clients_neither_outlast_the_request_timeout_nor_lock_root_o
     }
     let _ = idle.kill();
     let _ = idle.wait();
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// A dual-stack UDP socket connected to an IPv4 peer, and a dual-stack TCP server's connection
+/// from an IPv4 client, both in this test's namespace, which chanced reconciles: through the
+/// live table, a datagram between the v4-mapped addresses is accepted (the kernel's IPv6 UDP
+/// lookup finds the socket) and an ACK between them is forwarded (the kernel's IPv6 established
+/// lookup does not find a connection hashed by its IPv4 addresses), while both IPv4 twins are
+/// accepted.
+#[test]
+fn v4_mapped_ipv6_packets_are_owned_as_the_kernel_finds_their_dual_stack_sockets() {
+    use std::net::{Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("mapped");
+    let daemon = Daemon::start(
+        &scratch.0,
+        &Setup {
+            name: "mapped",
+            frames: &[],
+            infinite: false,
+            flows: "",
+            control: "",
+            reconcile: "interval_ms = 100\ngrace_secs = 1",
+        },
+        &[],
+    );
+    let lo = Ipv4Addr::LOCALHOST;
+    let mapped = |port: u16| SocketAddr::new(lo.to_ipv6_mapped().into(), port).to_string();
+    let plain = |port: u16| SocketAddr::new(lo.into(), port).to_string();
+
+    let peer = UdpSocket::bind((lo, 0)).unwrap();
+    let udp = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    udp.connect((lo.to_ipv6_mapped(), peer.local_addr().unwrap().port()))
+        .unwrap();
+    let (udp_local, udp_remote) = (
+        udp.local_addr().unwrap().port(),
+        peer.local_addr().unwrap().port(),
+    );
+    let listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    let client = TcpStream::connect((lo, listener.local_addr().unwrap().port())).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let (tcp_local, tcp_remote) = (
+        server.local_addr().unwrap().port(),
+        client.local_addr().unwrap().port(),
+    );
+
+    let simulate = |d: &Daemon, inner: &str, src: &str, dst: &str| {
+        d.ctl_ok(&[
+            "simulate",
+            "--inner",
+            inner,
+            "--src",
+            src,
+            "--dst",
+            dst,
+            "--hops",
+            "192.0.2.20",
+        ])
+    };
+    let mut daemon = daemon;
+    daemon.wait_for("reconciliation to learn the sockets", |d| {
+        simulate(d, "udp", &plain(udp_remote), &plain(udp_local)).contains("verdict: accept")
+            && simulate(d, "tcp", &plain(tcp_remote), &plain(tcp_local)).contains("verdict: accept")
+    });
+    let udp6 = simulate(&daemon, "udp", &mapped(udp_remote), &mapped(udp_local));
+    assert!(
+        udp6.contains("verdict: accept (accepted_packets_total_established)")
+            && udp6.contains("owned (socket)"),
+        "{udp6}"
+    );
+    let tcp6 = simulate(&daemon, "tcp", &mapped(tcp_remote), &mapped(tcp_local));
+    assert!(
+        tcp6.contains("verdict: forward (forwarded_packets_total_gue)"),
+        "{tcp6}"
+    );
+    drop((udp, peer, client, server, listener));
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
 }
