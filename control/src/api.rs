@@ -395,6 +395,9 @@ pub struct ConfigReply {
     pub log_level: String,
     /// The shutdown deadline.
     pub shutdown_deadline_ms: u64,
+    /// How long an API request may take to arrive (docs/api.md).
+    #[serde(default)]
+    pub api_request_timeout_ms: u64,
     /// Keys of the loaded file that wait for a restart.
     pub pending_restart: Vec<String>,
     /// Reloads so far.

@@ -1158,6 +1158,8 @@ fn idle_and_dripping_clients_neither_outlast_the_request_timeout_nor_lock_root_o
     }
     let _ = idle.kill();
     let _ = idle.wait();
+    let shown = daemon.ctl_ok(&["config", "show"]);
+    assert!(shown.contains("request timeout 3000 ms"), "{shown}");
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
 }

@@ -498,6 +498,7 @@ fn config(shared: &Shared) -> ConfigReply {
         metrics_bound: controls.metrics.as_ref().map(|m| m.address().to_string()),
         log_level: shared.log.current(),
         shutdown_deadline_ms: u64::try_from(control.shutdown_deadline.as_millis()).unwrap_or(0),
+        api_request_timeout_ms: u64::try_from(control.api_request_timeout.as_millis()).unwrap_or(0),
         pending_restart: lock(&shared.pending_restart).clone(),
         reloads_total: shared.reloads.load(Ordering::Relaxed),
         reload_failures_total: shared.reload_failures.load(Ordering::Relaxed),
