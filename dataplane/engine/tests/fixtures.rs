@@ -1353,17 +1353,17 @@ fn mapped(v4: Ipv4Addr) -> Ipv6Addr {
     v4.to_ipv6_mapped()
 }
 
+/// An IPv6 packet from the client to the service, both as IPv4-mapped addresses.
+fn mapped6(l4: L4) -> Vec<u8> {
+    Ipv6Packet::new(mapped(CLIENT4), mapped(VIP4), l4).build()
+}
+
 /// UDP over IPv6 between IPv4-mapped addresses, of a flow owned under its mapped key (a
 /// connected dual-stack socket, as the socket dump reports it): accepted, as the kernel's UDP
 /// lookup finds the socket.
 #[test]
 fn ipv6_udp_between_v4_mapped_addresses_is_accepted_when_the_mapped_flow_is_owned() {
-    let inner = Ipv6Packet::new(
-        mapped(CLIENT4),
-        mapped(VIP4),
-        L4::udp(CLIENT_PORT, VIP_PORT, b"hello"),
-    )
-    .build();
+    let inner = mapped6(L4::udp(CLIENT_PORT, VIP_PORT, b"hello"));
     let input = one_hop6(&inner).build();
     let output = decap6(&input, &inner);
     let key = FlowKey::v6(
@@ -1382,12 +1382,7 @@ fn ipv6_udp_between_v4_mapped_addresses_is_accepted_when_the_mapped_flow_is_owne
 /// finds): forwarded. The IPv6 path never unmaps the addresses.
 #[test]
 fn ipv6_udp_between_v4_mapped_addresses_is_forwarded_when_only_the_ipv4_flow_is_owned() {
-    let inner = Ipv6Packet::new(
-        mapped(CLIENT4),
-        mapped(VIP4),
-        L4::udp(CLIENT_PORT, VIP_PORT, b"hello"),
-    )
-    .build();
+    let inner = mapped6(L4::udp(CLIENT_PORT, VIP_PORT, b"hello"));
     let input = one_hop6(&inner).build();
     let output = fwd(&input, HOP1, 1);
     Fixture::forward(input, output, &[L3_V6, L4_UDP, GUE])
@@ -1400,12 +1395,7 @@ fn ipv6_udp_between_v4_mapped_addresses_is_forwarded_when_only_the_ipv4_flow_is_
 /// the kernel's IPv6 established lookup misses it.
 #[test]
 fn ipv6_tcp_ack_between_v4_mapped_addresses_of_an_ipv4_connection_is_forwarded() {
-    let inner = Ipv6Packet::new(
-        mapped(CLIENT4),
-        mapped(VIP4),
-        L4::tcp(CLIENT_PORT, VIP_PORT, ACK),
-    )
-    .build();
+    let inner = mapped6(L4::tcp(CLIENT_PORT, VIP_PORT, ACK));
     let input = one_hop6(&inner).build();
     let output = fwd(&input, HOP1, 1);
     Fixture::forward(input, output, &[L3_V6, L4_TCP, GUE])
