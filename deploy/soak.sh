@@ -206,6 +206,7 @@ p = lambda k: path.get(k, 0)
 samples = [tuple(map(float, l.split())) for l in open(f"{out}/rss.tsv") if l.strip()]
 warmup = min(60.0, float(elapsed) / 3)
 first_min = [kib for t, kib in samples if t <= warmup]
+last_min = [kib for t, kib in samples if samples and t > samples[-1][0] - 60]
 after = [kib for t, kib in samples if t > warmup]
 errors = [l for l in open(f"{out}/chanced.log", errors="replace")
           if re.search(r"\bERROR\b", re.sub(r"\x1b\[[0-9;]*m", "", l))]
@@ -222,6 +223,7 @@ summary = {
     "packets_requested": int(requested), "packets_sent": sent, "packets_received": received, "nic_drops": nic_drops,
     "seconds": round(float(elapsed), 1), "rate_pps": round(received / float(elapsed)),
     "rss_kib_first_minute": [min(first_min, default=0), max(first_min, default=0)],
+    "rss_kib_last_minute": [min(last_min, default=0), max(last_min, default=0)],
     "rss_kib_after": [after[0] if after else 0, after[-1] if after else 0],
     "rss_growth_kib": rss_growth, "warmup_secs": round(warmup, 1),
     "mbufs_in_use": [c["mbufs_in_use"], g["mbufs_in_use"]],
