@@ -418,6 +418,9 @@ pub struct ConfigReply {
     pub log_level: String,
     /// The shutdown deadline.
     pub shutdown_deadline_ms: u64,
+    /// How long an API request may take to arrive (docs/api.md).
+    #[serde(default)]
+    pub api_request_timeout_ms: u64,
     /// Keys of the loaded file that wait for a restart.
     pub pending_restart: Vec<String>,
     /// Reloads so far.
@@ -481,9 +484,18 @@ impl Client {
             path: self.path.clone(),
             error,
         };
-        self.stream.get_mut().write_all(line).map_err(io)?;
+        let sent = self.stream.get_mut().write_all(line);
         let mut reply = String::new();
-        let n = self.stream.read_line(&mut reply).map_err(io)?;
+        let read = self.stream.read_line(&mut reply);
+        // A daemon with no slot free answers "busy" and closes without reading: its reply,
+        // if any, says more than the broken pipe.
+        if let Err(error) = sent {
+            return match read {
+                Ok(n) if n > 0 => Ok(reply),
+                _ => Err(io(error)),
+            };
+        }
+        let n = read.map_err(io)?;
         if n == 0 {
             return Err(ClientError::Protocol(
                 "the daemon closed the connection".into(),

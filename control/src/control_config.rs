@@ -10,6 +10,9 @@
 //! metrics_address = "127.0.0.1:9610"      # Prometheus /metrics over HTTP ("" : off)
 //! log_level = "info"                      # tracing filter: a level or `target=level,...`
 //! shutdown_deadline_ms = 5000             # SIGTERM to exit; past it chanced exits 1
+//! api_request_timeout_ms = 10000          # an API request not complete this long after the
+//!                                         # connection opened (or after the previous reply) is
+//!                                         # refused and its connection closed
 //! ```
 //!
 //! Every key of this table takes effect on reload (SIGHUP): the API socket and the metrics
@@ -52,6 +55,9 @@ pub struct ControlConfig {
     pub log_level: String,
     /// How long a SIGTERM may take before chanced gives up on the workers and exits 1.
     pub shutdown_deadline: Duration,
+    /// How long an API request may take to arrive, from the connection's accept or the previous
+    /// reply to its newline; the reply is bound by the same time.
+    pub api_request_timeout: Duration,
 }
 
 impl ControlConfig {
@@ -63,6 +69,7 @@ impl ControlConfig {
             metrics_address: DEFAULT_METRICS.parse().ok(),
             log_level: "info".into(),
             shutdown_deadline: Duration::from_millis(5000),
+            api_request_timeout: Duration::from_millis(10_000),
         }
     }
 }
@@ -81,6 +88,7 @@ pub(crate) struct RawControl {
     metrics_address: Option<Spanned<String>>,
     log_level: Option<Spanned<String>>,
     shutdown_deadline_ms: Option<Spanned<u64>>,
+    api_request_timeout_ms: Option<Spanned<u64>>,
 }
 
 pub(crate) fn validate(
@@ -166,6 +174,17 @@ pub(crate) fn validate(
         }
         control.shutdown_deadline = Duration::from_millis(ms);
     }
+    if let Some(timeout) = raw.api_request_timeout_ms {
+        let ms = *timeout.get_ref();
+        if !(100..=600_000).contains(&ms) {
+            return Err(at.error(
+                timeout.span(),
+                Some("control.api_request_timeout_ms".into()),
+                format!("{ms} ms: expected 100 to 600000"),
+            ));
+        }
+        control.api_request_timeout = Duration::from_millis(ms);
+    }
     Ok(control)
 }
 
@@ -225,7 +244,7 @@ mod tests {
     #[test]
     fn every_key_is_read_and_empty_strings_turn_surfaces_off() {
         let c = parse(
-            "[control]\napi_socket = \"\"\napi_group = \"chance\"\nmetrics_address = \"\"\nlog_level = \"chance_control=debug,warn\"\nshutdown_deadline_ms = 2500",
+            "[control]\napi_socket = \"\"\napi_group = \"chance\"\nmetrics_address = \"\"\nlog_level = \"chance_control=debug,warn\"\nshutdown_deadline_ms = 2500\napi_request_timeout_ms = 1500",
         )
         .unwrap();
         assert_eq!((c.api_socket, c.metrics_address), (None, None));
@@ -234,6 +253,7 @@ mod tests {
         assert_eq!(group.location, "t.toml:5:13: control.api_group");
         assert_eq!(c.log_level, "chance_control=debug,warn");
         assert_eq!(c.shutdown_deadline, Duration::from_millis(2500));
+        assert_eq!(c.api_request_timeout, Duration::from_millis(1500));
     }
 
     #[test]
@@ -252,6 +272,10 @@ mod tests {
             ),
             ("log_level = \"info,\"", "control.log_level"),
             ("shutdown_deadline_ms = 10", "control.shutdown_deadline_ms"),
+            (
+                "api_request_timeout_ms = 0",
+                "control.api_request_timeout_ms",
+            ),
             ("metrics = \"x\"", "control.metrics"),
         ] {
             let e = parse(&format!("[control]\n{text}")).expect_err(text);

@@ -307,25 +307,43 @@ fn open_socket(netns: &Namespace, label: &str) -> Result<netlink_sys::Socket, So
     })
 }
 
-/// The flow a dumped socket owns: local = source, remote = destination; v4-mapped IPv6 addresses
+/// The flows a dumped socket owns: local = source, remote = destination; v4-mapped IPv6 addresses
 /// become IPv4. `None` for an unusable remote side (unspecified address or port 0) or mixed
 /// families.
-fn flow_key(proto: L4Proto, id: &SocketId) -> Option<FlowKey> {
+///
+/// A dual-stack UDP socket connected to an IPv4 peer (both addresses v4-mapped) also owns the
+/// flow between the mapped addresses: the kernel's IPv6 UDP lookup matches the socket's mapped
+/// addresses, so it finds the socket for such a packet as its IPv4 lookup does for the IPv4 one.
+/// A TCP connection of such a socket is hashed by its IPv4 addresses only, and an IPv6 lookup
+/// never finds it: its mapped flow is not owned.
+fn flow_keys(proto: L4Proto, id: &SocketId) -> [Option<FlowKey>; 2] {
     fn unmap(ip: IpAddr) -> IpAddr {
         match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         }
     }
-    let remote = unmap(id.destination_address);
-    if remote.is_unspecified() || id.destination_port == 0 {
-        return None;
+    let (local, remote) = (id.source_address, id.destination_address);
+    let unmapped_remote = unmap(remote);
+    if unmapped_remote.is_unspecified() || id.destination_port == 0 {
+        return [None, None];
     }
-    FlowKey::new(
+    let key = FlowKey::new(
         proto,
-        SocketAddr::new(unmap(id.source_address), id.source_port),
-        SocketAddr::new(remote, id.destination_port),
-    )
+        SocketAddr::new(unmap(local), id.source_port),
+        SocketAddr::new(unmapped_remote, id.destination_port),
+    );
+    let both_mapped = unmap(local) != local && unmapped_remote != remote;
+    let mapped = (proto == L4Proto::Udp && both_mapped)
+        .then(|| {
+            FlowKey::new(
+                proto,
+                SocketAddr::new(local, id.source_port),
+                SocketAddr::new(remote, id.destination_port),
+            )
+        })
+        .flatten();
+    [key, mapped]
 }
 
 impl SocketDumper {
@@ -485,10 +503,15 @@ impl SocketDumper {
                     match InetResponseHeader::parse(frame.payload()) {
                         Ok(header) => {
                             self.stats.sockets += 1;
-                            let key = flow_key(dump.proto, &header.socket_id);
+                            let [key, mapped] = flow_keys(dump.proto, &header.socket_id);
                             let state = SocketState::from_kernel(header.state);
                             match (key, state) {
-                                (Some(key), Some(state)) if dump.wanted(state) => each(key, state),
+                                (Some(key), Some(state)) if dump.wanted(state) => {
+                                    each(key, state);
+                                    if let Some(mapped) = mapped {
+                                        each(mapped, state);
+                                    }
+                                }
                                 _ => self.stats.skipped += 1,
                             }
                         }
@@ -699,6 +722,31 @@ mod tests {
         id.destination_address = dst;
         id.destination_port = dport;
         id
+    }
+
+    fn flow_key(proto: L4Proto, id: &SocketId) -> Option<FlowKey> {
+        flow_keys(proto, id)[0]
+    }
+
+    #[test]
+    fn a_dual_stack_udp_socket_also_owns_its_mapped_flow_and_tcp_does_not() {
+        let l4 = Ipv4Addr::new(198, 51, 100, 1);
+        let r4 = Ipv4Addr::new(203, 0, 113, 9);
+        let (l6, r6) = (l4.to_ipv6_mapped(), r4.to_ipv6_mapped());
+        let mapped = id(l6.into(), 53, r6.into(), 5000);
+        assert_eq!(
+            flow_keys(L4Proto::Udp, &mapped),
+            [
+                Some(FlowKey::v4(L4Proto::Udp, l4, 53, r4, 5000)),
+                Some(FlowKey::v6(L4Proto::Udp, l6, 53, r6, 5000)),
+            ]
+        );
+        assert_eq!(
+            flow_keys(L4Proto::Tcp, &mapped),
+            [Some(FlowKey::v4(L4Proto::Tcp, l4, 53, r4, 5000)), None]
+        );
+        let plain = id(IpAddr::V4(l4), 53, IpAddr::V4(r4), 5000);
+        assert_eq!(flow_keys(L4Proto::Udp, &plain)[1], None);
     }
 
     #[test]

@@ -88,6 +88,8 @@ struct Setup<'a> {
     infinite: bool,
     flows: &'a str,
     control: &'a str,
+    /// The `[reconcile]` table's keys.
+    reconcile: &'a str,
 }
 
 fn config_text(dir: &Path, s: &Setup<'_>) -> String {
@@ -111,7 +113,7 @@ addresses = ["{HOST}"]
 
 {flows}
 [reconcile]
-interval_ms = 0
+{reconcile}
 
 [dpdk]
 lcores = [0, 1]
@@ -136,6 +138,7 @@ shutdown_deadline_ms = 20000
         empty = empty.display(),
         socket = dir.join("api.sock").display(),
         control = s.control,
+        reconcile = s.reconcile,
     )
 }
 
@@ -320,6 +323,7 @@ fn chancectl_round_trips_every_subcommand_and_bad_requests_get_errors() {
             infinite: false,
             flows: &flows,
             control: "",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -514,6 +518,7 @@ fn a_bad_reload_keeps_the_running_configuration_and_is_counted() {
         infinite: false,
         flows: &flows,
         control: "",
+        reconcile: "interval_ms = 0",
     };
     let mut daemon = Daemon::start(&scratch.0, &setup, &[]);
     let good = std::fs::read_to_string(&daemon.config).unwrap();
@@ -645,6 +650,7 @@ fn a_reload_mid_traffic_turns_forwards_into_accepts_and_sigterm_drains() {
         infinite: true,
         flows: "",
         control: "",
+        reconcile: "interval_ms = 0",
     };
     let mut daemon = Daemon::start(
         &scratch.0,
@@ -747,6 +753,7 @@ fn the_metrics_endpoint_is_scraped_and_parsed() {
             infinite: false,
             flows: &flows,
             control: "",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -873,6 +880,7 @@ fn the_api_socket_refuses_other_users() {
             infinite: false,
             flows: "",
             control: "api_group = \"daemon\"",
+            reconcile: "interval_ms = 0",
         },
         &[],
     );
@@ -922,6 +930,7 @@ fn the_api_socket_refuses_other_users() {
             infinite: false,
             flows: "",
             control: "",
+            reconcile: "interval_ms = 0",
         },
     );
     second = second.replace(
@@ -961,6 +970,7 @@ fn idle_setup<'a>(name: &'a str, frames: &'a [Vec<u8>]) -> Setup<'a> {
         infinite: true,
         flows: "",
         control: "",
+        reconcile: "interval_ms = 0",
     }
 }
 
@@ -1090,6 +1100,222 @@ fn healthz_answers_live_and_ready_beside_the_metrics() {
         );
     }
     assert_eq!(http_get(&address, "/healthz/other").0, 404);
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+/// `count` connections to `socket` opened as `nobody` (group `daemon`) that send nothing; the
+/// child prints `connected` once they all are.
+fn idle_clients_as_nobody(socket: &Path, count: usize) -> Child {
+    let script = "use IO::Socket::UNIX; $| = 1; my @held; \
+        for (1 .. $ARGV[1]) { push @held, IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) \
+        or die \"connect: $!\"; } print \"connected\\n\"; sleep 60;";
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--groups=daemon",
+            "perl",
+            "-e",
+        ])
+        .arg(script)
+        .arg(socket)
+        .arg(count.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("setpriv and perl run (util-linux, perl-base)");
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .expect("the idle clients connect");
+    assert_eq!(&first, b"connected\n");
+    child
+}
+
+#[test]
+fn idle_and_dripping_clients_neither_outlast_the_request_timeout_nor_lock_root_out() {
+    as_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("idle");
+    let timeout = Duration::from_millis(3000);
+    let daemon = Daemon::start(
+        &scratch.0,
+        &Setup {
+            name: "idle",
+            frames: &[],
+            infinite: false,
+            flows: "",
+            control: "api_group = \"daemon\"\napi_request_timeout_ms = 3000",
+            reconcile: "interval_ms = 0",
+        },
+        &[],
+    );
+    let ctl = scratch.0.join("chancectl");
+    std::fs::copy(env!("CARGO_BIN_EXE_chancectl"), &ctl).unwrap();
+    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stats_as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--groups=daemon"])
+            .arg(&ctl)
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .args(["stats", "--json"])
+            .output()
+            .unwrap()
+    };
+
+    // Twenty silent connections from a member of the API group: more than it may hold.
+    let opened = Instant::now();
+    let mut idle = idle_clients_as_nobody(&daemon.socket, 20);
+    let busy = stats_as_nobody();
+    assert!(
+        !busy.status.success() && text(&busy.stderr).contains("busy"),
+        "the group's slots are all held: {} {}",
+        busy.status,
+        text(&busy.stderr)
+    );
+    // Root is still answered, by chancectl and by the API itself.
+    let out = daemon.ctl(&["stats", "--json"]);
+    assert!(
+        out.status.success(),
+        "root is answered while others hold every shared slot: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        opened.elapsed() < timeout,
+        "the checks above ran before the idle connections timed out (machine too slow?)"
+    );
+
+    // A connection that sends a byte every 200 ms never completes its request: it is answered
+    // with an error and closed at the deadline, however often it sends.
+    let mut drip = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    drip.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let dripping = Instant::now();
+    let mut reply = Vec::new();
+    let closed_after = loop {
+        assert!(
+            dripping.elapsed() < timeout * 3,
+            "the dripping connection outlived its deadline"
+        );
+        if drip.write_all(b" ").is_err() {
+            break dripping.elapsed();
+        }
+        let mut buf = [0u8; 512];
+        match drip.read(&mut buf) {
+            Ok(0) => break dripping.elapsed(),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break dripping.elapsed(),
+        }
+    };
+    assert!(
+        closed_after >= timeout - Duration::from_millis(100),
+        "closed at the deadline, not before: {closed_after:?}"
+    );
+    assert!(
+        text(&reply).contains("request timed out"),
+        "the client is told why: {}",
+        text(&reply)
+    );
+
+    // By now the silent connections are past their deadline too: the group is served again.
+    let start = Instant::now();
+    loop {
+        let out = stats_as_nobody();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < timeout * 2,
+            "the idle connections gave their slots back: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = idle.kill();
+    let _ = idle.wait();
+    let shown = daemon.ctl_ok(&["config", "show"]);
+    assert!(shown.contains("request timeout 3000 ms"), "{shown}");
+    let (status, log, _) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// A dual-stack UDP socket connected to an IPv4 peer, and a dual-stack TCP server's connection
+/// from an IPv4 client, both in this test's namespace, which chanced reconciles: through the
+/// live table, a datagram between the v4-mapped addresses is accepted (the kernel's IPv6 UDP
+/// lookup finds the socket) and an ACK between them is forwarded (the kernel's IPv6 established
+/// lookup does not find a connection hashed by its IPv4 addresses), while both IPv4 twins are
+/// accepted.
+#[test]
+fn v4_mapped_ipv6_packets_are_owned_as_the_kernel_finds_their_dual_stack_sockets() {
+    use std::net::{Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("mapped");
+    let daemon = Daemon::start(
+        &scratch.0,
+        &Setup {
+            name: "mapped",
+            frames: &[],
+            infinite: false,
+            flows: "",
+            control: "",
+            reconcile: "interval_ms = 100\ngrace_secs = 1",
+        },
+        &[],
+    );
+    let lo = Ipv4Addr::LOCALHOST;
+    let mapped = |port: u16| SocketAddr::new(lo.to_ipv6_mapped().into(), port).to_string();
+    let plain = |port: u16| SocketAddr::new(lo.into(), port).to_string();
+
+    let peer = UdpSocket::bind((lo, 0)).unwrap();
+    let udp = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    udp.connect((lo.to_ipv6_mapped(), peer.local_addr().unwrap().port()))
+        .unwrap();
+    let (udp_local, udp_remote) = (
+        udp.local_addr().unwrap().port(),
+        peer.local_addr().unwrap().port(),
+    );
+    let listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
+    let client = TcpStream::connect((lo, listener.local_addr().unwrap().port())).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let (tcp_local, tcp_remote) = (
+        server.local_addr().unwrap().port(),
+        client.local_addr().unwrap().port(),
+    );
+
+    let simulate = |d: &Daemon, inner: &str, src: &str, dst: &str| {
+        d.ctl_ok(&[
+            "simulate",
+            "--inner",
+            inner,
+            "--src",
+            src,
+            "--dst",
+            dst,
+            "--hops",
+            "192.0.2.20",
+        ])
+    };
+    let mut daemon = daemon;
+    daemon.wait_for("reconciliation to learn the sockets", |d| {
+        simulate(d, "udp", &plain(udp_remote), &plain(udp_local)).contains("verdict: accept")
+            && simulate(d, "tcp", &plain(tcp_remote), &plain(tcp_local)).contains("verdict: accept")
+    });
+    let udp6 = simulate(&daemon, "udp", &mapped(udp_remote), &mapped(udp_local));
+    assert!(
+        udp6.contains("verdict: accept (accepted_packets_total_established)")
+            && udp6.contains("owned (socket)"),
+        "{udp6}"
+    );
+    let tcp6 = simulate(&daemon, "tcp", &mapped(tcp_remote), &mapped(tcp_local));
+    assert!(
+        tcp6.contains("verdict: forward (forwarded_packets_total_gue)"),
+        "{tcp6}"
+    );
+    drop((udp, peer, client, server, listener));
     let (status, log, _) = daemon.stop();
     assert!(status.success(), "{log}");
 }

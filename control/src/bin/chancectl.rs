@@ -668,9 +668,10 @@ fn show_config(api: &Api, json: bool) -> anyhow::Result<()> {
         c.reconcile_namespaces.join(" ")
     );
     println!(
-        "api {} (group {}), metrics {} (configured {}), log {}, shutdown deadline {} ms",
+        "api {} (group {}, request timeout {} ms), metrics {} (configured {}), log {}, shutdown deadline {} ms",
         or_off(&c.api_socket),
         c.api_group.clone().unwrap_or_else(|| "root only".into()),
+        c.api_request_timeout_ms,
         or_off(&c.metrics_bound),
         or_off(&c.metrics_address),
         c.log_level,

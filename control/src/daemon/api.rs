@@ -29,6 +29,10 @@ impl ApiHandler for ChancedApi {
     fn handle(&self, request: Request) -> Result<Value, String> {
         handle(&self.0, request)
     }
+
+    fn request_timeout(&self) -> std::time::Duration {
+        self.0.current().control().api_request_timeout
+    }
 }
 
 /// Answers one request.
@@ -187,6 +191,7 @@ fn config(shared: &Shared) -> ConfigReply {
         metrics_bound: controls.metrics.as_ref().map(|m| m.address().to_string()),
         log_level: shared.log.current(),
         shutdown_deadline_ms: u64::try_from(control.shutdown_deadline.as_millis()).unwrap_or(0),
+        api_request_timeout_ms: u64::try_from(control.api_request_timeout.as_millis()).unwrap_or(0),
         pending_restart: lock(&shared.pending_restart).clone(),
         reloads_total: shared.reload.reloads.load(Ordering::Relaxed),
         reload_failures_total: shared.reload.failures.load(Ordering::Relaxed),

@@ -7,7 +7,7 @@
 //! - `[reconcile]`: the reconciliation thread is restarted with the new interval, grace and
 //!   namespaces (its counters go on);
 //! - `[control]`: the log filter is swapped, the API socket and the metrics endpoint rebound, the
-//!   shutdown deadline replaced.
+//!   shutdown deadline and the API request timeout replaced.
 //!
 //! Keys that need a restart (`[encap]`, `[dpdk]`, `[ports]`, `flow_table.capacity`,
 //! `flow_table.syn_lifetime_secs`, `flow_table.huge_pages`) keep their running values; the reload reports them and logs a
@@ -47,6 +47,8 @@ pub(crate) struct Plan {
     pub log_level: bool,
     /// The shutdown deadline changes.
     pub deadline: bool,
+    /// The API's request timeout changes (it applies from each connection's next request).
+    pub api_timeout: bool,
     /// Keys whose new values wait for a restart.
     pub restart_required: Vec<String>,
 }
@@ -120,6 +122,7 @@ pub(crate) fn plan(startup: &Config, current: &Config, new: &Config) -> Plan {
         metrics: old_ctl.metrics_address != new_ctl.metrics_address,
         log_level: old_ctl.log_level != new_ctl.log_level,
         deadline: old_ctl.shutdown_deadline != new_ctl.shutdown_deadline,
+        api_timeout: old_ctl.api_request_timeout != new_ctl.api_request_timeout,
         restart_required: restart,
     }
 }
@@ -282,6 +285,12 @@ fn apply(shared: &Arc<Shared>, controls: &mut super::Controls) -> Result<ReloadR
         applied.push(format!(
             "control.shutdown_deadline_ms = {}",
             new_ctl.shutdown_deadline.as_millis()
+        ));
+    }
+    if plan.api_timeout {
+        applied.push(format!(
+            "control.api_request_timeout_ms = {}",
+            new_ctl.api_request_timeout.as_millis()
         ));
     }
     *lock(&shared.pending_restart) = plan.restart_required.clone();

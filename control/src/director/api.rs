@@ -19,6 +19,10 @@ use std::sync::Arc;
 pub(crate) struct DirectorApi(pub Arc<Shared>);
 
 impl ApiHandler for DirectorApi {
+    fn request_timeout(&self) -> std::time::Duration {
+        self.0.current().config.control.api_request_timeout
+    }
+
     fn handle(&self, request: Request) -> Result<Value, String> {
         let shared = &self.0;
         match request {

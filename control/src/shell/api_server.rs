@@ -1,33 +1,33 @@
 //! The local API's server, shared by chanced and chance-director: a Unix socket, mode 0660, owned
-//! by root and the configured group, so that nobody else can connect; one thread per connection
-//! (at most [`MAX_CONNECTIONS`]), each reading newline-delimited requests with a timeout and
-//! answering each through the daemon's [`ApiHandler`]. See [`crate::api`] for the protocol.
+//! by root and the configured group, so that nobody else can connect; one thread per connection,
+//! each reading newline-delimited requests within the slots and deadlines of [`super::api_limits`]
+//! and answering each through the daemon's [`ApiHandler`]. See [`crate::api`] for the protocol.
 
+use super::api_limits::{self, ReadEnd, Slots, ROOT_SLOTS, SHARED_SLOTS};
 use crate::api::{parse_request, Request, Response, MAX_REQUEST_BYTES};
 use crate::control_config::ApiGroup;
 use nix::unistd::{Gid, Group};
 use serde_json::Value;
 use std::fs::{self, Permissions};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a daemon answers on its API.
 pub(crate) trait ApiHandler: Send + Sync + 'static {
     /// Answers one parsed request (the error is the reply's message).
     fn handle(&self, request: Request) -> Result<Value, String>;
-}
 
-/// Connections served at once; more get an error reply and are closed.
-pub(crate) const MAX_CONNECTIONS: usize = 16;
-/// A connection idle this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How long a request may take to arrive whole (`control.api_request_timeout_ms`, read at
+    /// each request so that a reload applies to the next one).
+    fn request_timeout(&self) -> Duration;
+}
 
 /// The group id of `group`, looked up on this host.
 pub(crate) fn resolve_group(group: Option<&ApiGroup>) -> Result<Option<Gid>, String> {
@@ -159,7 +159,7 @@ pub(crate) fn discard(bound: Bound) {
 
 fn accept_loop(bound: Bound, handler: &Arc<dyn ApiHandler>, stop: &AtomicBool) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let active = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Slots::default());
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [PollFd::new(bound.listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(200u16)) {
@@ -179,67 +179,82 @@ fn accept_loop(bound: Bound, handler: &Arc<dyn ApiHandler>, stop: &AtomicBool) {
                 continue;
             }
         };
-        if active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::AcqRel);
-            let mut stream = stream;
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = stream.write_all(
-                Response::line(Err(format!(
-                    "busy: {MAX_CONNECTIONS} connections are being served"
-                )))
-                .as_bytes(),
-            );
+        let credentials = peer(&stream);
+        let is_root = credentials.as_ref().is_ok_and(|(uid, _)| *uid == 0);
+        let Some(slot) = slots.take(is_root) else {
+            refuse_busy(stream, is_root);
             continue;
-        }
+        };
         let handler = Arc::clone(handler);
-        let guard = Arc::clone(&active);
+        let who = match credentials {
+            Ok((uid, pid)) => format!("uid {uid} pid {pid}"),
+            Err(()) => "unknown peer".into(),
+        };
         let spawned = std::thread::Builder::new()
             .name("chance-api-conn".into())
             .spawn(move || {
-                serve_connection(stream, &*handler);
-                guard.fetch_sub(1, Ordering::AcqRel);
+                serve_connection(stream, &*handler, &who);
+                drop(slot);
             });
         if let Err(e) = spawned {
-            active.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(error = %e, "API: cannot start a connection thread");
         }
     }
 }
 
-/// Who is on the other end, for the log.
-fn peer(stream: &UnixStream) -> String {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    match getsockopt(stream, PeerCredentials) {
-        Ok(c) => format!("uid {} pid {}", c.uid(), c.pid()),
-        Err(_) => "unknown peer".into(),
-    }
+/// Tells a client that no slot is free, without waiting on it.
+fn refuse_busy(mut stream: UnixStream, is_root: bool) {
+    let held = if is_root {
+        SHARED_SLOTS + ROOT_SLOTS
+    } else {
+        SHARED_SLOTS
+    };
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write_all(
+        Response::line(Err(format!(
+            "busy: all {held} connections open to this user are taken; each is closed once its \
+             request is not complete within control.api_request_timeout_ms"
+        )))
+        .as_bytes(),
+    );
 }
 
-fn serve_connection(stream: UnixStream, handler: &dyn ApiHandler) {
-    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let who = peer(&stream);
+/// The peer's uid and pid (`SO_PEERCRED`).
+fn peer(stream: &UnixStream) -> Result<(u32, i32), ()> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(stream, PeerCredentials)
+        .map(|c| (c.uid(), c.pid()))
+        .map_err(|_| ())
+}
+
+fn serve_connection(stream: UnixStream, handler: &dyn ApiHandler, who: &str) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    // The first request is due a timeout after the accept, each next one a timeout after the
+    // previous reply.
+    let mut deadline = api_limits::deadline_from_now(handler.request_timeout());
     loop {
-        line.clear();
-        let limit = MAX_REQUEST_BYTES as u64 + 1;
-        match (&mut reader).take(limit).read_until(b'\n', &mut line) {
-            Ok(0) => return,
-            Ok(_) => {}
-            // A timeout or a broken connection: nothing to answer.
-            Err(_) => return,
-        }
-        if line.len() > MAX_REQUEST_BYTES && line.last() != Some(&b'\n') {
-            let _ = writer.write_all(
-                Response::line(Err(format!(
-                    "request too large: more than {MAX_REQUEST_BYTES} bytes without a newline"
-                )))
-                .as_bytes(),
-            );
+        let error = match api_limits::read_request(&mut reader, &mut line, deadline) {
+            Ok(()) => None,
+            Err(ReadEnd::Closed) => return,
+            Err(ReadEnd::TimedOut { partial }) => {
+                tracing::debug!(peer = %who, partial, "API: request timed out; connection closed");
+                Some(format!(
+                    "request timed out: not complete within control.api_request_timeout_ms ({} ms)",
+                    handler.request_timeout().as_millis()
+                ))
+            }
+            Err(ReadEnd::TooLarge) => Some(format!(
+                "request too large: more than {MAX_REQUEST_BYTES} bytes without a newline"
+            )),
+        };
+        if let Some(error) = error {
+            let reply = Response::line(Err(error));
+            let _ =
+                api_limits::write_reply(&mut writer, reply.as_bytes(), deadline_or_soon(deadline));
             return;
         }
         let text = line.trim_ascii();
@@ -259,12 +274,16 @@ fn serve_connection(stream: UnixStream, handler: &dyn ApiHandler) {
             }
             handler.handle(request)
         });
-        if writer
-            .write_all(Response::line(result).as_bytes())
-            .and_then(|()| writer.flush())
-            .is_err()
-        {
+        let reply = Response::line(result);
+        let due = api_limits::deadline_from_now(handler.request_timeout());
+        if !api_limits::write_reply(&mut writer, reply.as_bytes(), due) {
             return;
         }
+        deadline = api_limits::deadline_from_now(handler.request_timeout());
     }
+}
+
+/// A last error reply gets a second at most, even past the request's deadline.
+fn deadline_or_soon(deadline: Instant) -> Instant {
+    deadline.max(Instant::now()) + Duration::from_secs(1)
 }

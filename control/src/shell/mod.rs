@@ -3,6 +3,7 @@
 //! systemd notifications, and the logs. Each daemon brings its own answers, collector, reload
 //! plan and stop.
 
+pub(crate) mod api_limits;
 pub(crate) mod api_server;
 pub(crate) mod logging;
 pub(crate) mod metrics_server;

@@ -1345,6 +1345,64 @@ fn ipv6_known_udp_is_accepted() {
         .run();
 }
 
+/// A dual-stack (AF_INET6) socket connected to an IPv4 peer, as the kernel sees it: its lookups
+/// by IPv4 find it, and so does a UDP lookup by IPv6 between the IPv4-mapped addresses
+/// (`::ffff:a.b.c.d`), which matches the socket's mapped local and remote addresses. Its TCP
+/// twin is hashed by its IPv4 addresses only, so an IPv6 established lookup misses it.
+fn mapped(v4: Ipv4Addr) -> Ipv6Addr {
+    v4.to_ipv6_mapped()
+}
+
+/// An IPv6 packet from the client to the service, both as IPv4-mapped addresses.
+fn mapped6(l4: L4) -> Vec<u8> {
+    Ipv6Packet::new(mapped(CLIENT4), mapped(VIP4), l4).build()
+}
+
+/// UDP over IPv6 between IPv4-mapped addresses, of a flow owned under its mapped key (a
+/// connected dual-stack socket, as the socket dump reports it): accepted, as the kernel's UDP
+/// lookup finds the socket.
+#[test]
+fn ipv6_udp_between_v4_mapped_addresses_is_accepted_when_the_mapped_flow_is_owned() {
+    let inner = mapped6(L4::udp(CLIENT_PORT, VIP_PORT, b"hello"));
+    let input = one_hop6(&inner).build();
+    let output = decap6(&input, &inner);
+    let key = FlowKey::v6(
+        L4Proto::Udp,
+        mapped(VIP4),
+        VIP_PORT,
+        mapped(CLIENT4),
+        CLIENT_PORT,
+    );
+    Fixture::accept(input, output, &[L3_V6, L4_UDP, ESTABLISHED])
+        .owning(&[key])
+        .run();
+}
+
+/// The same datagram when only the IPv4 flow is owned (an AF_INET socket, which no IPv6 lookup
+/// finds): forwarded. The IPv6 path never unmaps the addresses.
+#[test]
+fn ipv6_udp_between_v4_mapped_addresses_is_forwarded_when_only_the_ipv4_flow_is_owned() {
+    let inner = mapped6(L4::udp(CLIENT_PORT, VIP_PORT, b"hello"));
+    let input = one_hop6(&inner).build();
+    let output = fwd(&input, HOP1, 1);
+    Fixture::forward(input, output, &[L3_V6, L4_UDP, GUE])
+        .owning(&[udp4_key()])
+        .run();
+}
+
+/// A TCP ACK over IPv6 between IPv4-mapped addresses of a connection the host holds as IPv4 (a
+/// dual-stack socket's established connection is hashed by its IPv4 addresses): forwarded, as
+/// the kernel's IPv6 established lookup misses it.
+#[test]
+fn ipv6_tcp_ack_between_v4_mapped_addresses_of_an_ipv4_connection_is_forwarded() {
+    let inner = mapped6(L4::tcp(CLIENT_PORT, VIP_PORT, ACK));
+    let input = one_hop6(&inner).build();
+    let output = fwd(&input, HOP1, 1);
+    Fixture::forward(input, output, &[L3_V6, L4_TCP, GUE])
+        .owning(&[tcp4_key()])
+        .run();
+}
+
 /// IPv6 with no hops: last hop, EtherType becomes 0x86DD.
 #[test]
 fn ipv6_without_hops_gets_ethertype_ipv6() {
