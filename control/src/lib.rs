@@ -13,6 +13,7 @@ pub mod decode;
 pub mod director;
 pub mod director_cli;
 pub mod director_config;
+pub mod director_route;
 pub mod frame;
 pub mod healthcheck_config;
 pub mod ownership_config;
