@@ -4,6 +4,8 @@
 //! 2), byte for byte as `glb-director-cli build-config` does, and replaces the output atomically
 //! (a temporary file in the same directory, then a rename), so a director that reloads it never
 //! sees half a table.
+//!
+//! `route` runs a capture through the director's packet path offline ([`crate::director_route`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -92,8 +94,14 @@ pub fn run(command: &OfflineCommand) -> anyhow::Result<String> {
                     tables_json: tables_json.clone(),
                 },
                 (None, None, Some(config)) => TableFiles::Chance(config.clone()),
-                // clap's groups allow nothing else.
-                _ => anyhow::bail!("give --glb-director-json with --glb-json, or --config"),
+                // clap's argument rules allow nothing else; a usage error all the same.
+                _ => {
+                    return Err(DirectorInputError {
+                        path: "chancectl director route".into(),
+                        message: "give --glb-director-json with --glb-json, or --config".into(),
+                    }
+                    .into())
+                }
             };
             let port_mac = match port_mac {
                 None => PortMac::InputDestination,
