@@ -104,6 +104,53 @@ struct RouteLine {
     output: Option<String>,
 }
 
+impl RouteLine {
+    /// The line for frame `index` routed by `route`.
+    fn new(index: u64, route: Route<'_>, frame: &[u8], request: &RouteRequest) -> Self {
+        let mut line = RouteLine {
+            index,
+            verdict: "pass",
+            reason: None,
+            table: None,
+            row: None,
+            hops: Vec::new(),
+            output: None,
+        };
+        match route {
+            Route::Encapsulate(encap) => {
+                let mut output = encap.output(frame);
+                if request.port_mac == PortMac::InputDestination {
+                    // A forwarded frame had a whole Ethernet header, and so has its output.
+                    let received_on = EthernetFrame::new_unchecked(frame).dst_addr();
+                    EthernetFrame::new_unchecked(&mut output[..]).set_src_addr(received_on);
+                }
+                line.verdict = "forward";
+                // route_by reports its one table as index 0: name it as the user did.
+                line.table = Some(request.table.unwrap_or(encap.table));
+                line.row = Some(encap.row);
+                line.hops = encap.header.hops().collect();
+                line.output = Some(hex::encode(output));
+            }
+            Route::Pass => {}
+            Route::Drop(reason) => {
+                line.verdict = "drop";
+                line.reason = Some(reason_name(reason));
+            }
+        }
+        line
+    }
+}
+
+impl RouteSummary {
+    fn count(&mut self, line: &RouteLine) {
+        match line.verdict {
+            "forward" => self.forward += 1,
+            "drop" => self.drop += 1,
+            _ => self.pass += 1,
+        }
+    }
+}
+
 /// glb-director's director configuration: the keys that change a packet's route. The rest of
 /// the file (lcores, flow_paths, num_worker_queues, kni_ip, statsd_port, rx_drop_en, ...) is about
 /// cores and queues and is ignored.
@@ -283,50 +330,8 @@ pub fn route(request: &RouteRequest) -> anyhow::Result<RouteSummary> {
             Some(table) => director.route_by(&frame, table),
             None => director.route(&frame, &tables),
         };
-        let line = match route {
-            Route::Encapsulate(encap) => {
-                summary.forward += 1;
-                let mut output = encap.output(&frame);
-                if request.port_mac == PortMac::InputDestination {
-                    // A forwarded frame had a whole Ethernet header, and so has its output.
-                    let received_on = EthernetFrame::new_unchecked(&frame[..]).dst_addr();
-                    EthernetFrame::new_unchecked(&mut output[..]).set_src_addr(received_on);
-                }
-                RouteLine {
-                    index,
-                    verdict: "forward",
-                    reason: None,
-                    table: Some(request.table.unwrap_or(encap.table)),
-                    row: Some(encap.row),
-                    hops: encap.header.hops().collect(),
-                    output: Some(hex::encode(output)),
-                }
-            }
-            Route::Pass => {
-                summary.pass += 1;
-                RouteLine {
-                    index,
-                    verdict: "pass",
-                    reason: None,
-                    table: None,
-                    row: None,
-                    hops: Vec::new(),
-                    output: None,
-                }
-            }
-            Route::Drop(reason) => {
-                summary.drop += 1;
-                RouteLine {
-                    index,
-                    verdict: "drop",
-                    reason: Some(reason_name(reason)),
-                    table: None,
-                    row: None,
-                    hops: Vec::new(),
-                    output: None,
-                }
-            }
-        };
+        let line = RouteLine::new(index, route, &frame, request);
+        summary.count(&line);
         serde_json::to_writer(&mut lines, &line)?;
         lines.push(b'\n');
     }

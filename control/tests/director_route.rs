@@ -135,6 +135,20 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Runs `route` with `extra`, which must succeed; its lines.
+fn routed(run: &Run, extra: &[&str]) -> Vec<Value> {
+    let out = route(run, extra);
+    assert!(out.status.success(), "{}", stderr(&out));
+    lines(&run.out)
+}
+
+fn verdicts(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| l["verdict"].as_str().unwrap())
+        .collect()
+}
+
 fn hops(line: &Value) -> Vec<Ipv4Addr> {
     line["hops"]
         .as_array()
@@ -178,12 +192,22 @@ fn decode(line: &Value, port_mac: [u8; 6]) -> (Vec<Ipv4Addr>, Vec<u8>) {
     (gue_hops, gue[8 + 4 * count..].to_vec())
 }
 
+/// Checks a `forward` line: its table, row and hops, and the frame it carries (outer headers,
+/// the GUE hop list = the hops after the first); returns the inner packet.
+fn assert_forwarded(line: &Value, table: usize, row: u16, expected: &[Ipv4Addr]) -> Vec<u8> {
+    assert_eq!(line["verdict"], "forward", "{line}");
+    assert_eq!(line["table"], table, "{line}");
+    assert_eq!(line["row"], row, "{line}");
+    assert_eq!(hops(line), expected, "{line}");
+    let (gue_hops, inner) = decode(line, HOST_MAC);
+    assert_eq!(gue_hops, expected[1..], "{line}");
+    inner
+}
+
 #[test]
 fn route_writes_one_line_per_frame_with_glb_rows_and_gue_frames() {
     let run = setup("director_route_glb");
-    let out = route(&run, &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = lines(&run.out);
+    let got = routed(&run, &[]);
     assert_eq!(got.len(), 6);
     for (i, line) in got.iter().enumerate() {
         assert_eq!(line["index"], i);
@@ -191,28 +215,17 @@ fn route_writes_one_line_per_frame_with_glb_rows_and_gue_frames() {
 
     // TCP to the web bind: table 0, GLB's row for the client.
     let row = row_of(&table_key(0), CLIENT);
-    assert_eq!(got[0]["verdict"], "forward");
-    assert_eq!(got[0]["table"], 0);
-    assert_eq!(got[0]["row"], row);
-    assert_eq!(hops(&got[0]), glb_hops(0, row));
-    let (gue_hops, inner) = decode(&got[0], HOST_MAC);
-    assert_eq!(gue_hops, glb_hops(0, row)[1..]);
+    let inner = assert_forwarded(&got[0], 0, row, &glb_hops(0, row));
     assert_eq!(inner, tcp_syn());
 
     // UDP to the DNS bind: table 1, with its own key.
     let dns_row = row_of(&table_key(1), DNS_CLIENT);
-    assert_eq!(got[1]["verdict"], "forward");
-    assert_eq!(got[1]["table"], 1);
-    assert_eq!(got[1]["row"], dns_row);
-    assert_eq!(hops(&got[1]), glb_hops(1, dns_row));
-    let (gue_hops, _) = decode(&got[1], HOST_MAC);
-    assert_eq!(gue_hops, glb_hops(1, dns_row)[1..]);
+    let inner = assert_forwarded(&got[1], 1, dns_row, &glb_hops(1, dns_row));
+    assert_eq!(inner, frames()[1][14..]);
 
     // The ICMP error goes where the flow it quotes goes.
-    assert_eq!(got[2]["verdict"], "forward");
-    assert_eq!(got[2]["row"], row);
-    assert_eq!(hops(&got[2]), glb_hops(0, row));
-    decode(&got[2], HOST_MAC);
+    let inner = assert_forwarded(&got[2], 0, row, &glb_hops(0, row));
+    assert_eq!(inner, frames()[2][14..]);
 
     // No bind, ARP: the kernel's.
     for i in [3, 4] {
@@ -229,30 +242,23 @@ fn route_writes_one_line_per_frame_with_glb_rows_and_gue_frames() {
 #[test]
 fn port_mac_sets_the_outer_source() {
     let run = setup("director_route_port_mac");
-    let out = route(&run, &["--port-mac", "02:aa:bb:cc:dd:ee"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = lines(&run.out);
+    let got = routed(&run, &["--port-mac", "02:aa:bb:cc:dd:ee"]);
     decode(&got[0], [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 }
 
 #[test]
 fn table_option_routes_every_routable_frame_by_that_table() {
     let run = setup("director_route_table");
-    let out = route(&run, &["--table", "1"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = lines(&run.out);
-    let verdicts: Vec<&str> = got.iter().map(|l| l["verdict"].as_str().unwrap()).collect();
+    let got = routed(&run, &["--table", "1"]);
     // The port-22 frame has no bind but is routed now; ARP still passes.
     assert_eq!(
-        verdicts,
+        verdicts(&got),
         ["forward", "forward", "forward", "forward", "pass", "drop"]
     );
     let row = row_of(&table_key(1), CLIENT);
     for i in [0, 3] {
-        assert_eq!(got[i]["table"], 1);
-        assert_eq!(got[i]["row"], row);
-        assert_eq!(hops(&got[i]), glb_hops(1, row));
-        decode(&got[i], HOST_MAC);
+        let inner = assert_forwarded(&got[i], 1, row, &glb_hops(1, row));
+        assert_eq!(inner, frames()[i][14..]);
     }
 }
 
@@ -271,13 +277,10 @@ fn config_routes_by_chances_own_director_file() {
     );
     let config = run.dir.join("director.toml");
     std::fs::write(&config, toml).unwrap();
-    let out = route(&run, &["--config", config.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let got = lines(&run.out);
-    let verdicts: Vec<&str> = got.iter().map(|l| l["verdict"].as_str().unwrap()).collect();
+    let got = routed(&run, &["--config", config.to_str().unwrap()]);
     // No UDP bind in this file: the DNS frame passes.
     assert_eq!(
-        verdicts,
+        verdicts(&got),
         ["forward", "pass", "forward", "pass", "pass", "drop"]
     );
 
@@ -297,13 +300,12 @@ fn config_routes_by_chances_own_director_file() {
         ],
     )
     .unwrap();
-    assert_eq!(got[0]["row"], row);
-    assert_eq!(hops(&got[0]), table.hops(row));
+    let inner = assert_forwarded(&got[0], 0, row, table.hops(row));
+    assert_eq!(inner, tcp_syn());
     // The first hop is the one backend that takes new connections (active and healthy).
     assert_eq!(hops(&got[0])[0], Ipv4Addr::new(10, 0, 0, 1));
-    let (gue_hops, inner) = decode(&got[0], HOST_MAC);
-    assert_eq!(gue_hops, table.hops(row)[1..]);
-    assert_eq!(inner, tcp_syn());
+    // The ICMP error follows its flow here too.
+    assert_forwarded(&got[2], 0, row, table.hops(row));
 }
 
 #[test]
