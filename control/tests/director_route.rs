@@ -309,6 +309,37 @@ fn config_routes_by_chances_own_director_file() {
 }
 
 #[test]
+fn glb_director_settings_pick_hash_fields_and_echo_forwarding() {
+    let run = setup("director_route_settings");
+    let echo = eth4(Ipv4Packet::new(CLIENT, WEB_VIP, L4::icmpv4_echo_request()).build());
+    write_pcap(
+        &run.dir.join("in.pcap"),
+        &[eth4(tcp_syn()), echo],
+        DataLink::ETHERNET,
+    );
+    // Hashed over the client's address and port; echo requests left to the kernel.
+    let settings = GLB_DIRECTOR.replace(
+        r#""forward_icmp_ping_responses": true"#,
+        r#""forward_icmp_ping_responses": false, "hash_fields": { "src_addr": true, "src_port": true }"#,
+    );
+    std::fs::write(run.dir.join("director.json"), settings).unwrap();
+    let got = routed(&run, &[]);
+    assert_eq!(verdicts(&got), ["forward", "pass"]);
+    let mut hasher = SipHasher24::new_with_key(&table_key(0));
+    hasher.write(&CLIENT.octets());
+    hasher.write(&40001u16.to_be_bytes());
+    let row = hasher.finish() as u16;
+    assert_forwarded(&got[0], 0, row, &glb_hops(0, row));
+
+    // GLB's default: echo requests to a VIP go to a backend (hashed like the client's flows).
+    std::fs::write(run.dir.join("director.json"), GLB_DIRECTOR).unwrap();
+    let got = routed(&run, &[]);
+    assert_eq!(verdicts(&got), ["forward", "forward"]);
+    let row = row_of(&table_key(0), CLIENT);
+    assert_forwarded(&got[1], 0, row, &glb_hops(0, row));
+}
+
+#[test]
 fn bad_inputs_exit_2_and_leave_the_output_untouched() {
     let run = setup("director_route_bad");
     let write = |name: &str, text: &str| {
