@@ -17,7 +17,8 @@ packages=(
   bird2            # BGP in the cluster (deploy/cluster.sh): directors announce the VIP to the router
   python3          # the lab's director
   systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
-  util-linux       # setpriv: the API socket test connects as another user
+  util-linux       # setpriv (the API socket test connects as another user), unshare (sockets tests)
+  procps           # kill and sysctl: deploy/lab.sh and the namespace tests (netns_lab, netns_ownership)
 )
 
 missing=()

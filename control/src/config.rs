@@ -18,15 +18,15 @@
 
 use crate::control_config::{self, ControlConfig, RawControl};
 use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
+pub(crate) use crate::locator::{key_path, Locator};
 use crate::ownership_config::{self, OwnershipConfig, RawFlows, RawReconcile};
+use crate::static_flows::{self, Flows, RawFlow};
 use chance_engine::config::{DEFAULT_GUE_PORT, DEFAULT_MTU};
-use chance_engine::{EngineConfig, ExactMatchTable, FlowKey, L4Proto};
+use chance_engine::{EngineConfig, ExactMatchTable, FlowKey};
 use core::fmt;
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr};
 use core::ops::Range;
 use serde::Deserialize;
-use serde_path_to_error::Segment;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -126,19 +126,145 @@ pub enum ConfigError {
         /// Why.
         error: std::io::Error,
     },
+    /// The path names something other than a regular file (a FIFO, a device, a directory).
+    #[error("{}: not a regular file ({kind}); a configuration is a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error(
+        "{}: {size} bytes is too large for a configuration (the limit is {MAX_FILE_BYTES} bytes, {} MiB)",
+        path.display(),
+        MAX_FILE_BYTES >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, or the bytes read before the limit was passed.
+        size: u64,
+    },
     /// The file was read but is not a valid configuration.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
+    /// The file has several errors (in file order), one a line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<Diagnostic>),
 }
 
 impl ConfigError {
-    /// The diagnostic, for an invalid file.
+    /// The diagnostic, for an invalid file (the first one, when there are several).
     pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        self.diagnostics().first()
+    }
+
+    /// Every diagnostic, in file order (none when the file could not be read).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ConfigError::Invalid(d) => Some(d),
-            ConfigError::Read { .. } => None,
+            ConfigError::Invalid(d) => core::slice::from_ref(d),
+            ConfigError::Several(ds) => ds,
+            _ => &[],
         }
     }
+}
+
+/// The most errors one check reports (the rest of a file full of bad flows adds nothing).
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// The errors found so far: every table is validated even after one fails, so that one check
+/// reports every error it can find (a syntax error still stops the parse: nothing after it has
+/// a meaning).
+#[derive(Default)]
+pub(crate) struct Found(Vec<Diagnostic>);
+
+impl Found {
+    /// The value, or `None` with its errors kept.
+    pub(crate) fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0.extend(e.diagnostics().iter().cloned());
+                None
+            }
+        }
+    }
+
+    pub(crate) fn full(&self) -> bool {
+        self.0.len() >= MAX_REPORTED_ERRORS
+    }
+
+    /// `Ok` when nothing was found; else the errors in file order.
+    fn finish(mut self) -> Result<(), ConfigError> {
+        self.0.sort_by_key(|d| (d.line, d.column));
+        self.0.truncate(MAX_REPORTED_ERRORS);
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(ConfigError::Invalid(Box::new(self.0.remove(0)))),
+            _ => Err(ConfigError::Several(self.0)),
+        }
+    }
+}
+
+/// The largest configuration file accepted: 64 MiB, about 800,000 static flows. Reading,
+/// parsing and validating a file takes a few times its size in memory; the bound keeps that
+/// (and the time a check or a reload takes) modest whatever the path names.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads the configuration file at `path`: a regular file of at most [`MAX_FILE_BYTES`].
+///
+/// It is opened without blocking (a FIFO would otherwise wait for a writer) and checked before
+/// anything is read, and the read itself stops past the bound (a file may grow meanwhile, and
+/// files in /proc report a size of 0).
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let unreadable = |error| ConfigError::Read {
+        path: path.to_owned(),
+        error,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let kind = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(ConfigError::NotAFile {
+            path: path.to_owned(),
+            kind,
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        path: path.to_owned(),
+        size,
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Reads and validates the configuration file at `path`.
@@ -147,12 +273,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &path.display().to_string())
 }
 
-/// Reads a configuration file as text (an invalid UTF-8 file is an error at its first bad byte).
+/// Reads a configuration file as text, within [`read_bytes`]'s bounds (an invalid UTF-8 file is
+/// an error at its first bad byte).
 pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
-        path: path.to_owned(),
-        error,
-    })?;
+    let bytes = read_bytes(path)?;
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let valid = e.utf8_error().valid_up_to();
@@ -164,11 +288,22 @@ pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Parses and validates configuration `text`; `origin` names it in errors (usually the file name).
+///
+/// The `[[flow]]` tables are cut out and parsed one at a time (see [`static_flows`]); the rest of
+/// the file is parsed as one document.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let at = Locator::new(text, origin);
-    refuse_other_daemon(&at, Daemon::Chanced)?;
-    let raw: RawConfig = deserialize(&at)?;
-    raw.validate(&at)
+    let sections = static_flows::split(text);
+    let rest_at = at.with_cuts(&sections.cuts);
+    refuse_other_daemon(&sections.rest, &rest_at, Daemon::Chanced)?;
+    let deserializer = toml::de::Deserializer::parse(&sections.rest)
+        .map_err(|e| rest_at.error(e.span().unwrap_or(0..0), None, e.message()))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = key_path(e.path());
+        let inner = e.into_inner();
+        rest_at.error(inner.span().unwrap_or(0..0), key, inner.message())
+    })?;
+    raw.validate(&rest_at, &sections.flows, &at)
 }
 
 /// The daemon a configuration file is for.
@@ -192,7 +327,9 @@ impl Daemon {
     /// Which daemon `text` is for: a top-level `[director]` table makes it chance-director's.
     /// A file that is not TOML is chanced's (its parser reports the syntax error).
     pub fn of(text: &str) -> Daemon {
-        match toml::from_str::<Peek>(text) {
+        // Without the [[flow]] sections: a file of a million static flows is peeked at in the
+        // memory of its other tables.
+        match toml::from_str::<Peek>(&static_flows::split(text).rest) {
             Ok(Peek {
                 director: Some(_), ..
             }) => Daemon::Director,
@@ -208,9 +345,14 @@ struct Peek {
     encap: Option<Spanned<toml::Value>>,
 }
 
-/// Refuses, at the telling table's line, a file written for the other daemon.
-pub(crate) fn refuse_other_daemon(at: &Locator<'_>, wanted: Daemon) -> Result<(), ConfigError> {
-    let Ok(peek) = toml::from_str::<Peek>(at.text) else {
+/// Refuses, at the telling table's line, a file written for the other daemon: `text` is the file
+/// (or the file with its `[[flow]]` sections cut out), `at` locates its spans in the file.
+pub(crate) fn refuse_other_daemon(
+    text: &str,
+    at: &Locator<'_>,
+    wanted: Daemon,
+) -> Result<(), ConfigError> {
+    let Ok(peek) = toml::from_str::<Peek>(text) else {
         return Ok(());
     };
     match (wanted, peek.director, peek.encap) {
@@ -238,7 +380,7 @@ pub(crate) fn refuse_other_daemon(at: &Locator<'_>, wanted: Daemon) -> Result<()
 pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
     at: &Locator<'_>,
 ) -> Result<T, ConfigError> {
-    let deserializer = toml::de::Deserializer::parse(at.text)
+    let deserializer = toml::de::Deserializer::parse(at.text())
         .map_err(|e| at.error(e.span().unwrap_or(0..0), None, e.message()))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = key_path(e.path());
@@ -268,59 +410,46 @@ struct RawEncap {
     mtu: Option<Spanned<u16>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlow {
-    proto: RawProto,
-    local: Spanned<String>,
-    remote: Spanned<String>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum RawProto {
-    Tcp,
-    Udp,
-}
-
-impl From<RawProto> for L4Proto {
-    fn from(p: RawProto) -> Self {
-        match p {
-            RawProto::Tcp => L4Proto::Tcp,
-            RawProto::Udp => L4Proto::Udp,
-        }
-    }
-}
-
 impl RawConfig {
-    fn validate(self, at: &Locator<'_>) -> Result<Config, ConfigError> {
-        let engine = self.encap.validate(at)?;
-        let mut flows = Vec::with_capacity(self.flow.len());
-        let mut seen = HashMap::with_capacity(self.flow.len());
-        for (i, flow) in self.flow.into_iter().enumerate() {
-            let key = flow.validate(i, at)?;
-            if let Some(first) = seen.insert(key, i) {
-                return Err(at.error(
-                    flow.local.span(),
-                    Some(format!("flow[{i}]")),
-                    format!("duplicate of flow[{first}]"),
-                ));
-            }
-            flows.push(key);
-        }
-        let dataplane = dataplane_config::validate_tables(self.dpdk, self.ports, "chance", at)?;
-        let ownership = ownership_config::validate(self.flow_table, self.reconcile, at)?;
+    /// Validates the file: `self` is the rest of it (errors through `at`, which maps positions
+    /// back to the whole file), `sections` its `[[flow]]` sections in `text` (errors through
+    /// `whole`).
+    fn validate(
+        self,
+        at: &Locator<'_>,
+        sections: &[Range<usize>],
+        whole: &Locator<'_>,
+    ) -> Result<Config, ConfigError> {
+        let mut found = Found::default();
+        let engine = found.take(self.encap.validate(at));
+        let dataplane = found.take(dataplane_config::validate_tables(
+            self.dpdk, self.ports, "chance", at,
+        ));
+        let ownership = found.take(ownership_config::validate(
+            self.flow_table,
+            self.reconcile,
+            at,
+        ));
+        // Without a valid capacity, the flows are checked against none.
+        let capacity = ownership.as_ref().map_or(usize::MAX, |o| o.capacity);
+        let flows = Flows::validate(self.flow, at, sections, whole, capacity, &mut found);
         let file_prefix = dataplane
             .as_ref()
+            .and_then(Option::as_ref)
             .map_or("chance", |d| d.file_prefix.as_str());
-        let control = control_config::validate(self.control, file_prefix, at)?;
-        Ok(Config {
-            engine,
-            flows,
-            dataplane,
-            ownership,
-            control,
-        })
+        let control = found.take(control_config::validate(self.control, file_prefix, at));
+        found.finish()?;
+        match (engine, dataplane, ownership, control) {
+            (Some(engine), Some(dataplane), Some(ownership), Some(control)) => Ok(Config {
+                engine,
+                flows,
+                dataplane,
+                ownership,
+                control,
+            }),
+            // Not reached: a table that failed left its errors, which finish() returned.
+            _ => Err(whole.error(0..0, None, "invalid configuration")),
+        }
     }
 }
 
@@ -394,126 +523,6 @@ impl RawEncap {
             )
         })
     }
-}
-
-impl RawFlow {
-    fn validate(&self, i: usize, at: &Locator<'_>) -> Result<FlowKey, ConfigError> {
-        let local = parse_endpoint(&self.local, i, "local", at)?;
-        let remote = parse_endpoint(&self.remote, i, "remote", at)?;
-        FlowKey::new(self.proto.into(), local, remote).ok_or_else(|| {
-            at.error(
-                self.remote.span(),
-                Some(format!("flow[{i}].remote")),
-                format!(
-                    "address family differs from flow[{i}].local ({} vs {})",
-                    family(remote),
-                    family(local)
-                ),
-            )
-        })
-    }
-}
-
-fn family(addr: SocketAddr) -> &'static str {
-    if addr.is_ipv4() {
-        "IPv4"
-    } else {
-        "IPv6"
-    }
-}
-
-fn parse_endpoint(
-    text: &Spanned<String>,
-    i: usize,
-    field: &str,
-    at: &Locator<'_>,
-) -> Result<SocketAddr, ConfigError> {
-    let key = || Some(format!("flow[{i}].{field}"));
-    let addr: SocketAddr = text.get_ref().trim().parse().map_err(|_| {
-        at.error(
-            text.span(),
-            key(),
-            format!(
-                "`{}` is not an address and port (expected ADDR:PORT, or [ADDR]:PORT for IPv6)",
-                text.get_ref()
-            ),
-        )
-    })?;
-    if addr.port() == 0 {
-        return Err(at.error(
-            text.span(),
-            key(),
-            "port 0 is not a valid flow port (expected 1 to 65535)",
-        ));
-    }
-    Ok(addr)
-}
-
-/// Turns byte spans of one text into diagnostics.
-pub(crate) struct Locator<'a> {
-    text: &'a str,
-    origin: &'a str,
-}
-
-impl<'a> Locator<'a> {
-    pub(crate) fn new(text: &'a str, origin: &'a str) -> Self {
-        Self { text, origin }
-    }
-
-    /// The origin (file name) errors are reported against.
-    pub(crate) fn origin(&self) -> &str {
-        self.origin
-    }
-
-    /// 1-based (line, column) of byte offset `at`, the column counted in characters.
-    pub(crate) fn position(&self, at: usize) -> (usize, usize) {
-        let mut at = at.min(self.text.len());
-        while !self.text.is_char_boundary(at) {
-            at -= 1;
-        }
-        let before = &self.text[..at];
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        let line = before.matches('\n').count() + 1;
-        let column = before[line_start..].chars().count() + 1;
-        (line, column)
-    }
-
-    pub(crate) fn error(
-        &self,
-        span: Range<usize>,
-        key: Option<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        let (line, column) = self.position(span.start);
-        ConfigError::Invalid(Box::new(Diagnostic {
-            origin: self.origin.to_owned(),
-            line,
-            column,
-            key,
-            message: message.into(),
-        }))
-    }
-}
-
-/// The dotted key path of a serde error, without serde_spanned's internal fields.
-fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
-    let mut out = String::new();
-    for segment in path.iter() {
-        match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                if key.starts_with("$__serde_spanned_private") {
-                    continue;
-                }
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            Segment::Unknown => out.push_str(".?"),
-        }
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ pub(crate) fn validate(
                 format!("`{name}` is not a group name"),
             ));
         }
-        let (line, column) = at.position(group.span().start);
+        let (line, column) = at.position(at.original(group.span()).start);
         control.api_group = Some(ApiGroup {
             name: name.to_owned(),
             location: format!("{}:{line}:{column}: control.api_group", at.origin()),
@@ -149,20 +149,8 @@ pub(crate) fn validate(
     }
     if let Some(level) = raw.log_level {
         let text = level.get_ref().trim();
-        if text.is_empty() {
-            return Err(at.error(
-                level.span(),
-                Some("control.log_level".into()),
-                "expected a level (error, warn, info, debug, trace) or `target=level,...`",
-            ));
-        }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(text) {
-            return Err(at.error(
-                level.span(),
-                Some("control.log_level".into()),
-                format!("`{text}`: {e}"),
-            ));
-        }
+        check_log_filter(text)
+            .map_err(|message| at.error(level.span(), Some("control.log_level".into()), message))?;
         control.log_level = text.to_owned();
     }
     if let Some(deadline) = raw.shutdown_deadline_ms {
@@ -179,6 +167,32 @@ pub(crate) fn validate(
         control.shutdown_deadline = Duration::from_millis(ms);
     }
     Ok(control)
+}
+
+/// The levels a log filter directive may name.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a log filter: comma-separated directives, each a level or `TARGET=LEVEL` (TARGET may
+/// carry tracing's `[span{field}]` selectors). tracing's own parser also takes a bare target
+/// (`verbose!!`): that enables only that target and silences everything else, which is never what
+/// a typo meant, so it is refused here.
+fn check_log_filter(text: &str) -> Result<(), String> {
+    const EXPECTED: &str =
+        "expected a level (off, error, warn, info, debug, trace) or `target=level`, comma-separated";
+    if text.is_empty() {
+        return Err(EXPECTED.into());
+    }
+    for directive in text.split(',').map(str::trim) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Err(format!("`{directive}` in `{text}`: {EXPECTED}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(drop)
+        .map_err(|e| format!("`{text}`: {e}"))
 }
 
 #[cfg(test)]
@@ -230,6 +244,13 @@ mod tests {
             ("api_group = \"a b\"", "control.api_group"),
             ("metrics_address = \"localhost\"", "control.metrics_address"),
             ("log_level = \"info,[\"", "control.log_level"),
+            ("log_level = \"verbose!!\"", "control.log_level"),
+            ("log_level = \"chance_control\"", "control.log_level"),
+            (
+                "log_level = \"info,chance_control=loud\"",
+                "control.log_level",
+            ),
+            ("log_level = \"info,\"", "control.log_level"),
             ("shutdown_deadline_ms = 10", "control.shutdown_deadline_ms"),
             ("metrics = \"x\"", "control.metrics"),
         ] {

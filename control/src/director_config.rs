@@ -130,7 +130,7 @@ pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
 /// Parses and validates a director's configuration `text`.
 pub fn parse(text: &str, origin: &str) -> Result<DirectorConfig, ConfigError> {
     let at = Locator::new(text, origin);
-    config::refuse_other_daemon(&at, Daemon::Director)?;
+    config::refuse_other_daemon(text, &at, Daemon::Director)?;
     let raw: RawDirectorFile = config::deserialize(&at)?;
     raw.validate(&at)
 }

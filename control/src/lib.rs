@@ -16,6 +16,7 @@ pub mod director_config;
 pub mod director_route;
 pub mod frame;
 pub mod healthcheck_config;
+mod locator;
 pub mod ownership_config;
 pub mod pcapio;
 pub mod reconcile;
@@ -23,6 +24,7 @@ pub mod replay;
 pub mod report;
 pub(crate) mod shell;
 pub mod sockets;
+mod static_flows;
 
 pub use config::{load, parse, Config, ConfigError};
 pub use control_config::ControlConfig;

@@ -1,5 +1,9 @@
 //! Offline replay: every frame of a capture through one engine with the configuration's static
 //! flows, one JSON verdict line per frame, and optional pcaps of the accepted and forwarded frames.
+//!
+//! Each output file is written under a temporary name in its own directory and renamed into
+//! place only when the whole replay succeeded: after a failure every output path is as it was
+//! before the run (an earlier run's file is not mistaken for this one's, nor half overwritten).
 
 use crate::config::Config;
 use crate::pcapio::{CaptureError, CaptureReader, EthernetPcapWriter, FrameMeta};
@@ -7,9 +11,9 @@ use chance_engine::{Counters, Engine, Verdict};
 use core::fmt;
 use pcap_file::DataLink;
 use serde::Serialize;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
 
 /// Where replay writes its results.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,15 @@ impl fmt::Display for ReplaySummary {
 /// A replay that could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// A path named on the command line cannot be opened (the capture) or created in (an
+    /// output's directory): a usage error.
+    #[error("{}: {error}", path.display())]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
     /// The capture cannot be opened or its header is bad.
     #[error("{}: {error}", path.display())]
     Input {
@@ -130,6 +143,14 @@ pub enum ReplayError {
     },
 }
 
+impl ReplayError {
+    /// True for a usage error (a path that cannot be opened or created), false for a failure of
+    /// the run itself (a malformed capture, a failed write).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ReplayError::Path { .. })
+    }
+}
+
 /// One line of the verdicts file.
 #[derive(Serialize)]
 struct VerdictLine {
@@ -139,13 +160,53 @@ struct VerdictLine {
     output: Option<String>,
 }
 
+/// An output file: a temporary file in the directory of `path`, renamed to `path` by `commit`
+/// (and removed if dropped before).
+fn stage(path: &Path) -> Result<NamedTempFile, ReplayError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".chance-replay-")
+        // As a file created the usual way would be (the umask applies).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|error| ReplayError::Path {
+            path: path.to_owned(),
+            error,
+        })
+}
+
+fn commit(file: NamedTempFile, path: &Path) -> Result<(), ReplayError> {
+    file.persist(path)
+        .map(drop)
+        .map_err(|e| output_error(path, e.error))
+}
+
 /// An output pcap and its path, for error messages.
 struct PcapOutput {
     path: PathBuf,
-    writer: EthernetPcapWriter<BufWriter<File>>,
+    writer: EthernetPcapWriter<BufWriter<NamedTempFile>>,
 }
 
 impl PcapOutput {
+    fn create(
+        path: Option<&PathBuf>,
+        reader: &CaptureReader<std::fs::File>,
+    ) -> Result<Option<Self>, ReplayError> {
+        path.map(|path| {
+            let file = stage(path)?;
+            EthernetPcapWriter::new(BufWriter::new(file), reader.resolution())
+                .map(|writer| PcapOutput {
+                    path: path.clone(),
+                    writer,
+                })
+                .map_err(|source| output_error(path, source))
+        })
+        .transpose()
+    }
+
     fn write(
         &mut self,
         index: u64,
@@ -165,11 +226,16 @@ impl PcapOutput {
             })
     }
 
-    fn finish(self) -> Result<(), ReplayError> {
-        self.writer
+    /// Completes the file, still under its temporary name.
+    fn finish(self) -> Result<(NamedTempFile, PathBuf), ReplayError> {
+        let writer = self
+            .writer
             .finish()
-            .map(drop)
-            .map_err(|source| output_error(&self.path, source))
+            .map_err(|source| output_error(&self.path, source))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| output_error(&self.path, e.into_error()))?;
+        Ok((file, self.path))
     }
 }
 
@@ -180,27 +246,35 @@ fn output_error(path: &Path, source: impl Into<CaptureError>) -> ReplayError {
     }
 }
 
-fn create_pcap(
-    path: Option<&PathBuf>,
-    reader: &CaptureReader<File>,
-) -> Result<Option<PcapOutput>, ReplayError> {
-    path.map(|path| {
-        EthernetPcapWriter::create(path, reader.resolution())
-            .map(|writer| PcapOutput {
-                path: path.clone(),
-                writer,
-            })
-            .map_err(|source| output_error(path, source))
-    })
-    .transpose()
+/// Where the verdict lines go.
+enum Verdicts {
+    Stdout(io::StdoutLock<'static>),
+    File(BufWriter<NamedTempFile>),
 }
 
-fn create_verdicts(path: &Path) -> Result<Box<dyn Write>, ReplayError> {
-    if path == Path::new("-") {
-        return Ok(Box::new(io::stdout().lock()));
+impl Verdicts {
+    fn create(path: &Path) -> Result<Self, ReplayError> {
+        if path == Path::new("-") {
+            return Ok(Verdicts::Stdout(io::stdout().lock()));
+        }
+        Ok(Verdicts::File(BufWriter::new(stage(path)?)))
     }
-    let file = File::create(path).map_err(|e| output_error(path, e))?;
-    Ok(Box::new(BufWriter::new(file)))
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Verdicts::Stdout(out) => out,
+            Verdicts::File(file) => file,
+        }
+    }
+
+    /// Flushes the lines; a file stays under its temporary name.
+    fn finish(self, path: &Path) -> Result<Option<NamedTempFile>, ReplayError> {
+        match self {
+            Verdicts::Stdout(mut out) => out.flush().map(|()| None),
+            Verdicts::File(file) => file.into_inner().map(Some).map_err(|e| e.into_error()),
+        }
+        .map_err(|e| output_error(path, e))
+    }
 }
 
 /// Replays every frame of the capture at `input` (classic pcap or pcapng) through one engine
@@ -210,13 +284,17 @@ pub fn replay(
     input: &Path,
     outputs: &ReplayOutputs,
 ) -> Result<ReplaySummary, ReplayError> {
-    let mut reader = CaptureReader::open(input).map_err(|error| ReplayError::Input {
+    let file = std::fs::File::open(input).map_err(|error| ReplayError::Path {
         path: input.to_owned(),
         error,
     })?;
-    let mut verdicts = create_verdicts(&outputs.verdicts)?;
-    let mut accepted = create_pcap(outputs.accepted.as_ref(), &reader)?;
-    let mut forwarded = create_pcap(outputs.forwarded.as_ref(), &reader)?;
+    let mut reader = CaptureReader::new(file).map_err(|error| ReplayError::Input {
+        path: input.to_owned(),
+        error,
+    })?;
+    let mut verdicts = Verdicts::create(&outputs.verdicts)?;
+    let mut accepted = PcapOutput::create(outputs.accepted.as_ref(), &reader)?;
+    let mut forwarded = PcapOutput::create(outputs.forwarded.as_ref(), &reader)?;
 
     let mut engine = Engine::new(config.engine_config());
     let flows = config.flow_table();
@@ -228,8 +306,6 @@ pub fn replay(
             Ok(Some(meta)) => meta,
             Ok(None) => break,
             Err(error) => {
-                // Keep what was replayed so far readable before reporting the bad record.
-                let _ = verdicts.flush();
                 return Err(ReplayError::InputFrame {
                     path: input.to_owned(),
                     index,
@@ -262,9 +338,10 @@ pub fn replay(
             reason: outcome.reason.map(|c| c.name()),
             output: frame.map(hex::encode),
         };
-        serde_json::to_writer(&mut verdicts, &line)
+        let out = verdicts.writer();
+        serde_json::to_writer(&mut *out, &line)
             .map_err(io::Error::from)
-            .and_then(|()| verdicts.write_all(b"\n"))
+            .and_then(|()| out.write_all(b"\n"))
             .map_err(|e| output_error(&outputs.verdicts, e))?;
         let out = match outcome.verdict {
             Verdict::Accept => accepted.as_mut(),
@@ -276,11 +353,16 @@ pub fn replay(
         }
     }
 
-    verdicts
-        .flush()
-        .map_err(|e| output_error(&outputs.verdicts, e))?;
+    // Every output complete first, then renamed into place.
+    let mut done = Vec::new();
+    if let Some(file) = verdicts.finish(&outputs.verdicts)? {
+        done.push((file, outputs.verdicts.clone()));
+    }
     for out in [accepted, forwarded].into_iter().flatten() {
-        out.finish()?;
+        done.push(out.finish()?);
+    }
+    for (file, path) in done {
+        commit(file, &path)?;
     }
     summary.counters = engine.counters().clone();
     Ok(summary)

@@ -569,6 +569,25 @@ fn a_bad_reload_keeps_the_running_configuration_and_is_counted() {
         text(&out.stderr)
     );
 
+    // A log filter that names no level would silence chanced: refused, the old filter logs on
+    // (this failure is logged like the others).
+    std::fs::write(
+        &daemon.config,
+        good.replace("[control]\n", "[control]\nlog_level = \"verbose!!\"\n"),
+    )
+    .unwrap();
+    let failures_logged = daemon.log().matches("configuration reload failed").count();
+    let out = daemon.ctl(&["reload"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("running configuration kept") && stderr.contains("control.log_level"),
+        "{stderr}"
+    );
+    daemon.wait_for("the refused log filter's failure in the log", |d| {
+        d.log().matches("configuration reload failed").count() > failures_logged
+    });
+
     // A good file: the flow is replaced, learning switched off, a restart-only key reported.
     let new = good.replace(&flows, &flow_toml(4444)).replace(
         "[reconcile]",
@@ -580,7 +599,7 @@ fn a_bad_reload_keeps_the_running_configuration_and_is_counted() {
         reloaded.contains("static flows: 1 added, 1 removed")
             && reloaded.contains("flow_table.egress_learning = false")
             && reloaded.contains("needs a restart (running values kept): flow_table.capacity")
-            && reloaded.contains("1 ok, 3 failed"),
+            && reloaded.contains("1 ok, 4 failed"),
         "{reloaded}"
     );
     let old = daemon.ctl_ok(&[

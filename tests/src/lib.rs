@@ -9,7 +9,8 @@
 //! - [`expect`]: expected output frames (decap, GUE forward, GRE) computed from the input;
 //! - [`mix`]: the throughput benchmark's traffic mix;
 //! - [`selftest`]: cls_redirect's kernel selftest packets, flows and config;
-//! - [`checksum`]: from-scratch Internet checksums.
+//! - [`checksum`]: from-scratch Internet checksums;
+//! - [`proptest_cases`]: the property tests' case count, which the environment may set.
 
 pub mod checksum;
 pub mod expect;
@@ -19,3 +20,13 @@ pub mod mix;
 pub mod selftest;
 
 pub use etherparse;
+
+/// The number of cases a property test runs: `PROPTEST_CASES` when it is set (as proptest's own
+/// default configuration does; a soak raises it), else `default`. Use it as
+/// `ProptestConfig::with_cases(proptest_cases(2000))`: `with_cases` alone ignores the environment.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}

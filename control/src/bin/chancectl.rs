@@ -1,8 +1,7 @@
 //! chancectl: chance's command-line tool. Talks to a running chanced over its API socket (stats,
 //! flows, simulate, reload, config show) and works offline (config check, replay).
 //!
-//! Exit status: 0 on success, 2 for a configuration error (or a usage error), 1 for anything else
-//! (the daemon's errors included).
+//! Exit status (also in `--help`): see [`EXIT_STATUS`].
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context};
@@ -14,7 +13,7 @@ use chance_control::control_config::default_socket;
 use chance_control::director_cli::DirectorInputError;
 use chance_control::frame::{Inner, PacketSpec};
 use chance_control::pcapio::CaptureReader;
-use chance_control::{config, replay, ConfigError, ReplayOutputs};
+use chance_control::{config, replay, ConfigError, ReplayError, ReplayOutputs};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -28,9 +27,19 @@ use std::time::Duration;
 /// Where chancectl looks for the daemon's socket when `--socket` is not given.
 const DEFAULT_CONFIG: &str = "/etc/chance/chance.toml";
 
+/// The exit statuses, as `--help` prints them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  the command failed: a capture that is malformed or truncated, an output that cannot be
+     written, frames that are not Ethernet; chanced unreachable or refusing the request
+  2  usage or configuration error: bad arguments, a configuration file that is invalid or cannot
+     be used on this host, a file named on the command line that cannot be opened, an output
+     that cannot be created";
+
 /// chance's command-line tool.
 #[derive(Debug, Parser)]
-#[command(name = "chancectl", version)]
+#[command(name = "chancectl", version, after_help = EXIT_STATUS)]
 struct Cli {
     /// chanced's API socket [default: [control] api_socket of /etc/chance/chance.toml, else
     /// /run/chance/chance.sock].
@@ -59,6 +68,7 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Run every frame of a capture through the engine and write the verdicts.
+    #[command(after_help = EXIT_STATUS)]
     Replay(ReplayArgs),
     /// The director: offline tools, and a running chance-director (its socket: --socket, else
     /// /etc/chance/director.toml's).
@@ -191,10 +201,14 @@ struct ReplayArgs {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Validate a configuration file and summarise it.
+    /// Validate a configuration file and summarise it: the file, and what it names on this host
+    /// (the API group, the reconciled namespaces), as chanced's start and a reload do.
     Check {
         /// The configuration file.
         file: PathBuf,
+        /// Check the file alone, not what it names on this host (for a file meant for another).
+        #[arg(long)]
+        file_only: bool,
     },
     /// The running chanced's configuration.
     Show {
@@ -203,6 +217,11 @@ enum ConfigCommand {
         json: bool,
     },
 }
+
+/// A configuration that validates but cannot be used on this host (exit 2, as chanced's).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HostError(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -217,6 +236,17 @@ fn main() -> ExitCode {
                 eprintln!("chancectl: {e}");
                 ExitCode::from(2)
             }
+            None if e.is::<HostError>() => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+            None if e
+                .downcast_ref::<ReplayError>()
+                .is_some_and(ReplayError::is_usage) =>
+            {
+                eprintln!("chancectl: {e:#}");
+                ExitCode::from(2)
+            }
             None => {
                 eprintln!("chancectl: {e:#}");
                 ExitCode::FAILURE
@@ -228,7 +258,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let socket = cli.socket;
     match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => check(file),
+        Command::Config(ConfigCommand::Check { file, file_only }) => check(file, file_only),
         Command::Replay(args) => run_replay(args),
         Command::Config(ConfigCommand::Show { json }) => show_config(&connect(socket)?, json),
         Command::Stats(args) => stats(connect(socket)?, &args),
@@ -292,14 +322,21 @@ fn connect(socket: Option<PathBuf>) -> anyhow::Result<Api> {
     }
 }
 
-fn check(file: PathBuf) -> anyhow::Result<()> {
-    // A file that cannot be read is reported by the loader below.
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
+fn check(file: PathBuf, file_only: bool) -> anyhow::Result<()> {
+    // A file that cannot be read is reported by the loader below (which also refuses what is not
+    // a regular file, before anything is read).
+    let text = config::read_bytes(&file)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default();
     if config::Daemon::of(&text) == config::Daemon::Director {
         print!("{}", chance_control::director::ctl::check(&file)?);
         return Ok(());
     }
     let config = config::load(&file)?;
+    if !file_only {
+        chance_control::daemon::check_host(&config, &file).map_err(HostError)?;
+    }
     let addresses: Vec<String> = config.addresses().iter().map(|a| a.to_string()).collect();
     let flows = config.static_flows().len();
     println!(

@@ -18,6 +18,8 @@
 //! deadline, 2 for an invalid configuration (nothing is started).
 
 mod api;
+mod host;
+pub use host::check_host;
 mod metrics;
 mod reload;
 mod signals;
@@ -352,12 +354,14 @@ fn run(
     if ownership.huge_pages {
         huge_pages(&table);
     }
-    for key in config.static_flows() {
+    // Validation keeps the static flows within the capacity; a refusal here means both buckets
+    // of a flow's pair filled up, which only a larger capacity cures: a configuration error too.
+    for (i, key) in config.static_flows().into_iter().enumerate() {
         if !table.insert(key, Source::Static).is_stored() {
-            return Err(anyhow::anyhow!(
-                "flow table: no room for static flow {key:?} (raise flow_table.capacity)"
-            )
-            .into());
+            return Err(Failure::Config(format!(
+                "{}: flow[{i}]: no room in the flow table for static flow {key:?} (raise flow_table.capacity)",
+                args.config.display()
+            )));
         }
     }
     let reconcile_stats = Arc::new(ReconcileStats::default());
@@ -367,7 +371,7 @@ fn run(
     } else {
         Some(
             Reconciler::open(&ownership.namespaces, ownership.grace)
-                .context("socket reconciliation")?
+                .map_err(|e| host::namespace_failure(&args.config, e))?
                 .with_stats(Arc::clone(&reconcile_stats)),
         )
     };

@@ -46,6 +46,26 @@ where
         .expect("chancectl runs")
 }
 
+/// `chancectl replay --config CONFIG --pcap INPUT --verdicts VERDICTS EXTRA...`.
+pub fn chancectl_replay(
+    config: &Path,
+    input: &Path,
+    verdicts: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "replay".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--pcap".as_ref(),
+        input.as_os_str(),
+        "--verdicts".as_ref(),
+        verdicts.as_os_str(),
+    ];
+    args.extend_from_slice(extra);
+    chancectl(args)
+}
+
 /// Standard error as text.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

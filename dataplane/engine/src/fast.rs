@@ -478,7 +478,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(chance_testkit::proptest_cases(3000)))]
 
         /// Whatever is changed in a frame, the two paths agree: a change the fast path does not
         /// expect must send the frame the full way.

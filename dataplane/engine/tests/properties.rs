@@ -98,8 +98,50 @@ fn engine() -> Engine {
     Engine::new(EngineConfig::new(&[ENCAP_ADDR], 1234, 9000).expect("one address"))
 }
 
+/// The properties' configuration: 2,000 cases, or `PROPTEST_CASES` (deploy/soak-properties.sh).
+fn config() -> ProptestConfig {
+    ProptestConfig::with_cases(chance_testkit::proptest_cases(2000))
+}
+
+/// Run alone with `--exact` by the next test: prints how many cases `config()` runs.
+#[test]
+fn case_count_probe() {
+    let count = std::sync::atomic::AtomicU32::new(0);
+    proptest::test_runner::TestRunner::new(config())
+        .run(&any::<u8>(), |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    println!("cases={}", count.into_inner());
+}
+
+#[test]
+fn proptest_cases_in_the_environment_sets_the_case_count() {
+    for (env, expected) in [(Some("4321"), 4321), (None, 2000)] {
+        let mut probe = std::process::Command::new(std::env::current_exe().unwrap());
+        probe.args([
+            "--exact",
+            "case_count_probe",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        match env {
+            Some(cases) => probe.env("PROPTEST_CASES", cases),
+            None => probe.env_remove("PROPTEST_CASES"),
+        };
+        let out = probe.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains(&format!("cases={expected}\n")),
+            "PROPTEST_CASES={env:?}: {stdout}"
+        );
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(config())]
 
     #[test]
     fn random_bytes_never_break_the_contract(data in prop::collection::vec(any::<u8>(), 0..256)) {
