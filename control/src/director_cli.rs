@@ -7,8 +7,7 @@
 //!
 //! `route` runs a capture through the director's packet path offline ([`crate::director_route`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use chance_director::glb_binary;
@@ -142,24 +141,6 @@ pub fn build(input: &Path, output: &Path) -> anyhow::Result<GlbConfig> {
 
 /// Writes `bytes` to a new file beside `path` and renames it over `path`.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{}: not a file name", path.display()))?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(name);
-    temporary_name.push(format!(".tmp-{}", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let written = (|| -> std::io::Result<()> {
-        let mut file: File = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&temporary);
-        anyhow::anyhow!("{}: cannot write: {e}", path.display())
-    })
+    crate::staged::write(path, bytes)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))
 }

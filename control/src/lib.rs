@@ -24,6 +24,7 @@ pub mod replay;
 pub mod report;
 pub(crate) mod shell;
 pub mod sockets;
+pub mod staged;
 mod static_flows;
 
 pub use config::{load, parse, Config, ConfigError};
