@@ -4,13 +4,16 @@
 //! 2), byte for byte as `glb-director-cli build-config` does, and replaces the output atomically
 //! (a temporary file in the same directory, then a rename), so a director that reloads it never
 //! sees half a table.
+//!
+//! `route` runs a capture through the director's packet path offline ([`crate::director_route`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use chance_director::glb_binary;
 use chance_director::glb_json::{self, GlbConfig};
+
+use crate::director_route::{route, PortMac, RouteRequest, TableFiles};
 
 /// `chancectl director ...`
 #[derive(Debug, clap::Subcommand)]
@@ -22,6 +25,31 @@ pub enum OfflineCommand {
         glb_json: PathBuf,
         /// The binary table to write (replaced atomically).
         #[arg(long, value_name = "OUT.bin")]
+        out: PathBuf,
+    },
+    /// Route every frame of a capture as a director would: one JSON line per frame.
+    #[command(group(clap::ArgGroup::new("tables").required(true).args(["glb_json", "config"])))]
+    Route {
+        /// glb-director's director configuration (its `director.conf`, JSON).
+        #[arg(long, value_name = "DIRECTOR.json", requires = "glb_json")]
+        glb_director_json: Option<PathBuf>,
+        /// glb-director's forwarding-table JSON (GLB's rows).
+        #[arg(long, value_name = "TABLES.json", requires = "glb_director_json")]
+        glb_json: Option<PathBuf>,
+        /// chance's director configuration instead (chance's hop lists).
+        #[arg(long, value_name = "director.toml", conflicts_with_all = ["glb_json", "glb_director_json"])]
+        config: Option<PathBuf>,
+        /// Route every frame by this table (0-based), without matching binds.
+        #[arg(long, value_name = "N")]
+        table: Option<usize>,
+        /// The outer Ethernet source; default: each input frame's destination.
+        #[arg(long, value_name = "MAC")]
+        port_mac: Option<String>,
+        /// The capture (pcap or pcapng, Ethernet).
+        #[arg(long, value_name = "IN.pcap")]
+        pcap: PathBuf,
+        /// The JSON Lines output (replaced atomically).
+        #[arg(long, value_name = "OUT.jsonl")]
         out: PathBuf,
     },
 }
@@ -50,6 +78,50 @@ pub fn run(command: &OfflineCommand) -> anyhow::Result<String> {
                 glb_binary::VERSION,
             ))
         }
+        OfflineCommand::Route {
+            glb_director_json,
+            glb_json,
+            config,
+            table,
+            port_mac,
+            pcap,
+            out,
+        } => {
+            let files = match (glb_director_json, glb_json, config) {
+                (Some(director_json), Some(tables_json), None) => TableFiles::Glb {
+                    director_json: director_json.clone(),
+                    tables_json: tables_json.clone(),
+                },
+                (None, None, Some(config)) => TableFiles::Chance(config.clone()),
+                // clap's argument rules allow nothing else; a usage error all the same.
+                _ => {
+                    return Err(DirectorInputError {
+                        path: "chancectl director route".into(),
+                        message: "give --glb-director-json with --glb-json, or --config".into(),
+                    }
+                    .into())
+                }
+            };
+            let port_mac = match port_mac {
+                None => PortMac::InputDestination,
+                Some(text) => {
+                    PortMac::Fixed(crate::director_config::parse_mac(text).ok_or_else(|| {
+                        DirectorInputError {
+                            path: "--port-mac".into(),
+                            message: format!("`{text}` is not a MAC address"),
+                        }
+                    })?)
+                }
+            };
+            let summary = route(&RouteRequest {
+                files,
+                table: *table,
+                pcap: pcap.clone(),
+                out: out.clone(),
+                port_mac,
+            })?;
+            Ok(format!("{}: {summary}", out.display()))
+        }
     }
 }
 
@@ -68,25 +140,7 @@ pub fn build(input: &Path, output: &Path) -> anyhow::Result<GlbConfig> {
 }
 
 /// Writes `bytes` to a new file beside `path` and renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{}: not a file name", path.display()))?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(name);
-    temporary_name.push(format!(".tmp-{}", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let written = (|| -> std::io::Result<()> {
-        let mut file: File = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&temporary);
-        anyhow::anyhow!("{}: cannot write: {e}", path.display())
-    })
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    crate::staged::write(path, bytes)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))
 }

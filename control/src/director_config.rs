@@ -335,7 +335,7 @@ impl RawDirector {
 }
 
 /// `02:00:00:00:00:fe` (or with dashes).
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
+pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let parts: Vec<&str> = text.trim().split([':', '-']).collect();
     let mut mac = [0u8; 6];
     if parts.len() != 6 {

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod director;
 pub mod director_cli;
 pub mod director_config;
+pub mod director_route;
 pub mod frame;
 pub mod healthcheck_config;
 mod locator;
@@ -25,6 +26,7 @@ pub mod report;
 pub(crate) mod shell;
 pub mod simulate;
 pub mod sockets;
+pub mod staged;
 mod static_flows;
 
 pub use config::{load, parse, Config, ConfigError};

@@ -163,19 +163,10 @@ struct VerdictLine {
 /// An output file: a temporary file in the directory of `path`, renamed to `path` by `commit`
 /// (and removed if dropped before).
 fn stage(path: &Path) -> Result<NamedTempFile, ReplayError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".chance-replay-")
-        // As a file created the usual way would be (the umask applies).
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|error| ReplayError::Path {
-            path: path.to_owned(),
-            error,
-        })
+    crate::staged::create(path).map_err(|error| ReplayError::Path {
+        path: path.to_owned(),
+        error,
+    })
 }
 
 fn commit(file: NamedTempFile, path: &Path) -> Result<(), ReplayError> {

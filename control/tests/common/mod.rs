@@ -76,10 +76,12 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+/// The destination MAC of the hand-built frames (the capturing host's port).
+pub const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
 const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
-fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+/// An Ethernet frame from the router to the host carrying `payload`.
+pub fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(14 + payload.len());
     frame.extend_from_slice(&HOST_MAC);
     frame.extend_from_slice(&ROUTER_MAC);
