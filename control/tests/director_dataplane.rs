@@ -170,7 +170,10 @@ fn bind_frames_leave_encapsulated_as_route_says_and_the_rest_reach_the_kernel() 
         .into_iter()
         .map(|(_, f)| f)
         .collect();
-    assert_eq!(kernel, elsewhere, "non-bind frames reach the kernel unchanged");
+    assert_eq!(
+        kernel, elsewhere,
+        "non-bind frames reach the kernel unchanged"
+    );
     assert_eq!(out.len(), to_bind.len(), "{log}");
 
     // The same decision, made by the library over the same table.
@@ -206,5 +209,8 @@ fn bind_frames_leave_encapsulated_as_route_says_and_the_rest_reach_the_kernel() 
 
     assert_eq!(counter(&log, "packets_total"), input.len() as u64, "{log}");
     assert_eq!(counter(&log, "routed_packets_total"), to_bind.len() as u64);
-    assert_eq!(counter(&log, "passed_packets_total"), elsewhere.len() as u64);
+    assert_eq!(
+        counter(&log, "passed_packets_total"),
+        elsewhere.len() as u64
+    );
 }

@@ -109,13 +109,15 @@ fn stats(shared: &Shared) -> DirectorStatsReply {
 
 /// The director's packet counters summed over the workers (none before the dataplane runs).
 pub(crate) fn director_counters(shared: &Shared) -> Vec<(&'static str, u64)> {
-    lock(&shared.dataplane_stats).as_ref().map_or_else(Vec::new, |stats| {
-        stats
-            .totals()
-            .into_iter()
-            .map(|(counter, value)| (counter.name(), value))
-            .collect()
-    })
+    lock(&shared.dataplane_stats)
+        .as_ref()
+        .map_or_else(Vec::new, |stats| {
+            stats
+                .totals()
+                .into_iter()
+                .map(|(counter, value)| (counter.name(), value))
+                .collect()
+        })
 }
 
 /// The runtime's path and port counters at the last tick.
@@ -284,7 +286,11 @@ fn lookup(
         });
     };
     let row = table.row_of(&flow);
-    let hops: Vec<String> = table.hops(row).iter().map(|h| h.to_string()).collect();
+    let hops: Vec<String> = table
+        .hops_of(&flow, row)
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
     let why = match hops.first() {
         Some(first) => format!(
             "matches {bind_text}; hashes to row {row}; sent to {first} first, and on along the hop list while a hop does not own the flow"
@@ -341,7 +347,9 @@ fn config(shared: &Shared) -> DirectorConfigReply {
     let loaded = shared.current();
     let c = &loaded.config;
     let fields = |f: Option<chance_director::HashFields>| {
-        f.map_or_else(Vec::new, |f| f.names().into_iter().map(str::to_owned).collect())
+        f.map_or_else(Vec::new, |f| {
+            f.names().into_iter().map(str::to_owned).collect()
+        })
     };
     let controls = lock(&shared.controls);
     DirectorConfigReply {

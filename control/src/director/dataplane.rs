@@ -97,7 +97,6 @@ impl DirectorRouter {
             counters: stats.add_worker(),
         }
     }
-
 }
 
 impl FrameRouter for DirectorRouter {

@@ -530,14 +530,16 @@ mod tests {
             ],
             "an active backend comes back as filling; other states are the file's"
         );
-        let until = view.settling_until(back, settle).expect("a backend is settling");
+        let until = view
+            .settling_until(back, settle)
+            .expect("a backend is settling");
         assert!(until > back && until <= back + settle);
         assert_eq!(
             states(until)[0],
             (true, BackendState::Active),
             "active again once settled"
         );
-        assert_eq!(view.settling_until(until, settle), None);
+        assert_eq!(view.settling_until(back + settle, settle), None);
         view.record(a.address, &Err("down".into()), Some(false));
         view.record(c.address, &Err("down".into()), Some(false));
         assert_eq!(

@@ -323,7 +323,8 @@ fn spawn_rebuilder(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
                     let _ = shared.rebuild(&why);
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let settled = lock(&shared.settling_until).is_some_and(|at| Instant::now() >= at);
+                    let settled =
+                        lock(&shared.settling_until).is_some_and(|at| Instant::now() >= at);
                     if settled {
                         let _ = shared.rebuild("a backend back from unhealthy has settled");
                     }
@@ -487,9 +488,8 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
     let Some(table) = shared.table() else {
         anyhow::bail!("no forwarding table was built");
     };
-    let slot: dataplane::TableSlot = Arc::new(arc_swap::ArcSwap::from_pointee(
-        dataplane::Tables(table),
-    ));
+    let slot: dataplane::TableSlot =
+        Arc::new(arc_swap::ArcSwap::from_pointee(dataplane::Tables(table)));
     let to_workers = Arc::clone(&slot);
     shared.set_table_hook(Box::new(move |table| {
         to_workers.store(Arc::new(dataplane::Tables(table)));

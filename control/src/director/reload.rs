@@ -20,7 +20,10 @@ fn restart_required(startup: &DirectorConfig, new: &DirectorConfig) -> Vec<Strin
         ("director.gateway_mac", a.gateway_mac != b.gateway_mac),
         ("director.gue_port", a.gue_port != b.gue_port),
         ("director.hash_fields", a.hash_fields != b.hash_fields),
-        ("director.alt_hash_fields", a.alt_hash_fields != b.alt_hash_fields),
+        (
+            "director.alt_hash_fields",
+            a.alt_hash_fields != b.alt_hash_fields,
+        ),
         (
             "control.api_socket",
             startup.control.api_socket != new.control.api_socket,
@@ -114,8 +117,7 @@ fn apply(shared: &Arc<Shared>) -> Result<ReloadReply, String> {
         ));
     }
     drop(controls);
-    if old.tables != new.tables || old.config.director != new.config.director
-    {
+    if old.tables != new.tables || old.config.director != new.config.director {
         match shared.rebuild("reload") {
             Ok(()) => applied.push("forwarding table rebuilt".into()),
             Err(e) => {

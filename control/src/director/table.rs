@@ -79,8 +79,8 @@ pub fn source(config: &DirectorConfig) -> Result<Vec<TableSpec>, String> {
             let shown = path.display();
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("director.glb_json: {shown}: {e}"))?;
-            let glb = glb_json::parse(&text)
-                .map_err(|e| format!("director.glb_json: {shown}: {e}"))?;
+            let glb =
+                glb_json::parse(&text).map_err(|e| format!("director.glb_json: {shown}: {e}"))?;
             Ok(glb
                 .tables
                 .iter()
@@ -98,7 +98,10 @@ pub fn source(config: &DirectorConfig) -> Result<Vec<TableSpec>, String> {
 /// Every table's binds, in order, and every backend once (first appearance first): what the
 /// health checks, the API and the metrics show.
 pub fn flatten(tables: &[TableSpec]) -> (Vec<Bind>, Vec<Backend>) {
-    let binds = tables.iter().flat_map(|t| t.binds.iter().cloned()).collect();
+    let binds = tables
+        .iter()
+        .flat_map(|t| t.binds.iter().cloned())
+        .collect();
     let mut backends: Vec<Backend> = Vec::new();
     for b in tables.iter().flat_map(|t| &t.backends) {
         if !backends.iter().any(|known| known.address == b.address) {
@@ -163,8 +166,7 @@ impl ForwardingTable for DirectorTables {
     }
 
     fn hops_of(&self, flow: &Flow, row: u16) -> &[Ipv4Addr] {
-        self.serving(flow)
-            .map_or(&[], |t| t.rows().hops(row))
+        self.serving(flow).map_or(&[], |t| t.rows().hops(row))
     }
 
     fn route_tables(&self) -> &[RouteTable<HopTable>] {
@@ -275,5 +277,130 @@ pub(crate) mod tests {
         assert_eq!(s[&Ipv4Addr::new(192, 0, 2, 1)], (32768, 32768));
         assert_eq!(s[&Ipv4Addr::new(192, 0, 2, 2)], (32768, 32768));
         assert!(!s.contains_key(&Ipv4Addr::new(192, 0, 2, 3)));
+    }
+
+    /// An Ethernet + IPv4 + TCP frame `client:sport -> vip:dport` (checksums are not read).
+    fn tcp_frame(client: [u8; 4], vip: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&client);
+        f.extend_from_slice(&vip);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        f
+    }
+
+    fn route(
+        built: &dyn ForwardingTable,
+        fields: HashFields,
+        frame: &[u8],
+    ) -> Option<(usize, u16, Vec<Ipv4Addr>)> {
+        let mut config = chance_director::DirectorConfig::new(
+            Ipv4Addr::new(192, 0, 2, 9),
+            [2, 0, 0, 0, 0, 0xfe],
+            [2, 0, 0, 0, 0, 0x09],
+        );
+        config.hash_fields = fields;
+        let mut director = chance_director::Director::new(config);
+        match director.route(frame, built.route_tables()) {
+            chance_director::Route::Encapsulate(e) => Some((
+                e.table,
+                e.row,
+                built.route_tables()[e.table].rows().hops(e.row).to_vec(),
+            )),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_glb_json_file_gives_each_table_its_own_binds_key_and_backends() {
+        let dir = std::env::temp_dir().join(format!("chance-glb-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("forwarding_table.json");
+        std::fs::write(
+            &json,
+            r#"{"tables": [
+              {"hash_key": "00112233445566778899aabbccddeeff", "seed": "ffeeddccbbaa99887766554433221100",
+               "binds": [{"ip": "203.0.113.10", "proto": "tcp", "port": 80}],
+               "backends": [{"ip": "192.0.2.21", "state": "active", "healthy": true},
+                            {"ip": "192.0.2.22", "state": "active", "healthy": true}]},
+              {"hash_key": "0f0e0d0c0b0a09080706050403020100", "seed": "00000000000000000000000000000001",
+               "binds": [{"ip": "203.0.113.20", "proto": "tcp", "port": 443}],
+               "backends": [{"ip": "192.0.2.22", "state": "active", "healthy": true},
+                            {"ip": "192.0.2.31", "state": "active", "healthy": true}]}
+            ]}"#,
+        )
+        .unwrap();
+        let text = format!(
+            "[director]\naddress = \"192.0.2.9\"\ngateway_mac = \"02:00:00:00:00:fe\"\n\
+             hash_key = \"000102030405060708090a0b0c0d0e0f\"\n\
+             seed = \"f0e0d0c0b0a090807060504030201000\"\nglb_json = \"{}\"\n",
+            json.display()
+        );
+        let config = crate::director_config::parse(&text, "t").unwrap();
+        let specs = source(&config).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[1].hash_key[0], 0x0f);
+        let (binds, backends) = flatten(&specs);
+        assert_eq!(binds.len(), 2);
+        assert_eq!(
+            backends.len(),
+            3,
+            "192.0.2.22 is in both tables, tracked once"
+        );
+
+        let built = build(&config, &specs).unwrap();
+        let fields = config.director.hash_fields;
+        let (table, _, hops) = route(
+            &*built,
+            fields,
+            &tcp_frame([198, 51, 100, 7], [203, 0, 113, 20], 5000, 443),
+        )
+        .unwrap();
+        assert_eq!(table, 1, "the second table serves its own bind");
+        assert!(hops.iter().all(|h| [22, 31].contains(&h.octets()[3])));
+        let (table, _, hops) = route(
+            &*built,
+            fields,
+            &tcp_frame([198, 51, 100, 7], [203, 0, 113, 10], 5000, 80),
+        )
+        .unwrap();
+        assert_eq!(table, 0);
+        assert!(hops.iter().all(|h| [21, 22].contains(&h.octets()[3])));
+        let s = shares(&*built);
+        let primary: u32 = s.values().map(|share| share.0).sum();
+        assert_eq!(primary, 2 * ROWS as u32, "shares count every table's rows");
+    }
+
+    #[test]
+    fn lookup_names_the_row_and_hops_the_packet_path_routes_the_flow_by() {
+        let text = format!(
+            "{}hash_fields = [\"src_addr\", \"src_port\"]\n\
+             [[bind]]\nvip = \"203.0.113.10\"\nprotocol = \"tcp\"\nport = 443\n\
+             [[backend]]\naddress = \"192.0.2.1\"\nstate = \"active\"\n\
+             [[backend]]\naddress = \"192.0.2.2\"\nstate = \"draining\"\n\
+             [[backend]]\naddress = \"192.0.2.3\"\nstate = \"active\"\n",
+            crate::director_config::tests::MINIMAL
+        );
+        let config = crate::director_config::parse(&text, "t").unwrap();
+        let built = build(&config, &source(&config).unwrap()).unwrap();
+        for client in 1..=50u8 {
+            let flow = Flow {
+                protocol: Protocol::Tcp,
+                vip: "203.0.113.10:443".parse().unwrap(),
+                client: SocketAddr::from(([198, 51, 100, client], 40000 + u16::from(client))),
+            };
+            let frame = tcp_frame(
+                [198, 51, 100, client],
+                [203, 0, 113, 10],
+                flow.client.port(),
+                443,
+            );
+            let (_, row, hops) = route(&*built, config.director.hash_fields, &frame).unwrap();
+            assert_eq!(built.row_of(&flow), row);
+            assert_eq!(built.hops_of(&flow, row), hops.as_slice());
+        }
     }
 }
