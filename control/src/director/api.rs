@@ -188,7 +188,7 @@ fn backends(shared: &Shared) -> BackendsReply {
     let loaded = shared.current();
     let health = shared.health.snapshot();
     let table = shared.table();
-    let shares = table.as_deref().map(|t| table::shares(t));
+    let shares = table.as_deref().map(table::shares);
     BackendsReply {
         health_checks: loaded.config.healthcheck.is_some(),
         table: table.is_some(),
