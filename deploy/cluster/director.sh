@@ -157,10 +157,15 @@ EOF
   }
 
   director_start() {
-    local i=$1 ns ip
+    local i=$1 ns ip dev
     ns=$(director_ns "$i")
     ip=$(director_ip "$i")
     [[ -n ${chance_director:-} ]] || chance_director=$(cat "$state/chance-director.path")
+    # The router's own packets to this host (BGP) reach chance-director's AF_PACKET socket with
+    # full checksums, as a real router's would (a veth offloads them).
+    for dev in fab "d$i"; do
+      ip netns exec "$rtr_ns" python3 "$root/deploy/lab/peers.py" tx-csum-off --iface "$dev"
+    done
     # eth0 belongs to chance-director: its address goes to the kernel port.
     ip -n "$ns" addr flush dev eth0
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.eth0.arp_ignore=8 net.ipv4.conf.eth0.rp_filter=1
@@ -171,6 +176,10 @@ EOF
     ip -n "$ns" addr add "$ip/24" dev dtap0
     ip -n "$ns" link set dtap0 up
     ip -n "$ns" route replace default via "$router_ip" dev dtap0
+    # BIRD's session to the router was bound to eth0: start it again over the TAP.
+    if [[ -S $state/d$i-bird.ctl ]]; then
+      birdc -s "$state/d$i-bird.ctl" restart uplink >/dev/null || true
+    fi
   }
 
   # While chance-director runs, its TAP exists.
