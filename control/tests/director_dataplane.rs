@@ -13,7 +13,7 @@ use chance_director::{
 use common::{arp_frame, read_pcap, tcp_frame, write_pcap, TmpScratch};
 use pcap_file::DataLink;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const HASH_KEY: [u8; 16] = *b"0123456789abcdef";
