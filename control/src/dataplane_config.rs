@@ -20,7 +20,7 @@
 //! ```
 
 use crate::config::{ConfigError, Locator};
-use chance_runtime::IdlePolicy;
+use chance_runtime::{DataplaneSpec, IdlePolicy};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -101,6 +101,40 @@ impl DataplaneConfig {
         match &self.kernel {
             KernelPort::Tap { name } | KernelPort::VirtioUser { name } => Some(name),
             KernelPort::Vdev { .. } => None,
+        }
+    }
+
+    /// The EAL arguments a daemon starts with (without the program name): the ones derived for
+    /// `program` (`[dpdk] eal_args` included) and then `extra` (the command line's), or only
+    /// `extra` when `replace` (`--replace-eal-args`).
+    pub fn effective_eal_args(
+        &self,
+        program: &str,
+        extra: &[String],
+        replace: bool,
+    ) -> Vec<String> {
+        let mut args = if replace {
+            Vec::new()
+        } else {
+            self.eal_args(program).split_off(1)
+        };
+        args.extend(extra.iter().cloned());
+        args
+    }
+
+    /// What the runtime needs to run this dataplane with `eal_args` (see
+    /// [`Self::effective_eal_args`]).
+    pub fn spec(&self, eal_args: Vec<String>) -> DataplaneSpec {
+        DataplaneSpec {
+            eal_args,
+            nic: self.nic_name().to_owned(),
+            kernel: self.kernel_name().to_owned(),
+            kernel_takes_nic_mac: !matches!(self.kernel, KernelPort::Vdev { .. }),
+            rx_descriptors: self.rx_descriptors,
+            tx_descriptors: self.tx_descriptors,
+            mempool_mbufs: self.mempool_mbufs,
+            mempool_cache: self.mempool_cache,
+            idle: self.idle,
         }
     }
 

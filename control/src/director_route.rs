@@ -13,7 +13,7 @@
 
 use crate::director::table::source;
 use crate::director_cli::{write_atomically, DirectorInputError};
-use crate::director_config::{self, HashField};
+use crate::director_config;
 use crate::pcapio::CaptureReader;
 use chance_director::glb_json::{self, GlbConfig};
 use chance_director::{
@@ -247,11 +247,7 @@ fn glb_tables(path: &Path) -> Result<Vec<RouteTable<HopTable>>, DirectorInputErr
         .collect()
 }
 
-fn hash_fields(fields: &[HashField]) -> Result<HashFields, chance_director::HashFieldsError> {
-    HashFields::from_names(fields.iter().map(|f| f.name()))
-}
-
-/// chance's director file: its settings and its one table, with chance's hop lists.
+/// chance's director file: its settings and its tables, with chance's hop lists.
 fn chance_files(
     path: &Path,
     port_mac: [u8; 6],
@@ -261,17 +257,18 @@ fn chance_files(
     let error = |m: String| input_error(path, m);
     let mut config = DirectorConfig::new(settings.address, settings.gateway_mac, port_mac);
     config.encap.gue_port = settings.gue_port;
-    config.hash_fields = hash_fields(&settings.hash_fields).map_err(|e| error(e.to_string()))?;
-    if !settings.alt_hash_fields.is_empty() {
-        config.alt_hash_fields =
-            Some(hash_fields(&settings.alt_hash_fields).map_err(|e| error(e.to_string()))?);
-    }
-    let (binds, backends) = source(&file).map_err(error)?;
-    let rows = HopTable::build(&settings.seed, &backends).map_err(|e| error(e.to_string()))?;
-    Ok((
-        config,
-        vec![RouteTable::new(binds, settings.hash_key, rows)],
-    ))
+    config.hash_fields = settings.hash_fields;
+    config.alt_hash_fields = settings.alt_hash_fields;
+    let tables = source(&file)
+        .map_err(error)?
+        .into_iter()
+        .map(|spec| {
+            let rows =
+                HopTable::build(&spec.seed, &spec.backends).map_err(|e| error(e.to_string()))?;
+            Ok(RouteTable::new(spec.binds, spec.hash_key, rows))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((config, tables))
 }
 
 /// The reason's name (its counter's, without the common prefix).

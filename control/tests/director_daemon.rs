@@ -7,33 +7,12 @@
 mod common;
 
 use chance_control::api::{Client, ClientError, Request};
-use common::{notified, notify_listener, sample, scrape};
+use common::{notified, notify_listener, sample, scrape, TmpScratch};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A scratch directory under /tmp (short socket paths), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(format!(
-            "/tmp/chance-director-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn config_text(dir: &Path, tcp_port: u16, backends: &[&str], log_level: &str) -> String {
     let mut text = format!(
@@ -124,7 +103,7 @@ impl Drop for Director {
 
 #[test]
 fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
-    let scratch = Scratch::new("control");
+    let scratch = TmpScratch::new("director", "control");
     let dir = &scratch.0;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -163,8 +142,8 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
         (b["state"].as_str(), b["went_up"].as_u64()),
         (Some("active"), Some(1))
     );
-    // No table in a control-plane-only build: the shares are unknown, not zero.
-    assert!(b["primary_rows"].is_null());
+    // The only backend holds every row.
+    assert_eq!(b["primary_rows"], 65536);
 
     let stats = d.call(&Request::Stats).unwrap();
     assert_eq!(stats["dataplane"], false);
@@ -179,7 +158,8 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
     };
     let hit = lookup("203.0.113.10:443");
     assert_eq!(hit["bind"], "bind[0] 203.0.113.0/24 tcp 80-443");
-    assert!(hit["why"].as_str().unwrap().contains("no forwarding table"));
+    assert_eq!(hit["hops"][0], "127.0.0.1");
+    assert!(hit["row"].is_u64(), "{hit}");
     let miss = lookup("203.0.113.10:444");
     assert!(miss["bind"].is_null());
     assert!(miss["why"].as_str().unwrap().contains("kernel port"));
@@ -217,7 +197,7 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
         row.contains("active") && row.contains(" healthy") && row.contains("1/0"),
         "{table}"
     );
-    assert!(table.contains("no forwarding table built"), "{table}");
+    assert!(row.contains(" 65536 "), "the live table's shares: {table}");
     let looked = ctl(&["lookup", "tcp", "203.0.113.10:443", "198.51.100.7:51234"]);
     assert!(
         looked.contains("bind: bind[0] 203.0.113.0/24 tcp 80-443"),
@@ -337,7 +317,7 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
 
 #[test]
 fn each_daemon_exits_2_on_the_others_file_and_the_director_needs_ports_or_no_dataplane() {
-    let scratch = Scratch::new("refusals");
+    let scratch = TmpScratch::new("director", "refusals");
     let director_file = scratch.0.join("director.toml");
     std::fs::write(&director_file, config_text(&scratch.0, 80, &[], "info")).unwrap();
     let run = |program: &str, args: &[&std::ffi::OsStr]| {

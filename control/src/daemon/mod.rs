@@ -7,7 +7,7 @@
 //!          [--report-json FILE] [--replace-eal-args] [-- EAL ARGS]`
 //!
 //! EAL arguments are derived from the `[dpdk]` and `[ports]` tables, then `[dpdk] eal_args`, then
-//! the ones after `--` are appended, in that order ([`effective_eal_args`]). `--replace-eal-args`
+//! the ones after `--` are appended, in that order ([`DataplaneConfig::effective_eal_args`]). `--replace-eal-args`
 //! drops the derived ones and the file's `eal_args` (the port names are still taken from
 //! `[ports]`). The effective list is logged at start and shown by `chancectl config show`.
 //!
@@ -36,7 +36,7 @@ use crate::shell::logging;
 use crate::shell::metrics_server::MetricsServer;
 use crate::shell::reload::ReloadCounters;
 use crate::shell::startup::{bind_api, config_error, exit_status, Failure};
-use crate::{load, Config, DataplaneConfig, KernelPort};
+use crate::{load, Config, DataplaneConfig};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_engine::{Counters, EngineConfig};
@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 /// Consecutive empty polls after which `--until-idle` ends a worker (a pcap input is exhausted at
 /// the first one; the margin covers a kernel port still settling).
-const IDLE_POLLS: u32 = 20_000;
+pub(crate) const IDLE_POLLS: u32 = 20_000;
 
 /// chanced's version, with the git revision when the build knew it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -89,23 +89,6 @@ pub struct Args {
     pub eal: Vec<String>,
 }
 
-/// The EAL arguments chanced starts with (without the program name): the ones `dataplane`
-/// derives, `[dpdk] eal_args` and then `extra` (the command line's), or only `extra` when
-/// `replace` (`--replace-eal-args`).
-pub fn effective_eal_args(
-    dataplane: &DataplaneConfig,
-    extra: &[String],
-    replace: bool,
-) -> Vec<String> {
-    let mut args = if replace {
-        Vec::new()
-    } else {
-        dataplane.eal_args("chanced").split_off(1)
-    };
-    args.extend(extra.iter().cloned());
-    args
-}
-
 /// Runs chanced with the process's arguments.
 pub fn main() -> ExitCode {
     let args = Args::parse();
@@ -137,7 +120,7 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(live: &Live<'_>) -> Self {
+    pub(crate) fn of(live: &Live<'_>) -> Self {
         Self {
             monotonic_ns: monotonic_ns(),
             lcores: live
@@ -225,7 +208,7 @@ impl Controls {
 pub(crate) struct Shared {
     /// The configuration file (reloads read it again).
     pub config_path: PathBuf,
-    /// The EAL arguments chanced started with ([`effective_eal_args`]).
+    /// The EAL arguments chanced started with ([`DataplaneConfig::effective_eal_args`]).
     pub eal_args: Vec<String>,
     /// The flow table the lcores read.
     pub table: Arc<ConcurrentFlowTable>,
@@ -407,24 +390,14 @@ fn run(
     let control = config.control().clone();
     let api_listener = bind_api(&control, "chanced")?;
 
-    let eal_args = effective_eal_args(dataplane, &args.eal, args.replace_eal_args);
+    let eal_args = dataplane.effective_eal_args("chanced", &args.eal, args.replace_eal_args);
     tracing::info!(
         replaced = args.replace_eal_args,
         "EAL arguments: {}",
         eal_args.join(" ")
     );
     let egress_learning = Arc::new(AtomicBool::new(ownership.egress_learning));
-    let spec = DataplaneSpec {
-        eal_args: eal_args.clone(),
-        nic: dataplane.nic_name().to_owned(),
-        kernel: dataplane.kernel_name().to_owned(),
-        kernel_takes_nic_mac: !matches!(dataplane.kernel, KernelPort::Vdev { .. }),
-        rx_descriptors: dataplane.rx_descriptors,
-        tx_descriptors: dataplane.tx_descriptors,
-        mempool_mbufs: dataplane.mempool_mbufs,
-        mempool_cache: dataplane.mempool_cache,
-        idle: dataplane.idle,
-    };
+    let spec = dataplane.spec(eal_args.clone());
     let config = Arc::new(config);
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {

@@ -34,6 +34,25 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory under /tmp (short enough for a Unix socket path), removed on drop.
+pub struct TmpScratch(pub PathBuf);
+
+impl TmpScratch {
+    /// `/tmp/chance-<what>-<pid>-<name>`, empty.
+    pub fn new(what: &str, name: &str) -> Self {
+        let dir = PathBuf::from(format!("/tmp/chance-{what}-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TmpScratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs the chancectl binary.
 pub fn chancectl<I, S>(args: I) -> Output
 where
@@ -133,6 +152,14 @@ fn tcp_ack(sport: u16, dport: u16) -> Vec<u8> {
     seg.extend_from_slice(&2000u32.to_be_bytes());
     seg.extend_from_slice(&[0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
     seg
+}
+
+/// A TCP ACK frame `src:sport -> dst:dport` (addressed to the host's MAC), with `pad` bytes of
+/// Ethernet padding after the IP packet.
+pub fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, pad: usize) -> Vec<u8> {
+    let mut frame = ethernet(0x0800, &ipv4(6, src, dst, &tcp_ack(sport, dport)));
+    frame.resize(frame.len() + pad, 0);
+    frame
 }
 
 /// An ARP request (who has 192.0.2.10).
