@@ -74,12 +74,15 @@ for bin in "${bins[@]}"; do
 done
 # The units as deploy/install.sh installs them, with the package's paths.
 for unit in "$root"/deploy/systemd/*.service; do
+  daemon=$(basename "$unit" .service)
   sed -e 's|/usr/local/bin/|/usr/bin/|g' \
-    -e 's|^Documentation=.*|Documentation=man:chanced(8) file:/usr/share/doc/chance/README.md|' \
+    -e "s|^Documentation=.*|Documentation=man:$daemon(8) file:/usr/share/doc/chance/README.md|" \
     "$unit" > "$pkg/lib/systemd/system/$(basename "$unit")"
 done
 install -m 0640 "$root/deploy/chance.example.toml" "$pkg/etc/chance/chance.toml"
-install -m 0644 "$root/deploy/chance.example.toml" "$pkg/usr/share/doc/chance/examples/"
+install -m 0640 "$root/deploy/director.example.toml" "$pkg/etc/chance/director.toml"
+install -m 0644 "$root/deploy/chance.example.toml" "$root/deploy/director.example.toml" \
+  "$pkg/usr/share/doc/chance/examples/"
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/chance/"
 [[ -d $root/docs ]] && cp -r "$root/docs" "$pkg/usr/share/doc/chance/docs"
 install -m 0644 "$here/copyright" "$pkg/usr/share/doc/chance/copyright"
@@ -120,7 +123,7 @@ Description: $description
  rest to the kernel. chancectl inspects and controls it. Includes systemd units,
  man pages, shell completions, a Grafana dashboard and Prometheus alert rules.
 CONTROL
-echo /etc/chance/chance.toml > "$pkg/DEBIAN/conffiles"
+printf '%s\n' /etc/chance/chance.toml /etc/chance/director.toml > "$pkg/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
   install -m 0755 "$here/$script" "$pkg/DEBIAN/$script"
 done

@@ -1,18 +1,22 @@
-//! chance-gen-docs: renders the man pages and shell completions of chanced and chancectl from
-//! their clap definitions (`chance_control::daemon::Args`, `chance_control::chancectl_cli::Cli`),
+//! chance-gen-docs: renders the man pages and shell completions of chanced, chance-director and
+//! chancectl from their clap definitions (`chance_control::daemon::Args`,
+//! `chance_control::director::Args`, `chance_control::chancectl_cli::Cli`),
 //! so that `--help`, the man pages and the completions cannot drift apart. The Debian package
 //! (deploy/package/build-deb.sh) runs it at build time.
 //!
 //! `chance-gen-docs OUT_DIR` writes
-//! - `OUT_DIR/man/chanced.8`, `OUT_DIR/man/chancectl.1` and a page per chancectl subcommand
+//! - `OUT_DIR/man/chanced.8`, `OUT_DIR/man/chance-director.8`, `OUT_DIR/man/chancectl.1` and a
+//!   page per chancectl subcommand
 //!   (`chancectl-stats.1`, `chancectl-flows-list.1`, ...);
 //! - `OUT_DIR/completions/{bash,zsh,fish}/` with each shell's file for both programs, named as
 //!   the shells' completion directories expect (`chancectl`, `_chancectl`, `chancectl.fish`).
+//!   (the daemons' pages and completions too).
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
 use chance_control::chancectl_cli::Cli;
 use chance_control::daemon::Args;
+use chance_control::director::Args as DirectorArgs;
 use clap::CommandFactory;
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
@@ -43,20 +47,27 @@ fn generate(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let man = out.join("man");
     std::fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;
     let mut written = Vec::new();
-    // chanced is a daemon (section 8), chancectl a user command (section 1).
-    let chanced = man.join("chanced.8");
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Args::command())
-        .section("8")
-        .render(&mut page)?;
-    std::fs::write(&chanced, page).with_context(|| format!("writing {}", chanced.display()))?;
-    written.push(chanced);
+    // The daemons are section 8, chancectl a user command (section 1).
+    for (command, name) in [
+        (Args::command(), "chanced"),
+        (DirectorArgs::command(), "chance-director"),
+    ] {
+        let path = man.join(format!("{name}.8"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).section("8").render(&mut page)?;
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
     written.extend(man_pages(Cli::command(), &man, "chancectl", "chancectl")?);
 
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let dir = out.join("completions").join(shell.to_string());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (mut command, name) in [(Args::command(), "chanced"), (Cli::command(), "chancectl")] {
+        for (mut command, name) in [
+            (Args::command(), "chanced"),
+            (DirectorArgs::command(), "chance-director"),
+            (Cli::command(), "chancectl"),
+        ] {
             let mut path = clap_complete::generate_to(shell, &mut command, name, &dir)
                 .with_context(|| format!("{shell} completions for {name}"))?;
             // bash-completion loads completions/NAME when NAME is first completed.
