@@ -1,76 +1,41 @@
 # shellcheck shell=bash
 # The director on the cluster's director hosts: the seam between deploy/cluster.sh and whichever
-# director runs there. cluster.sh calls only these functions; to run another director, replace
-# their bodies (the contract of each is in its comment). They run in cluster.sh's shell, with its
-# variables ($state, $vip, $prefix, $directors, $backends) and helpers (start, stop, wait_for,
-# director_ns, director_ip, backend_ip).
+# director runs there. cluster.sh calls only the functions below; each file that fills the seam
+# defines all of them. They run in cluster.sh's shell, with its variables ($state, $vip,
+# $service_port, $prefix, $directors, $backends, $router_ip, $router_mac, $chance_director,
+# $chancectl) and helpers (start, stop, wait_for, kernel_port_up, vip_via, director_ns,
+# director_ip, backend_ip, backend_ns).
 #
-# This file runs the lab's Python stand-in, deploy/lab/director.py: a TUN device on the host
-# receives what the router sends to the VIP; the stand-in encapsulates it in GUE with a hop list
-# chosen by rendezvous hashing of the client's address over the backends file, and sends it to the
-# first hop. It has no health checks and no "filling" phase.
+#   director_kind                the director's name, for the results
+#   director_host_setup I        host I's network, before BIRD and the director start on it
+#   director_init                once, before any director starts: every backend active
+#   director_start I             start the director on host I; return once it forwards
+#   director_stop I SIGNAL       TERM: an orderly stop (withdrawn from the router first);
+#                                KILL: a crash. Return once it is gone
+#   director_healthy I           whether host I's director forwards (the health watchdog runs it
+#                                every 0.1 s in the host's namespace, in a process of its own:
+#                                only $state, $prefix, $vip, $health_table and director_ns exist)
+#   director_set_state B S...    backend B to state S (active, filling, draining, inactive), then
+#                                the next pair, on every director as one change; return once
+#                                every director uses it; 3 for a state the director cannot do
+#   director_marks_down B        whether every director's health checks hold backend B down;
+#                                3 when the director has no health checks
+#   director_marks_up B          whether every director holds backend B healthy (3: no checks)
+#
+# CLUSTER_DIRECTOR picks the file: chance (chance-director, the default) or standin (the lab's
+# Python stand-in).
 
-director_kind="stand-in (deploy/lab/director.py)"
-
-# director_init: once, before any director starts: the shared backend list, every one active.
-director_init() {
-  local i
-  for ((i = 1; i <= backends; i++)); do echo "$(backend_ip "$i") active"; done >"$state/backends"
-}
-
-# director_start I: start the director on host I and return once it forwards.
-director_start() {
-  local i=$1 ns
-  ns=$(director_ns "$i")
-  if ! ip -n "$ns" link show dir0 >/dev/null 2>&1; then
-    ip -n "$ns" tuntap add dev dir0 mode tun
-    ip -n "$ns" link set dir0 mtu 1400 up
-    ip -n "$ns" route add "$vip/32" dev dir0
-    ip netns exec "$ns" sysctl -qw net.ipv4.conf.dir0.rp_filter=0
-  fi
-  rm -f "$state/d$i-director.ready"
-  start "d$i-director" "$ns" python3 "$root/deploy/lab/director.py" --tun dir0 \
-    --backends-file "$state/backends" --bind "$(director_ip "$i")" --ready "$state/d$i-director.ready"
-  wait_for "the director on d$i" test -s "$state/d$i-director.ready"
-}
-
-# director_stop I SIGNAL: stop the director on host I with SIGNAL (TERM: an orderly stop; KILL:
-# a crash) and return once it is gone.
-director_stop() {
-  stop "d$1-director" "$2"
-}
-
-# director_healthy I: whether the director on host I can forward. Runs every 0.1 s in host I's
-# namespace, in the health watchdog (a separate process: use only the variables state, prefix,
-# vip, health_table and the function director_ns). The stand-in is healthy while it holds its TUN
-# open: the TUN has carrier exactly as long as a process has it open.
-director_healthy() {
-  [[ $(cat /sys/class/net/dir0/carrier 2>/dev/null) == 1 ]]
-}
-
-# director_set_state BACKEND STATE...: set backend BACKEND (its index) to STATE on every
-# director, then the next pair, and so on, as one change; return once every director uses it.
-# STATE: active, filling, draining or inactive. Returns 3 for a state the director cannot do.
-director_set_state() {
-  local tmp=$state/backends.new addr st
-  cp "$state/backends" "$tmp"
-  while (($# >= 2)); do
-    addr=$(backend_ip "$1")
-    st=$2
-    shift 2
-    # The stand-in has no filling phase: a backend joins active, and the flows it takes over
-    # still reach their old host as the second hop.
-    [[ $st == filling ]] && st=active
-    case $st in active | draining | inactive) ;; *) return 3 ;; esac
-    sed -i "s|^$addr .*|$addr $st|" "$tmp"
-  done
-  mv -f "$tmp" "$state/backends"
-  # Each stand-in checks the file every 0.1 s.
-  sleep 0.5
-}
-
-# director_marks_down BACKEND: whether every director's health checks consider backend BACKEND
-# down (scenario link-down). Returns 3 when the director has no health checks.
-director_marks_down() {
-  return 3
-}
+case ${CLUSTER_DIRECTOR:-chance} in
+chance)
+  # shellcheck source=deploy/cluster/director-chance.sh
+  source "$clusterdir/director-chance.sh"
+  ;;
+standin)
+  # shellcheck source=deploy/cluster/director-standin.sh
+  source "$clusterdir/director-standin.sh"
+  ;;
+*)
+  echo "cluster: CLUSTER_DIRECTOR '$CLUSTER_DIRECTOR': chance or standin" >&2
+  exit 2
+  ;;
+esac

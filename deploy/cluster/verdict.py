@@ -12,6 +12,11 @@
         flows that only pass through the backend may break too: those from a client address
         that has a flow on it (the director ranks backends by client address, so the backend is
         their first hop; a flow the first hop does not own goes on to the second)
+    verdict.py states BACKENDS < DIRECTOR_BACKENDS.json
+        exit 0 when the director (`chancectl director backends --json` on stdin) has a table and
+        runs every backend with the state BACKENDS gives it (ADDRESS STATE a line)
+    verdict.py healthy ADDRESS WANT < DIRECTOR_BACKENDS.json
+        exit 0 when the director holds backend ADDRESS's health as WANT (true or false)
     verdict.py first-accept URL TIMEOUT
         polls chanced's metrics at URL every 10 ms until a packet has been accepted; prints the
         time (seconds since the epoch) it first saw one; exit 1 on timeout
@@ -56,6 +61,20 @@ def only_broken(summary, peers_file, through=None):
     sys.exit(0 if mine and not elsewhere and not unbroken_mine else 1)
 
 
+def states(backends_file):
+    reply = json.load(sys.stdin)
+    with open(backends_file) as f:
+        want = dict(line.split() for line in f if line.strip())
+    running = {b["address"]: b["state"] for b in reply["backends"]}
+    sys.exit(0 if reply["table"] and running == want else 1)
+
+
+def healthy(address, want):
+    reply = json.load(sys.stdin)
+    health = [b["healthy"] for b in reply["backends"] if b["address"] == address]
+    sys.exit(0 if health == [want == "true"] else 1)
+
+
 def first_accept(url, timeout):
     deadline = time.time() + float(timeout)
     while time.time() < deadline:
@@ -78,7 +97,14 @@ def first_accept(url, timeout):
 
 
 if __name__ == "__main__":
-    commands = {"stats": stats, "landed": landed, "only-broken": only_broken, "first-accept": first_accept}
+    commands = {
+        "stats": stats,
+        "landed": landed,
+        "only-broken": only_broken,
+        "first-accept": first_accept,
+        "states": states,
+        "healthy": healthy,
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])
