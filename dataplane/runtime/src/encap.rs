@@ -21,11 +21,14 @@ use std::sync::Arc;
 /// What becomes of one frame from the NIC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameAction {
-    /// Remove the first `strip` bytes, put `header_len` new bytes in front of the rest (filled by
-    /// [`FrameRouter::write_header`]) and send the result out of the NIC.
+    /// Remove the first `strip` bytes, keep `keep` bytes after them (the rest, Ethernet padding,
+    /// goes), put `header_len` new bytes in front (filled by [`FrameRouter::write_header`]) and
+    /// send the result out of the NIC.
     Encapsulate {
         /// Bytes removed from the front (the received L2 header).
         strip: usize,
+        /// Bytes kept after them (at most the rest of the frame).
+        keep: usize,
         /// Bytes of the new header.
         header_len: usize,
     },
@@ -189,7 +192,16 @@ fn dispatch<R: FrameRouter>(
             return;
         }
         FrameAction::Pass => (to_kernel, PathCounter::RouterPasses),
-        FrameAction::Encapsulate { strip, header_len } => {
+        FrameAction::Encapsulate {
+            strip,
+            keep,
+            header_len,
+        } => {
+            let tail = m.len().saturating_sub(strip.saturating_add(keep));
+            if tail > 0 && m.trim(tail).is_err() {
+                path.add(PathCounter::EncapFailed, 1);
+                return;
+            }
             match m.replace_front(strip, header_len) {
                 Ok((header, payload)) => router.write_header(header, payload),
                 Err(_) => {
