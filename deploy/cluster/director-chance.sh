@@ -53,9 +53,16 @@ director_start() {
   ns=$(director_ns "$i")
   director_config "$i"
   rm -f "$state/d$i-director.ready" "$state/d$i-director.withdrawn"
+  if [[ -e $state/d$i-director.log ]]; then mv -f "$state/d$i-director.log" "$state/d$i-director.prev.log"; fi
   start "d$i-director" "$ns" "$chance_director" --config "$state/d$i.toml"
   kernel_port_up "$ns" eth0 "$(director_ip "$i")"
   wait_for "chance-director on d$i to build its table" director_uses_states "$i"
+  # Its health checks start before its TAP has the host's address: announced only once it holds
+  # every backend healthy.
+  local b
+  for ((b = 1; b <= backends; b++)); do
+    wait_for "chance-director on d$i to hold backend $b healthy" director_holds_healthy "$i" "$b" true
+  done
   touch "$state/d$i-director.ready"
 }
 
@@ -100,12 +107,17 @@ director_set_state() {
   done
 }
 
-# director_health B WANT: whether every director holds backend B's health as WANT (true, false).
+# director_holds_healthy I B WANT: whether director I holds backend B's health as WANT (true,
+# false).
+director_holds_healthy() {
+  director_backends_json "$1" | python3 "$clusterdir/verdict.py" healthy "$(backend_ip "$2")" "$3"
+}
+
+# director_health B WANT: whether every director holds backend B's health as WANT.
 director_health() {
-  local addr i
-  addr=$(backend_ip "$1")
+  local i
   for ((i = 1; i <= directors; i++)); do
-    director_backends_json "$i" | python3 "$clusterdir/verdict.py" healthy "$addr" "$2" || return 1
+    director_holds_healthy "$i" "$1" "$2" || return 1
   done
 }
 
