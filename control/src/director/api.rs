@@ -58,7 +58,7 @@ pub struct DirectorStatsReply {
     #[serde(default)]
     pub director: BTreeMap<String, u64>,
     /// The workers' path counters (received, encapsulated, passed to the kernel, ...) and the
-    /// ports' (`nic_*`, `kernel_*`), at the dataplane's last tick.
+    /// ports' own (`nic_port_*`, `kernel_port_*`), at the dataplane's last tick.
     #[serde(default)]
     pub path: BTreeMap<String, u64>,
 }
@@ -131,10 +131,10 @@ pub(crate) fn path_counters(shared: &Shared) -> BTreeMap<String, u64> {
         .map(|(counter, value)| (counter.name().to_owned(), value))
         .collect();
     for (port, stats) in [("nic", &snapshot.nic), ("kernel", &snapshot.kernel)] {
-        out.insert(format!("{port}_rx_packets"), stats.ipackets);
-        out.insert(format!("{port}_tx_packets"), stats.opackets);
-        out.insert(format!("{port}_rx_missed"), stats.imissed);
-        out.insert(format!("{port}_rx_nombuf"), stats.rx_nombuf);
+        out.insert(format!("{port}_port_rx_packets"), stats.ipackets);
+        out.insert(format!("{port}_port_tx_packets"), stats.opackets);
+        out.insert(format!("{port}_port_rx_missed"), stats.imissed);
+        out.insert(format!("{port}_port_rx_nombuf"), stats.rx_nombuf);
     }
     out
 }
@@ -188,7 +188,7 @@ fn backends(shared: &Shared) -> BackendsReply {
     let loaded = shared.current();
     let health = shared.health.snapshot();
     let table = shared.table();
-    let shares = table.as_deref().map(|t| table::shares(t));
+    let shares = table.as_deref().map(table::shares);
     BackendsReply {
         health_checks: loaded.config.healthcheck.is_some(),
         table: table.is_some(),

@@ -36,7 +36,7 @@ impl WorkerCounters {
     }
 }
 
-/// Every worker's director counters, and the port MAC the dataplane runs with.
+/// Every worker's director counters.
 #[derive(Debug, Default)]
 pub struct DataplaneStats {
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
@@ -101,8 +101,11 @@ impl DirectorRouter {
 
 impl FrameRouter for DirectorRouter {
     fn begin_burst(&mut self) {
-        self.counters.publish(self.director.counters());
         self.current = Arc::clone(self.tables.load());
+    }
+
+    fn end_burst(&mut self) {
+        self.counters.publish(self.director.counters());
     }
 
     fn route(&mut self, frame: &[u8]) -> FrameAction {
@@ -125,12 +128,5 @@ impl FrameRouter for DirectorRouter {
         for (to, from) in header.iter_mut().zip(built) {
             *to = *from;
         }
-    }
-}
-
-impl Drop for DirectorRouter {
-    /// The last burst's counts are published when the worker ends.
-    fn drop(&mut self) {
-        self.counters.publish(self.director.counters());
     }
 }

@@ -44,6 +44,9 @@ pub trait FrameRouter {
     /// control plane swapped in, so that every frame of a burst sees the same one.
     fn begin_burst(&mut self) {}
 
+    /// Called after the last frame of every RX burst (where a router publishes its counters).
+    fn end_burst(&mut self) {}
+
     /// Decides one frame (the whole received frame, L2 header included).
     fn route(&mut self, frame: &[u8]) -> FrameAction;
 
@@ -129,6 +132,7 @@ impl<R: FrameRouter> EncapWorker<R> {
                         &mut to_kernel,
                     );
                 }
+                self.router.end_burst();
             }
             transmit(
                 &mut self.kernel,
