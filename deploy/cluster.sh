@@ -150,7 +150,7 @@ done
 preflight() {
   [[ $(id -u) -eq 0 ]] || fail "the cluster creates network namespaces, veths, TAPs: run it as root"
   local tool
-  for tool in ip bird birdc ss python3; do
+  for tool in ip bird birdc ss sysctl python3; do
     command -v "$tool" >/dev/null || fail "$tool is missing (./deploy/setup.sh installs it)"
   done
   [[ -c /dev/net/tun ]] || fail "/dev/net/tun is missing: chanced's TAP needs it"

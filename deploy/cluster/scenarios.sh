@@ -97,6 +97,8 @@ scenario_drain() {
   local pass=0
   broken_is_zero drain && broken_is_zero drain-new && ((still > 0 && new == 0)) || pass=1
   report drain $pass "backend 1 drained with $still flows on it; $new of 50 new connections went to it; then removed"
+  # Back as a backend is added: filling, then (no connection is left to wait for) active.
+  director_set_state 1 filling
   director_set_state 1 active
 }
 
@@ -137,6 +139,7 @@ scenario_drain_two() {
   local still new
   still=$(verdict landed "$state/drain-two.json" "$state/drain-two.peers")
   new=$(verdict landed "$state/drain-two-new.json" "$state/drain-two.peers")
+  director_set_state 1 filling 2 filling
   director_set_state 1 active 2 active
   local pass=0
   broken_is_zero drain-two && broken_is_zero drain-two-new && ((still > 0 && new == 0)) || pass=1

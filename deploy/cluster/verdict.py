@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Reads chance-conncheck's JSON summaries and the backends' socket lists for deploy/cluster.sh.
+"""Reads chance-conncheck's JSON summaries, the backends' socket lists and the directors' view of
+the backends for deploy/cluster.sh.
 
     verdict.py stats SUMMARY.json
         prints: flows broken longest_stall_ms tcp_retransmissions udp_lost
