@@ -123,3 +123,21 @@ director_health() {
 
 director_marks_down() { director_health "$1" false; }
 director_marks_up() { director_health "$1" true; }
+
+# director_down_at B: when the last director's health checks marked backend B down, and when the
+# last one had rebuilt its table without it (seconds since the epoch, from their logs).
+director_down_at() {
+  local addr i ts marked=0 rebuilt=0
+  addr=$(backend_ip "$1")
+  for ((i = 1; i <= directors; i++)); do
+    ts=$(grep "backend unhealthy: .* backend=$addr " "$state/d$i-director.log" | tail -n 1 | cut -d' ' -f1)
+    [[ -n $ts ]] || return 1
+    marked=$(later "$marked" "$(date -d "$ts" +%s.%N)")
+    ts=$(grep "forwarding table rebuilt why=\"backend $addr unhealthy\"" "$state/d$i-director.log" | tail -n 1 | cut -d' ' -f1)
+    [[ -n $ts ]] || return 1
+    rebuilt=$(later "$rebuilt" "$(date -d "$ts" +%s.%N)")
+  done
+  echo "$marked $rebuilt"
+}
+
+later() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }

@@ -86,3 +86,7 @@ director_marks_down() {
 director_marks_up() {
   return 3
 }
+
+director_down_at() {
+  return 3
+}

@@ -21,6 +21,9 @@
 #   director_marks_down B        whether every director's health checks hold backend B down;
 #                                3 when the director has no health checks
 #   director_marks_up B          whether every director holds backend B healthy (3: no checks)
+#   director_down_at B           "MARKED REBUILT": when (seconds since the epoch) the last
+#                                director marked backend B down, and when the last had rebuilt
+#                                its table without it (3: no checks)
 #
 # CLUSTER_DIRECTOR picks the file: chance (chance-director, the default) or standin (the lab's
 # Python stand-in).

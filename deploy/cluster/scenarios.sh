@@ -194,10 +194,10 @@ scenario_chanced_kill() {
 }
 
 # 6: backend 1's link goes down: its flows break, no other. The checker gives up on a flow after
-# 8 s: the directors' health checks must take backend 1 out well before that, or the flows that
+# 10 s: the directors' health checks must take backend 1 out well before that, or the flows that
 # only pass through it (their first hop) would break too.
 scenario_link_down() {
-  local flow_timeout=8
+  local flow_timeout=10
   checker_start link-down $flow_timeout
   sleep 2
   peers_of 1 "$state/link-down.peers"
@@ -214,7 +214,9 @@ scenario_link_down() {
     ;;
   *)
     ((status == 0)) || wait_for "the directors to mark backend 1 down" director_marks_down 1
-    marked="every director marked it down after $(elapsed "$t0")s"
+    local down rebuilt
+    read -r down rebuilt < <(director_down_at 1) || fail "no director logged backend 1 down"
+    marked="every director marked it down $(elapsed "$t0" "$down")s after, its table rebuilt $(elapsed "$t0" "$rebuilt")s after"
     ;;
   esac
   sleep $((flow_timeout + 3))
