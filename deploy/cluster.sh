@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # chance's cluster on one machine, in network namespaces: a router that learns the VIP over BGP
-# (BIRD 2) from two or more director hosts and spreads flows over them with a layer-4 ECMP route,
-# three or more backend hosts each running chanced in front of real kernel sockets, and a client
-# that keeps a thousand connections busy through it all while scenarios break things.
+# (BIRD 2, with BFD) from two or more director hosts, each running chance-director, and spreads
+# flows over them with a layer-4 ECMP route; three or more backend hosts each running chanced in
+# front of real kernel sockets; and a client that keeps a thousand connections busy through it
+# all while scenarios break things.
 #
-#   ./deploy/cluster.sh [OPTIONS]                 up, every scenario, a table of results, down
+#   ./deploy/cluster.sh [OPTIONS]                 build, up, every scenario, a table of results, down
 #   ./deploy/cluster.sh [OPTIONS] up              set up and leave it running
 #   ./deploy/cluster.sh [OPTIONS] check           the checker for a few seconds: 0 broken expected
 #   ./deploy/cluster.sh [OPTIONS] scenario NAME.. one or more scenarios (see below)
@@ -17,9 +18,8 @@
 #   --connections N   TCP connections of the checker (1000); UDP flows: --udp-flows (N/10)
 #   --duration S      seconds of traffic for `check` (5)
 #   --results FILE    also write one JSON line per scenario to FILE
-#   --backends K      backend hosts (3; each is a chanced, and each chanced polls a core
-#                     until [dpdk] idle lets it sleep: keep K small on a small machine)
-#   --directors D     director hosts (2)
+#   --backends K      backend hosts (3; each runs chanced: keep K small on a small machine)
+#   --directors D     director hosts (2; each runs chance-director)
 #   -h, --help
 #
 # Scenarios (docs/cluster.md says what each does and how to do the same on real hosts):
@@ -29,7 +29,8 @@
 #   director-kill  4  SIGKILL one director: BGP withdraws it, ECMP moves its flows; failover time
 #   chanced-kill   5  SIGKILL chanced on a backend under traffic, start it again; time from the
 #                     restart to its first forwarded packet
-#   link-down      6  a backend's link goes down: only its own connections break
+#   link-down      6  a backend's link goes down: only its own connections break, and the
+#                     directors' health checks take it out (time reported)
 #   rolling        7  restart every chanced and every director, one at a time
 #   all               every scenario the current director supports, in this order
 #
