@@ -429,22 +429,29 @@ on_exit() {
   exit "$status"
 }
 
-case $command in
-up)
-  trap on_exit EXIT
-  trap 'exit 130' INT TERM
-  up
-  say "try: CLUSTER_PREFIX=$prefix $0 check; CLUSTER_PREFIX=$prefix $0 down"
-  ;;
-down) down ;;
-check | scenario | all)
-  trap on_exit EXIT
-  trap 'exit 130' INT TERM
-  if [[ -d $state && -s $state/size ]] && ns_exists "$rtr_ns"; then attach; else up; fi
+# The whole run is one function, called (with the exit) from the last line: bash has read every
+# command it will run before it starts, so editing (or updating) this file while it runs cannot
+# derail it.
+main() {
   case $command in
-  check) run_check ;;
-  scenario) run_scenarios "${scenarios[@]}" ;;
-  all) run_scenarios all ;;
+  up)
+    trap on_exit EXIT
+    trap 'exit 130' INT TERM
+    up
+    say "try: CLUSTER_PREFIX=$prefix $0 check; CLUSTER_PREFIX=$prefix $0 down"
+    ;;
+  down) down ;;
+  check | scenario | all)
+    trap on_exit EXIT
+    trap 'exit 130' INT TERM
+    if [[ -d $state && -s $state/size ]] && ns_exists "$rtr_ns"; then attach; else up; fi
+    case $command in
+    check) run_check ;;
+    scenario) run_scenarios "${scenarios[@]}" ;;
+    all) run_scenarios all ;;
+    esac
+    ;;
   esac
-  ;;
-esac
+}
+
+main; exit $?
