@@ -17,7 +17,8 @@ the backends for deploy/cluster.sh.
         exit 0 when the director (`chancectl director backends --json` on stdin) has a table and
         runs every backend with the state BACKENDS gives it (ADDRESS STATE a line)
     verdict.py healthy ADDRESS WANT < DIRECTOR_BACKENDS.json
-        exit 0 when the director holds backend ADDRESS's health as WANT (true or false)
+        exit 0 when the director holds backend ADDRESS's health as WANT (true: healthy, and a
+        check has passed; false: unhealthy)
     verdict.py first-accept URL TIMEOUT
         polls chanced's metrics at URL every 10 ms until a packet has been accepted; prints the
         time (seconds since the epoch) it first saw one; exit 1 on timeout
@@ -72,8 +73,13 @@ def states(backends_file):
 
 def healthy(address, want):
     reply = json.load(sys.stdin)
-    health = [b["healthy"] for b in reply["backends"] if b["address"] == address]
-    sys.exit(0 if health == [want == "true"] else 1)
+    backend = [b for b in reply["backends"] if b["address"] == address]
+    if len(backend) != 1:
+        sys.exit(1)
+    b = backend[0]
+    # Healthy counts once a check has passed: a director starts with every backend healthy.
+    held = b["healthy"] and b["checks_passed"] > 0 if want == "true" else not b["healthy"]
+    sys.exit(0 if held else 1)
 
 
 def first_accept(url, timeout):
