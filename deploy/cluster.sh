@@ -164,7 +164,7 @@ binaries() {
   [[ $profile == release ]] && flag=(--release)
   if [[ -z ${CHANCED:-} || -z ${CHANCE_DIRECTOR:-} || -z ${CHANCECTL:-} || -z ${CONNCHECK:-} ]]; then
     command -v cargo >/dev/null || fail "cargo is missing (./deploy/setup.sh installs Rust)"
-    say "building chanced, chance-director, chancectl and chance-conncheck (cargo build --$profile)"
+    say "building chanced, chance-director, chancectl and chance-conncheck (cargo build, $profile profile)"
     (cd "$root" &&
       cargo build "${flag[@]}" -q -p chance-control --bin chanced --bin chance-director --bin chancectl &&
       cargo build "${flag[@]}" -q -p chance-conncheck) || fail "cargo build failed"
