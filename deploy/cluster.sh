@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # chance's cluster on one machine, in network namespaces: a router that learns the VIP over BGP
-# (BIRD 2) from two or more director hosts and spreads flows over them with a layer-4 ECMP route,
-# three or more backend hosts each running chanced in front of real kernel sockets, and a client
-# that keeps a thousand connections busy through it all while scenarios break things.
+# (BIRD 2, with BFD) from two or more director hosts, each running chance-director, and spreads
+# flows over them with a layer-4 ECMP route; three or more backend hosts each running chanced in
+# front of real kernel sockets; and a client that keeps a thousand connections busy through it
+# all while scenarios break things.
 #
-#   ./deploy/cluster.sh [OPTIONS]                 up, every scenario, a table of results, down
+#   ./deploy/cluster.sh [OPTIONS]                 build, up, every scenario, a table of results, down
 #   ./deploy/cluster.sh [OPTIONS] up              set up and leave it running
 #   ./deploy/cluster.sh [OPTIONS] check           the checker for a few seconds: 0 broken expected
 #   ./deploy/cluster.sh [OPTIONS] scenario NAME.. one or more scenarios (see below)
@@ -17,9 +18,8 @@
 #   --connections N   TCP connections of the checker (1000); UDP flows: --udp-flows (N/10)
 #   --duration S      seconds of traffic for `check` (5)
 #   --results FILE    also write one JSON line per scenario to FILE
-#   --backends K      backend hosts (3; each is a chanced, and each chanced polls a core
-#                     until [dpdk] idle lets it sleep: keep K small on a small machine)
-#   --directors D     director hosts (2)
+#   --backends K      backend hosts (3; each runs chanced: keep K small on a small machine)
+#   --directors D     director hosts (2; each runs chance-director)
 #   -h, --help
 #
 # Scenarios (docs/cluster.md says what each does and how to do the same on real hosts):
@@ -29,18 +29,19 @@
 #   director-kill  4  SIGKILL one director: BGP withdraws it, ECMP moves its flows; failover time
 #   chanced-kill   5  SIGKILL chanced on a backend under traffic, start it again; time from the
 #                     restart to its first forwarded packet
-#   link-down      6  a backend's link goes down: only its own connections break
+#   link-down      6  a backend's link goes down: only its own connections break, and the
+#                     directors' health checks take it out (time reported)
 #   rolling        7  restart every chanced and every director, one at a time
 #   all               every scenario the current director supports, in this order
 #
-# The director: the functions in deploy/cluster/director.sh start, stop, health-check and
-# reconfigure "the director" on a director host; replace them to run another director. They
-# start the lab's Python stand-in (deploy/lab/director.py), or chance-director with
-# CLUSTER_DIRECTOR=chance (CHANCE_DIRECTOR: its binary).
+# The director: the functions of deploy/cluster/director.sh (the seam) set up, start, stop,
+# health-check and reconfigure "the director" on a director host. They run chance-director;
+# CLUSTER_DIRECTOR=standin runs the lab's Python stand-in (deploy/lab/director.py) instead.
 #
 # Environment: CLUSTER_PREFIX (namespace prefix; default chc<pid> for a one-shot run, chc for
-# up/down), CLUSTER_STATE (state directory), CHANCED / CONNCHECK (binaries; default: built with
-# cargo --release), CLUSTER_TIMEOUT (seconds for each wait, 20), CLUSTER_KEEP_STATE=1 (down keeps
+# up/down), CLUSTER_STATE (state directory), CLUSTER_PROFILE (release or debug: the cargo profile
+# built and run, release), CHANCED / CHANCE_DIRECTOR / CHANCECTL / CONNCHECK (binaries, instead of
+# building them), CLUSTER_TIMEOUT (seconds for each wait, 20), CLUSTER_KEEP_STATE=1 (down keeps
 # the logs).
 #
 # Topology (addresses exist only inside the namespaces):
@@ -48,7 +49,8 @@
 #   <p>-cli  client          198.51.100.2/24, sources 198.51.100.10-209 (lo)
 #      | eth0 === cli0 198.51.100.1/24
 #   <p>-rtr  router          bridge fab 192.0.2.1/24, BIRD AS 64512, ECMP route to the VIP
-#      |-- d1..dD === <p>-d<i>  director hosts 192.0.2.1<i>, BIRD AS 64513, the director
+#      |-- d1..dD === <p>-d<i>  director hosts 192.0.2.1<i>, BIRD AS 64513, chance-director
+#      |                        (eth0: its NIC; chance0: its TAP, the host's address)
 #      `-- b1..bK === <p>-b<i>  backend hosts 192.0.2.2<i> (nic0: chanced's NIC; chance0: its TAP),
 #                               VIP 203.0.113.10 on lo, echo server TCP+UDP port 7
 set -euo pipefail
@@ -105,9 +107,14 @@ state_parent=
 if [[ -z ${CLUSTER_STATE:-} ]]; then state_parent=/run/chance-cluster; fi
 state=${CLUSTER_STATE:-$state_parent/$prefix}
 timeout=${CLUSTER_TIMEOUT:-20}
+profile=${CLUSTER_PROFILE:-release}
+[[ $profile == release || $profile == debug ]] || { echo "cluster: CLUSTER_PROFILE: release or debug" >&2; exit 2; }
 
 # Addresses and numbers (documentation ranges).
 router_ip=192.0.2.1
+# The fabric bridge's MAC, fixed (a bridge otherwise takes its ports' lowest): the directors send
+# every encapsulated frame to it.
+router_mac=02:00:c0:00:02:01
 router_as=64512
 director_as=64513
 client_link_router=198.51.100.1
@@ -144,24 +151,34 @@ done
 preflight() {
   [[ $(id -u) -eq 0 ]] || fail "the cluster creates network namespaces, veths, TAPs: run it as root"
   local tool
-  for tool in ip bird birdc ss python3; do
+  for tool in ip bird birdc ss sysctl python3; do
     command -v "$tool" >/dev/null || fail "$tool is missing (./deploy/setup.sh installs it)"
   done
   [[ -c /dev/net/tun ]] || fail "/dev/net/tun is missing: chanced's TAP needs it"
 }
 
+# The binaries: CHANCED, CHANCE_DIRECTOR, CHANCECTL and CONNCHECK, or else built with cargo
+# (profile $profile) and taken from target/. Their paths go to the state directory for `attach`.
 binaries() {
-  if [[ -z ${CHANCED:-} || -z ${CONNCHECK:-} ]]; then
-    say "building chanced and chance-conncheck (cargo build --release)"
-    (cd "$root" && cargo build --release -q -p chance-control --bin chanced &&
-      cargo build --release -q -p chance-conncheck)
+  local dir=$root/target/$profile flag=()
+  [[ $profile == release ]] && flag=(--release)
+  if [[ -z ${CHANCED:-} || -z ${CHANCE_DIRECTOR:-} || -z ${CHANCECTL:-} || -z ${CONNCHECK:-} ]]; then
+    command -v cargo >/dev/null || fail "cargo is missing (./deploy/setup.sh installs Rust)"
+    say "building chanced, chance-director, chancectl and chance-conncheck (cargo build, $profile profile)"
+    (cd "$root" &&
+      cargo build "${flag[@]}" -q -p chance-control --bin chanced --bin chance-director --bin chancectl &&
+      cargo build "${flag[@]}" -q -p chance-conncheck) || fail "cargo build failed"
   fi
-  chanced=${CHANCED:-$root/target/release/chanced}
-  conncheck=${CONNCHECK:-$root/target/release/chance-conncheck}
-  [[ -x $chanced ]] || fail "CHANCED=$chanced is not an executable"
-  [[ -x $conncheck ]] || fail "CONNCHECK=$conncheck is not an executable"
-  echo "$chanced" >"$state/chanced.path"
-  echo "$conncheck" >"$state/conncheck.path"
+  chanced=${CHANCED:-$dir/chanced}
+  chance_director=${CHANCE_DIRECTOR:-$dir/chance-director}
+  chancectl=${CHANCECTL:-$dir/chancectl}
+  conncheck=${CONNCHECK:-$dir/chance-conncheck}
+  local bin
+  for bin in "$chanced" "$chance_director" "$chancectl" "$conncheck"; do
+    [[ -x $bin ]] || fail "$bin is not an executable"
+  done
+  printf '%s=%q\n' chanced "$chanced" chance_director "$chance_director" chancectl "$chancectl" \
+    conncheck "$conncheck" >"$state/binaries"
 }
 
 new_ns() {
@@ -182,11 +199,18 @@ fill() {
 
 router_up() {
   new_ns "$rtr_ns"
+  # The router sends the directors' encapsulated packets back out of the fabric to the backends:
+  # no ICMP redirects for that.
   ip netns exec "$rtr_ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-  ip -n "$rtr_ns" link add fab type bridge
+    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+    net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0
+  ip -n "$rtr_ns" link add fab address "$router_mac" type bridge
   ip -n "$rtr_ns" addr add "$router_ip/24" dev fab
   ip -n "$rtr_ns" link set fab up
+  # A veth (and a bridge over veths) offloads TX checksums: what the router's kernel sends (BGP,
+  # BFD) would reach the directors' AF_PACKET ports with only the pseudo-header sum, which a real
+  # NIC never delivers.
+  ip netns exec "$rtr_ns" python3 "$root/deploy/lab/peers.py" tx-csum-off --iface fab
   local conf=$state/bird-router.conf i
   fill "$clusterdir/bird-router.conf" "$conf" ROUTER_IP=$router_ip ROUTER_AS=$router_as VIP=$vip
   for ((i = 1; i <= directors; i++)); do
@@ -221,6 +245,8 @@ client_up() {
   ip -n "$rtr_ns" link set cli0 mtu 1400 up
   ip -n "$cli_ns" addr add "$client_ip/24" dev eth0
   ip -n "$cli_ns" link set eth0 mtu 1400 up
+  # The client's packets reach the directors' AF_PACKET ports as sent: with whole checksums.
+  ip netns exec "$cli_ns" python3 "$root/deploy/lab/peers.py" tx-csum-off --iface eth0
   ip -n "$cli_ns" route add default via "$client_link_router"
   local first=${client_sources%-*} last=${client_sources#*-} a
   for ((a = ${first##*.}; a <= ${last##*.}; a++)); do echo "addr add ${first%.*}.$a/32 dev lo"; done |
@@ -233,14 +259,8 @@ director_host_up() {
   ip=$(director_ip "$i")
   new_ns "$ns"
   fabric_link "d$i" "$ns" eth0
-  ip -n "$ns" addr add "$ip/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add default via "$router_ip"
-  # A veth offloads TX checksums: chanced's AF_PACKET port would see the encapsulated datagrams
-  # with only the pseudo-header sum. A real NIC sends real checksums.
-  ip netns exec "$ns" python3 "$root/deploy/lab/peers.py" tx-csum-off --iface eth0
-  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-    net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  director_host_setup "$i"
   fill "$clusterdir/bird-director.conf" "$state/d$i-bird.conf" DIRECTOR_IP="$ip" \
     DIRECTOR_AS=$director_as ROUTER_IP=$router_ip ROUTER_AS=$router_as VIP=$vip HEALTH_TABLE=$health_table
   start_bird "d$i" "$ns" "$state/d$i-bird.conf"
@@ -278,11 +298,24 @@ EOF
   start "d$i-watchdog" "$(director_ns "$i")" bash "$script"
 }
 
-# start_chanced I: chanced on backend host I, then the host's address and route on its TAP (they
-# go with the TAP when chanced stops). chanced's pid in b<I>-chanced.pid, its exit status in
+# kernel_port_up NS NIC ADDR: once the daemon in NS (chanced or chance-director) has made its TAP
+# chance0 and given it the MAC of its NIC, the host's address ADDR/24 and its default route on
+# the TAP (they go with the TAP when the daemon stops).
+kernel_port_up() {
+  local ns=$1 nic=$2 addr=$3 nic_mac
+  wait_for "the TAP chance0 in $ns" ip -n "$ns" link show chance0
+  nic_mac=$(ip netns exec "$ns" cat "/sys/class/net/$nic/address")
+  wait_for "chance0 to take $nic's MAC in $ns" \
+    bash -c "[[ \$(ip netns exec '$ns' cat /sys/class/net/chance0/address) == '$nic_mac' ]]"
+  ip -n "$ns" addr add "$addr/24" dev chance0
+  ip -n "$ns" link set chance0 up
+  ip -n "$ns" route add default via "$router_ip" dev chance0
+}
+
+# start_chanced I: chanced on backend host I, then the host's address and route on its TAP. chanced's pid in b<I>-chanced.pid, its exit status in
 # b<I>-chanced.rc. Sets started_at (seconds since the epoch) to the moment it was started.
 start_chanced() {
-  local i=$1 ns name=b$1-chanced nic_mac
+  local i=$1 ns name=b$1-chanced
   ns=$(backend_ns "$i")
   rm -f "$state/$name.pid" "$state/$name.rc"
   if [[ -e $state/$name.log ]]; then mv -f "$state/$name.log" "$state/$name.prev.log"; fi
@@ -297,13 +330,7 @@ start_chanced() {
     echo $? >"$state/$name.rc"
   ) >/dev/null 2>&1 </dev/null &
   wait_for "chanced's pid file on b$i" test -s "$state/$name.pid"
-  wait_for "the TAP chance0 on b$i" ip -n "$ns" link show chance0
-  nic_mac=$(ip netns exec "$ns" cat /sys/class/net/nic0/address)
-  wait_for "chance0 to take nic0's MAC on b$i" \
-    bash -c "[[ \$(ip netns exec '$ns' cat /sys/class/net/chance0/address) == '$nic_mac' ]]"
-  ip -n "$ns" addr add "$(backend_ip "$i")/24" dev chance0
-  ip -n "$ns" link set chance0 up
-  ip -n "$ns" route add default via "$router_ip" dev chance0
+  kernel_port_up "$ns" nic0 "$(backend_ip "$i")"
 }
 
 backend_host_up() {
@@ -332,6 +359,9 @@ vip_paths() {
 }
 
 paths_are() { [[ $(vip_paths) == "$1" ]]; }
+
+# Whether the router's route to the VIP has ADDR as a next hop.
+vip_via() { ip -n "$rtr_ns" route show "$vip/32" 2>/dev/null | grep -q " via $1 "; }
 
 wait_paths() {
   wait_for "$2 (the router's route to $vip with $1 next hops)" paths_are "$1"
@@ -372,7 +402,9 @@ down() {
       if ns_exists "$ns"; then ip netns del "$ns" || say "could not delete namespace $ns"; fi
     done <"$state/namespaces"
   fi
-  for ((i = 1; i <= 9; i++)); do rmdir "/var/run/dpdk/$prefix-b$i" "/var/run/dpdk/$prefix-d$i" 2>/dev/null || true; done
+  for ((i = 1; i <= 9; i++)); do
+    rm -rf "/var/run/dpdk/$prefix-b$i" "/var/run/dpdk/$prefix-d$i" 2>/dev/null || true
+  done
   if [[ ${CLUSTER_KEEP_STATE:-0} == 1 ]]; then
     say "down; state kept in $state"
   else
@@ -385,8 +417,8 @@ down() {
 # Loads a running cluster's settings (for check/scenario against `up`).
 attach() {
   read -r backends directors <"$state/size"
-  chanced=$(cat "$state/chanced.path")
-  conncheck=$(cat "$state/conncheck.path")
+  # shellcheck source=/dev/null
+  source "$state/binaries"
 }
 
 created_state=0
@@ -397,22 +429,29 @@ on_exit() {
   exit "$status"
 }
 
-case $command in
-up)
-  trap on_exit EXIT
-  trap 'exit 130' INT TERM
-  up
-  say "try: CLUSTER_PREFIX=$prefix $0 check; CLUSTER_PREFIX=$prefix $0 down"
-  ;;
-down) down ;;
-check | scenario | all)
-  trap on_exit EXIT
-  trap 'exit 130' INT TERM
-  if [[ -d $state && -s $state/size ]] && ns_exists "$rtr_ns"; then attach; else up; fi
+# The whole run is one function, called (with the exit) from the last line: bash has read every
+# command it will run before it starts, so editing (or updating) this file while it runs cannot
+# derail it.
+main() {
   case $command in
-  check) run_check ;;
-  scenario) run_scenarios "${scenarios[@]}" ;;
-  all) run_scenarios all ;;
+  up)
+    trap on_exit EXIT
+    trap 'exit 130' INT TERM
+    up
+    say "try: CLUSTER_PREFIX=$prefix $0 check; CLUSTER_PREFIX=$prefix $0 down"
+    ;;
+  down) down ;;
+  check | scenario | all)
+    trap on_exit EXIT
+    trap 'exit 130' INT TERM
+    if [[ -d $state && -s $state/size ]] && ns_exists "$rtr_ns"; then attach; else up; fi
+    case $command in
+    check) run_check ;;
+    scenario) run_scenarios "${scenarios[@]}" ;;
+    all) run_scenarios all ;;
+    esac
+    ;;
   esac
-  ;;
-esac
+}
+
+main; exit $?

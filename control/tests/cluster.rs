@@ -1,35 +1,38 @@
-//! The cluster (`deploy/cluster.sh`) under test, reduced: two directors announcing the VIP over
-//! BGP to a router with an ECMP route, three backends each running the real chanced in front of
-//! the checker's echo server, and 200 TCP connections plus 20 connected UDP flows kept busy
-//! through it while the scenarios run:
+//! The cluster (`deploy/cluster.sh`) under test, reduced: two chance-directors announcing the VIP
+//! over BGP (with BFD) to a router with an ECMP route, three backends each running the real
+//! chanced in front of the checker's echo server, and 200 TCP connections plus 20 connected UDP
+//! flows kept busy through it while every scenario runs:
 //!
 //! - drain: a backend drained on every director keeps its connections, new ones avoid it;
-//! - add: a backend joining under traffic takes new connections and breaks none;
+//! - add: a backend joining under traffic (filling, then active) takes new connections;
 //! - drain-two: two backends drained at once keep theirs;
 //! - director-kill: a SIGKILLed director's route is withdrawn and ECMP moves its flows;
 //! - chanced-kill: chanced SIGKILLed and restarted on a backend under traffic;
-//! - link-down: a backend's link goes down: its own flows break (the checker sees breakage in
-//!   the cluster), and no flow that neither lives on it nor passes through it.
+//! - link-down: a backend's link goes down: the directors' health checks take it out, its own
+//!   flows break and no other does;
+//! - rolling: every chanced, then every director, restarted one at a time.
 //!
-//! Each of the first five must report 0 broken connections. Needs root: it fails, never skips, without it.
-//! Whatever happens, the script's own EXIT trap and this test's guard stop every process the
-//! cluster started (by pid) and delete its namespaces; the test checks that none is left.
+//! Every scenario but link-down must report 0 broken connections. Needs root: it fails, never
+//! skips, without it. Whatever happens, the script's own EXIT trap and this test's guard stop
+//! every process the cluster started (by pid) and delete its namespaces; the test checks that
+//! none is left.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "drain",
     "add",
     "drain-two",
     "director-kill",
     "chanced-kill",
     "link-down",
+    "rolling",
 ];
 /// Longest the whole run may take before the guard stops it.
-const DEADLINE: Duration = Duration::from_secs(900);
+const DEADLINE: Duration = Duration::from_secs(600);
 
 /// The cluster script's run; dropping it stops the script (SIGTERM: its trap tears the cluster
 /// down) and runs `down` for whatever is left.
@@ -99,7 +102,7 @@ fn conncheck(root: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_reduced_cluster_breaks_no_connection_in_drains_adds_and_failovers_and_only_a_dead_backends_own(
+fn a_reduced_cluster_breaks_no_connection_in_drains_adds_failovers_and_restarts_and_only_a_dead_backends_own(
 ) {
     let id = Command::new("id")
         .arg("-u")
@@ -135,6 +138,9 @@ fn a_reduced_cluster_breaks_no_connection_in_drains_adds_and_failovers_and_only_
             .env("CLUSTER_STATE", &state)
             .env("CLUSTER_KEEP_STATE", "0")
             .env("CHANCED", env!("CARGO_BIN_EXE_chanced"))
+            .env("CHANCE_DIRECTOR", env!("CARGO_BIN_EXE_chance-director"))
+            .env("CHANCECTL", env!("CARGO_BIN_EXE_chancectl"))
+            .env("CLUSTER_DIRECTOR", "chance")
             .env("CONNCHECK", conncheck(&root))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))

@@ -97,6 +97,8 @@ scenario_drain() {
   local pass=0
   broken_is_zero drain && broken_is_zero drain-new && ((still > 0 && new == 0)) || pass=1
   report drain $pass "backend 1 drained with $still flows on it; $new of 50 new connections went to it; then removed"
+  # Back as a backend is added: filling, then (no connection is left to wait for) active.
+  director_set_state 1 filling
   director_set_state 1 active
 }
 
@@ -137,6 +139,7 @@ scenario_drain_two() {
   local still new
   still=$(verdict landed "$state/drain-two.json" "$state/drain-two.peers")
   new=$(verdict landed "$state/drain-two-new.json" "$state/drain-two.peers")
+  director_set_state 1 filling 2 filling
   director_set_state 1 active 2 active
   local pass=0
   broken_is_zero drain-two && broken_is_zero drain-two-new && ((still > 0 && new == 0)) || pass=1
@@ -190,25 +193,30 @@ scenario_chanced_kill() {
   report_unbroken chanced-kill "chanced on backend 1 SIGKILLed and restarted: first packet accepted ${restart}s after the restart"
 }
 
-# 6: backend 1's link goes down: its flows break, no other.
+# 6: backend 1's link goes down: its flows break, no other. The checker gives up on a flow after
+# 10 s: the directors' health checks must take backend 1 out well before that, or the flows that
+# only pass through it (their first hop) would break too.
 scenario_link_down() {
-  local flow_timeout=4
+  local flow_timeout=10
   checker_start link-down $flow_timeout
   sleep 2
   peers_of 1 "$state/link-down.peers"
-  local t0 marked
+  local t0 marked through= status=0
   t0=$(now)
   ip -n "$rtr_ns" link set b1 down
-  # Without health checks the directors keep sending backend 1 its rows: flows that live on
-  # another backend but reach it through backend 1 (their first hop) break too.
-  local marked through=--through status=0
   director_marks_down 1 2>/dev/null || status=$?
   case $status in
-  3) marked="the director has no health checks: flows through backend 1 may break too" ;;
+  3)
+    # Without health checks the directors keep sending backend 1 its rows: flows that live on
+    # another backend but reach it through backend 1 break too.
+    through=--through
+    marked="the director has no health checks: flows through backend 1 may break too"
+    ;;
   *)
-    through=
     ((status == 0)) || wait_for "the directors to mark backend 1 down" director_marks_down 1
-    marked="directors marked it down after $(elapsed "$t0")s"
+    local down rebuilt
+    read -r down rebuilt < <(director_down_at 1) || fail "no director logged backend 1 down"
+    marked="every director marked it down $(elapsed "$t0" "$down")s after, its table rebuilt $(elapsed "$t0" "$rebuilt")s after"
     ;;
   esac
   sleep $((flow_timeout + 3))
@@ -219,7 +227,6 @@ scenario_link_down() {
   local on broken elsewhere
   read -r on broken elsewhere _ <<<"$counts"
   report link-down $pass "backend 1's link down: $on flows on it, $broken broken, $elsewhere elsewhere; $marked"
-  sleep 2
 }
 
 # 7: restart every chanced, then every director, one at a time.
@@ -247,6 +254,18 @@ scenario_rolling() {
   report_unbroken rolling "restarted one at a time: ${times[*]}"
 }
 
+# settle: every director announced and every backend healthy on every director (a scenario
+# starts from a whole cluster).
+settle() {
+  local i status
+  wait_paths "$directors" "every director to be announced"
+  for ((i = 1; i <= backends; i++)); do
+    status=0
+    director_marks_up "$i" 2>/dev/null || status=$?
+    ((status == 0 || status == 3)) || wait_for "the directors to hold backend $i healthy" director_marks_up "$i"
+  done
+}
+
 all_scenarios=(drain add drain-two director-kill chanced-kill link-down rolling)
 
 run_scenarios() {
@@ -259,7 +278,10 @@ run_scenarios() {
   say "director: $director_kind; $connections TCP connections and $udp_flows UDP flows per run"
   : >"$state/results.txt"
   header
-  for name in "${list[@]}"; do "scenario_${name//-/_}"; done
+  for name in "${list[@]}"; do
+    settle
+    "scenario_${name//-/_}"
+  done
   if ((failures == 0)); then say "every scenario passed"; else say "$failures scenario(s) FAILED"; fi
   ((failures == 0))
 }

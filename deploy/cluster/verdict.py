@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Reads chance-conncheck's JSON summaries and the backends' socket lists for deploy/cluster.sh.
+"""Reads chance-conncheck's JSON summaries, the backends' socket lists and the directors' view of
+the backends for deploy/cluster.sh.
 
     verdict.py stats SUMMARY.json
         prints: flows broken longest_stall_ms tcp_retransmissions udp_lost
@@ -12,6 +13,12 @@
         flows that only pass through the backend may break too: those from a client address
         that has a flow on it (the director ranks backends by client address, so the backend is
         their first hop; a flow the first hop does not own goes on to the second)
+    verdict.py states BACKENDS < DIRECTOR_BACKENDS.json
+        exit 0 when the director (`chancectl director backends --json` on stdin) has a table and
+        runs every backend with the state BACKENDS gives it (ADDRESS STATE a line)
+    verdict.py healthy ADDRESS WANT < DIRECTOR_BACKENDS.json
+        exit 0 when the director holds backend ADDRESS's health as WANT (true: healthy, and a
+        check has passed; false: unhealthy)
     verdict.py first-accept URL TIMEOUT
         polls chanced's metrics at URL every 10 ms until a packet has been accepted; prints the
         time (seconds since the epoch) it first saw one; exit 1 on timeout
@@ -56,6 +63,25 @@ def only_broken(summary, peers_file, through=None):
     sys.exit(0 if mine and not elsewhere and not unbroken_mine else 1)
 
 
+def states(backends_file):
+    reply = json.load(sys.stdin)
+    with open(backends_file) as f:
+        want = dict(line.split() for line in f if line.strip())
+    running = {b["address"]: b["state"] for b in reply["backends"]}
+    sys.exit(0 if reply["table"] and running == want else 1)
+
+
+def healthy(address, want):
+    reply = json.load(sys.stdin)
+    backend = [b for b in reply["backends"] if b["address"] == address]
+    if len(backend) != 1:
+        sys.exit(1)
+    b = backend[0]
+    # Healthy counts once a check has passed: a director starts with every backend healthy.
+    held = b["healthy"] and b["checks_passed"] > 0 if want == "true" else not b["healthy"]
+    sys.exit(0 if held else 1)
+
+
 def first_accept(url, timeout):
     deadline = time.time() + float(timeout)
     while time.time() < deadline:
@@ -78,7 +104,14 @@ def first_accept(url, timeout):
 
 
 if __name__ == "__main__":
-    commands = {"stats": stats, "landed": landed, "only-broken": only_broken, "first-accept": first_accept}
+    commands = {
+        "stats": stats,
+        "landed": landed,
+        "only-broken": only_broken,
+        "first-accept": first_accept,
+        "states": states,
+        "healthy": healthy,
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])
