@@ -54,7 +54,9 @@ fn generate(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     ] {
         let path = man.join(format!("{name}.8"));
         let mut page = Vec::new();
-        clap_mangen::Man::new(command).section("8").render(&mut page)?;
+        clap_mangen::Man::new(command)
+            .section("8")
+            .render(&mut page)?;
         std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
     }
