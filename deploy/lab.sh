@@ -26,6 +26,10 @@
 #   LAB_APP=1        a third namespace <prefix>-app behind the host (see below), with a TCP
 #                    greet+echo server on 203.0.113.20:8080; the director sends that VIP too
 #   LAB_UDP_HELLO=1  the host's connected UDP socket sends one datagram to its peer first
+#   LAB_DIRECTOR=chance  the director is chance-director (CHANCE_DIRECTOR: its binary; default
+#                    built with cargo --release) in a namespace of its own instead of the TUN
+#                    stand-in (see below); LAB_HOPS does not apply, the probe of a flow nobody
+#                    owns is skipped
 #
 # Topology (everything exists only inside the lab's namespaces):
 #
@@ -42,6 +46,14 @@
 # With LAB_APP=1:   <prefix>-host app0 198.18.0.1/30 <== veth ==> <prefix>-app host0 198.18.0.2/30,
 #   203.0.113.20/32 (lo), default via 198.18.0.1; the host routes 203.0.113.20 to it (forwarding
 #   on), the client routes it to dir0. tcp-server 203.0.113.20:8080 runs in <prefix>-app.
+#
+# With LAB_DIRECTOR=chance, the client namespace is also the router, and the director has a host
+# of its own:
+#   <prefix>-client rtr1 192.0.3.1/24 <== veth ==> <prefix>-director dnic0 (chance-director's NIC,
+#     net_af_packet); dtap0 (its kernel port, a TAP with dnic0's MAC) 192.0.3.5/24
+#   The client routes 203.0.113.10 via 192.0.3.5; chance-director encapsulates each frame to a
+#   bind (tcp 80, udp 5353) for 192.0.2.10 with rtr1's MAC as the gateway; the router forwards it
+#   to the backend; the backend's replies go straight back to the client (direct server return).
 #
 # Director hop lists (LAB_HOPS changes them): tcp:80 -> [192.0.2.10] (ends at this host: the hop is skipped, accepted);
 # everything else -> [192.0.2.99] (accepted only when chance knows the flow, else forwarded).
@@ -79,6 +91,8 @@ state=$LAB_STATE
 client_ns=$prefix-client
 host_ns=$prefix-host
 app_ns=$prefix-app
+director_ns=$prefix-director
+director_kind=${LAB_DIRECTOR:-stand-in}
 timeout=${LAB_TIMEOUT:-10}
 steps=$((timeout * 10))
 
@@ -92,6 +106,8 @@ udp_client_port=5300
 app_vip=203.0.113.20
 app_host_ip=198.18.0.1
 app_ip=198.18.0.2
+router_director_ip=192.0.3.1
+director_ip=192.0.3.5
 with_app=${LAB_APP:-0}
 hops=${LAB_HOPS:-tcp:80=$host_ip default=$next_hop_ip}
 config_template=${LAB_CONFIG:-$labdir/chance-lab.toml}
@@ -142,6 +158,17 @@ preflight() {
   fi
 }
 
+director_binary() {
+  if [[ -n ${CHANCE_DIRECTOR:-} ]]; then
+    [[ -x $CHANCE_DIRECTOR ]] || fail "CHANCE_DIRECTOR=$CHANCE_DIRECTOR is not an executable"
+    chance_director=$CHANCE_DIRECTOR
+  else
+    say "building chance-director (cargo build --release -p chance-control --bin chance-director)"
+    (cd "$root" && cargo build --release -q -p chance-control --bin chance-director)
+    chance_director=$root/target/release/chance-director
+  fi
+}
+
 chanced_binary() {
   if [[ -n ${CHANCED:-} ]]; then
     [[ -x $CHANCED ]] || fail "CHANCED=$CHANCED is not an executable"
@@ -183,6 +210,72 @@ start_chanced() {
   ip -n "$host_ns" route add default via "$router_ip" dev chance0
 }
 
+# chance-director's host (LAB_DIRECTOR=chance): its NIC a veth to the router (the client
+# namespace), its kernel port a TAP that owns the director's address and answers ARP; the VIP is
+# routed to it.
+chance_director_up() {
+  ip netns add "$director_ns" || fail "cannot create network namespace $director_ns"
+  ip -n "$director_ns" link set lo up
+  ip netns exec "$director_ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$client_ns" link add rtr1 type veth peer name dnic0 netns "$director_ns"
+  ip -n "$client_ns" addr add "$router_director_ip/24" dev rtr1
+  ip -n "$client_ns" link set rtr1 up
+  # The client's segments reach the director's AF_PACKET socket with full checksums.
+  in_client "$python" "$labdir/peers.py" tx-csum-off --iface rtr1
+  in_client sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 \
+    net.ipv4.conf.rtr1.rp_filter=0
+  ip -n "$director_ns" link set dnic0 up
+  ip netns exec "$director_ns" sysctl -qw net.ipv4.conf.dnic0.arp_ignore=8 net.ipv4.conf.dnic0.rp_filter=1
+  local gateway_mac
+  gateway_mac=$(in_client cat /sys/class/net/rtr1/address)
+  cat >"$state/director.toml" <<EOF
+# chance-director for the lab (written by deploy/lab.sh).
+[director]
+address = "$director_ip"
+gateway_mac = "$gateway_mac"
+hash_key = "000102030405060708090a0b0c0d0e0f"
+seed = "f0e0d0c0b0a090807060504030201000"
+
+[[bind]]
+vip = "$vip"
+protocol = "tcp"
+port = 80
+
+[[bind]]
+vip = "$vip"
+protocol = "udp"
+port = 5353
+
+[[backend]]
+address = "$host_ip"
+state = "active"
+
+[dpdk]
+lcores = [0, 1]
+memory_mb = 256
+hugepages = false
+file_prefix = "$prefix-director"
+eal_args = ["--no-telemetry", "--log-level=lib.eal:warning"]
+idle = "adaptive"
+
+[ports]
+nic = "net_af_packet1,iface=dnic0"
+kernel = { kind = "tap", name = "dtap0" }
+rx_descriptors = 256
+tx_descriptors = 256
+
+[control]
+api_socket = "$state/director.sock"
+EOF
+  start director "$director_ns" "$chance_director" --config "$state/director.toml"
+  wait_for "the TAP dtap0 in $director_ns" ip -n "$director_ns" link show dtap0
+  wait_for "chance-director's workers" grep -q "dataplane running" "$state/director.log"
+  ip -n "$director_ns" addr add "$director_ip/24" dev dtap0
+  ip -n "$director_ns" link set dtap0 up
+  # Room for the encapsulation (outer IPv4, UDP, GUE, hop list) within the backend wire's 1500.
+  ip -n "$client_ns" route add "$vip/32" via "$director_ip" dev rtr1 src "$client_ip" mtu 1400
+}
+
 # The optional application namespace behind the host (LAB_APP=1): its own VIP, reached through
 # the host, which forwards; its replies go back through the host and out of chance0.
 app_up() {
@@ -204,11 +297,13 @@ app_up() {
 
 up() {
   preflight
-  if ns_exists "$client_ns" || ns_exists "$host_ns" || ns_exists "$app_ns"; then
+  case $director_kind in stand-in | chance) ;; *) fail "LAB_DIRECTOR=$director_kind: stand-in or chance" ;; esac
+  if ns_exists "$client_ns" || ns_exists "$host_ns" || ns_exists "$app_ns" || ns_exists "$director_ns"; then
     fail "namespaces $client_ns / $host_ns / $app_ns already exist: LAB_PREFIX=$prefix $0 down (or pick another LAB_PREFIX)"
   fi
   [[ -r $config_template ]] || fail "LAB_CONFIG=$config_template: cannot read it"
   chanced_binary
+  if [[ $director_kind == chance ]]; then director_binary; fi
   rm -rf "$state"
   mkdir -p "$state"
   echo "$prefix" >"$state/prefix"
@@ -232,13 +327,16 @@ up() {
   # socket with only the pseudo-header sum in their checksum. Real routers send real checksums.
   in_client "$python" "$labdir/peers.py" tx-csum-off --iface rtr0
   ip -n "$client_ns" addr add "$client_ip/32" dev lo
-  ip -n "$client_ns" tuntap add dev dir0 mode tun
-  # Room for the GUE overhead (outer IPv4 20 + UDP 8 + GUE 4 + chain 4 + 4 per hop) in 1500.
-  ip -n "$client_ns" link set dir0 mtu 1400 up
-  ip -n "$client_ns" route add "$vip/32" dev dir0 src "$client_ip"
-  # Replies for the client arrive on rtr0, not on dir0 where the VIP is routed: loose reverse path.
+  # Replies for the client arrive on rtr0, not where the VIP is routed: loose reverse path.
   in_client sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-    net.ipv4.conf.rtr0.rp_filter=0 net.ipv4.conf.dir0.rp_filter=0
+    net.ipv4.conf.rtr0.rp_filter=0
+  if [[ $director_kind == stand-in ]]; then
+    ip -n "$client_ns" tuntap add dev dir0 mode tun
+    # Room for the GUE overhead (outer IPv4 20 + UDP 8 + GUE 4 + chain 4 + 4 per hop) in 1500.
+    ip -n "$client_ns" link set dir0 mtu 1400 up
+    ip -n "$client_ns" route add "$vip/32" dev dir0 src "$client_ip"
+    in_client sysctl -qw net.ipv4.conf.dir0.rp_filter=0
+  fi
 
   # Backend side: nic0 belongs to chanced. The kernel still sees the veth, so it must ignore
   # what arrives there (a real NIC bound to vfio-pci is invisible to it): no ARP answers, and
@@ -254,6 +352,10 @@ up() {
   sed -e "s/^file_prefix = .*/file_prefix = \"$prefix\"/" -e "s/@PREFIX@/$prefix/g" \
     "$config_template" >"$state/chance.toml"
   grep -q "^file_prefix = \"$prefix\"" "$state/chance.toml" || fail "could not set file_prefix in $state/chance.toml"
+  if [[ $director_kind == chance ]] && ! grep -q '^idle = ' "$state/chance.toml"; then
+    # Two DPDK daemons share the CPUs: chanced sleeps when idle, as the director does.
+    sed -i 's/^file_prefix = .*/&\nidle = "adaptive"/' "$state/chance.toml"
+  fi
   start_chanced
 
   # The backend's sockets, then the director.
@@ -268,14 +370,20 @@ up() {
   fi
   local rules=() rule
   for rule in $hops; do rules+=(--hops "$rule"); done
-  start director "$client_ns" "$python" "$labdir/director.py" --tun dir0 --host "$host_ip" \
-    --bind "$router_ip" "${rules[@]}" --ready "$state/director.ready" --log "$state/director-packets.log"
+  if [[ $director_kind == stand-in ]]; then
+    start director "$client_ns" "$python" "$labdir/director.py" --tun dir0 --host "$host_ip" \
+      --bind "$router_ip" "${rules[@]}" --ready "$state/director.ready" --log "$state/director-packets.log"
+  else
+    chance_director_up
+    echo chance-director >"$state/director.ready"
+  fi
   wait_for "the TCP server" test -s "$state/tcp-server.ready"
   wait_for "the UDP echo socket" test -s "$state/udp-echo.ready"
   if [[ $with_app == 1 ]]; then wait_for "the application's TCP server" test -s "$state/app-server.ready"; fi
   wait_for "the director" test -s "$state/director.ready"
 
   local namespaces="$client_ns (client, director) and $host_ns (backend, chanced)"
+  if [[ $director_kind == chance ]]; then namespaces="$client_ns (client, router), $director_ns (chance-director) and $host_ns (backend, chanced)"; fi
   if [[ $with_app == 1 ]]; then namespaces="$client_ns (client, director), $host_ns (backend, chanced) and $app_ns (application)"; fi
   say "up: namespaces $namespaces; state in $state"
 }
@@ -301,6 +409,9 @@ check() {
     say "  FAILED: $out"
     ok=1
   fi
+  if [[ -s $state/director.toml ]]; then
+    say "forward: skipped (chance-director sends every flow of its binds to $host_ip)"
+  else
   say "forward: a UDP flow to $vip:5399 that nobody owns (hop list [$next_hop_ip]) comes back out of the NIC toward $next_hop_ip"
   if out=$(in_client "$python" "$labdir/peers.py" forward-probe --iface rtr0 --local "$client_ip:5301" \
     --remote "$vip:5399" --timeout "$timeout" --brief); then
@@ -308,6 +419,7 @@ check() {
   else
     say "  FAILED: $out"
     ok=1
+  fi
   fi
   if [[ $mode == check && -s $state/chanced.log ]]; then
     sleep 1.2 # chanced logs its counters every second
@@ -329,7 +441,7 @@ stop_chanced() {
 
 down() {
   local rc
-  if [[ ! -d $state ]] && ! ns_exists "$client_ns" && ! ns_exists "$host_ns" && ! ns_exists "$app_ns"; then
+  if [[ ! -d $state ]] && ! ns_exists "$client_ns" && ! ns_exists "$host_ns" && ! ns_exists "$app_ns" && ! ns_exists "$director_ns"; then
     say "nothing to tear down for prefix $prefix"
     return 0
   fi
@@ -346,11 +458,11 @@ down() {
     rc=unknown
     say "chanced's exit status is unknown (its wrapper is gone)"
   fi
-  for ns in "$client_ns" "$host_ns" "$app_ns"; do
+  for ns in "$client_ns" "$host_ns" "$app_ns" "$director_ns"; do
     if ns_exists "$ns"; then ip netns del "$ns" || say "could not delete namespace $ns"; fi
   done
-  # EAL's (empty, with --no-shconf) runtime directory for this file prefix.
-  rmdir "/var/run/dpdk/$prefix" 2>/dev/null || true
+  # EAL's (empty, with --no-shconf) runtime directories for these file prefixes.
+  rmdir "/var/run/dpdk/$prefix" "/var/run/dpdk/$prefix-director" 2>/dev/null || true
   if [[ ${LAB_KEEP_STATE:-0} == 1 ]]; then
     say "down; state kept in $state"
   else

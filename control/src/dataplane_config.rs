@@ -20,7 +20,7 @@
 //! ```
 
 use crate::config::{ConfigError, Locator};
-use chance_runtime::IdlePolicy;
+use chance_runtime::{DataplaneSpec, IdlePolicy};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -101,6 +101,27 @@ impl DataplaneConfig {
         match &self.kernel {
             KernelPort::Tap { name } | KernelPort::VirtioUser { name } => Some(name),
             KernelPort::Vdev { .. } => None,
+        }
+    }
+
+    /// What the runtime needs to run this dataplane, with `eal` as the EAL arguments when the
+    /// command line gives some (otherwise the ones derived for `program`).
+    pub fn spec(&self, program: &str, eal: &[String]) -> DataplaneSpec {
+        let eal_args = if eal.is_empty() {
+            self.eal_args(program).split_off(1)
+        } else {
+            eal.to_vec()
+        };
+        DataplaneSpec {
+            eal_args,
+            nic: self.nic_name().to_owned(),
+            kernel: self.kernel_name().to_owned(),
+            kernel_takes_nic_mac: !matches!(self.kernel, KernelPort::Vdev { .. }),
+            rx_descriptors: self.rx_descriptors,
+            tx_descriptors: self.tx_descriptors,
+            mempool_mbufs: self.mempool_mbufs,
+            mempool_cache: self.mempool_cache,
+            idle: self.idle,
         }
     }
 

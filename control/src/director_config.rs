@@ -30,45 +30,12 @@ use crate::config::{self, ConfigError, Daemon, Locator};
 use crate::control_config::{self, ControlConfig, RawControl};
 use crate::dataplane_config::{self, DataplaneConfig, RawDpdk, RawPorts};
 use crate::healthcheck_config::{self, HealthcheckConfig, RawHealthcheck};
-use chance_director::{Backend, BackendState, Bind, Prefix, Protocol};
+use chance_director::{Backend, BackendState, Bind, HashFields, Prefix, Protocol};
 use chance_engine::config::DEFAULT_GUE_PORT;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
-
-/// The flow fields a director may hash, by GLB's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HashField {
-    /// The client's address.
-    SrcAddr,
-    /// The VIP.
-    DstAddr,
-    /// The client's port.
-    SrcPort,
-    /// The VIP's port.
-    DstPort,
-}
-
-impl HashField {
-    /// Every field, in GLB's order.
-    pub const ALL: [HashField; 4] = [
-        HashField::SrcAddr,
-        HashField::DstAddr,
-        HashField::SrcPort,
-        HashField::DstPort,
-    ];
-
-    /// GLB's name for the field.
-    pub fn name(self) -> &'static str {
-        match self {
-            HashField::SrcAddr => "src_addr",
-            HashField::DstAddr => "dst_addr",
-            HashField::SrcPort => "src_port",
-            HashField::DstPort => "dst_port",
-        }
-    }
-}
 
 /// Where the binds and backends come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,10 +59,10 @@ pub struct DirectorSettings {
     pub hash_key: [u8; 16],
     /// The table's row seed.
     pub seed: [u8; 16],
-    /// The fields hashed, in file order.
-    pub hash_fields: Vec<HashField>,
-    /// A migration's old fields (empty: none).
-    pub alt_hash_fields: Vec<HashField>,
+    /// The fields hashed (GLB hashes them in its fixed order, whatever the file's).
+    pub hash_fields: HashFields,
+    /// A migration's old fields (`None`: no migration).
+    pub alt_hash_fields: Option<HashFields>,
 }
 
 /// A validated director configuration.
@@ -309,18 +276,18 @@ impl RawDirector {
         let seed = parse_key(&self.seed, "director.seed", at)?;
         let hash_fields = match &self.hash_fields {
             Some(list) => parse_fields(list, "director.hash_fields", at)?,
-            None => vec![HashField::SrcAddr],
-        };
-        if hash_fields.is_empty() {
-            return Err(at.error(
+            None => Some(HashFields::default()),
+        }
+        .ok_or_else(|| {
+            at.error(
                 self.hash_fields.as_ref().map_or(0..0, Spanned::span),
                 Some("director.hash_fields".into()),
                 "at least one field is hashed",
-            ));
-        }
+            )
+        })?;
         let alt_hash_fields = match &self.alt_hash_fields {
             Some(list) => parse_fields(list, "director.alt_hash_fields", at)?,
-            None => Vec::new(),
+            None => None,
         };
         Ok(DirectorSettings {
             address,
@@ -362,36 +329,29 @@ fn parse_key(text: &Spanned<String>, key: &str, at: &Locator<'_>) -> Result<[u8;
     Ok(out)
 }
 
+/// The fields `list` names (`None` for an empty list); an unknown or repeated name is an error
+/// at its line.
 fn parse_fields(
     list: &Spanned<Vec<Spanned<String>>>,
     key: &str,
     at: &Locator<'_>,
-) -> Result<Vec<HashField>, ConfigError> {
-    let mut fields = Vec::with_capacity(list.get_ref().len());
+) -> Result<Option<HashFields>, ConfigError> {
+    let mut names: Vec<&str> = Vec::with_capacity(list.get_ref().len());
     for (i, name) in list.get_ref().iter().enumerate() {
-        let field = HashField::ALL
-            .into_iter()
-            .find(|f| f.name() == name.get_ref().trim())
-            .ok_or_else(|| {
-                at.error(
-                    name.span(),
-                    Some(format!("{key}[{i}]")),
-                    format!(
-                        "`{}` is not a hash field (expected src_addr, dst_addr, src_port or dst_port)",
-                        name.get_ref()
-                    ),
-                )
-            })?;
-        if fields.contains(&field) {
-            return Err(at.error(
-                name.span(),
-                Some(format!("{key}[{i}]")),
-                format!("`{}` is listed twice", field.name()),
-            ));
+        let text = name.get_ref().trim();
+        let error = |message: String| at.error(name.span(), Some(format!("{key}[{i}]")), message);
+        if HashFields::from_names([text]).is_err() {
+            return Err(error(format!(
+                "`{}` is not a hash field (expected src_addr, dst_addr, src_port or dst_port)",
+                name.get_ref()
+            )));
         }
-        fields.push(field);
+        if names.contains(&text) {
+            return Err(error(format!("`{text}` is listed twice")));
+        }
+        names.push(text);
     }
-    Ok(fields)
+    Ok(HashFields::from_names(names).ok())
 }
 
 impl RawBind {
@@ -524,7 +484,7 @@ pub(crate) mod tests {
     fn a_minimal_file_gets_glb_defaults() {
         let c = parse(MINIMAL, "t").unwrap();
         assert_eq!(c.director.gue_port, 19523);
-        assert_eq!(c.director.hash_fields, [HashField::SrcAddr]);
+        assert_eq!(c.director.hash_fields, HashFields::SRC_ADDR);
         assert_eq!(c.director.gateway_mac, [2, 0, 0, 0, 0, 0xfe]);
         assert_eq!(c.source, TableSource::Inline);
         assert!(c.healthcheck.is_none() && c.dataplane.is_none());

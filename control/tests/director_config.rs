@@ -3,7 +3,7 @@
 
 mod common;
 
-use chance_control::director_config::{self, HashField};
+use chance_control::director_config;
 use chance_director::BackendState;
 use common::{chancectl, scratch, stderr, stdout};
 use std::path::PathBuf;
@@ -69,7 +69,7 @@ fn a_valid_director_file_checks_ok_and_maps_to_the_model() {
     let c = director_config::load(&path).unwrap();
     assert_eq!(
         c.director.hash_fields,
-        [HashField::SrcAddr, HashField::DstPort]
+        chance_director::HashFields::from_names(["src_addr", "dst_port"]).unwrap()
     );
     assert_eq!(c.backends[0].state, BackendState::Active);
     assert_eq!(c.binds[0].ports, 443..=443);

@@ -163,8 +163,8 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
         (b["state"].as_str(), b["went_up"].as_u64()),
         (Some("active"), Some(1))
     );
-    // No table in a control-plane-only build: the shares are unknown, not zero.
-    assert!(b["primary_rows"].is_null());
+    // The only backend holds every row.
+    assert_eq!(b["primary_rows"], 65536);
 
     let stats = d.call(&Request::Stats).unwrap();
     assert_eq!(stats["dataplane"], false);
@@ -179,7 +179,8 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
     };
     let hit = lookup("203.0.113.10:443");
     assert_eq!(hit["bind"], "bind[0] 203.0.113.0/24 tcp 80-443");
-    assert!(hit["why"].as_str().unwrap().contains("no forwarding table"));
+    assert_eq!(hit["hops"][0], "127.0.0.1");
+    assert!(hit["row"].is_u64(), "{hit}");
     let miss = lookup("203.0.113.10:444");
     assert!(miss["bind"].is_null());
     assert!(miss["why"].as_str().unwrap().contains("kernel port"));
@@ -217,7 +218,7 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
         row.contains("active") && row.contains(" healthy") && row.contains("1/0"),
         "{table}"
     );
-    assert!(table.contains("no forwarding table built"), "{table}");
+    assert!(row.contains(" 65536 "), "the live table's shares: {table}");
     let looked = ctl(&["lookup", "tcp", "203.0.113.10:443", "198.51.100.7:51234"]);
     assert!(
         looked.contains("bind: bind[0] 203.0.113.0/24 tcp 80-443"),

@@ -31,7 +31,7 @@ use crate::shell::logging;
 use crate::shell::metrics_server::MetricsServer;
 use crate::shell::reload::ReloadCounters;
 use crate::shell::startup::{bind_api, config_error, exit_status, Failure};
-use crate::{load, Config, DataplaneConfig, KernelPort};
+use crate::{load, Config, DataplaneConfig};
 use anyhow::Context;
 use chance_engine::table::{ConcurrentFlowTable, Source, TableConfig};
 use chance_engine::{Counters, EngineConfig};
@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 /// Consecutive empty polls after which `--until-idle` ends a worker (a pcap input is exhausted at
 /// the first one; the margin covers a kernel port still settling).
-const IDLE_POLLS: u32 = 20_000;
+pub(crate) const IDLE_POLLS: u32 = 20_000;
 
 /// chanced's version, with the git revision when the build knew it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -109,7 +109,7 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(live: &Live<'_>) -> Self {
+    pub(crate) fn of(live: &Live<'_>) -> Self {
         Self {
             monotonic_ns: monotonic_ns(),
             lcores: live
@@ -375,23 +375,8 @@ fn run(
     let control = config.control().clone();
     let api_listener = bind_api(&control, "chanced")?;
 
-    let eal_args = if args.eal.is_empty() {
-        dataplane.eal_args("chanced").split_off(1)
-    } else {
-        args.eal.clone()
-    };
     let egress_learning = Arc::new(AtomicBool::new(ownership.egress_learning));
-    let spec = DataplaneSpec {
-        eal_args,
-        nic: dataplane.nic_name().to_owned(),
-        kernel: dataplane.kernel_name().to_owned(),
-        kernel_takes_nic_mac: !matches!(dataplane.kernel, KernelPort::Vdev { .. }),
-        rx_descriptors: dataplane.rx_descriptors,
-        tx_descriptors: dataplane.tx_descriptors,
-        mempool_mbufs: dataplane.mempool_mbufs,
-        mempool_cache: dataplane.mempool_cache,
-        idle: dataplane.idle,
-    };
+    let spec = dataplane.spec("chanced", &args.eal);
     let config = Arc::new(config);
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {

@@ -54,6 +54,13 @@ pub struct DirectorStatsReply {
     pub backends: BTreeMap<String, u64>,
     /// Daemon counters: reloads, table builds, health checks and transitions.
     pub daemon: BTreeMap<String, u64>,
+    /// The director's packet counters summed over the workers (empty without a dataplane).
+    #[serde(default)]
+    pub director: BTreeMap<String, u64>,
+    /// The workers' path counters (received, encapsulated, passed to the kernel, ...) and the
+    /// ports' own (`nic_port_*`, `kernel_port_*`), at the dataplane's last tick.
+    #[serde(default)]
+    pub path: BTreeMap<String, u64>,
 }
 
 fn stats(shared: &Shared) -> DirectorStatsReply {
@@ -92,7 +99,44 @@ fn stats(shared: &Shared) -> DirectorStatsReply {
         ]
         .into(),
         daemon: daemon.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+        director: director_counters(shared)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        path: path_counters(shared),
     }
+}
+
+/// The director's packet counters summed over the workers (none before the dataplane runs).
+pub(crate) fn director_counters(shared: &Shared) -> Vec<(&'static str, u64)> {
+    lock(&shared.dataplane_stats)
+        .as_ref()
+        .map_or_else(Vec::new, |stats| {
+            stats
+                .totals()
+                .into_iter()
+                .map(|(counter, value)| (counter.name(), value))
+                .collect()
+        })
+}
+
+/// The runtime's path and port counters at the last tick.
+pub(crate) fn path_counters(shared: &Shared) -> BTreeMap<String, u64> {
+    let Some(snapshot) = lock(&shared.snapshot).clone() else {
+        return BTreeMap::new();
+    };
+    let (_, path) = snapshot.total();
+    let mut out: BTreeMap<String, u64> = path
+        .iter()
+        .map(|(counter, value)| (counter.name().to_owned(), value))
+        .collect();
+    for (port, stats) in [("nic", &snapshot.nic), ("kernel", &snapshot.kernel)] {
+        out.insert(format!("{port}_port_rx_packets"), stats.ipackets);
+        out.insert(format!("{port}_port_tx_packets"), stats.opackets);
+        out.insert(format!("{port}_port_rx_missed"), stats.imissed);
+        out.insert(format!("{port}_port_rx_nombuf"), stats.rx_nombuf);
+    }
+    out
 }
 
 /// One backend in `director_backends`.
@@ -144,7 +188,7 @@ fn backends(shared: &Shared) -> BackendsReply {
     let loaded = shared.current();
     let health = shared.health.snapshot();
     let table = shared.table();
-    let shares = table.as_deref().map(|t| table::shares(t));
+    let shares = table.as_deref().map(table::shares);
     BackendsReply {
         health_checks: loaded.config.healthcheck.is_some(),
         table: table.is_some(),
@@ -242,7 +286,11 @@ fn lookup(
         });
     };
     let row = table.row_of(&flow);
-    let hops: Vec<String> = table.hops(row).iter().map(|h| h.to_string()).collect();
+    let hops: Vec<String> = table
+        .hops_of(&flow, row)
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
     let why = match hops.first() {
         Some(first) => format!(
             "matches {bind_text}; hashes to row {row}; sent to {first} first, and on along the hop list while a hop does not own the flow"
@@ -298,16 +346,19 @@ pub struct DirectorConfigReply {
 fn config(shared: &Shared) -> DirectorConfigReply {
     let loaded = shared.current();
     let c = &loaded.config;
-    let fields =
-        |f: &[crate::director_config::HashField]| f.iter().map(|f| f.name().to_owned()).collect();
+    let fields = |f: Option<chance_director::HashFields>| {
+        f.map_or_else(Vec::new, |f| {
+            f.names().into_iter().map(str::to_owned).collect()
+        })
+    };
     let controls = lock(&shared.controls);
     DirectorConfigReply {
         path: shared.config_path.display().to_string(),
         version: crate::daemon::version(),
         address: c.director.address.to_string(),
         gue_port: c.director.gue_port,
-        hash_fields: fields(&c.director.hash_fields),
-        alt_hash_fields: fields(&c.director.alt_hash_fields),
+        hash_fields: fields(Some(c.director.hash_fields)),
+        alt_hash_fields: fields(c.director.alt_hash_fields),
         binds: loaded
             .binds
             .iter()

@@ -175,6 +175,9 @@ fn stats(reply: &DirectorStatsReply) -> String {
     for (k, v) in reply.backends.iter().chain(&reply.daemon) {
         let _ = writeln!(out, "{k:<32} {v}");
     }
+    for (k, v) in reply.director.iter().chain(&reply.path) {
+        let _ = writeln!(out, "{k:<32} {v}");
+    }
     out
 }
 

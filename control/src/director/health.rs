@@ -10,7 +10,7 @@
 
 use super::probe::{self, GueProbe};
 use crate::healthcheck_config::HealthcheckConfig;
-use chance_director::Backend;
+use chance_director::{Backend, BackendState};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,6 +94,9 @@ pub struct BackendHealth {
     /// checks (a reload).
     #[serde(skip)]
     tracker: Tracker,
+    /// When it last became healthy again: until it has settled it is built as filling.
+    #[serde(skip)]
+    came_up: Option<Instant>,
 }
 
 /// A change of one backend's health.
@@ -148,16 +151,47 @@ impl HealthView {
         lock(&self.backends).get(&address).map(|h| h.healthy)
     }
 
-    /// `backends` with `healthy` as the checks say: what the table builder builds from.
-    pub fn apply(&self, backends: &[Backend]) -> Vec<Backend> {
+    /// `backends` with `healthy` as the checks say at `now`: what the table builder builds from.
+    ///
+    /// An active backend whose checks passed again less than `settle` ago is given as filling:
+    /// the table is built from the current states only, and while two or more backends were
+    /// unhealthy, the connections of its rows went to backends that a returning *active* one
+    /// would push off the hop list. As filling it takes new connections and still passes the
+    /// others on; once it has settled (see [`settling_until`](Self::settling_until)) the next
+    /// build makes it active.
+    pub fn apply(&self, backends: &[Backend], now: Instant, settle: Duration) -> Vec<Backend> {
         let map = lock(&self.backends);
         backends
             .iter()
-            .map(|b| Backend {
-                healthy: map.get(&b.address).map_or(b.healthy, |h| h.healthy),
-                ..*b
+            .map(|b| {
+                let health = map.get(&b.address);
+                let healthy = health.map_or(b.healthy, |h| h.healthy);
+                let settling = health
+                    .and_then(|h| h.came_up)
+                    .is_some_and(|at| now.saturating_duration_since(at) < settle);
+                let state = if healthy && settling && b.state == BackendState::Active {
+                    BackendState::Filling
+                } else {
+                    b.state
+                };
+                Backend {
+                    healthy,
+                    state,
+                    ..*b
+                }
             })
             .collect()
+    }
+
+    /// When the first backend still settling after coming back (see [`apply`](Self::apply))
+    /// will have settled, if any is: the table must be rebuilt then.
+    pub fn settling_until(&self, now: Instant, settle: Duration) -> Option<Instant> {
+        lock(&self.backends)
+            .values()
+            .filter(|h| h.healthy)
+            .filter_map(|h| h.came_up.map(|at| at + settle))
+            .filter(|&until| until > now)
+            .min()
     }
 
     /// A channel that hears of every change from now on.
@@ -210,6 +244,7 @@ impl HealthView {
             if let Some(healthy) = transition {
                 h.healthy = healthy;
                 h.tracker.healthy = healthy;
+                h.came_up = healthy.then(Instant::now);
             }
         }
         let Some(healthy) = transition else { return };
@@ -409,7 +444,6 @@ mod tests {
 
     #[test]
     fn a_reload_that_keeps_a_backend_keeps_its_hold_down() {
-        use chance_director::BackendState;
         let c = config(1, 1, 1000);
         let a = Backend {
             address: Ipv4Addr::new(192, 0, 2, 1),
@@ -430,7 +464,6 @@ mod tests {
 
     #[test]
     fn the_view_applies_health_to_the_backends_and_tells_subscribers() {
-        use chance_director::BackendState;
         let a = Backend {
             address: Ipv4Addr::new(192, 0, 2, 1),
             state: BackendState::Active,
@@ -446,9 +479,73 @@ mod tests {
                 healthy: false
             })
         );
-        assert!(!view.apply(&[a])[0].healthy);
+        assert!(!view.apply(&[a], Instant::now(), Duration::ZERO)[0].healthy);
         let h = &view.snapshot()[&a.address];
         assert_eq!((h.checks_failed, h.went_down), (1, 1));
         assert_eq!(h.last_error.as_deref(), Some("down"));
+    }
+
+    #[test]
+    fn a_backend_back_from_unhealthy_is_built_as_filling_until_it_has_settled() {
+        let backend = |last: u8, state: BackendState| Backend {
+            address: Ipv4Addr::new(192, 0, 2, last),
+            state,
+            healthy: true,
+        };
+        let (a, b, c) = (
+            backend(1, BackendState::Active),
+            backend(2, BackendState::Active),
+            backend(3, BackendState::Draining),
+        );
+        let view = HealthView::new(&[a, b, c]);
+        let settle = Duration::from_secs(10);
+        for x in [a, b, c] {
+            view.record(x.address, &Err("down".into()), Some(false));
+        }
+        let states = |now: Instant| -> Vec<(bool, BackendState)> {
+            view.apply(&[a, b, c], now, settle)
+                .iter()
+                .map(|x| (x.healthy, x.state))
+                .collect()
+        };
+        let now = Instant::now();
+        assert_eq!(
+            states(now),
+            [
+                (false, BackendState::Active),
+                (false, BackendState::Active),
+                (false, BackendState::Draining)
+            ]
+        );
+        assert_eq!(view.settling_until(now, settle), None);
+        view.record(a.address, &Ok(()), Some(true));
+        view.record(c.address, &Ok(()), Some(true));
+        let back = Instant::now();
+        assert_eq!(
+            states(back),
+            [
+                (true, BackendState::Filling),
+                (false, BackendState::Active),
+                (true, BackendState::Draining)
+            ],
+            "an active backend comes back as filling; other states are the file's"
+        );
+        let until = view
+            .settling_until(back, settle)
+            .expect("a backend is settling");
+        assert!(until > back && until <= back + settle);
+        assert_eq!(
+            states(until)[0],
+            (true, BackendState::Active),
+            "active again once settled"
+        );
+        assert_eq!(view.settling_until(back + settle, settle), None);
+        view.record(a.address, &Err("down".into()), Some(false));
+        view.record(c.address, &Err("down".into()), Some(false));
+        assert_eq!(
+            view.settling_until(back, settle),
+            None,
+            "a backend down again is not settling"
+        );
     }
 }

@@ -5,6 +5,9 @@
 //!   `chance_director_health_transitions_total{to="healthy"|"unhealthy"}`;
 //! - `chance_director_backends{state}`: backends in the file by state;
 //! - `chance_director_table_builds_total{result="ok"|"failed"}`;
+//! - `chance_director_packets_total{counter}`: the director's packet counters (routed, passed,
+//!   dropped by reason) summed over the workers; `chance_dataplane_packets_total{counter}`: the
+//!   runtime's path and port counters;
 //! - as chanced: `chance_reloads_total{result}`, `chance_config_restart_required`,
 //!   `chance_start_time_seconds`, `chance_build_info`.
 
@@ -64,6 +67,24 @@ fn families(shared: &Shared) -> Families {
                 value as f64,
             );
         }
+    }
+    for (name, value) in super::api::director_counters(shared) {
+        out.push(
+            "chance_director_packets",
+            "The director's packet counters, summed over the workers",
+            MetricType::Counter,
+            vec![("counter", name.to_owned())],
+            value as f64,
+        );
+    }
+    for (name, value) in super::api::path_counters(shared) {
+        out.push(
+            "chance_dataplane_packets",
+            "The dataplane's path and port counters",
+            MetricType::Counter,
+            vec![("counter", name)],
+            value as f64,
+        );
     }
     let loaded = shared.current();
     for state in [

@@ -4,7 +4,7 @@
 //! chanced ([`crate::shell`]): the local API ([`api`]), Prometheus metrics ([`metrics`]), reloads
 //! on SIGHUP or from the API ([`reload`]), SIGTERM/SIGINT and systemd notifications.
 //!
-//! `chance-director --config FILE [--no-dataplane] [-- EAL ARGS]`
+//! `chance-director --config FILE [--no-dataplane | --until-idle] [-- EAL ARGS]`
 //!
 //! `--no-dataplane` runs the control plane only (health checks, table builds, API, metrics), for
 //! testing. Without it the dataplane (EAL, ports, one worker per worker lcore) runs from
@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod ctl;
+mod dataplane;
 pub mod health;
 mod metrics;
 mod probe;
@@ -38,7 +39,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use table::{ForwardingTable, TableBuilder, TableHook};
+use table::{ForwardingTable, TableBuilder, TableHook, TableSpec};
 
 /// chance-director's command line.
 #[derive(Parser, Debug)]
@@ -51,6 +52,9 @@ pub struct Args {
     /// ports, nothing forwarded.
     #[arg(long)]
     pub no_dataplane: bool,
+    /// Stop when no port has received anything for a while (pcap inputs, tests).
+    #[arg(long, conflicts_with = "no_dataplane")]
+    pub until_idle: bool,
     /// EAL arguments, replacing the ones derived from the configuration.
     #[arg(last = true)]
     pub eal: Vec<String>,
@@ -60,9 +64,8 @@ pub struct Args {
 const READY_DATAPLANE: &str = "director running";
 const READY_CONTROL_ONLY: &str = "control plane only (--no-dataplane)";
 
-/// The table builder of this build: `None` until the forwarding table is wired in, and then
-/// every health change and reload rebuilds and swaps the table through it.
-pub const TABLE_BUILDER: Option<TableBuilder> = None;
+/// The table builder: every health change and reload rebuilds and swaps the tables through it.
+pub const TABLE_BUILDER: Option<TableBuilder> = Some(table::build);
 
 /// Runs chance-director with the process's arguments.
 pub fn main() -> ExitCode {
@@ -71,8 +74,8 @@ pub fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return config_error(&e.to_string()),
     };
-    let (binds, backends) = match table::source(&config) {
-        Ok(source) => source,
+    let tables = match table::source(&config) {
+        Ok(tables) => tables,
         Err(e) => return config_error(&format!("{}: {e}", args.config.display())),
     };
     if !args.no_dataplane && config.dataplane.is_none() {
@@ -83,7 +86,7 @@ pub fn main() -> ExitCode {
         ));
     }
     let log = LogControl::init(&config.control.log_level);
-    let result = run(&args, config, binds, backends, log, TABLE_BUILDER).map(|()| true);
+    let result = run(&args, config, tables, log, TABLE_BUILDER).map(|()| true);
     exit_status(result, "chance-director")
 }
 
@@ -109,12 +112,37 @@ impl Controls {
     }
 }
 
-/// The configuration in force, with the binds and backends its table is built from.
+/// The configuration in force, with the tables it describes.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub config: DirectorConfig,
+    /// What each table is built from.
+    pub tables: Vec<TableSpec>,
+    /// Every table's binds.
     pub binds: Vec<Bind>,
+    /// Every backend once (health is per address).
     pub backends: Vec<Backend>,
+}
+
+impl Loaded {
+    pub fn new(config: DirectorConfig, tables: Vec<TableSpec>) -> Self {
+        let (binds, backends) = table::flatten(&tables);
+        Self {
+            config,
+            tables,
+            binds,
+            backends,
+        }
+    }
+
+    /// How long a backend back from unhealthy is built as filling: one hold-down, and at least
+    /// one check interval.
+    fn settle(&self) -> Duration {
+        self.config
+            .healthcheck
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.hold_down.max(h.interval))
+    }
 }
 
 /// What the director's control threads share.
@@ -134,6 +162,12 @@ pub(crate) struct Shared {
     pub table: Mutex<Option<Arc<dyn ForwardingTable>>>,
     pub table_builds: AtomicU64,
     pub table_build_failures: AtomicU64,
+    /// When a backend back from unhealthy will have settled (the tables are rebuilt then).
+    pub settling_until: Mutex<Option<Instant>>,
+    /// The dataplane's director counters, once it runs.
+    pub dataplane_stats: Mutex<Option<Arc<dataplane::DataplaneStats>>>,
+    /// The runtime's counters (ports, paths) at the last tick.
+    pub snapshot: Mutex<Option<Arc<crate::daemon::Snapshot>>>,
     pub reload: ReloadCounters,
     pub pending_restart: Mutex<Vec<String>>,
     pub started: Instant,
@@ -177,6 +211,9 @@ impl Shared {
             table: Mutex::new(None),
             table_builds: AtomicU64::new(0),
             table_build_failures: AtomicU64::new(0),
+            settling_until: Mutex::new(None),
+            dataplane_stats: Mutex::new(None),
+            snapshot: Mutex::new(None),
             reload: ReloadCounters::default(),
             pending_restart: Mutex::new(Vec::new()),
             started: Instant::now(),
@@ -201,10 +238,6 @@ impl Shared {
 
     /// Sends every table built from now on to `hook` (the dataplane's swap), starting with the
     /// one in force, if any.
-    #[allow(
-        dead_code,
-        reason = "the seam run_dataplane sets once the director's worker is wired in"
-    )]
     pub fn set_table_hook(&self, hook: TableHook) {
         let mut slot = lock(&self.hook);
         if let Some(table) = self.table() {
@@ -220,9 +253,19 @@ impl Shared {
             return Ok(());
         };
         let loaded = self.current();
-        let backends = self.health.apply(&loaded.backends);
+        let now = Instant::now();
+        let settle = loaded.settle();
+        let specs: Vec<TableSpec> = loaded
+            .tables
+            .iter()
+            .map(|t| TableSpec {
+                backends: self.health.apply(&t.backends, now, settle),
+                ..t.clone()
+            })
+            .collect();
+        *lock(&self.settling_until) = self.health.settling_until(now, settle);
         let started = Instant::now();
-        match build(&loaded.config, &loaded.binds, &backends) {
+        match build(&loaded.config, &specs) {
             Ok(table) => {
                 tracing::info!(
                     why,
@@ -279,7 +322,13 @@ fn spawn_rebuilder(shared: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
                     };
                     let _ = shared.rebuild(&why);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    let settled =
+                        lock(&shared.settling_until).is_some_and(|at| Instant::now() >= at);
+                    if settled {
+                        let _ = shared.rebuild("a backend back from unhealthy has settled");
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         })
@@ -335,8 +384,7 @@ impl Lifecycle for DirectorSignals {
 fn run(
     args: &Args,
     config: DirectorConfig,
-    binds: Vec<Bind>,
-    backends: Vec<Backend>,
+    tables: Vec<TableSpec>,
     log: LogControl,
     builder: Option<TableBuilder>,
 ) -> Result<(), Failure> {
@@ -344,11 +392,7 @@ fn run(
     let control = config.control.clone();
     // The API socket first: a second director on the same socket stops here.
     let api_listener = bind_api(&control, "chance-director")?;
-    let loaded = Arc::new(Loaded {
-        config,
-        binds,
-        backends,
-    });
+    let loaded = Arc::new(Loaded::new(config, tables));
     let shared = Arc::new(Shared::new(
         args.config.clone(),
         &loaded,
@@ -431,16 +475,84 @@ fn run_control_only(shared: &Shared) -> anyhow::Result<()> {
 }
 
 /// The dataplane: EAL, the NIC and kernel ports, one director worker per worker lcore on the
-/// runtime's generic worker, each reading the table it is handed through
-/// [`Shared::set_table_hook`] and swapping at a burst boundary; READY=1
-/// ([`READY_DATAPLANE`]) once the ports run, WATCHDOG=1 from the main loop, and back when
-/// `shared.stop` is raised. Not in this build: it refuses to pretend.
-fn run_dataplane(_args: &Args, _shared: &Arc<Shared>) -> anyhow::Result<()> {
-    let _ = READY_DATAPLANE;
-    anyhow::bail!(
-        "the director's dataplane is not in this build; run with --no-dataplane for the control \
-         plane only (health checks, API, metrics)"
-    )
+/// runtime's frame-router worker, each reading the tables handed through
+/// [`Shared::set_table_hook`] and swapping at a burst boundary; READY=1 ([`READY_DATAPLANE`])
+/// once the ports run, WATCHDOG=1 from the main loop, and back when `shared.stop` is raised. An
+/// mbuf not back in the pool after the ports stopped is a failure (exit 1).
+fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let loaded = shared.current();
+    let Some(ports) = &loaded.config.dataplane else {
+        anyhow::bail!("ports: chance-director needs [ports] with `nic` and `kernel`");
+    };
+    let spec = ports.spec("chance-director", &args.eal);
+    let Some(table) = shared.table() else {
+        anyhow::bail!("no forwarding table was built");
+    };
+    let slot: dataplane::TableSlot =
+        Arc::new(arc_swap::ArcSwap::from_pointee(dataplane::Tables(table)));
+    let to_workers = Arc::clone(&slot);
+    shared.set_table_hook(Box::new(move |table| {
+        to_workers.store(Arc::new(dataplane::Tables(table)));
+    }));
+    let stats = Arc::new(dataplane::DataplaneStats::default());
+    *lock(&shared.dataplane_stats) = Some(Arc::clone(&stats));
+    let d = &loaded.config.director;
+    let director = |port_mac: [u8; 6]| {
+        let mut config = chance_director::DirectorConfig::new(d.address, d.gateway_mac, port_mac);
+        config.encap.gue_port = d.gue_port;
+        config.hash_fields = d.hash_fields;
+        config.alt_hash_fields = d.alt_hash_fields;
+        config
+    };
+    let until = if args.until_idle {
+        chance_runtime::RunUntil::Idle(crate::daemon::IDLE_POLLS)
+    } else {
+        chance_runtime::RunUntil::Stopped
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut last_ping: Option<Instant> = None;
+    let mut ready = false;
+    let report = chance_runtime::run_router(
+        &spec,
+        |_lcore, port_mac| dataplane::DirectorRouter::new(director(port_mac), &slot, &stats),
+        Arc::clone(&stop),
+        until,
+        |live| {
+            *lock(&shared.snapshot) = Some(Arc::new(crate::daemon::Snapshot::of(live)));
+            if !ready {
+                ready = true;
+                signals::notify_ready(READY_DATAPLANE);
+            }
+            if let Some(period) = watchdog {
+                if last_ping.is_none_or(|at| at.elapsed() >= period / 2) {
+                    last_ping = Some(Instant::now());
+                    signals::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+            if shared.stop.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        },
+    )?;
+    let totals: Vec<String> = stats
+        .totals()
+        .iter()
+        .map(|(counter, value)| format!("{counter}={value}"))
+        .collect();
+    tracing::info!(
+        nic_rx = report.nic.ipackets,
+        nic_tx = report.nic.opackets,
+        counters = %totals.join(" "),
+        "dataplane stopped"
+    );
+    if report.mbufs_in_use != 0 {
+        anyhow::bail!(
+            "{} mbufs still in use after the ports stopped (leaked)",
+            report.mbufs_in_use
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -451,10 +563,9 @@ mod tests {
 
     fn round_robin(
         _: &DirectorConfig,
-        _: &[Bind],
-        backends: &[Backend],
+        tables: &[TableSpec],
     ) -> Result<Arc<dyn ForwardingTable>, String> {
-        Ok(Arc::new(RoundRobin::of(backends)))
+        Ok(Arc::new(RoundRobin::of(&tables[0].backends)))
     }
 
     #[test]
@@ -466,12 +577,8 @@ mod tests {
             crate::director_config::tests::MINIMAL
         );
         let config = director_config::parse(&text, "t").unwrap();
-        let (binds, backends) = table::source(&config).unwrap();
-        let loaded = Arc::new(Loaded {
-            config,
-            binds,
-            backends,
-        });
+        let tables = table::source(&config).unwrap();
+        let loaded = Arc::new(Loaded::new(config, tables));
         let shared = Arc::new(Shared::new(
             "t".into(),
             &loaded,

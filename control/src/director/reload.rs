@@ -3,7 +3,8 @@
 //! any error. Live: the binds, backends and their states, the hash key, seed and fields (a table
 //! rebuild), `[healthcheck]` (the checks restart; each backend keeps its health and counters),
 //! `control.log_level` and `control.metrics_address`. Restart-only: `director.address`,
-//! `director.gateway_mac`, `director.gue_port`, `control.api_socket`, `control.api_group`,
+//! `director.gateway_mac`, `director.gue_port`, `director.hash_fields`,
+//! `director.alt_hash_fields`, `control.api_socket`, `control.api_group`,
 //! `control.shutdown_deadline_ms` takes effect at the next stop, `[dpdk]` and `[ports]`.
 
 use super::{lock, serve_metrics, start_checker, table, Loaded, Shared};
@@ -18,6 +19,11 @@ fn restart_required(startup: &DirectorConfig, new: &DirectorConfig) -> Vec<Strin
         ("director.address", a.address != b.address),
         ("director.gateway_mac", a.gateway_mac != b.gateway_mac),
         ("director.gue_port", a.gue_port != b.gue_port),
+        ("director.hash_fields", a.hash_fields != b.hash_fields),
+        (
+            "director.alt_hash_fields",
+            a.alt_hash_fields != b.alt_hash_fields,
+        ),
         (
             "control.api_socket",
             startup.control.api_socket != new.control.api_socket,
@@ -49,12 +55,8 @@ pub(crate) fn reload(shared: &Arc<Shared>, by: &str) -> Result<ReloadReply, Stri
 
 fn apply(shared: &Arc<Shared>) -> Result<ReloadReply, String> {
     let config = director_config::load(&shared.config_path).map_err(|e| e.to_string())?;
-    let (binds, backends) = table::source(&config)?;
-    let new = Arc::new(Loaded {
-        config,
-        binds,
-        backends,
-    });
+    let tables = table::source(&config)?;
+    let new = Arc::new(Loaded::new(config, tables));
     let old = shared.current();
     let mut controls = lock(&shared.controls);
     let mut applied = Vec::new();
@@ -115,10 +117,7 @@ fn apply(shared: &Arc<Shared>) -> Result<ReloadReply, String> {
         ));
     }
     drop(controls);
-    if old.binds != new.binds
-        || old.backends != new.backends
-        || old.config.director != new.config.director
-    {
+    if old.tables != new.tables || old.config.director != new.config.director {
         match shared.rebuild("reload") {
             Ok(()) => applied.push("forwarding table rebuilt".into()),
             Err(e) => {

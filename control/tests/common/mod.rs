@@ -113,6 +113,14 @@ fn tcp_ack(sport: u16, dport: u16) -> Vec<u8> {
     seg
 }
 
+/// A TCP ACK frame `src:sport -> dst:dport` (addressed to the host's MAC), with `pad` bytes of
+/// Ethernet padding after the IP packet.
+pub fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, pad: usize) -> Vec<u8> {
+    let mut frame = ethernet(0x0800, &ipv4(6, src, dst, &tcp_ack(sport, dport)));
+    frame.resize(frame.len() + pad, 0);
+    frame
+}
+
 /// An ARP request (who has 192.0.2.10).
 pub fn arp_frame() -> Vec<u8> {
     let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];

@@ -97,6 +97,19 @@ impl HashFields {
         Ok(fields)
     }
 
+    /// GLB's names of the fields hashed, in the order they are hashed.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.src_addr, "src_addr"),
+            (self.dst_addr, "dst_addr"),
+            (self.src_port, "src_port"),
+            (self.dst_port, "dst_port"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
     /// True when a port is part of the hash (a fragment without ports cannot be hashed then).
     pub const fn uses_ports(self) -> bool {
         self.src_port || self.dst_port

@@ -187,6 +187,13 @@ impl Director {
         &self.counters
     }
 
+    /// The header built for the last frame routed to a backend (what its
+    /// [`Encapsulation::header`] borrowed): a runtime that decides first and writes the header
+    /// later reads it here.
+    pub fn header(&self) -> &EncapHeader {
+        &self.header
+    }
+
     /// Routes `frame` by the first table (in order) with a bind that takes it.
     pub fn route<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Route<'_> {
         let decision = self.decide(

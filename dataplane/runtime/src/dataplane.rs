@@ -91,6 +91,8 @@ pub struct WorkerSeat {
     pub idle_exit: IdleExit,
     /// How it spends empty polls.
     pub idle: IdlePolicy,
+    /// The NIC's MAC address (the source of the frames a router builds).
+    pub nic_mac: [u8; 6],
 }
 
 /// When the run ends (SIGINT/SIGTERM always end it, through the stop flag).
@@ -186,7 +188,7 @@ where
 }
 
 /// Runs a frame router on every worker lcore (see [`run_workers`]); `router` makes each worker's
-/// own router, given its lcore.
+/// own router, given its lcore and the NIC's MAC address.
 pub fn run_router<R, M, T>(
     spec: &DataplaneSpec,
     mut router: M,
@@ -196,10 +198,10 @@ pub fn run_router<R, M, T>(
 ) -> Result<RunReport, DataplaneError>
 where
     R: FrameRouter + Send + 'static,
-    M: FnMut(u32) -> R,
+    M: FnMut(u32, [u8; 6]) -> R,
     T: FnMut(&Live<'_>),
 {
-    let make = |seat: WorkerSeat| EncapWorker::seated(router(seat.lcore), seat);
+    let make = |seat: WorkerSeat| EncapWorker::seated(router(seat.lcore, seat.nic_mac), seat);
     run_workers(spec, make, stop, until, tick)
 }
 
@@ -242,8 +244,9 @@ where
     let mut kernel = Port::configure(port_id("kernel", &spec.kernel)?, port_config, &pool)?;
     nic.start()?;
     kernel.start()?;
+    let nic_mac = nic.mac_addr()?;
     if spec.kernel_takes_nic_mac {
-        kernel.set_mac_addr(nic.mac_addr()?)?;
+        kernel.set_mac_addr(nic_mac)?;
     }
 
     let idle_exit = match until {
@@ -264,6 +267,7 @@ where
             stop: Arc::clone(&stop),
             idle_exit,
             idle: spec.idle,
+            nic_mac,
         });
         match launch(lcore, move || worker.run(lcore)) {
             Ok(handle) => handles.push(handle),

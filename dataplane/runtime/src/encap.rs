@@ -21,11 +21,14 @@ use std::sync::Arc;
 /// What becomes of one frame from the NIC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameAction {
-    /// Remove the first `strip` bytes, put `header_len` new bytes in front of the rest (filled by
-    /// [`FrameRouter::write_header`]) and send the result out of the NIC.
+    /// Remove the first `strip` bytes, keep `keep` bytes after them (the rest, Ethernet padding,
+    /// goes), put `header_len` new bytes in front (filled by [`FrameRouter::write_header`]) and
+    /// send the result out of the NIC.
     Encapsulate {
         /// Bytes removed from the front (the received L2 header).
         strip: usize,
+        /// Bytes kept after them (at most the rest of the frame).
+        keep: usize,
         /// Bytes of the new header.
         header_len: usize,
     },
@@ -40,6 +43,9 @@ pub trait FrameRouter {
     /// Called before the first frame of every RX burst: where the router picks up a table the
     /// control plane swapped in, so that every frame of a burst sees the same one.
     fn begin_burst(&mut self) {}
+
+    /// Called after the last frame of every RX burst (where a router publishes its counters).
+    fn end_burst(&mut self) {}
 
     /// Decides one frame (the whole received frame, L2 header included).
     fn route(&mut self, frame: &[u8]) -> FrameAction;
@@ -126,6 +132,7 @@ impl<R: FrameRouter> EncapWorker<R> {
                         &mut to_kernel,
                     );
                 }
+                self.router.end_burst();
             }
             transmit(
                 &mut self.kernel,
@@ -189,7 +196,16 @@ fn dispatch<R: FrameRouter>(
             return;
         }
         FrameAction::Pass => (to_kernel, PathCounter::RouterPasses),
-        FrameAction::Encapsulate { strip, header_len } => {
+        FrameAction::Encapsulate {
+            strip,
+            keep,
+            header_len,
+        } => {
+            let tail = m.len().saturating_sub(strip.saturating_add(keep));
+            if tail > 0 && m.trim(tail).is_err() {
+                path.add(PathCounter::EncapFailed, 1);
+                return;
+            }
             match m.replace_front(strip, header_len) {
                 Ok((header, payload)) => router.write_header(header, payload),
                 Err(_) => {

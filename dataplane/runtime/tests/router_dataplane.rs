@@ -65,7 +65,7 @@ fn run_router_encapsulates_passes_and_drops_and_returns_every_mbuf() {
     };
     let report = run_router(
         &spec,
-        |_lcore| TestRouter::new(&table),
+        |_lcore, _mac| TestRouter::new(&table),
         Arc::new(AtomicBool::new(false)),
         RunUntil::Idle(1100),
         |_| {},

@@ -108,6 +108,7 @@ impl Lab {
             stop: Arc::clone(stop),
             idle_exit,
             idle,
+            nic_mac: [0x02, 0, 0, 0, 0, 0x01],
         }
     }
 

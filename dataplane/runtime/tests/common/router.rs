@@ -45,6 +45,7 @@ impl FrameRouter for TestRouter {
         match frame.get(DST) {
             Some([10, 1, _, _]) => FrameAction::Encapsulate {
                 strip: ETHERNET,
+                keep: usize::MAX,
                 header_len: self.current.header.len(),
             },
             Some([10, 9, _, _]) => FrameAction::Drop,

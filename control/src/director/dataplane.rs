@@ -1,0 +1,132 @@
+//! The director's dataplane: the runtime's frame-router workers ([`chance_runtime::run_router`])
+//! over [`chance_director::Director`], reading the forwarding tables the control side builds.
+//!
+//! The tables reach the workers through one [`ArcSwap`]: the control side's hook stores each new
+//! set, and every worker loads it once per RX burst ([`FrameRouter::begin_burst`]) through an
+//! [`arc_swap::Cache`], which is a plain pointer compare while the tables do not change. Nothing
+//! on the packet path locks, and every frame of a burst sees one table.
+//!
+//! Each worker's director counters are published into its own slot of [`DataplaneStats`] once
+//! per burst and when the worker ends, and summed by the API and the metrics.
+
+use super::table::ForwardingTable;
+use arc_swap::{ArcSwap, Cache};
+use chance_director::{Counter, Counters, Director, DirectorConfig, Route};
+use chance_runtime::FrameAction;
+use chance_runtime::FrameRouter;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The tables in force, as the workers read them.
+#[derive(Debug)]
+pub struct Tables(pub Arc<dyn ForwardingTable>);
+
+/// Where the control side puts new tables and the workers find them.
+pub type TableSlot = Arc<ArcSwap<Tables>>;
+
+/// One worker's published director counters, in [`Counter::ALL`] order.
+#[derive(Debug, Default)]
+pub struct WorkerCounters([AtomicU64; Counter::ALL.len()]);
+
+impl WorkerCounters {
+    fn publish(&self, counters: &Counters) {
+        for (slot, (_, value)) in self.0.iter().zip(counters.iter()) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Every worker's director counters.
+#[derive(Debug, Default)]
+pub struct DataplaneStats {
+    workers: Mutex<Vec<Arc<WorkerCounters>>>,
+}
+
+impl DataplaneStats {
+    /// A new worker's slot.
+    fn add_worker(&self) -> Arc<WorkerCounters> {
+        let slot = Arc::new(WorkerCounters::default());
+        self.workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&slot));
+        slot
+    }
+
+    /// Every counter summed over the workers, in [`Counter::ALL`] order.
+    pub fn totals(&self) -> Vec<(Counter, u64)> {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        Counter::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &counter)| {
+                let sum = workers.iter().map(|w| w.0[i].load(Ordering::Relaxed)).sum();
+                (counter, sum)
+            })
+            .collect()
+    }
+}
+
+/// One worker's router: its own [`Director`] (counters, header buffer) over the shared tables.
+pub struct DirectorRouter {
+    director: Director,
+    tables: Cache<TableSlot, Arc<Tables>>,
+    /// The tables of the current burst.
+    current: Arc<Tables>,
+    counters: Arc<WorkerCounters>,
+}
+
+impl std::fmt::Debug for DirectorRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorRouter")
+            .field("director", &self.director)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirectorRouter {
+    /// A worker's router with `config` (its port MAC included) over the tables in `slot`, its
+    /// counters published into a new slot of `stats`.
+    pub fn new(config: DirectorConfig, slot: &TableSlot, stats: &DataplaneStats) -> Self {
+        let mut tables = Cache::new(Arc::clone(slot));
+        let current = Arc::clone(tables.load());
+        Self {
+            director: Director::new(config),
+            tables,
+            current,
+            counters: stats.add_worker(),
+        }
+    }
+}
+
+impl FrameRouter for DirectorRouter {
+    fn begin_burst(&mut self) {
+        self.current = Arc::clone(self.tables.load());
+    }
+
+    fn end_burst(&mut self) {
+        self.counters.publish(self.director.counters());
+    }
+
+    fn route(&mut self, frame: &[u8]) -> FrameAction {
+        let tables = self.current.0.route_tables();
+        match self.director.route(frame, tables) {
+            Route::Encapsulate(e) => FrameAction::Encapsulate {
+                strip: e.strip,
+                keep: e.inner_len,
+                header_len: e.header.len(),
+            },
+            Route::Pass => FrameAction::Pass,
+            Route::Drop(_) => FrameAction::Drop,
+        }
+    }
+
+    fn write_header(&mut self, header: &mut [u8], _payload: &[u8]) {
+        // The header of the last routed frame is still in the director; `header` is exactly its
+        // length (the route asked for it).
+        let built = self.director.header().as_bytes();
+        for (to, from) in header.iter_mut().zip(built) {
+            *to = *from;
+        }
+    }
+}
