@@ -16,16 +16,17 @@
 //! end it writes the path counters and the director's own counters as JSON.
 
 use anyhow::{bail, Context, Result};
+use arc_swap::{ArcSwap, Cache};
 use chance_director::{
-    Backend, BackendState, Bind, Director, DirectorConfig, HopTable, Prefix, Protocol, Route,
-    RouteTable,
+    Backend, BackendState, Bind, Counter, Director, DirectorConfig, HopTable, Prefix, Protocol,
+    Route, RouteTable,
 };
 use chance_runtime::{
     run_router, DataplaneSpec, FrameAction, FrameRouter, IdlePolicy, PathCounter, RunUntil,
 };
 use clap::Parser;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -51,38 +52,49 @@ struct Args {
     eal: Vec<String>,
 }
 
-/// The thinnest router over the director: the header the director built is copied out at
-/// `route` (its buffer is borrowed by the returned route) and into the mbuf at `write_header`.
+/// The daemon's router (chance-director's `DirectorRouter`, private to the daemon) step for
+/// step, without its configuration plumbing: the tables loaded through an [`ArcSwap`] cache at
+/// every burst, the director's counters published into atomics after every burst, the header
+/// copied from the director into the mbuf.
 struct Router {
     director: Director,
-    tables: Arc<[RouteTable<HopTable>]>,
-    header: [u8; 128],
-    header_len: usize,
+    cache: Cache<Arc<ArcSwap<Vec<RouteTable<HopTable>>>>, Arc<Vec<RouteTable<HopTable>>>>,
+    current: Arc<Vec<RouteTable<HopTable>>>,
+    published: Arc<[AtomicU64; Counter::ALL.len()]>,
 }
 
 impl FrameRouter for Router {
+    fn begin_burst(&mut self) {
+        self.current = Arc::clone(self.cache.load());
+    }
+
+    fn end_burst(&mut self) {
+        for (slot, (_, value)) in self.published.iter().zip(self.director.counters().iter()) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+
     fn route(&mut self, frame: &[u8]) -> FrameAction {
-        match self.director.route(frame, &self.tables) {
-            Route::Encapsulate(e) => {
-                let bytes = e.header.as_bytes();
-                self.header[..bytes.len()].copy_from_slice(bytes);
-                self.header_len = bytes.len();
-                FrameAction::Encapsulate {
-                    strip: e.strip,
-                    header_len: bytes.len(),
-                }
-            }
+        match self.director.route(frame, &self.current) {
+            Route::Encapsulate(e) => FrameAction::Encapsulate {
+                strip: e.strip,
+                keep: e.inner_len,
+                header_len: e.header.len(),
+            },
             Route::Pass => FrameAction::Pass,
             Route::Drop(_) => FrameAction::Drop,
         }
     }
 
     fn write_header(&mut self, header: &mut [u8], _payload: &[u8]) {
-        header.copy_from_slice(&self.header[..self.header_len]);
+        let built = self.director.header().as_bytes();
+        for (to, from) in header.iter_mut().zip(built) {
+            *to = *from;
+        }
     }
 }
 
-fn tables(args: &Args) -> Result<Arc<[RouteTable<HopTable>]>> {
+fn tables(args: &Args) -> Result<Vec<RouteTable<HopTable>>> {
     let backends: Vec<Backend> = (0..args.backends)
         .map(|i| Backend {
             address: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
@@ -98,11 +110,7 @@ fn tables(args: &Args) -> Result<Arc<[RouteTable<HopTable>]>> {
             ports: 0..=u16::MAX,
         })
         .to_vec();
-    Ok(Arc::from(vec![RouteTable::new(
-        binds,
-        *b"0123456789abcdef",
-        rows,
-    )]))
+    Ok(vec![RouteTable::new(binds, *b"0123456789abcdef", rows)])
 }
 
 fn main() -> Result<()> {
@@ -127,7 +135,8 @@ fn main() -> Result<()> {
         mempool_cache: 256,
         idle: IdlePolicy::Busy,
     };
-    let tables = tables(&args)?;
+    let slot = Arc::new(ArcSwap::from_pointee(tables(&args)?));
+    let published = Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
     let config = DirectorConfig::new(
         Ipv4Addr::new(192, 0, 2, 9),
         [2, 0, 0, 0, 0, 0xfe],
@@ -137,11 +146,15 @@ fn main() -> Result<()> {
     let mut next_print = SystemTime::now();
     let report = run_router(
         &spec,
-        |_lcore| Router {
-            director: Director::new(config.clone()),
-            tables: Arc::clone(&tables),
-            header: [0; 128],
-            header_len: 0,
+        |_lcore, _nic_mac| {
+            let mut cache = Cache::new(Arc::clone(&slot));
+            let current = Arc::clone(cache.load());
+            Router {
+                director: Director::new(config.clone()),
+                cache,
+                current,
+                published: Arc::clone(&published),
+            }
         },
         stop,
         RunUntil::Elapsed(Duration::from_secs(args.duration)),
