@@ -81,7 +81,7 @@ if ((director)); then
   director_frames=4096
   for mix in 64 imix; do
     "$root/target/release/chance-pktgen" --profile "$root/pktgen/profiles/director-$mix.toml" \
-      --pcap "$out/clients-$mix.pcap" --count "$director_frames"
+      --pcap "$out/clients-$mix.pcap" --count "$director_frames" > /dev/null
   done
   kernel="net_null0,no-rx=1"
   # One worker, 1024 descriptors a queue, cache 256, bursts of 32, and the mbufs net_pcap

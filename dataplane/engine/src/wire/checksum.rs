@@ -5,16 +5,42 @@
 
 /// One's-complement sum of `data` as 16-bit big-endian words (an odd tail byte is padded with
 /// zero), folded to 16 bits, not yet complemented.
+///
+/// Eight bytes at a time: the one's-complement sum does not depend on byte order (RFC 1071
+/// §2(B)), so whole 8-byte words are added in the machine's order with an end-around carry,
+/// folded to 16 bits and swapped back, and the tail is added as big-endian 16-bit words. On a
+/// full-size frame this is a quarter of the additions of a word-by-word loop.
 pub fn sum(data: &[u8]) -> u16 {
-    let mut acc: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for word in &mut chunks {
+    let mut wide: u64 = 0;
+    let mut words = data.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let (total, carry) = wide.overflowing_add(u64::from_ne_bytes(bytes));
+        wide = total + u64::from(carry);
+    }
+    // 64 -> 32 -> 16 bits, end-around carries kept; then back to big-endian words.
+    let halves = (wide >> 32) + (wide & 0xffff_ffff);
+    let native = fold32(halves);
+    // The sum of words read in the machine's order is the big-endian sum read that way.
+    let mut acc = u32::from(u16::from_be(native));
+    let mut tail = words.remainder().chunks_exact(2);
+    for word in &mut tail {
         acc += u32::from(u16::from_be_bytes([word[0], word[1]]));
     }
-    if let [last] = chunks.remainder() {
+    if let [last] = tail.remainder() {
         acc += u32::from(*last) << 8;
     }
     fold(acc)
+}
+
+/// Folds a sum of at most 33 bits to 16, with end-around carries.
+#[inline]
+fn fold32(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
 }
 
 /// The Internet checksum of `data`: the complement of its one's-complement sum.
@@ -59,6 +85,37 @@ mod tests {
             sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
             0xddf2
         );
+    }
+
+    /// The definition, one big-endian 16-bit word at a time.
+    fn sum_word_by_word(data: &[u8]) -> u16 {
+        let mut acc: u64 = 0;
+        let mut words = data.chunks_exact(2);
+        for word in &mut words {
+            acc += u64::from(u16::from_be_bytes([word[0], word[1]]));
+        }
+        if let [last] = words.remainder() {
+            acc += u64::from(*last) << 8;
+        }
+        fold32(acc)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn eight_bytes_at_a_time_sums_as_word_by_word(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..1600),
+        ) {
+            proptest::prop_assert_eq!(sum(&data), sum_word_by_word(&data));
+        }
+    }
+
+    #[test]
+    fn all_ones_words_sum_as_word_by_word() {
+        // The end-around carries at every width: 0xff bytes of every length up to 64.
+        for len in 0..64 {
+            let data = vec![0xffu8; len];
+            assert_eq!(sum(&data), sum_word_by_word(&data), "{len} bytes");
+        }
     }
 
     #[test]
