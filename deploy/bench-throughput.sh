@@ -36,7 +36,8 @@
 # pktgen/profiles/director-64.toml (64-byte IPv4 TCP frames from 4096 client addresses to the
 # VIP) and director-imix.toml (the same flows in 64/570/1518-byte frames, 7:4:1), interleaved
 # the same way. The director encapsulates every frame and sends it back out of net_pcap0; its
-# report is checked (every frame received encapsulated and sent, no mbuf leaked).
+# report is checked (every frame received encapsulated and sent, no mbuf leaked). On a machine
+# shared with other work the table also gives Mpps per CPU-second of the worker thread.
 #
 # Usage: deploy/bench-throughput.sh [--duration S] [--rounds N] [--frames N] [--flows N]
 #                                   [--no-static] [--director] [--out DIR]
@@ -302,26 +303,31 @@ if ((director)); then
   run_rounds macswap-64 director-64 macswap-imix director-imix
   python3 - "$results" "$rev" <<'EOF'
 import collections, statistics, sys
-runs, totals, shares = (collections.defaultdict(list) for _ in range(3))
+runs, totals, shares, per_cpu = (collections.defaultdict(list) for _ in range(4))
 for line in open(sys.argv[1]):
     name, _, mpps, *fields = line.split()
     runs[name].append(float(mpps))
     for key, _, value in (f.partition("=") for f in fields):
         if key == "total":
             totals[name].append(float(value))
-        elif key == "cpu_share" and value != "?":
+        elif key == "cpu_share" and value not in ("?", "0.00"):
             shares[name].append(float(value))
+            per_cpu[name].append(float(mpps) / float(value))
 med = lambda v: statistics.median(v) if v else float("nan")
 text = lambda values: " ".join(f"{v:.1f}" for v in values)
 share = lambda k: f"{min(shares[k]):.2f}" if shares[k] else "?"
 print(f"\nrev {sys.argv[2]}: Mpps, median over the runs of each run's per-second median\n")
-print("| frames | testpmd macswap (runs) | director (runs) | director, total / elapsed | worker's CPU share, min (testpmd, director) | director / macswap |")
-print("|---|---|---|---|---|---|")
+print("| frames | testpmd macswap (runs) | director (runs) | director, total / elapsed | worker's CPU share, min (testpmd, director) | director / macswap | Mpps per CPU-second of the worker (testpmd, director) | director / macswap, per CPU-second |")
+print("|---|---|---|---|---|---|---|---|")
 for mix, label in (("64", "64-byte TCP"), ("imix", "IMIX")):
     mac, dire = runs[f"testpmd-macswap-{mix}"], runs[f"director-{mix}"]
+    cpu_mac, cpu_dir = med(per_cpu[f"testpmd-macswap-{mix}"]), med(per_cpu[f"director-{mix}"])
     print(f"| {label} | {med(mac):.1f} ({text(mac)}) | {med(dire):.1f} ({text(dire)}) | "
           f"{med(totals[f'director-{mix}']):.1f} | {share(f'testpmd-macswap-{mix}')}, {share(f'director-{mix}')} | "
-          f"{med(dire) / med(mac):.0%} |")
+          f"{med(dire) / med(mac):.0%} | {cpu_mac:.1f}, {cpu_dir:.1f} | {cpu_dir / cpu_mac:.0%} |")
+print("\nPer CPU-second: each run's per-second median over the worker thread's CPU share in that")
+print("window (schedstat run time / wall time), median over the runs: what the worker forwards per")
+print("second of CPU it got, when other processes took the CPU from it (a share below about 0.97).")
 EOF
   echo
   echo "raw results and logs: $out"
