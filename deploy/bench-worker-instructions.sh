@@ -145,7 +145,7 @@ def step(frame):
     function = re.sub(r"<[^<>]*>", "", frame[0]).split("::")[-1]
     return f"{function} ({os.path.basename(where(frame))})"
 
-steps, ours, files = collections.Counter(), collections.Counter(), collections.Counter()
+steps, ours, files, functions = (collections.Counter() for _ in range(4))
 for address, cost in per_address.items():
     chain = chains.get(address, [])  # innermost first
     outermost_first = list(reversed(chain))
@@ -157,6 +157,11 @@ for address, cost in per_address.items():
         steps[" > ".join(step(f) for f in below) if below else "(the loop itself)"] += cost
     files[re.sub(r":\d+$", "", where(chain[0])).split("/src/", 1)[-1] if chain else "?"] += cost
     mine = next((f for f in chain if f[1].startswith(root)), None)
+    if mine:
+        name = re.sub(r"<[^<>]*>", "", re.sub(r"<[^<>]*>", "", mine[0]))
+        functions["::".join(name.split("::")[-2:])] += cost
+    else:
+        functions["(not ours) " + (where(chain[0]).split(":")[0].split("/src/", 1)[-1] if chain else "?")] += cost
     ours[where(mine) if mine else "(not ours) " + (where(chain[0]) if chain else "?")] += cost
 
 print(f"{packets} packets received; instructions per packet:")
@@ -168,6 +173,9 @@ for name, cost in steps.most_common(top):
     print(f"{cost / packets:8.1f}  {name}")
 print("\nby source file of the innermost frame (crates.io's and the standard library's included):")
 for name, cost in files.most_common(top):
+    print(f"{cost / packets:8.1f}  {name}")
+print("\nby function of ours (the innermost frame in this repository; what it inlined included):")
+for name, cost in functions.most_common(top):
     print(f"{cost / packets:8.1f}  {name}")
 print("\nby source line of ours (the innermost frame in this repository):")
 for name, cost in ours.most_common(top):
