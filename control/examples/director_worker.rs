@@ -56,10 +56,12 @@ struct Args {
 /// step, without its configuration plumbing: the tables loaded through an [`ArcSwap`] cache at
 /// every burst, the director's counters published into atomics after every burst, the header
 /// copied from the director into the mbuf.
+type Tables = Vec<RouteTable<HopTable>>;
+
 struct Router {
     director: Director,
-    cache: Cache<Arc<ArcSwap<Vec<RouteTable<HopTable>>>>, Arc<Vec<RouteTable<HopTable>>>>,
-    current: Arc<Vec<RouteTable<HopTable>>>,
+    cache: Cache<Arc<ArcSwap<Tables>>, Arc<Tables>>,
+    current: Arc<Tables>,
     published: Arc<[AtomicU64; Counter::ALL.len()]>,
 }
 
@@ -94,7 +96,7 @@ impl FrameRouter for Router {
     }
 }
 
-fn tables(args: &Args) -> Result<Vec<RouteTable<HopTable>>> {
+fn tables(args: &Args) -> Result<Tables> {
     let backends: Vec<Backend> = (0..args.backends)
         .map(|i| Backend {
             address: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
@@ -150,7 +152,7 @@ fn main() -> Result<()> {
             let mut cache = Cache::new(Arc::clone(&slot));
             let current = Arc::clone(cache.load());
             Router {
-                director: Director::new(config.clone()),
+                director: Director::new(config),
                 cache,
                 current,
                 published: Arc::clone(&published),

@@ -10,9 +10,11 @@
 //!
 //! The backends are those of the criterion bench: 256, one draining, one filling, one unhealthy.
 
-use chance_director::{Backend, BackendState, HopTable};
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use chance_director::HopTable;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
 fn main() {
@@ -20,17 +22,7 @@ fn main() {
         .nth(1)
         .map(|n| n.parse().expect("the number of builds"))
         .unwrap_or(5);
-    let backends: Vec<Backend> = (0..256u16)
-        .map(|i| Backend {
-            address: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
-            state: match i {
-                3 => BackendState::Draining,
-                5 => BackendState::Filling,
-                _ => BackendState::Active,
-            },
-            healthy: i != 7,
-        })
-        .collect();
+    let backends = common::backends(256);
     let seed = *b"chance-director!";
     for _ in 0..builds {
         let started = Instant::now();
