@@ -35,7 +35,8 @@
 #
 # The director: the functions in deploy/cluster/director.sh start, stop, health-check and
 # reconfigure "the director" on a director host; replace them to run another director. They
-# start the lab's Python stand-in (deploy/lab/director.py) unless CLUSTER_DIRECTOR says otherwise.
+# start the lab's Python stand-in (deploy/lab/director.py), or chance-director with
+# CLUSTER_DIRECTOR=chance (CHANCE_DIRECTOR: its binary).
 #
 # Environment: CLUSTER_PREFIX (namespace prefix; default chc<pid> for a one-shot run, chc for
 # up/down), CLUSTER_STATE (state directory), CHANCED / CONNCHECK (binaries; default: built with
@@ -371,7 +372,7 @@ down() {
       if ns_exists "$ns"; then ip netns del "$ns" || say "could not delete namespace $ns"; fi
     done <"$state/namespaces"
   fi
-  for ((i = 1; i <= 9; i++)); do rmdir "/var/run/dpdk/$prefix-b$i" 2>/dev/null || true; done
+  for ((i = 1; i <= 9; i++)); do rmdir "/var/run/dpdk/$prefix-b$i" "/var/run/dpdk/$prefix-d$i" 2>/dev/null || true; done
   if [[ ${CLUSTER_KEEP_STATE:-0} == 1 ]]; then
     say "down; state kept in $state"
   else

@@ -7,33 +7,12 @@
 mod common;
 
 use chance_control::api::{Client, ClientError, Request};
-use common::{notified, notify_listener, sample, scrape};
+use common::{notified, notify_listener, sample, scrape, TmpScratch};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A scratch directory under /tmp (short socket paths), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(format!(
-            "/tmp/chance-director-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn config_text(dir: &Path, tcp_port: u16, backends: &[&str], log_level: &str) -> String {
     let mut text = format!(
@@ -124,7 +103,7 @@ impl Drop for Director {
 
 #[test]
 fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
-    let scratch = Scratch::new("control");
+    let scratch = TmpScratch::new("director", "control");
     let dir = &scratch.0;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -338,7 +317,7 @@ fn control_plane_only_checks_serves_reloads_and_stops_on_sigterm() {
 
 #[test]
 fn each_daemon_exits_2_on_the_others_file_and_the_director_needs_ports_or_no_dataplane() {
-    let scratch = Scratch::new("refusals");
+    let scratch = TmpScratch::new("director", "refusals");
     let director_file = scratch.0.join("director.toml");
     std::fs::write(&director_file, config_text(&scratch.0, 80, &[], "info")).unwrap();
     let run = |program: &str, args: &[&std::ffi::OsStr]| {

@@ -10,10 +10,10 @@ use chance_director::{
     Backend, BackendState, Bind, Director, DirectorConfig, HopTable, Prefix, Protocol, Route,
     RouteTable, Rows,
 };
-use common::{arp_frame, read_pcap, tcp_frame, write_pcap};
+use common::{arp_frame, read_pcap, tcp_frame, write_pcap, TmpScratch};
 use pcap_file::DataLink;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const HASH_KEY: [u8; 16] = *b"0123456789abcdef";
@@ -21,27 +21,6 @@ const SEED: [u8; 16] = *b"fedcba9876543210";
 const DIRECTOR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 9);
 const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 const VIP: [u8; 4] = [203, 0, 113, 10];
-
-/// A scratch directory under /tmp, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = PathBuf::from(format!(
-            "/tmp/chance-director-dp-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn backends() -> Vec<Backend> {
     let backend = |last: u8, state: BackendState| Backend {
@@ -125,7 +104,7 @@ fn counter(log: &str, name: &str) -> u64 {
 
 #[test]
 fn bind_frames_leave_encapsulated_as_route_says_and_the_rest_reach_the_kernel() {
-    let scratch = Scratch::new("pcap");
+    let scratch = TmpScratch::new("director-dp", "pcap");
     let dir = &scratch.0;
     let mut to_bind: Vec<Vec<u8>> = (0..40u8)
         .map(|i| tcp_frame([198, 51, 100, i], VIP, 40000 + u16::from(i), 443, 0))

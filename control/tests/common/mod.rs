@@ -34,6 +34,25 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory under /tmp (short enough for a Unix socket path), removed on drop.
+pub struct TmpScratch(pub PathBuf);
+
+impl TmpScratch {
+    /// `/tmp/chance-<what>-<pid>-<name>`, empty.
+    pub fn new(what: &str, name: &str) -> Self {
+        let dir = PathBuf::from(format!("/tmp/chance-{what}-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TmpScratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs the chancectl binary.
 pub fn chancectl<I, S>(args: I) -> Output
 where
