@@ -8,39 +8,43 @@
 ///
 /// Eight bytes at a time: the one's-complement sum does not depend on byte order (RFC 1071
 /// §2(B)), so whole 8-byte words are added in the machine's order with an end-around carry,
-/// folded to 16 bits and swapped back, and the tail is added as big-endian 16-bit words. On a
-/// full-size frame this is a quarter of the additions of a word-by-word loop.
+/// the tail zero-padded to one more word, and the total folded to 16 bits in fixed steps and
+/// swapped back. On a full-size frame this is a quarter of the additions of a word-by-word loop.
 pub fn sum(data: &[u8]) -> u16 {
     let mut wide: u64 = 0;
     let mut words = data.chunks_exact(8);
     for word in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
-        let (total, carry) = wide.overflowing_add(u64::from_ne_bytes(bytes));
-        wide = total + u64::from(carry);
+        wide = add_carry(wide, u64::from_ne_bytes(bytes));
     }
-    // 64 -> 32 -> 16 bits, end-around carries kept; then back to big-endian words.
-    let halves = (wide >> 32) + (wide & 0xffff_ffff);
-    let native = fold32(halves);
+    // The tail starts 8-byte aligned within `data`, so zero-padded to a whole word it adds the
+    // same 16-bit words (an odd last byte as the high byte of its word, as RFC 1071 pads it).
+    // Assembled byte by byte where a copy would call memcpy for these few bytes.
+    let mut tail = 0u64;
+    for (i, &byte) in words.remainder().iter().enumerate() {
+        let shift = if cfg!(target_endian = "little") {
+            8 * i
+        } else {
+            56 - 8 * i
+        };
+        tail |= u64::from(byte) << shift;
+    }
+    wide = add_carry(wide, tail);
+    // 64 -> 16 bits with end-around carries: 33 bits, then 18, 17, 16 at most.
+    let mut folded = (wide >> 32) + (wide & 0xffff_ffff);
+    folded = (folded >> 16) + (folded & 0xffff);
+    folded = (folded >> 16) + (folded & 0xffff);
+    folded = (folded >> 16) + (folded & 0xffff);
     // The sum of words read in the machine's order is the big-endian sum read that way.
-    let mut acc = u32::from(u16::from_be(native));
-    let mut tail = words.remainder().chunks_exact(2);
-    for word in &mut tail {
-        acc += u32::from(u16::from_be_bytes([word[0], word[1]]));
-    }
-    if let [last] = tail.remainder() {
-        acc += u32::from(*last) << 8;
-    }
-    fold(acc)
+    u16::from_be(folded as u16)
 }
 
-/// Folds a sum of at most 33 bits to 16, with end-around carries.
+/// `a + b` with the carry out added back in (one's-complement addition on 64 bits).
 #[inline]
-fn fold32(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (total, carry) = a.overflowing_add(b);
+    total + u64::from(carry)
 }
 
 /// The Internet checksum of `data`: the complement of its one's-complement sum.
@@ -97,7 +101,10 @@ mod tests {
         if let [last] = words.remainder() {
             acc += u64::from(*last) << 8;
         }
-        fold32(acc)
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
     }
 
     proptest::proptest! {
