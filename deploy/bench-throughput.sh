@@ -29,8 +29,18 @@
 # "learned" lists none and learns them all from that egress (learned.toml). Both runs check that
 # everything received was accounted for, no mbuf leaked and the verdict shares are as generated.
 #
+# With --director, instead of all that: the director's worker lcore (the runtime's frame-router
+# loop over chance_director::Director, control/examples/director_worker.rs: one TCP/UDP bind, 16
+# active backends, GLB's 65,536-row table) against testpmd macswap, on the same vdevs (net_pcap0
+# replaying clients' frames forever, net_null0) for two captures chance-pktgen writes from
+# pktgen/profiles/director-64.toml (64-byte IPv4 TCP frames from 4096 client addresses to the
+# VIP) and director-imix.toml (the same flows in 64/570/1518-byte frames, 7:4:1), interleaved
+# the same way. The director encapsulates every frame and sends it back out of net_pcap0; its
+# report is checked (every frame received encapsulated and sent, no mbuf leaked). On a machine
+# shared with other work the table also gives Mpps per CPU-second of the worker thread.
+#
 # Usage: deploy/bench-throughput.sh [--duration S] [--rounds N] [--frames N] [--flows N]
-#                                   [--no-static] [--out DIR]
+#                                   [--no-static] [--director] [--out DIR]
 # Needs root (hugepages), dpdk-testpmd (package dpdk), python3. Reserves 512 MiB of 2 MiB
 # hugepages if fewer are free and gives them back on exit; every DPDK process gets its own
 # --file-prefix and runs --in-memory.
@@ -43,6 +53,7 @@ rounds=4
 frames=4000
 flows=1000
 static=1
+director=0
 out=""
 while (($#)); do
   case "$1" in
@@ -51,6 +62,7 @@ while (($#)); do
     --frames) frames=$2; shift 2 ;;
     --flows) flows=$2; shift 2 ;;
     --no-static) static=0; shift ;;
+    --director) director=1; shift ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-throughput: unknown argument $1" >&2; exit 2 ;;
@@ -63,8 +75,23 @@ command -v dpdk-testpmd >/dev/null || { echo "bench-throughput: dpdk-testpmd not
 
 # --- builds -----------------------------------------------------------------------------------
 echo "== building (release)"
-cargo build --release -q -p chance-testkit --bin chance-mix
-cargo build --release -q -p chance-control --bin chanced
+if ((director)); then
+  cargo build --release -q -p chance-pktgen --bin chance-pktgen
+  cargo build --release -q -p chance-control --example director_worker
+  director_bin=$root/target/release/examples/director_worker
+  director_frames=4096
+  for mix in 64 imix; do
+    "$root/target/release/chance-pktgen" --profile "$root/pktgen/profiles/director-$mix.toml" \
+      --pcap "$out/clients-$mix.pcap" --count "$director_frames" > /dev/null
+  done
+  kernel="net_null0,no-rx=1"
+  # One worker, 1024 descriptors a queue, cache 256, bursts of 32, and the mbufs net_pcap
+  # keeps the capture in (as chance-mix sizes chanced's pool).
+  mbufs=$((2 * (1024 + 1024) + 2 * (256 + 4 * 32) + director_frames))
+  static=0
+fi
+((director)) || cargo build --release -q -p chance-testkit --bin chance-mix
+((director)) || cargo build --release -q -p chance-control --bin chanced
 chanced_shared=$root/target/release/chanced
 chanced_static=""
 if ((static)); then
@@ -77,12 +104,14 @@ if ((static)); then
 fi
 
 # --- traffic and configuration ----------------------------------------------------------------
-"$root/target/release/chance-mix" "$out" --frames "$frames" --flows "$flows" | tee "$out/mix.txt"
 config=$out/mix.toml
+((director)) || "$root/target/release/chance-mix" "$out" --frames "$frames" --flows "$flows" | tee "$out/mix.txt"
+if ((director)); then nic="net_pcap0,rx_pcap=$out/clients-64.pcap,infinite_rx=1"; else
 nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$config")
 kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$config")
 mbufs=$(sed -n 's/^mempool_mbufs = //p' "$config")
 [[ -n "$nic" && -n "$kernel" && -n "$mbufs" ]] || { echo "bench-throughput: cannot read $config" >&2; exit 1; }
+fi
 
 # --- hugepages, cleanup -----------------------------------------------------------------------
 bench_name=bench-throughput
@@ -112,9 +141,9 @@ eal_args() { # file prefix [kernel vdev, default $kernel]
 results=$out/results.txt
 : > "$results"
 
-run_testpmd() { # mode, round
-  local mode=$1 round=$2 prefix="chbench-$$-tp$1-$2" log share mpps
-  log=$out/testpmd-$mode-$round.log
+run_testpmd() { # mode, round [name, default testpmd-MODE]
+  local mode=$1 round=$2 name=${3:-testpmd-$1} prefix="chbench-$$-tp$1-$2" log share mpps
+  log=$out/$name-$round.log
   prefixes+=("$prefix")
   ensure_hugepages
   # shellcheck disable=SC2046
@@ -140,7 +169,7 @@ middle = samples[2:-1] or samples
 print(f"{statistics.median(middle) / 1e6:.2f}" if middle else "nan")
 EOF
 )
-  echo "testpmd-$mode $round $mpps cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results"
+  echo "$name $round $mpps cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results"
 }
 
 # Runs chanced for $duration s and checks its report; sets json, log (named after NAME) and share.
@@ -191,9 +220,53 @@ EOF
   echo "learning-$1 $2 $line cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$out/learning.txt"
 }
 
+# The director's worker on the MIX's capture for $duration s; its report checked.
+run_director() { # mix, round
+  local mix=$1 round=$2 prefix="chbench-$$-dir$1-$2" log json share line
+  log=$out/director-$mix-$round.log
+  json=$out/director-$mix-$round.json
+  prefixes+=("$prefix")
+  ensure_hugepages
+  # shellcheck disable=SC2046
+  "$director_bin" --duration "$duration" --mbufs "$mbufs" --report-json "$json" \
+    -- $(eal_args "$prefix") > "$log" 2>&1 &
+  child=$!
+  sleep 2
+  share=$(cpu_share "$child" $((duration - 3)))
+  wait "$child" || { echo "bench-throughput: director ($mix) failed, see $log" >&2; exit 1; }
+  child=""
+  line=$(python3 - "$log" "$json" <<'PY'
+import json, re, statistics, sys
+points = [(float(t), int(n)) for t, n in re.findall(r"^t=([\d.]+) nic rx (\d+)", open(sys.argv[1]).read(), re.M)]
+rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(points, points[1:]) if b[0] > a[0]]
+middle = rates[1:-1] or rates
+r = json.load(open(sys.argv[2]))
+g = lambda k: r["total"]["path"].get(k, 0)
+rx = g("nic_rx_packets_total")
+problems = []
+if r["mbufs_in_use"]:
+    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
+if r["nic_ipackets"] != rx:
+    problems.append(f"port ipackets {r['nic_ipackets']} != nic_rx {rx}")
+if g("encapsulated_packets_total") != rx:
+    problems.append(f"encapsulated {g('encapsulated_packets_total')} of {rx} received")
+if g("nic_tx_packets_total") + g("nic_tx_full_total") != rx:
+    problems.append("sent + refused by the TX queue != received")
+for p in problems:
+    print(f"bench-throughput: {sys.argv[2]}: {p}", file=sys.stderr)
+print(f"{statistics.median(middle) / 1e6:.2f} total={rx / r['elapsed_secs'] / 1e6:.2f}" if middle else "nan total=nan")
+PY
+)
+  echo "director-$mix $round ${line% *} cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) ${line#* }" | tee -a "$results"
+}
+
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static} (reversed on even rounds)"
+if ((director)); then
+  echo "== $rounds rounds of ${duration}s each: testpmd macswap and the director, 64-byte TCP and IMIX (reversed on even rounds)"
+else
+  echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static} (reversed on even rounds)"
+fi
 describe_placements
 echo "== nic:    $nic"
 echo "== kernel: $kernel"
@@ -202,6 +275,12 @@ run_one() { # program, round
   reseat_hugepages
   case "$1" in
     io | macswap) run_testpmd "$1" "$2" ;;
+    macswap-64 | macswap-imix)
+      nic="net_pcap0,rx_pcap=$out/clients-${1#macswap-}.pcap,infinite_rx=1"
+      run_testpmd macswap "$2" "testpmd-$1" ;;
+    director-64 | director-imix)
+      nic="net_pcap0,rx_pcap=$out/clients-${1#director-}.pcap,infinite_rx=1"
+      run_director "${1#director-}" "$2" ;;
     shared) run_chanced shared "$chanced_shared" "$2" ;;
     static) [[ -z "$chanced_static" ]] || run_chanced static "$chanced_static" "$2" ;;
     *) run_learning "$1" "$2" ;;
@@ -220,6 +299,40 @@ run_rounds() { # program...
     fi
   done
 }
+if ((director)); then
+  run_rounds macswap-64 director-64 macswap-imix director-imix
+  python3 - "$results" "$rev" <<'EOF'
+import collections, statistics, sys
+runs, totals, shares, per_cpu = (collections.defaultdict(list) for _ in range(4))
+for line in open(sys.argv[1]):
+    name, _, mpps, *fields = line.split()
+    runs[name].append(float(mpps))
+    for key, _, value in (f.partition("=") for f in fields):
+        if key == "total":
+            totals[name].append(float(value))
+        elif key == "cpu_share" and value not in ("?", "0.00"):
+            shares[name].append(float(value))
+            per_cpu[name].append(float(mpps) / float(value))
+med = lambda v: statistics.median(v) if v else float("nan")
+text = lambda values: " ".join(f"{v:.1f}" for v in values)
+share = lambda k: f"{min(shares[k]):.2f}" if shares[k] else "?"
+print(f"\nrev {sys.argv[2]}: Mpps, median over the runs of each run's per-second median\n")
+print("| frames | testpmd macswap (runs) | director (runs) | director, total / elapsed | worker's CPU share, min (testpmd, director) | director / macswap | Mpps per CPU-second of the worker (testpmd, director) | director / macswap, per CPU-second |")
+print("|---|---|---|---|---|---|---|---|")
+for mix, label in (("64", "64-byte TCP"), ("imix", "IMIX")):
+    mac, dire = runs[f"testpmd-macswap-{mix}"], runs[f"director-{mix}"]
+    cpu_mac, cpu_dir = med(per_cpu[f"testpmd-macswap-{mix}"]), med(per_cpu[f"director-{mix}"])
+    print(f"| {label} | {med(mac):.1f} ({text(mac)}) | {med(dire):.1f} ({text(dire)}) | "
+          f"{med(totals[f'director-{mix}']):.1f} | {share(f'testpmd-macswap-{mix}')}, {share(f'director-{mix}')} | "
+          f"{med(dire) / med(mac):.0%} | {cpu_mac:.1f}, {cpu_dir:.1f} | {cpu_dir / cpu_mac:.0%} |")
+print("\nPer CPU-second: each run's per-second median over the worker thread's CPU share in that")
+print("window (schedstat run time / wall time), median over the runs: what the worker forwards per")
+print("second of CPU it got, when other processes took the CPU from it (a share below about 0.97).")
+EOF
+  echo
+  echo "raw results and logs: $out"
+  exit 0
+fi
 run_rounds io macswap shared static
 : > "$out/learning.txt"
 run_rounds static-egress learned

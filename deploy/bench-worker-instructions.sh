@@ -12,9 +12,16 @@
 #   - the total in chanced's binary, and in each DPDK object (the PMDs, the TLS lookups of the
 #     shared build);
 #   - the steps of the worker loop (Worker::run's callees, two levels down, with what they inlined);
-#   - the source lines of ours (the innermost frame in this repository) that execute the most.
+#   - the source files of the innermost frames (dependencies included), and the source lines of
+#     ours (the innermost frame in this repository) that execute the most.
+#
+# With --director, the director's worker instead (control/examples/director_worker.rs: the
+# runtime's frame-router loop over chance_director::Director, 16 backends) on the throughput
+# benchmark's client frames (chance-pktgen, pktgen/profiles/director-64.toml: 64-byte TCP from
+# 4096 client addresses); --mix imix takes director-imix.toml instead.
 #
 # Usage: deploy/bench-worker-instructions.sh [--seconds S] [--top N] [--bin PATH]
+#                                            [--director [--mix 64|imix]]
 #   --bin: count a chanced built elsewhere (it must have debug line tables: profile.release has
 #   debug = 1). Needs root, valgrind, binutils (addr2line) and python3.
 set -euo pipefail
@@ -23,11 +30,15 @@ root=$PWD
 seconds=12
 top=25
 bin=""
+director=0
+mix=64
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
+    --director) director=1; shift ;;
+    --mix) mix=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-worker-instructions: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -35,29 +46,50 @@ done
 for tool in valgrind addr2line python3; do
   command -v "$tool" >/dev/null || { echo "bench-worker-instructions: $tool not found" >&2; exit 1; }
 done
-cargo build --release -q -p chance-testkit --bin chance-mix
-if [[ -z "$bin" ]]; then
-  cargo build --release -q -p chance-control --bin chanced
-  bin=$root/target/release/chanced
-fi
 out=$(mktemp -d /tmp/chance-worker-instructions.XXXXXX)
 prefix="chwi-$$"
 trap 'rm -rf "$out" "/var/run/dpdk/$prefix"' EXIT
-"$root/target/release/chance-mix" "$out" --frames 4000 --flows 1000 > /dev/null
-nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$out/mix.toml")
-kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$out/mix.toml")
-# A --bin from before --replace-eal-args replaced the derived EAL arguments with these anyway.
-replace=()
-"$bin" --help | grep -q -- --replace-eal-args && replace=(--replace-eal-args)
-valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out/callgrind.out" \
-  "$bin" --config "$out/mix.toml" --duration "$seconds" --report-json "$out/report.json" \
-  "${replace[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
+if ((director)); then
+  cargo build --release -q -p chance-pktgen --bin chance-pktgen
+  if [[ -z "$bin" ]]; then
+    cargo build --release -q -p chance-control --example director_worker
+    bin=$root/target/release/examples/director_worker
+  fi
+  "$root/target/release/chance-pktgen" --profile "$root/pktgen/profiles/director-$mix.toml" \
+    --pcap "$out/clients.pcap" --count 4096 > /dev/null
+  nic="net_pcap0,rx_pcap=$out/clients.pcap,infinite_rx=1"
+  kernel="net_null0,no-rx=1"
+  program=("$bin" --duration "$seconds" --mbufs 8960 --report-json "$out/report.json")
+  loop='encap::EncapWorker<.*>::run$'
+  # Only the worker lcore (its entry, the runtime's trampoline): the example builds its table
+  # (about 100 million instructions) before the worker starts.
+  collect=(--collect-atstart=no "--toggle-collect=*lcore::trampoline*")
+else
+  cargo build --release -q -p chance-testkit --bin chance-mix
+  if [[ -z "$bin" ]]; then
+    cargo build --release -q -p chance-control --bin chanced
+    bin=$root/target/release/chanced
+  fi
+  "$root/target/release/chance-mix" "$out" --frames 4000 --flows 1000 > /dev/null
+  nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$out/mix.toml")
+  kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$out/mix.toml")
+  # A --bin from before --replace-eal-args replaced the derived EAL arguments with these anyway.
+  replace=()
+  "$bin" --help | grep -q -- --replace-eal-args && replace=(--replace-eal-args)
+  program=("$bin" --config "$out/mix.toml" --duration "$seconds" --report-json "$out/report.json"
+    "${replace[@]}")
+  loop='worker::Worker<.*>::run$'
+  collect=()
+fi
+valgrind --tool=callgrind --dump-instr=yes "${collect[@]}" --callgrind-out-file="$out/callgrind.out" \
+  "${program[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
   --vdev "$nic" --vdev "$kernel" > "$out/chanced.log" 2>&1 ||
   { echo "bench-worker-instructions: chanced failed under valgrind:" >&2; tail -20 "$out/chanced.log" >&2; exit 1; }
 
-python3 - "$out/callgrind.out" "$bin" "$out/report.json" "$top" "$root" <<'PY'
+python3 - "$out/callgrind.out" "$bin" "$out/report.json" "$top" "$root" "$loop" <<'PY'
 import collections, json, os, re, subprocess, sys
 path, binary, report, top, root = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] + "/"
+loop = sys.argv[6]
 packets = json.load(open(report))["total"]["path"]["nic_rx_packets_total"]
 
 # Exclusive instructions per (object, instruction address). Callgrind's format compresses names
@@ -117,25 +149,37 @@ def step(frame):
     function = re.sub(r"<[^<>]*>", "", frame[0]).split("::")[-1]
     return f"{function} ({os.path.basename(where(frame))})"
 
-steps, ours = collections.Counter(), collections.Counter()
+steps, ours, files, functions = (collections.Counter() for _ in range(4))
 for address, cost in per_address.items():
     chain = chains.get(address, [])  # innermost first
     outermost_first = list(reversed(chain))
-    run = next((k for k, f in enumerate(outermost_first) if re.search(r"worker::Worker<.*>::run$", f[0])), None)
+    run = next((k for k, f in enumerate(outermost_first) if re.search(loop, f[0])), None)
     if run is None:
         steps["(outside the loop) " + (step(chain[-1]) if chain else "?")] += cost
     else:
         below = outermost_first[run + 1 : run + 3]
         steps[" > ".join(step(f) for f in below) if below else "(the loop itself)"] += cost
+    files[re.sub(r":\d+$", "", where(chain[0])).split("/src/", 1)[-1] if chain else "?"] += cost
     mine = next((f for f in chain if f[1].startswith(root)), None)
+    if mine:
+        name = re.sub(r"<[^<>]*>", "", re.sub(r"<[^<>]*>", "", mine[0]))
+        functions["::".join(name.split("::")[-2:])] += cost
+    else:
+        functions["(not ours) " + (where(chain[0]).split(":")[0].split("/src/", 1)[-1] if chain else "?")] += cost
     ours[where(mine) if mine else "(not ours) " + (where(chain[0]) if chain else "?")] += cost
 
 print(f"{packets} packets received; instructions per packet:")
 for name, cost in per_object.most_common():
     if cost / packets >= 0.5:
         print(f"{cost / packets:8.1f}  {os.path.basename(name)}")
-print(f"\nchanced's {per_object[binary] / packets:.1f} by step of the worker loop:")
+print(f"\n{os.path.basename(binary)}'s {per_object[binary] / packets:.1f} by step of the worker loop:")
 for name, cost in steps.most_common(top):
+    print(f"{cost / packets:8.1f}  {name}")
+print("\nby source file of the innermost frame (crates.io's and the standard library's included):")
+for name, cost in files.most_common(top):
+    print(f"{cost / packets:8.1f}  {name}")
+print("\nby function of ours (the innermost frame in this repository; what it inlined included):")
+for name, cost in functions.most_common(top):
     print(f"{cost / packets:8.1f}  {name}")
 print("\nby source line of ours (the innermost frame in this repository):")
 for name, cost in ours.most_common(top):

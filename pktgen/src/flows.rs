@@ -8,7 +8,7 @@
 //! `round(flows * owned_share)` of them); the IPv6 flows are spread evenly over the owned and
 //! the other flows alike, so both groups have the profile's IPv6 share.
 
-use crate::profile::{Profile, PORTS_PER_CLIENT};
+use crate::profile::Profile;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::fmt::Write;
 
@@ -109,8 +109,9 @@ impl FlowSet {
         }
         let flows = (0..n)
             .map(|i| {
-                let block = i as u32 / PORTS_PER_CLIENT + 1;
-                let port = 10_000 + (i as u32 % PORTS_PER_CLIENT) as u16;
+                let per_client = profile.ports_per_client;
+                let block = i as u32 / per_client + 1;
+                let port = 10_000 + (i as u32 % per_client) as u16;
                 let (client, vip): (IpAddr, IpAddr) = if v6[i] {
                     let c = Ipv6Addr::from(u128::from(a.clients6) + u128::from(block));
                     (c.into(), a.vip6.into())

@@ -13,6 +13,10 @@
 //! warmup_secs = 1         # sent before the measurement starts, not counted
 //! templates = 0           # pre-built frames; 0 = max(4096, min(flows, 262144))
 //! seed = 1                # the same seed gives the same frames
+//! encapsulation = "gue"   # "gue": frames as a director sends them to a backend (chanced);
+//!                         # "none": the clients' own frames (Ethernet + IP), as a director
+//!                         # receives them, without a stamp (a 64-byte TCP frame has no room)
+//! ports_per_client = 50000  # flows per client address (1: every flow its own client)
 //!
 //! [mix]                   # relative weights of the packet kinds
 //! tcp_syn = 5             # SYN of a new connection (a fresh flow each)
@@ -53,7 +57,8 @@ pub const MAX_FRAME: u16 = 1924;
 pub const MIN_FRAME: u16 = 64;
 /// The most hops a GUE header can carry (5-bit hlen = 1 + hops).
 pub const MAX_HOPS: u8 = 30;
-/// Client addresses are numbered in blocks of this many ports per address.
+/// Client addresses are numbered in blocks of at most this many ports per address (the
+/// default of `ports_per_client`).
 pub const PORTS_PER_CLIENT: u32 = 50_000;
 /// The most flows a profile may ask for (250 client addresses x 50,000 ports... kept lower).
 pub const MAX_FLOWS: u32 = 1 << 22;
@@ -328,6 +333,16 @@ impl Default for Addresses {
     }
 }
 
+/// How the generated frames are wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encapsulation {
+    /// GUE with a GLB hop list around the client's packet, stamped: what chanced receives.
+    Gue,
+    /// The client's packet in Ethernet, not stamped: what a director receives.
+    None,
+}
+
 /// A whole profile. See the module documentation for the file format and the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -352,6 +367,10 @@ pub struct Profile {
     pub templates: u32,
     /// Seed of the frame schedule.
     pub seed: u64,
+    /// How frames are wrapped.
+    pub encapsulation: Encapsulation,
+    /// Flows per client address.
+    pub ports_per_client: u32,
     /// Packet kinds.
     pub mix: Mix,
     /// Addresses.
@@ -371,6 +390,8 @@ impl Default for Profile {
             warmup_secs: 1.0,
             templates: 0,
             seed: 1,
+            encapsulation: Encapsulation::Gue,
+            ports_per_client: PORTS_PER_CLIENT,
             mix: Mix::default(),
             addresses: Addresses::default(),
         }
@@ -556,8 +577,17 @@ impl Profile {
                 "is the host under test itself (chance would skip it in place)".into(),
             ));
         }
+        if !(1..=PORTS_PER_CLIENT).contains(&self.ports_per_client) {
+            return Err(err(
+                "ports_per_client",
+                format!(
+                    "{}: expected 1 to {PORTS_PER_CLIENT}",
+                    self.ports_per_client
+                ),
+            ));
+        }
         // The profile's flows and one fresh flow per SYN template.
-        let blocks = (self.flows + self.template_count()).div_ceil(PORTS_PER_CLIENT);
+        let blocks = (self.flows + self.template_count()).div_ceil(self.ports_per_client);
         if u32::from(a.clients4).checked_add(blocks).is_none() {
             return Err(err(
                 "addresses.clients4",

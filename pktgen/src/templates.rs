@@ -12,6 +12,10 @@
 //! the frame size. A size smaller than the headers plus the stamp gives the smallest frame the
 //! template can be (for example 122 bytes, FCS included, for IPv4 TCP with one hop).
 //!
+//! With `encapsulation = "none"` a frame is the client's own: Ethernet + the inner packet,
+//! padded with zeros to the frame size (64 bytes for IPv4 TCP), without a stamp (what a
+//! director receives; nothing it sends back can be matched to a template).
+//!
 //! Every byte of every frame past its headers and stamp is zero, so a frame is its **head**
 //! followed by zeros: the frame padded to 64 bytes, or its first [`Templates::prefix`] bytes
 //! when it is longer (the prefix: the longest headers + stamp of all templates, rounded up to
@@ -20,7 +24,7 @@
 //! this shape.
 
 use crate::flows::{FlowSet, Rng};
-use crate::profile::{Profile, FCS_LEN};
+use crate::profile::{Encapsulation, Profile, FCS_LEN};
 use crate::stamp::{self, STAMP_LEN};
 use chance_testkit::etherparse::{IcmpEchoHeader, Icmpv4Type, Icmpv6Type};
 use chance_testkit::gue::GueFrame;
@@ -83,8 +87,8 @@ pub struct Slot {
     pub offset: u32,
     /// Frame length (no FCS).
     pub len: u16,
-    /// Offset of the stamp within the frame.
-    pub stamp: u16,
+    /// Offset of the stamp within the frame (none in a client's frame).
+    pub stamp: Option<u16>,
     /// Bytes the transmit loop copies ([`Templates::head`]): the frame padded to a multiple of
     /// 64 bytes, or [`Templates::prefix`] when that is shorter (the rest of the frame is zeros).
     pub copy: u16,
@@ -198,6 +202,8 @@ impl Templates {
         let mut bytes = Vec::new();
         let mut slots = Vec::with_capacity(n);
         let mut meta = Vec::with_capacity(n);
+        // Where each frame's non-zero bytes end (its headers and stamp).
+        let mut tails = Vec::with_capacity(n);
         for i in 0..n {
             let kind = kinds[i];
             let (pool, c) = match kind {
@@ -218,10 +224,11 @@ impl Templates {
                 Kind::Udp if flow.owned => Expect::Accept,
                 Kind::Udp => Expect::Forward,
             };
+            tails.push(frame.tail);
             slots.push(Slot {
                 offset: u32::try_from(bytes.len()).expect("templates fit 4 GiB"),
                 len: frame.bytes.len() as u16,
-                stamp: frame.stamp as u16,
+                stamp: frame.stamp.map(|at| at as u16),
                 copy: 0, // below, once the prefix is known
                 head: 0,
             });
@@ -237,15 +244,14 @@ impl Templates {
                 expect,
             });
         }
-        let prefix = slots
+        let prefix = tails
             .iter()
-            .map(|s| usize::from(s.stamp) + STAMP_LEN)
+            .copied()
             .max()
             .unwrap_or(0)
             .next_multiple_of(COPY_BLOCK);
-        for (i, s) in slots.iter_mut().enumerate() {
+        for (i, (s, &tail)) in slots.iter_mut().zip(&tails).enumerate() {
             let (start, len) = (s.offset as usize, usize::from(s.len));
-            let tail = usize::from(s.stamp) + STAMP_LEN;
             // What lets the transmit loop copy the head only: nothing but zeros after the
             // stamp, and the stamp inside the prefix.
             assert!(
@@ -324,18 +330,22 @@ impl Templates {
         self.slots.iter().map(|s| f64::from(s.len)).sum::<f64>() / self.slots.len() as f64
     }
 
-    /// Template `i`'s frame with a stamp: a copy, for pcap mode and tests.
+    /// Template `i`'s frame with a stamp (if it carries one): a copy, for pcap mode and tests.
     pub fn stamped(&self, i: usize, seq: u64, tsc: u64) -> Vec<u8> {
         let mut f = self.frame(i).to_vec();
-        let at = usize::from(self.slots[i].stamp);
-        stamp::write(&mut f[at..], i as u32, seq, tsc);
+        if let Some(at) = self.slots[i].stamp {
+            stamp::write(&mut f[usize::from(at)..], i as u32, seq, tsc);
+        }
         f
     }
 }
 
 struct Built {
     bytes: Vec<u8>,
-    stamp: usize,
+    /// Where the stamp is, if there is one.
+    stamp: Option<usize>,
+    /// Where the frame's non-zero bytes end.
+    tail: usize,
 }
 
 /// Frame for one template: `size` includes the FCS.
@@ -350,14 +360,21 @@ fn build_frame(
     let a = &profile.addresses;
     let ipv6 = flow.is_ipv6();
     let l3 = if ipv6 { 40 } else { 20 };
-    let l4 = match kind {
+    let l4_len = match kind {
         Kind::TcpSyn | Kind::TcpEstablished | Kind::TcpUnknown => 20,
         Kind::Udp | Kind::Icmp => 8,
     };
-    let headers = outer_len(hops) + l3 + l4;
     let target = usize::from(size) - FCS_LEN;
-    let mut payload = vec![0u8; target.saturating_sub(headers).max(STAMP_LEN)];
-    payload[..STAMP_LEN].copy_from_slice(&stamp::PLACEHOLDER);
+    let client = profile.encapsulation == Encapsulation::None;
+    let headers = if client { 14 } else { outer_len(hops) } + l3 + l4_len;
+    let payload = if client {
+        // The packet fills the frame (IPv6 packets too long for it make a longer frame).
+        vec![0u8; target.saturating_sub(headers)]
+    } else {
+        let mut stamped = vec![0u8; target.saturating_sub(headers).max(STAMP_LEN)];
+        stamped[..STAMP_LEN].copy_from_slice(&stamp::PLACEHOLDER);
+        stamped
+    };
     let (cport, sport) = (flow.client.port(), flow.service.port());
     // Per-flow, fixed TCP sequence numbers (nothing checks them; they make flows distinct).
     let seq = 0x1000_0000u32.wrapping_add(index.wrapping_mul(2_654_435_761));
@@ -401,6 +418,18 @@ fn build_frame(
         (IpAddr::V6(c), IpAddr::V6(s)) => Ipv6Packet::new(c, s, l4).build(),
         _ => unreachable!("a flow's two sides have one family"),
     };
+    if client {
+        let ethertype: [u8; 2] = if ipv6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+        let mut bytes = [&a.eth_dst.0[..], &a.eth_src.0[..], &ethertype[..], &inner].concat();
+        // The headers are the only non-zero bytes (the payload is zeros).
+        let tail = 14 + l3 + l4_len;
+        bytes.resize(bytes.len().max(target), 0);
+        return Built {
+            bytes,
+            stamp: None,
+            tail,
+        };
+    }
     let frame = GueFrame {
         eth_dst: a.eth_dst.0,
         eth_src: a.eth_src.0,
@@ -421,7 +450,8 @@ fn build_frame(
     debug_assert_eq!(&frame[stamp..stamp + 2], &stamp::MAGIC);
     Built {
         bytes: frame,
-        stamp,
+        stamp: Some(stamp),
+        tail: stamp + STAMP_LEN,
     }
 }
 
@@ -488,8 +518,13 @@ mod tests {
                 "{}",
                 f.len()
             );
-            assert_eq!(usize::from(s.stamp) + STAMP_LEN, min);
-            assert_eq!(stamp::read(&f[usize::from(s.stamp)..]).unwrap().template, 0);
+            assert_eq!(usize::from(s.stamp.unwrap()) + STAMP_LEN, min);
+            assert_eq!(
+                stamp::read(&f[usize::from(s.stamp.unwrap())..])
+                    .unwrap()
+                    .template,
+                0
+            );
         }
         let big = t.slots.iter().filter(|s| s.len == 1514).count();
         assert_eq!(big, 10);
@@ -522,7 +557,7 @@ mod tests {
                     0,
                     "one line per block"
                 );
-                assert!(usize::from(s.stamp) + STAMP_LEN <= head.len().min(f.len()));
+                assert!(usize::from(s.stamp.unwrap()) + STAMP_LEN <= head.len().min(f.len()));
                 // The head then zeros, cut at the frame's length, is the frame.
                 let mut rebuilt = head.to_vec();
                 rebuilt.resize(rebuilt.len().max(f.len()), 0);
@@ -549,5 +584,49 @@ mod tests {
             ..Profile::default()
         };
         assert_eq!(Templates::build(&p, &FlowSet::new(&p)).prefix, 128);
+    }
+    #[test]
+    fn client_frames_are_64_byte_tcp_from_a_client_address_each() {
+        let p = Profile::parse(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/profiles/director-64.toml"
+            ))
+            .unwrap(),
+            "director-64.toml",
+        )
+        .unwrap();
+        p.validate("director-64.toml").unwrap();
+        let t = Templates::build(&p, &FlowSet::new(&p));
+        let mut clients = std::collections::HashSet::new();
+        for i in 0..t.len() {
+            let f = t.stamped(i, 7, 7);
+            assert_eq!(f.len() + FCS_LEN, 64, "template {i}");
+            assert_eq!(
+                &f[..14],
+                &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0xfe, 0x08, 0x00]
+            );
+            assert_eq!(f[14 + 9], 6, "TCP");
+            assert_eq!(&f[14 + 16..14 + 20], &[203, 0, 113, 1], "to the VIP");
+            assert!(chance_testkit::checksum::ipv4_header_ok(&f[14..]));
+            assert_eq!(t.slots[i].stamp, None);
+            clients.insert(f[14 + 12..14 + 16].to_vec());
+        }
+        assert_eq!(clients.len(), 4096, "one client address per flow");
+    }
+
+    #[test]
+    fn client_imix_frames_take_the_imix_sizes() {
+        let p = Profile {
+            encapsulation: Encapsulation::None,
+            size: Sizes::Imix,
+            ipv6_share: 0.0,
+            ..Profile::default()
+        };
+        let t = Templates::build(&p, &FlowSet::new(&p));
+        let mut sizes: Vec<usize> = (0..t.len()).map(|i| t.frame(i).len() + FCS_LEN).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        assert_eq!(sizes, [64, 570, 1518]);
     }
 }

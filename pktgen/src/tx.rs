@@ -223,14 +223,13 @@ impl Transmitter {
                     *next = if i + 1 == n_templates { 0 } else { i + 1 };
                     held[start + k] = i as u32;
                     let s = t.slots[i];
-                    (
-                        t.head(i),
-                        usize::from(s.len),
-                        (i as u32, usize::from(s.stamp)),
-                    )
+                    (t.head(i), usize::from(s.len), (i as u32, s.stamp))
                 },
                 |(i, at), data| {
-                    stamp::write(&mut data[at..], i, *seq, now);
+                    // A client's frame has no stamp (`encapsulation = "none"`).
+                    if let Some(at) = at {
+                        stamp::write(&mut data[usize::from(at)..], i, *seq, now);
+                    }
                     *seq += 1;
                 },
             );

@@ -126,7 +126,10 @@ fn send_and_check(
                 seen.frames += 1;
                 seen.differ += usize::from(f != &want[..]);
                 seen.bad_checksum += usize::from(!inner_checksum_ok(f));
-                let tail = usize::from(t.slots[i.template as usize].stamp) + STAMP_LEN;
+                let at = t.slots[i.template as usize]
+                    .stamp
+                    .expect("GUE templates are stamped");
+                let tail = usize::from(at) + STAMP_LEN;
                 if let Some((len, prev_tail)) = last.insert(f.as_ptr() as usize, (f.len(), tail)) {
                     seen.after_longer_frame += usize::from(len > f.len());
                     seen.after_shorter_frame += usize::from(len < f.len());

@@ -1,23 +1,10 @@
 //! Table builds for GLB's largest table (256 backends): chance's hop lists and GLB's rows.
 
-use std::net::Ipv4Addr;
+mod common;
 
-use chance_director::{glb_rows, Backend, BackendState, HopTable};
+use chance_director::{glb_rows, HopTable};
+use common::backends;
 use criterion::{criterion_group, criterion_main, Criterion};
-
-fn backends(count: u16) -> Vec<Backend> {
-    (0..count)
-        .map(|i| Backend {
-            address: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
-            state: match i {
-                3 => BackendState::Draining,
-                5 => BackendState::Filling,
-                _ => BackendState::Active,
-            },
-            healthy: i != 7,
-        })
-        .collect()
-}
 
 fn table_build(c: &mut Criterion) {
     let seed = *b"chance-director!";

@@ -5,16 +5,46 @@
 
 /// One's-complement sum of `data` as 16-bit big-endian words (an odd tail byte is padded with
 /// zero), folded to 16 bits, not yet complemented.
+///
+/// Eight bytes at a time: the one's-complement sum does not depend on byte order (RFC 1071
+/// §2(B)), so whole 8-byte words are added in the machine's order with an end-around carry,
+/// the tail zero-padded to one more word, and the total folded to 16 bits in fixed steps and
+/// swapped back. On a full-size frame this is a quarter of the additions of a word-by-word loop.
 pub fn sum(data: &[u8]) -> u16 {
-    let mut acc: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for word in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([word[0], word[1]]));
+    let mut wide: u64 = 0;
+    let mut words = data.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        wide = add_carry(wide, u64::from_ne_bytes(bytes));
     }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(*last) << 8;
+    // The tail starts 8-byte aligned within `data`, so zero-padded to a whole word it adds the
+    // same 16-bit words (an odd last byte as the high byte of its word, as RFC 1071 pads it).
+    // Assembled byte by byte where a copy would call memcpy for these few bytes.
+    let mut tail = 0u64;
+    for (i, &byte) in words.remainder().iter().enumerate() {
+        let shift = if cfg!(target_endian = "little") {
+            8 * i
+        } else {
+            56 - 8 * i
+        };
+        tail |= u64::from(byte) << shift;
     }
-    fold(acc)
+    wide = add_carry(wide, tail);
+    // 64 -> 16 bits with end-around carries: 33 bits, then 18, 17, 16 at most.
+    let mut folded = (wide >> 32) + (wide & 0xffff_ffff);
+    folded = (folded >> 16) + (folded & 0xffff);
+    folded = (folded >> 16) + (folded & 0xffff);
+    folded = (folded >> 16) + (folded & 0xffff);
+    // The sum of words read in the machine's order is the big-endian sum read that way.
+    u16::from_be(folded as u16)
+}
+
+/// `a + b` with the carry out added back in (one's-complement addition on 64 bits).
+#[inline]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (total, carry) = a.overflowing_add(b);
+    total + u64::from(carry)
 }
 
 /// The Internet checksum of `data`: the complement of its one's-complement sum.
@@ -59,6 +89,40 @@ mod tests {
             sum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
             0xddf2
         );
+    }
+
+    /// The definition, one big-endian 16-bit word at a time.
+    fn sum_word_by_word(data: &[u8]) -> u16 {
+        let mut acc: u64 = 0;
+        let mut words = data.chunks_exact(2);
+        for word in &mut words {
+            acc += u64::from(u16::from_be_bytes([word[0], word[1]]));
+        }
+        if let [last] = words.remainder() {
+            acc += u64::from(*last) << 8;
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn eight_bytes_at_a_time_sums_as_word_by_word(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..1600),
+        ) {
+            proptest::prop_assert_eq!(sum(&data), sum_word_by_word(&data));
+        }
+    }
+
+    #[test]
+    fn all_ones_words_sum_as_word_by_word() {
+        // The end-around carries at every width: 0xff bytes of every length up to 64.
+        for len in 0..64 {
+            let data = vec![0xffu8; len];
+            assert_eq!(sum(&data), sum_word_by_word(&data), "{len} bytes");
+        }
     }
 
     #[test]
