@@ -14,6 +14,7 @@ packages=(
   libclang-dev     # bindgen
   libpcap-dev      # the static build's net_pcap
   iproute2         # the namespace lab and its tests
+  tcpdump          # the capture test reads chancectl capture's pcapng with tcpdump -r
   bird2            # BGP in the cluster (deploy/cluster.sh): directors announce the VIP to the router
   python3          # the lab's director
   systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
