@@ -270,8 +270,9 @@ fn captured_egress(capture: &Capture, rx: &MbufBurst) {
 }
 
 /// Runs one packet through the engine and queues the result; drops free the mbuf. Returns the
-/// verdict (`Drop` for what the engine never saw or could not be rewritten).
-#[inline]
+/// verdict (`Drop` for what the engine never saw or could not be rewritten). Always inlined:
+/// with the capture's loop calling it too, it would otherwise become a call per packet.
+#[inline(always)]
 fn handle<F: FlowTable + ?Sized>(
     engine: &mut Engine,
     decision: Decision<'_>,
