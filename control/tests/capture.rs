@@ -7,43 +7,19 @@
 mod common;
 
 use chance_control::api::{Client, Request, StatsReply};
-use chance_control::pcapio::EthernetPcapWriter;
-use chance_testkit::gue::GueFrame;
-use chance_testkit::inner::{Ipv4Packet, ACK, L4};
-use common::{stderr, stdout, TmpScratch};
+use common::{gue_ack as ack_frame, stderr, stdout, write_pcap_us as write_pcap, TmpScratch};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
-use pcap_file::TsResolution;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-const NEXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const STATIC_PORT: u16 = 1111;
 const UNOWNED_PORT: u16 = 3333;
-
-/// A TCP ACK CLIENT:sport -> VIP:443 in GUE to this host, hop list [NEXT].
-fn ack_frame(sport: u16) -> Vec<u8> {
-    let inner = Ipv4Packet::new(CLIENT, VIP, L4::tcp(sport, 443, ACK)).build();
-    let mut frame = GueFrame::ipv4(inner).hops(&[NEXT]);
-    frame.daddr = HOST;
-    frame.udp_dport = 19523;
-    frame.build()
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut writer = EthernetPcapWriter::create(path, TsResolution::MicroSecond).unwrap();
-    for (i, frame) in frames.iter().enumerate() {
-        writer
-            .write(Duration::from_millis(i as u64), 0, frame)
-            .unwrap();
-    }
-    writer.finish().unwrap();
-}
 
 /// chanced on net_pcap vdevs, killed and its DPDK run directory removed on drop.
 struct Chanced {
@@ -70,21 +46,16 @@ remote = "{CLIENT}:{STATIC_PORT}"
 [reconcile]
 interval_ms = 0
 
-[dpdk]
-lcores = [0, 1]
-file_prefix = "{prefix}"
-eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
-
-[ports]
-nic = "net_pcap0,rx_pcap={rx},infinite_rx=1,tx_pcap=/dev/null"
-kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={empty},tx_pcap=/dev/null" }}
-
+{ports}
 [control]
 api_socket = "{socket}"
 metrics_address = ""
 "#,
-            rx = rx.display(),
-            empty = empty.display(),
+            ports = common::net_pcap_ports(
+                &prefix,
+                (&format!("{},infinite_rx=1", rx.display()), "/dev/null"),
+                (&empty.display().to_string(), "/dev/null"),
+            ),
             socket = dir.join("api.sock").display(),
         );
         std::fs::write(dir.join("chance.toml"), config).unwrap();
