@@ -14,12 +14,12 @@ packages=(
   libclang-dev     # bindgen
   libpcap-dev      # the static build's net_pcap
   iproute2         # the namespace lab and its tests
-  tcpdump          # the capture test reads chancectl capture's pcapng with tcpdump -r
   bird2            # BGP in the cluster (deploy/cluster.sh): directors announce the VIP to the router
   python3          # the lab's director
   systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
   util-linux       # setpriv (the API socket test connects as another user), unshare (sockets tests)
   procps           # kill and sysctl: deploy/lab.sh and the namespace tests (netns_lab, netns_ownership)
+  tcpdump          # the capture test reads chancectl capture's pcapng with tcpdump -r
   man-db           # man -l on the Debian package's man pages (control/tests/package.rs)
   prometheus       # promtool check/test rules on deploy/monitoring (control/tests/monitoring.rs)
 )
