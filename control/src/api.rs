@@ -635,6 +635,14 @@ mod tests {
             },
             Request::Reload,
             Request::Config,
+            Request::Capture(CaptureRequest {
+                port: Some("nic".into()),
+                verdict: None,
+                filter: Some("udp/*/19523".into()),
+                count: 5,
+                snaplen: None,
+                timeout_ms: 1000,
+            }),
             Request::DirectorBackends,
             Request::DirectorLookup {
                 proto: "tcp".into(),
@@ -680,6 +688,14 @@ mod tests {
             (
                 br#"{"version":1,"request":"flows_add"}"#,
                 "missing field `flow`",
+            ),
+            (
+                br#"{"version":1,"request":"capture","count":1,"timeout_ms":1,"snap":9}"#,
+                "unknown field",
+            ),
+            (
+                br#"{"version":1,"request":"capture","count":1}"#,
+                "missing field `timeout_ms`",
             ),
             (b"\xff\xfe", "malformed request"),
         ] {
