@@ -1,6 +1,6 @@
 //! `chancectl capture` against the real chanced on net_pcap vdevs (no NIC, no hugepages), the NIC
 //! reading the same two frames forever: one flow is static (accepted), the other unowned
-//! (forwarded). A capture of one verdict through a flow filter gets its count of frames, as
+//! (forwarded); the kernel port sends one frame of the host's forever. A capture of one verdict through a flow filter gets its count of frames, as
 //! received, into a pcapng file that pcap-file's reader and `tcpdump -r` both read; a filter
 //! nothing matches times out cleanly with an empty file; a bad filter is a usage error.
 
@@ -21,6 +21,11 @@ const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const STATIC_PORT: u16 = 1111;
 const UNOWNED_PORT: u16 = 3333;
 
+/// What the host sends through the kernel port, forever: VIP:443 -> CLIENT:5555.
+fn egress_frame() -> Vec<u8> {
+    common::tcp_frame(VIP.octets(), CLIENT.octets(), 443, 5555, 0)
+}
+
 /// chanced on net_pcap vdevs, killed and its DPDK run directory removed on drop.
 struct Chanced {
     child: Child,
@@ -30,9 +35,9 @@ struct Chanced {
 
 impl Chanced {
     fn start(dir: &Path) -> Self {
-        let (rx, empty) = (dir.join("nic-in.pcap"), dir.join("empty.pcap"));
+        let (rx, egress) = (dir.join("nic-in.pcap"), dir.join("kernel-in.pcap"));
         write_pcap(&rx, &[ack_frame(STATIC_PORT), ack_frame(UNOWNED_PORT)]);
-        write_pcap(&empty, &[]);
+        write_pcap(&egress, &[egress_frame()]);
         let prefix = format!("chance-capture{}", std::process::id());
         let config = format!(
             r#"[encap]
@@ -54,7 +59,7 @@ metrics_address = ""
             ports = common::net_pcap_ports(
                 &prefix,
                 (&format!("{},infinite_rx=1", rx.display()), "/dev/null"),
-                (&empty.display().to_string(), "/dev/null"),
+                (&format!("{},infinite_rx=1", egress.display()), "/dev/null"),
             ),
             socket = dir.join("api.sock").display(),
         );
@@ -147,7 +152,7 @@ fn tcpdump(path: &Path) -> Output {
 }
 
 #[test]
-fn captures_its_count_of_one_verdict_through_a_filter_and_times_out_without_a_match() {
+fn captures_its_count_per_port_and_verdict_through_a_filter_and_times_out_without_a_match() {
     let scratch = TmpScratch::new("capture", "live");
     let chanced = Chanced::start(&scratch.0);
 
@@ -212,6 +217,28 @@ fn captures_its_count_of_one_verdict_through_a_filter_and_times_out_without_a_ma
     assert!(packets
         .iter()
         .all(|(_, c, d)| c == "verdict=accept" && *d == ack_frame(STATIC_PORT)[..20]));
+
+    // The kernel port's frames are the host's egress.
+    let egress = scratch.0.join("egress.pcapng");
+    let capture = chanced.ctl(&[
+        "capture",
+        "--out",
+        egress.to_str().unwrap(),
+        "--port",
+        "kernel",
+        "--filter",
+        "tcp/*/5555",
+        "--count",
+        "3",
+    ]);
+    assert!(capture.status.success(), "{}", stderr(&capture));
+    let packets = read_pcapng(&egress);
+    assert_eq!(packets.len(), 3);
+    for (interface, comment, data) in &packets {
+        assert!(interface.contains("kernel"), "{interface}");
+        assert_eq!(comment, "verdict=egress");
+        assert_eq!(*data, egress_frame());
+    }
 
     // Nothing matches: the capture ends at its timeout with an empty file.
     let none = scratch.0.join("none.pcapng");
