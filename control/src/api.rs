@@ -11,6 +11,7 @@
 //! {"version":1,"request":"simulate","frame":"<hex>"}
 //! {"version":1,"request":"reload"}
 //! {"version":1,"request":"config"}
+//! {"version":1,"request":"capture","port":"nic","verdict":"drop","filter":"udp/*/6080","count":5,"snaplen":256,"timeout_ms":10000}
 //! {"version":1,"request":"director_backends"}                       chance-director only
 //! {"version":1,"request":"director_lookup","proto":"tcp","vip":"203.0.113.10:443","client":"198.51.100.7:51234"}
 //! ```
@@ -83,6 +84,68 @@ impl FlowSpec {
     }
 }
 
+/// A live capture's parameters (`port`, `verdict` and `filter` default to any; see
+/// [`chance_runtime::capture`] for the filter's syntax).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    /// nic, kernel or any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// accept, forward, drop, pass, egress or any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// `PROTO[/ADDR[/PORT]]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// How many frames (1 to [`MAX_CAPTURE_COUNT`]).
+    pub count: u64,
+    /// Bytes kept of each frame (default [`DEFAULT_SNAPLEN`], at most [`MAX_SNAPLEN`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snaplen: Option<usize>,
+    /// How long to wait for them (at most [`MAX_CAPTURE_TIMEOUT_MS`]).
+    pub timeout_ms: u64,
+}
+
+/// The most frames one capture takes.
+pub const MAX_CAPTURE_COUNT: u64 = 10_000;
+/// The snap length when none is given.
+pub const DEFAULT_SNAPLEN: usize = 256;
+/// The longest snap length.
+pub const MAX_SNAPLEN: usize = 2048;
+/// The longest a capture waits.
+pub const MAX_CAPTURE_TIMEOUT_MS: u64 = 3_600_000;
+
+/// A captured frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedFrameReply {
+    /// nic or kernel.
+    pub port: String,
+    /// accept, forward, drop, pass or egress.
+    pub verdict: String,
+    /// When the worker received it, nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Its length on the wire.
+    pub len: usize,
+    /// Its first snaplen bytes as received, in hex.
+    pub data: String,
+}
+
+/// A capture's frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureReply {
+    /// The filter as the daemon understood it.
+    pub filter: String,
+    /// The snap length used.
+    pub snaplen: usize,
+    /// The frames, in the order the workers queued them.
+    pub frames: Vec<CapturedFrameReply>,
+    /// Matching frames lost because the capture's queue was full.
+    pub dropped: u64,
+    /// Whether the timeout ended the capture before `count` frames.
+    pub timed_out: bool,
+}
+
 /// A request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
@@ -122,6 +185,8 @@ pub enum Request {
     Reload,
     /// The running configuration.
     Config,
+    /// Captures live frames until `count` are taken or `timeout_ms` passes, then answers them.
+    Capture(CaptureRequest),
     /// chance-director: every backend's state, health and share of the table's rows.
     DirectorBackends,
     /// chance-director: the bind, row and hop list of a flow.
@@ -147,6 +212,7 @@ impl Request {
             Request::Simulate { .. } => "simulate",
             Request::Reload => "reload",
             Request::Config => "config",
+            Request::Capture(_) => "capture",
             Request::DirectorBackends => "director_backends",
             Request::DirectorLookup { .. } => "director_lookup",
         }
@@ -478,6 +544,17 @@ impl Client {
         })
     }
 
+    /// Waits for replies up to `timeout` (60 s by default; a capture may take longer).
+    pub fn set_reply_timeout(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        self.stream
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .map_err(|error| ClientError::Io {
+                path: self.path.clone(),
+                error,
+            })
+    }
+
     /// Sends one raw line and returns the raw reply line (for tests and debugging).
     pub fn raw(&mut self, line: &[u8]) -> Result<String, ClientError> {
         let io = |error| ClientError::Io {
@@ -558,6 +635,14 @@ mod tests {
             },
             Request::Reload,
             Request::Config,
+            Request::Capture(CaptureRequest {
+                port: Some("nic".into()),
+                verdict: None,
+                filter: Some("udp/*/19523".into()),
+                count: 5,
+                snaplen: None,
+                timeout_ms: 1000,
+            }),
             Request::DirectorBackends,
             Request::DirectorLookup {
                 proto: "tcp".into(),
@@ -603,6 +688,14 @@ mod tests {
             (
                 br#"{"version":1,"request":"flows_add"}"#,
                 "missing field `flow`",
+            ),
+            (
+                br#"{"version":1,"request":"capture","count":1,"timeout_ms":1,"snap":9}"#,
+                "unknown field",
+            ),
+            (
+                br#"{"version":1,"request":"capture","count":1}"#,
+                "missing field `timeout_ms`",
             ),
             (b"\xff\xfe", "malformed request"),
         ] {

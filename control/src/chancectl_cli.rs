@@ -50,6 +50,10 @@ pub enum Command {
     /// Configuration file commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Capture live frames into a pcapng file (tcpdump and Wireshark read it) without stopping
+    /// chanced: per port, per verdict, with a flow filter.
+    #[command(after_help = EXIT_STATUS)]
+    Capture(CaptureArgs),
     /// Run every frame of a capture through the engine and write the verdicts.
     #[command(after_help = EXIT_STATUS)]
     Replay(ReplayArgs),
@@ -211,4 +215,44 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `chancectl capture`.
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// The pcapng file to write (one interface per port, each packet's verdict in its comment).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The port the frames are received on: nic, kernel (the host's egress) or any.
+    #[arg(long, default_value = "any", value_parser = ["nic", "kernel", "any"])]
+    pub port: String,
+    /// Only frames given this verdict (kernel-port frames are `egress`).
+    #[arg(long, default_value = "any",
+          value_parser = ["accept", "forward", "drop", "pass", "egress", "any"])]
+    pub verdict: String,
+    /// A flow filter on the outer IP header, PROTO[/ADDR[/PORT]] with `*` for any part: PROTO
+    /// is tcp, udp, icmp, icmp6, ip or a number; ADDR and PORT match either side
+    /// (e.g. tcp/203.0.113.10/443, udp/*/19523).
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Option<chance_runtime::capture::FlowFilter>,
+    /// How many frames to capture.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::api::MAX_CAPTURE_COUNT))]
+    pub count: u64,
+    /// Bytes kept of each frame.
+    #[arg(long, default_value_t = crate::api::DEFAULT_SNAPLEN as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::api::MAX_SNAPLEN as u64))]
+    pub snaplen: u64,
+    /// Seconds to wait for the frames; the file then holds those captured so far.
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = capture_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+/// `--timeout`: seconds, more than 0 and at most the API's limit.
+fn capture_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let most = std::time::Duration::from_millis(crate::api::MAX_CAPTURE_TIMEOUT_MS);
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
+        .filter(|t| t.as_millis() >= 1 && *t <= most)
+        .ok_or_else(|| format!("expected seconds, 0.001 to {}", most.as_secs()))
 }

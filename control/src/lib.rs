@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod capture_file;
 pub mod chancectl_cli;
 pub mod config;
 pub mod control_config;

@@ -16,11 +16,9 @@
 mod common;
 
 use chance_control::api::{Client, ClientError, Request, StatsReply};
-use chance_control::pcapio::EthernetPcapWriter;
-use chance_testkit::gue::GueFrame;
-use chance_testkit::inner::{Ipv4Packet, ACK, L4};
-use common::{notified, notify_listener, sample, scrape};
-use pcap_file::TsResolution;
+use common::{
+    gue_ack as ack_frame, notified, notify_listener, sample, scrape, write_pcap_us as write_pcap,
+};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -33,7 +31,6 @@ use std::time::{Duration, Instant};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const HOST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-const NEXT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 20);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
@@ -55,26 +52,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A TCP ACK of flow CLIENT:sport -> VIP:443, GUE to this host with the hop list [NEXT]: not
-/// owned, it is forwarded to NEXT; owned, it is accepted.
-fn ack_frame(sport: u16) -> Vec<u8> {
-    let inner = Ipv4Packet::new(CLIENT, VIP, L4::tcp(sport, 443, ACK)).build();
-    let mut frame = GueFrame::ipv4(inner).hops(&[NEXT]);
-    frame.daddr = HOST;
-    frame.udp_dport = 19523;
-    frame.build()
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut writer = EthernetPcapWriter::create(path, TsResolution::MicroSecond).expect("pcap");
-    for (i, frame) in frames.iter().enumerate() {
-        writer
-            .write(Duration::from_millis(i as u64), 0, frame)
-            .expect("frame");
-    }
-    writer.finish().expect("flush");
 }
 
 fn flow_toml(sport: u16) -> String {
@@ -115,15 +92,7 @@ addresses = ["{HOST}"]
 [reconcile]
 {reconcile}
 
-[dpdk]
-lcores = [0, 1]
-file_prefix = "chance-d{pid}-{name}"
-eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
-
-[ports]
-nic = "net_pcap0,rx_pcap={rx}{infinite},tx_pcap={nic_tx}"
-kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={empty},tx_pcap={kernel_tx}" }}
-
+{ports}
 [control]
 api_socket = "{socket}"
 metrics_address = "127.0.0.1:0"
@@ -131,11 +100,18 @@ shutdown_deadline_ms = 20000
 {control}
 "#,
         flows = s.flows,
-        pid = std::process::id(),
-        name = s.name,
-        rx = rx.display(),
-        infinite = if s.infinite { ",infinite_rx=1" } else { "" },
-        empty = empty.display(),
+        ports = common::net_pcap_ports(
+            &format!("chance-d{}-{}", std::process::id(), s.name),
+            (
+                &format!(
+                    "{}{}",
+                    rx.display(),
+                    if s.infinite { ",infinite_rx=1" } else { "" }
+                ),
+                &nic_tx,
+            ),
+            (&empty.display().to_string(), &kernel_tx),
+        ),
         socket = dir.join("api.sock").display(),
         control = s.control,
         reconcile = s.reconcile,

@@ -92,20 +92,16 @@ addresses = ["192.0.2.10"]
 [reconcile]
 interval_ms = 0
 
-[dpdk]
-lcores = [0, 1]
-file_prefix = "{prefix}"
-eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
-
-[ports]
-nic = "net_pcap0,rx_pcap={empty},tx_pcap=/dev/null"
-kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={empty},tx_pcap=/dev/null" }}
-
+{ports}
 [control]
 api_socket = ""
 metrics_address = "127.0.0.1:0"
 "#,
-                empty = empty.display()
+                ports = common::net_pcap_ports(
+                    &prefix,
+                    (&empty.display().to_string(), "/dev/null"),
+                    (&empty.display().to_string(), "/dev/null"),
+                ),
             ),
         )
         .unwrap();

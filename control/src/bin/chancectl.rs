@@ -10,7 +10,7 @@ use chance_control::api::{
     ReloadReply, Request, SimulateReply, StatsReply,
 };
 use chance_control::chancectl_cli::{
-    Cli, Command, ConfigCommand, FlowsCommand, ReplayArgs, SimulateArgs, StatsArgs,
+    CaptureArgs, Cli, Command, ConfigCommand, FlowsCommand, ReplayArgs, SimulateArgs, StatsArgs,
 };
 use chance_control::control_config::default_socket;
 use chance_control::director_cli::DirectorInputError;
@@ -48,6 +48,10 @@ fn main() -> ExitCode {
                 eprintln!("chancectl: {e}");
                 ExitCode::from(2)
             }
+            None if e.is::<chance_control::capture_file::OutputError>() => {
+                eprintln!("chancectl: {e}");
+                ExitCode::from(2)
+            }
             None if e.is::<HostError>() => {
                 eprintln!("{e}");
                 ExitCode::from(2)
@@ -77,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flows(command) => flows(connect(socket)?, command),
         Command::Simulate(args) => simulate(socket, args),
         Command::Reload { json } => reload(connect(socket)?, json),
+        Command::Capture(args) => capture(socket, &args),
         Command::Director(command) => {
             use chance_control::director::ctl;
             print!("{}", ctl::run(&ctl::socket_path(socket), &command)?);
@@ -689,5 +694,48 @@ fn show_config(api: &Api, json: bool) -> anyhow::Result<()> {
     if !c.pending_restart.is_empty() {
         println!("waiting for a restart: {}", c.pending_restart.join(", "));
     }
+    Ok(())
+}
+
+/// `chancectl capture`: asks chanced for the frames, writes them as pcapng.
+fn capture(socket: Option<PathBuf>, args: &CaptureArgs) -> anyhow::Result<()> {
+    use chance_control::api::{CaptureReply, CaptureRequest};
+    use chance_control::capture_file::{write_pcapng, OutputError};
+    let file = std::fs::File::create(&args.out).map_err(|error| OutputError {
+        path: args.out.display().to_string(),
+        error,
+    })?;
+    let api = connect(socket)?;
+    // The daemon answers once the capture ends: give it the timeout and some slack.
+    api.client
+        .borrow_mut()
+        .set_reply_timeout(args.timeout + Duration::from_secs(30))?;
+    let request = Request::Capture(CaptureRequest {
+        port: Some(args.port.clone()),
+        verdict: Some(args.verdict.clone()),
+        filter: args.filter.map(|f| f.to_string()),
+        count: args.count,
+        snaplen: Some(usize::try_from(args.snaplen)?),
+        timeout_ms: u64::try_from(args.timeout.as_millis())?,
+    });
+    let reply: CaptureReply = api.call_as(&request)?;
+    let out = write_pcapng(std::io::BufWriter::new(file), &reply)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let ended = if reply.timed_out {
+        format!(" (timed out after {} s)", args.timeout.as_secs_f64())
+    } else {
+        String::new()
+    };
+    println!(
+        "captured {} of {} frames into {}{ended}; dropped by capture: {}",
+        reply.frames.len(),
+        args.count,
+        args.out.display(),
+        reply.dropped
+    );
     Ok(())
 }

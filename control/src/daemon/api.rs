@@ -52,6 +52,11 @@ pub(crate) fn handle(shared: &Arc<Shared>, request: Request) -> Result<Value, St
         }
         Request::Reload => json(reload::reload(shared, "API")?),
         Request::Config => json(config(shared)),
+        Request::Capture(capture) => json(super::capture::run(
+            &shared.capture,
+            &shared.stop,
+            &capture,
+        )?),
         Request::DirectorBackends | Request::DirectorLookup { .. } => Err(format!(
             "`{}` is chance-director's: this socket is chanced's",
             request.name()

@@ -20,6 +20,7 @@
 //! deadline, 2 for an invalid configuration (nothing is started).
 
 mod api;
+mod capture;
 mod health;
 mod host;
 pub use host::check_host;
@@ -222,6 +223,8 @@ pub(crate) struct Shared {
     pub snapshot: Mutex<Option<Arc<Snapshot>>>,
     /// The workers' live egress-learning switch.
     pub egress_learning: Arc<AtomicBool>,
+    /// Where the API arms a live capture for the workers.
+    pub capture: Arc<chance_runtime::capture::CaptureSlot>,
     /// The reconciliation's counters, kept across restarts of its thread.
     pub reconcile_stats: Arc<ReconcileStats>,
     /// Reloads: counters and the last failure.
@@ -409,6 +412,7 @@ fn run(
         current: Mutex::new(Arc::clone(&config)),
         snapshot: Mutex::new(None),
         egress_learning,
+        capture: Arc::default(),
         reconcile_stats: Arc::clone(&reconcile_stats),
         reload: ReloadCounters::default(),
         pending_restart: Mutex::new(Vec::new()),
@@ -553,6 +557,7 @@ fn run_dataplane(
         engine: shared.engine.clone(),
         flows: Arc::clone(&shared.table),
         egress_learning: Arc::clone(&shared.egress_learning),
+        capture: Arc::clone(&shared.capture),
     };
     let result = chance_runtime::run(spec, workers, Arc::clone(&shared.stop), until, |live| {
         shared.table.tick(Instant::now());

@@ -53,6 +53,56 @@ impl Drop for TmpScratch {
     }
 }
 
+/// The `[dpdk]` and `[ports]` tables of a chanced on net_pcap vdevs (no NIC, no hugepages): lcores
+/// 0 and 1, DPDK files under `prefix`; each port's `(rx, tx)`: the pcap files it reads (with any
+/// further devargs, e.g. `,infinite_rx=1`) and writes.
+pub fn net_pcap_ports(prefix: &str, nic: (&str, &str), kernel: (&str, &str)) -> String {
+    format!(
+        r#"[dpdk]
+lcores = [0, 1]
+file_prefix = "{prefix}"
+eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
+
+[ports]
+nic = "net_pcap0,rx_pcap={},tx_pcap={}"
+kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={},tx_pcap={}" }}
+"#,
+        nic.0, nic.1, kernel.0, kernel.1
+    )
+}
+
+/// A TCP ACK of flow 198.51.100.7:sport -> 203.0.113.10:443, GUE (the default port) to this host
+/// 192.0.2.10 with the hop list [192.0.2.20]: not owned, it is forwarded; owned, it is accepted.
+pub fn gue_ack(sport: u16) -> Vec<u8> {
+    use chance_testkit::inner::{Ipv4Packet, ACK, L4};
+    use std::net::Ipv4Addr;
+    let inner = Ipv4Packet::new(
+        Ipv4Addr::new(198, 51, 100, 7),
+        Ipv4Addr::new(203, 0, 113, 10),
+        L4::tcp(sport, 443, ACK),
+    )
+    .build();
+    let mut frame =
+        chance_testkit::gue::GueFrame::ipv4(inner).hops(&[Ipv4Addr::new(192, 0, 2, 20)]);
+    frame.daddr = Ipv4Addr::new(192, 0, 2, 10);
+    frame.udp_dport = 19523;
+    frame.build()
+}
+
+/// Writes an Ethernet pcap of `frames` with microsecond timestamps, 1 ms apart (as net_pcap
+/// reads them).
+pub fn write_pcap_us(path: &Path, frames: &[Vec<u8>]) {
+    let mut writer =
+        chance_control::pcapio::EthernetPcapWriter::create(path, TsResolution::MicroSecond)
+            .expect("pcap");
+    for (i, frame) in frames.iter().enumerate() {
+        writer
+            .write(Duration::from_millis(i as u64), 0, frame)
+            .expect("frame");
+    }
+    writer.finish().expect("flush");
+}
+
 /// Runs the chancectl binary.
 pub fn chancectl<I, S>(args: I) -> Output
 where

@@ -52,6 +52,8 @@ pub struct EngineWorkers<F> {
     /// Whether the workers teach the flow table the host's egress flows. Each worker reads it
     /// once per burst, so the control plane can flip it while the dataplane runs.
     pub egress_learning: Arc<AtomicBool>,
+    /// Where the control plane arms a live capture (each worker reads its flag once per burst).
+    pub capture: Arc<crate::capture::CaptureSlot>,
 }
 
 /// One worker lcore's loop, as [`run_workers`] launches it.
@@ -183,6 +185,7 @@ where
             seat,
         )
         .learning_egress_switch(Arc::clone(&workers.egress_learning))
+        .capturing(Arc::clone(&workers.capture))
     };
     run_workers(spec, make, stop, until, tick)
 }

@@ -15,6 +15,7 @@
 //! | [`generator`] | for traffic generators: bulk mbuf allocation, the TSC, a port's link state |
 //! | [`prefetch`] | the prefetch instruction for the flow table's batched lookups |
 //! | [`lcore`] | launching a closure on a worker lcore, with a panic guard, and joining it |
+//! | [`capture`] | live capture: what the workers copy while a control thread asks for frames |
 //! | [`worker`] | chanced's lcore loop: NIC RX -> engine -> kernel or NIC TX; kernel RX -> NIC TX |
 //! | [`encap`] | a frame router's lcore loop: NIC RX -> encapsulate to the NIC, pass or drop |
 //! | [`idle`] | what a worker does with empty polls: poll on, sleep with backoff, or stop |
@@ -26,6 +27,7 @@
 //! A mempool dropped while some of its mbufs are still alive is leaked on purpose (with an
 //! error log) rather than freed under them; it then keeps the EAL alive too.
 
+pub mod capture;
 pub mod dataplane;
 pub mod eal;
 pub mod encap;

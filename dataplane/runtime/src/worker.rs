@@ -9,6 +9,7 @@
 //! full TX queue refused. The counters are published every few bursts and at every idle poll.
 //! No lock, no allocation, no syscall on this path.
 
+use crate::capture::{Capture, CapturePort, CaptureSlot, CaptureVerdict};
 use crate::dataplane::WorkerSeat;
 use crate::idle::Idle;
 pub use crate::idle::{IdleExit, IdlePolicy};
@@ -53,6 +54,8 @@ pub struct Worker<F> {
     path: PathCounters,
     /// The current RX burst's plans and flow-table answers.
     planned: BurstPlan,
+    /// Read once per burst: a live capture the control plane may arm.
+    capture: Arc<CaptureSlot>,
 }
 
 impl<F: FlowTable> Worker<F> {
@@ -77,6 +80,7 @@ impl<F: FlowTable> Worker<F> {
             learn_egress: Arc::new(AtomicBool::new(false)),
             path: PathCounters::default(),
             planned: BurstPlan::default(),
+            capture: Arc::new(CaptureSlot::default()),
         }
     }
 
@@ -114,6 +118,13 @@ impl<F: FlowTable> Worker<F> {
         self
     }
 
+    /// Copies the frames a capture armed in `slot` asks for (see [`crate::capture`]); the worker
+    /// reads the slot's flag once per burst.
+    pub fn capturing(mut self, slot: Arc<CaptureSlot>) -> Self {
+        self.capture = slot;
+        self
+    }
+
     /// Polls until the stop flag is raised (or the ports stay idle, per [`IdleExit`]). Nothing is
     /// left in flight when it returns: every burst is transmitted or freed and counted in place.
     pub fn run(mut self, lcore: u32) -> WorkerReport {
@@ -135,17 +146,30 @@ impl<F: FlowTable> Worker<F> {
                 let (asked, owned) = self.planned.answer_counts();
                 flows.hits.set(owned as u64);
                 flows.misses.set((asked - owned) as u64);
-                for (m, answer) in rx.drain().zip(self.planned.answers()) {
-                    let decision = decision(answer, &flows);
-                    handle(
+                if let Some(capture) = self.capture.armed() {
+                    let outputs = (&mut to_nic, &mut to_kernel);
+                    let burst = (&mut rx, &self.planned);
+                    captured_burst(
+                        &capture,
                         &mut self.engine,
-                        decision,
                         &flows,
                         &mut self.path,
-                        m,
-                        &mut to_nic,
-                        &mut to_kernel,
+                        burst,
+                        outputs,
                     );
+                } else {
+                    for (m, answer) in rx.drain().zip(self.planned.answers()) {
+                        let decision = decision(answer, &flows);
+                        handle(
+                            &mut self.engine,
+                            decision,
+                            &flows,
+                            &mut self.path,
+                            m,
+                            &mut to_nic,
+                            &mut to_kernel,
+                        );
+                    }
                 }
                 self.path.add(PathCounter::FlowHits, flows.hits.get());
                 self.path.add(PathCounter::FlowMisses, flows.misses.get());
@@ -169,6 +193,11 @@ impl<F: FlowTable> Worker<F> {
             // entry is visible to every lcore before the packet is even sent, so before any answer.
             let from_kernel = self.kernel.rx_burst(&mut rx);
             self.path.add(PathCounter::KernelRx, from_kernel as u64);
+            if from_kernel > 0 {
+                if let Some(capture) = self.capture.armed() {
+                    captured_egress(&capture, &rx);
+                }
+            }
             if from_kernel > 0 && self.learn_egress.load(Ordering::Relaxed) {
                 for m in rx.iter() {
                     match egress_flow(m.data()) {
@@ -203,8 +232,47 @@ impl<F: FlowTable> Worker<F> {
     }
 }
 
-/// Runs one packet through the engine and queues the result; drops free the mbuf.
-#[inline]
+/// The NIC burst's loop while a capture is armed: each frame the capture wants is copied as
+/// received, then offered with the verdict the engine gave it. Out of line, so that the unarmed
+/// loop's code stays as it was.
+#[cold]
+#[inline(never)]
+fn captured_burst<F: FlowTable + ?Sized>(
+    capture: &Capture,
+    engine: &mut Engine,
+    flows: &CountingFlows<'_, F>,
+    path: &mut PathCounters,
+    (rx, planned): (&mut MbufBurst, &BurstPlan),
+    (to_nic, to_kernel): (&mut MbufBurst, &mut MbufBurst),
+) {
+    for (m, answer) in rx.drain().zip(planned.answers()) {
+        let decision = decision(answer, flows);
+        let snapshot = m
+            .is_contiguous()
+            .then(|| capture.snapshot(CapturePort::Nic, m.data()))
+            .flatten();
+        let verdict = handle(engine, decision, flows, path, m, to_nic, to_kernel);
+        if let Some(snapshot) = snapshot {
+            capture.offer(CapturePort::Nic, CaptureVerdict::Engine(verdict), snapshot);
+        }
+    }
+}
+
+/// Copies the kernel port's frames the capture wants (the host's egress, sent on untouched).
+#[cold]
+#[inline(never)]
+fn captured_egress(capture: &Capture, rx: &MbufBurst) {
+    for m in rx.iter().filter(|m| m.is_contiguous()) {
+        if let Some(snapshot) = capture.snapshot(CapturePort::Kernel, m.data()) {
+            capture.offer(CapturePort::Kernel, CaptureVerdict::Egress, snapshot);
+        }
+    }
+}
+
+/// Runs one packet through the engine and queues the result; drops free the mbuf. Returns the
+/// verdict (`Drop` for what the engine never saw or could not be rewritten). Always inlined:
+/// with the capture's loop calling it too, it would otherwise become a call per packet.
+#[inline(always)]
 fn handle<F: FlowTable + ?Sized>(
     engine: &mut Engine,
     decision: Decision<'_>,
@@ -213,7 +281,7 @@ fn handle<F: FlowTable + ?Sized>(
     mut m: Mbuf,
     to_nic: &mut MbufBurst,
     to_kernel: &mut MbufBurst,
-) {
+) -> Verdict {
     // Each path applies its own outcome: merged into one, the planned path's outcome (known
     // verdicts, in registers) would go through memory and a jump table with the full one's.
     match decision {
@@ -221,17 +289,17 @@ fn handle<F: FlowTable + ?Sized>(
         Decision::Planned(plan, owned) => {
             let len = m.len();
             let outcome = engine.process_planned(m.data_mut(), plan, owned, flows);
-            apply(outcome, len, path, m, to_nic, to_kernel);
+            apply(outcome, len, path, m, to_nic, to_kernel)
         }
         Decision::InFull => {
             if !m.is_contiguous() {
                 path.add(PathCounter::NicRxMultiSegment, 1);
-                return;
+                return Verdict::Drop;
             }
             let len = m.len();
             // Not planned: `plan` already found the frame off the fast path; do not ask it again.
             let outcome = engine.process_in_full(m.data_mut(), flows);
-            apply(outcome, len, path, m, to_nic, to_kernel);
+            apply(outcome, len, path, m, to_nic, to_kernel)
         }
     }
 }
@@ -245,11 +313,11 @@ fn apply(
     mut m: Mbuf,
     to_nic: &mut MbufBurst,
     to_kernel: &mut MbufBurst,
-) {
+) -> Verdict {
     let out = match outcome.verdict {
         Verdict::Drop => {
             path.add(PathCounter::EngineDrops, 1);
-            return;
+            return Verdict::Drop;
         }
         Verdict::Forward => to_nic,
         Verdict::Accept | Verdict::Pass => to_kernel,
@@ -259,12 +327,14 @@ fn apply(
     if (outcome.frame.start != 0 || outcome.frame.end != len) && m.shrink_to(outcome.frame).is_err()
     {
         path.add(PathCounter::RewriteFailed, 1);
-        return;
+        return Verdict::Drop;
     }
     // Each output burst receives at most one RX burst, so it has room.
     if out.push(m).is_err() {
         path.add(PathCounter::RewriteFailed, 1);
+        return Verdict::Drop;
     }
+    outcome.verdict
 }
 
 /// How one packet of the burst is decided.
