@@ -81,7 +81,6 @@ const INSTALLED: &[&str] = &[
     "/usr/bin/chance-director",
     "/lib/systemd/system/chanced.service",
     "/lib/systemd/system/chance-director.service",
-    "/etc/chance/director.toml",
     "/usr/share/man/man8/chanced.8.gz",
     "/usr/share/man/man8/chance-director.8.gz",
     "/usr/share/man/man1/chancectl.1.gz",
@@ -173,6 +172,8 @@ fn the_debian_package_installs_works_and_is_removed_then_purged() {
     assert!(!unit.contains("/usr/local/"), "{unit}");
     // postinst: the group, and the configuration readable by it only.
     assert!(group_exists(), "postinst creates the group chance");
+    let director = std::fs::metadata("/etc/chance/director.toml").expect("the director's conffile");
+    assert_eq!(director.permissions().mode() & 0o777, 0o640);
     let conf = std::fs::metadata("/etc/chance/chance.toml").expect("the conffile");
     assert_eq!(conf.permissions().mode() & 0o777, 0o640);
     let gid = ok("getent", &["group", "chance"]);
@@ -213,10 +214,9 @@ fn the_debian_package_installs_works_and_is_removed_then_purged() {
     for path in INSTALLED {
         assert!(!Path::new(path).exists(), "{path} is left after dpkg -r");
     }
-    assert!(
-        Path::new("/etc/chance/chance.toml").exists(),
-        "dpkg -r keeps the conffile"
-    );
+    for conffile in ["/etc/chance/chance.toml", "/etc/chance/director.toml"] {
+        assert!(Path::new(conffile).exists(), "dpkg -r keeps {conffile}");
+    }
     assert!(group_exists(), "dpkg -r keeps the group");
 
     dpkg(&["--purge", "chance"]);
