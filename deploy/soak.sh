@@ -131,7 +131,7 @@ kernel = { kind = "vdev", device = "net_null0,no-rx=1" }
 EOF
 
 eal_common=(--no-huge -m 256 --no-pci --no-telemetry --log-level=lib.eal:warning)
-"$bin/chanced" --config "$out/chance.toml" --report-json "$out/chanced.json" -- \
+"$bin/chanced" --config "$out/chance.toml" --report-json "$out/chanced.json" --replace-eal-args -- \
   --lcores=0@1,1@0 "${eal_common[@]}" --file-prefix="$tag-s" \
   --vdev="net_memif0,role=server,socket=$sock" --vdev=net_null0,no-rx=1 \
   >/dev/null 2>"$out/chanced.log" &
