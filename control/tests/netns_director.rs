@@ -14,7 +14,9 @@
 //! Needs root (network namespaces, veth, TAP): it fails, never skips, without them. Whatever
 //! happens, the guard stops the processes the lab started (by pid) and deletes its namespaces.
 
+mod common;
 use chance_control::api::{Client, Request};
+use common::{describe, text};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,19 +24,6 @@ use std::time::{Duration, Instant};
 
 const VIP: &str = "203.0.113.10";
 const LAB_TIMEOUT: &str = "15";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
 
 /// A lab with chance-director, brought up by `deploy/lab.sh up`; dropping it tears it down.
 struct Lab {

@@ -19,7 +19,9 @@
 //! Needs root (network namespaces, veth, TUN/TAP): it fails, never skips, without them. Whatever
 //! happens, the guard stops the processes the lab started (by pid) and deletes its namespaces.
 
+mod common;
 use chance_engine::{Engine, Verdict};
+use common::{describe, text};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -35,19 +37,6 @@ const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const GUE_PORT: u16 = 19523;
 /// Seconds for each of the lab's bounded waits.
 const LAB_TIMEOUT: &str = "10";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
 
 /// A lab brought up by `deploy/lab.sh up`; dropping it tears everything down.
 struct Lab {

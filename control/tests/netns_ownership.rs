@@ -19,6 +19,8 @@
 //! Whatever happens, the guard kills the processes it started (by pid), runs `lab.sh down` and
 //! deletes its namespaces.
 
+mod common;
+use common::{describe, text};
 use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -37,19 +39,6 @@ const APP_VIP: &str = "203.0.113.20";
 const GREETING: &[u8] = b"chance-lab: hello from the backend\n";
 /// Seconds for each of lab.sh's bounded waits.
 const LAB_TIMEOUT: &str = "10";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
 
 fn unix_now() -> f64 {
     SystemTime::now()

@@ -486,3 +486,18 @@ pub fn notified(messages: &std::sync::Mutex<Vec<String>>, line: &str) -> bool {
         .iter()
         .any(|m| m.lines().any(|l| l == line || l.starts_with(line)))
 }
+
+/// Bytes of a command's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A finished command's status, standard output and standard error, for a failure message.
+pub fn describe(out: &std::process::Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
