@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! [dpdk]
-//! lcores = [0, 1]          # CPUs: the first runs the main lcore, each other one a worker
+//! lcores = [0, 1]          # CPUs: the first runs the main lcore, each other one a worker;
+//!                          # [0, 0, 1]: two workers on two CPUs, the main lcore beside the first
 //! memory_mb = 256          # EAL memory (-m)
 //! hugepages = false        # false: --no-huge --no-shconf (labs, CI); true: hugepages, --in-memory
 //! file_prefix = "chance"   # EAL --file-prefix, distinct per DPDK process on a host
@@ -20,6 +21,7 @@
 //! ```
 
 use crate::config::{ConfigError, Locator};
+use crate::worker_layout;
 use chance_runtime::{DataplaneSpec, IdlePolicy};
 use serde::Deserialize;
 use toml::Spanned;
@@ -86,6 +88,11 @@ impl DataplaneConfig {
         self.lcores.len() - 1
     }
 
+    /// True when a worker runs on the main lcore's CPU (`lcores = [0, 0, 1]`).
+    pub fn main_shares_a_cpu(&self) -> bool {
+        worker_layout::main_shares_a_cpu(&self.lcores)
+    }
+
     /// The name DPDK gives the NIC (for `rte_eth_dev_get_port_by_name`).
     pub fn nic_name(&self) -> &str {
         device_name(&self.nic)
@@ -140,18 +147,14 @@ impl DataplaneConfig {
 
     /// The EAL argument vector (argv[0] included) derived from the configuration.
     pub fn eal_args(&self, program: &str) -> Vec<String> {
-        let lcores: Vec<String> = self.lcores.iter().map(u32::to_string).collect();
-        let mut args = vec![
-            program.to_owned(),
-            "-l".into(),
-            lcores.join(","),
-            "--main-lcore".into(),
-            lcores[0].clone(),
+        let mut args = vec![program.to_owned()];
+        args.extend(worker_layout::lcore_args(&self.lcores));
+        args.extend([
             "--file-prefix".into(),
             self.file_prefix.clone(),
             "-m".into(),
             self.memory_mb.to_string(),
-        ];
+        ]);
         if self.hugepages {
             args.push("--in-memory".into());
         } else {
@@ -286,10 +289,8 @@ fn validate(
                     format!("CPU {cpu} is beyond DPDK's limit of {MAX_LCORE} lcores"),
                 ));
             }
-            let mut sorted = list.clone();
-            sorted.sort_unstable();
-            if sorted.windows(2).any(|w| w[0] == w[1]) {
-                return Err(err(l.span(), "dpdk.lcores", "a CPU is listed twice".into()));
+            if let Some(message) = worker_layout::shared_cpu_error(list) {
+                return Err(err(l.span(), "dpdk.lcores", message));
             }
             list.clone()
         }
@@ -353,6 +354,17 @@ fn validate(
         }
         RawKernel::Vdev { device } => KernelPort::Vdev { device: device.trim().to_owned() },
     };
+    let workers_count = lcores.len() - 1;
+    if !is_pci_address(&nic) {
+        if let Some(message) = worker_layout::too_few_queues(&nic, workers_count) {
+            return Err(err(ports.nic.span(), "ports.nic", message));
+        }
+    }
+    if let KernelPort::Vdev { device } = &kernel {
+        if let Some(message) = worker_layout::too_few_queues(device, workers_count) {
+            return Err(err(kernel_span, "ports.kernel.device", message));
+        }
+    }
     if device_name(&nic) == kernel_device_name(&kernel) {
         return Err(err(
             ports.nic.span(),
@@ -544,8 +556,20 @@ mod tests {
             ("dpdk.lcores".into(), 4)
         );
         assert_eq!(
-            key_and_line(config("[dpdk]\nlcores = [0, 0]", TAP)),
+            key_and_line(config("[dpdk]\nlcores = [0, 1, 1]", TAP)),
             ("dpdk.lcores".into(), 4)
+        );
+        assert_eq!(
+            key_and_line(config("[dpdk]\nlcores = [0, 0, 1]", TAP)),
+            ("ports.nic".into(), 6),
+            "net_af_packet has one queue pair unless qpairs says more"
+        );
+        assert_eq!(
+            key_and_line(config(
+                "[dpdk]\nlcores = [0, 0, 1]",
+                "nic = \"net_null0\"\nkernel = { kind = \"vdev\", device = \"net_pcap1,rx_pcap=a\" }"
+            )),
+            ("ports.kernel.device".into(), 7)
         );
         assert_eq!(
             key_and_line(config("[dpdk]\nlcores = [0, 200]", TAP)),
@@ -592,6 +616,20 @@ mod tests {
             ))
             .0,
             "ports.kernel.kind"
+        );
+    }
+
+    #[test]
+    fn two_workers_beside_the_main_lcore_get_an_lcore_map_and_a_queue_each() {
+        let c = config(
+            "[dpdk]\nlcores = [0, 0, 1]",
+            "nic = \"net_af_packet0,iface=nic0,qpairs=2\"\nkernel = { kind = \"vdev\", device = \"net_null0\" }",
+        )
+        .unwrap();
+        assert_eq!((c.workers(), c.main_shares_a_cpu()), (2, true));
+        assert_eq!(
+            c.eal_args("chanced")[1..5],
+            ["--lcores", "0@0,1@0,2@1", "--main-lcore", "0"]
         );
     }
 

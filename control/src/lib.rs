@@ -29,6 +29,7 @@ pub mod simulate;
 pub mod sockets;
 pub mod staged;
 mod static_flows;
+mod worker_layout;
 
 pub use config::{load, parse, Config, ConfigError};
 pub use control_config::ControlConfig;

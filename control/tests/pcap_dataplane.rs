@@ -2,26 +2,15 @@
 //! dataplane sends to the NIC and to the kernel are, byte for byte and in order, the forwarded and
 //! the accepted-or-passed outputs of the offline engine; the counters agree; no mbuf is left over.
 
+mod common;
+
 use chance_control::pcapio::{CaptureReader, EthernetPcapWriter};
+use common::engine_corpus;
 use pcap_file::TsResolution;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// The fuzz seed corpus: one real frame for every behaviour the engine fixtures pin.
-fn mixed_frames() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/engine");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fuzz corpus")
-        .map(|e| e.expect("corpus entry").path())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| std::fs::read(p).expect("corpus frame"))
-        .collect()
-}
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut writer = EthernetPcapWriter::create(path, TsResolution::MicroSecond).expect("pcap");
@@ -49,7 +38,7 @@ fn chanced_on_pcap_vdevs_sends_exactly_what_replay_computes() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("pcap-dataplane-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let frames = mixed_frames();
+    let frames = engine_corpus();
     assert!(frames.len() > 100, "a mixed capture");
     let (input, empty) = (dir.join("in.pcap"), dir.join("empty.pcap"));
     let (nic_out, kernel_out) = (dir.join("nic.pcap"), dir.join("kernel.pcap"));

@@ -89,6 +89,21 @@ pub fn gue_ack(sport: u16) -> Vec<u8> {
     frame.build()
 }
 
+/// The engine's fuzz seed corpus, in file-name order: one real frame for every behaviour the
+/// engine fixtures pin (all four verdicts).
+pub fn engine_corpus() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/engine");
+    let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+        .expect("fuzz corpus")
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| fs::read(p).expect("corpus frame"))
+        .collect()
+}
+
 /// Writes an Ethernet pcap of `frames` with microsecond timestamps, 1 ms apart (as net_pcap
 /// reads them).
 pub fn write_pcap_us(path: &Path, frames: &[Vec<u8>]) {
