@@ -244,3 +244,75 @@ kernel = {{ kind = "vdev", device = "net_pcap1,{},{}" }}
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A NIC with fewer queues than EAL has worker lcores (here a net_pcap port with one capture
+/// and EAL arguments given by hand, which the file's check cannot see) stops chanced at start,
+/// naming the port, its limit and the workers.
+#[test]
+fn a_port_with_fewer_queues_than_workers_stops_chanced_at_start() {
+    let dir = scratch(&format!("too-few-queues-{}", std::process::id()));
+    let (input, empty) = (dir.join("in.pcap"), dir.join("empty.pcap"));
+    common::write_pcap_us(&input, &engine_corpus()[..4]);
+    common::write_pcap_us(&empty, &[]);
+    let nic = format!(
+        "net_pcap0,rx_pcap={},tx_pcap={}",
+        input.display(),
+        dir.join("nic.pcap").display()
+    );
+    let kernel = format!(
+        "net_pcap1,rx_pcap={},tx_pcap={}",
+        empty.display(),
+        dir.join("k.pcap").display()
+    );
+    let config = dir.join("chance.toml");
+    std::fs::write(
+        &config,
+        format!("{ENGINE}\n[ports]\nnic = \"{nic}\"\nkernel = {{ kind = \"vdev\", device = \"{kernel}\" }}\n"),
+    )
+    .unwrap();
+    let prefix = format!("chance-too-few-{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_chanced"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--until-idle",
+            "--replace-eal-args",
+            "--",
+        ])
+        .args([
+            "--lcores",
+            "0@0,1@0,2@0",
+            "--main-lcore",
+            "0",
+            "--file-prefix",
+            &prefix,
+        ])
+        .args([
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-telemetry",
+        ])
+        .args([
+            "--vdev",
+            &nic,
+            "--vdev",
+            &kernel,
+            "--log-level=lib.eal:warning",
+        ])
+        .output()
+        .expect("chanced runs");
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let log = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "two workers on a one-queue NIC must not run: {log}"
+    );
+    assert!(
+        log.contains("nic port `net_pcap0` has at most 1 rx_queues: 2 worker lcores need one each"),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -148,6 +148,20 @@ pub enum DataplaneError {
         /// How many ports EAL found.
         available: u16,
     },
+    /// A port has fewer queues than there are workers.
+    #[error("{role} port `{name}` has at most {max} {what}: {workers} worker lcores need one each (run fewer workers)")]
+    TooFewQueues {
+        /// "nic" or "kernel".
+        role: &'static str,
+        /// The DPDK name of the port.
+        name: String,
+        /// "rx_queues" or "tx_queues".
+        what: &'static str,
+        /// The worker lcores, each asking for a queue.
+        workers: u16,
+        /// The device's maximum.
+        max: u16,
+    },
     /// EAL was given no worker lcore.
     #[error("EAL has no worker lcore: give at least two CPUs")]
     NoWorkers,
@@ -243,8 +257,8 @@ where
         tx_desc: spec.tx_descriptors,
         rss: queues > 1,
     };
-    let mut nic = Port::configure(port_id("nic", &spec.nic)?, port_config, &pool)?;
-    let mut kernel = Port::configure(port_id("kernel", &spec.kernel)?, port_config, &pool)?;
+    let mut nic = configure_port("nic", &spec.nic, port_config, &pool)?;
+    let mut kernel = configure_port("kernel", &spec.kernel, port_config, &pool)?;
     nic.start()?;
     kernel.start()?;
     let nic_mac = nic.mac_addr()?;
@@ -342,6 +356,28 @@ fn port_id(role: &'static str, name: &str) -> Result<u16, DataplaneError> {
         role,
         name: name.to_owned(),
         available: Port::count_avail(),
+    })
+}
+
+/// Configures the `role` port named `name` with a queue pair per worker; a device with fewer
+/// queues than workers is [`DataplaneError::TooFewQueues`].
+fn configure_port(
+    role: &'static str,
+    name: &str,
+    config: PortConfig,
+    pool: &Mempool,
+) -> Result<Port, DataplaneError> {
+    Port::configure(port_id(role, name)?, config, pool).map_err(|e| match e {
+        PortError::BadQueueCount {
+            what, asked, max, ..
+        } if asked > max => DataplaneError::TooFewQueues {
+            role,
+            name: name.to_owned(),
+            what,
+            workers: asked,
+            max,
+        },
+        e => e.into(),
     })
 }
 
