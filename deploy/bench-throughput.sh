@@ -39,8 +39,18 @@
 # report is checked (every frame received encapsulated and sent, no mbuf leaked). On a machine
 # shared with other work the table also gives Mpps per CPU-second of the worker thread.
 #
+# With --workers N (N >= 2), instead of all that: the scaling comparison. testpmd macswap with
+# one forwarding core and with N (--nb-cores, --rxq, --txq), chanced (shared build) with one
+# worker and with N, interleaved the same way. The N-queue runs replay chance-mix's per-queue
+# captures (mix-q0.pcap ...: the mix split as RSS would, by the outer source port) on one
+# net_pcap RX queue each, with the main lcore on CPU 0 beside the first worker (EAL
+# --lcores 0@0,1@0,2@1 for N = 2), so N must not exceed the CPUs. The table gives Mpps, Mpps per
+# worker, the speed-up of N over one, chanced / testpmd at the same core count, and cycles per
+# packet per worker (the CPU's MHz as /proc/cpuinfo reports it / Mpps per worker), the input of
+# the scaling model in docs/scaling.md.
+#
 # Usage: deploy/bench-throughput.sh [--duration S] [--rounds N] [--frames N] [--flows N]
-#                                   [--no-static] [--director] [--out DIR]
+#                                   [--no-static] [--director] [--workers N] [--out DIR]
 # Needs root (hugepages), dpdk-testpmd (package dpdk), python3. Reserves 512 MiB of 2 MiB
 # hugepages if fewer are free and gives them back on exit; every DPDK process gets its own
 # --file-prefix and runs --in-memory.
@@ -54,6 +64,7 @@ frames=4000
 flows=1000
 static=1
 director=0
+workers=1
 out=""
 while (($#)); do
   case "$1" in
@@ -63,6 +74,7 @@ while (($#)); do
     --flows) flows=$2; shift 2 ;;
     --no-static) static=0; shift ;;
     --director) director=1; shift ;;
+    --workers) workers=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-throughput: unknown argument $1" >&2; exit 2 ;;
@@ -71,6 +83,10 @@ done
 [[ -n "$out" ]] || out=$(mktemp -d /tmp/chance-bench.XXXXXX)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+[[ "$workers" =~ ^[0-9]+$ ]] && ((workers >= 1)) || { echo "bench-throughput: --workers needs a number >= 1" >&2; exit 2; }
+((workers <= $(nproc))) || { echo "bench-throughput: --workers $workers: this host has $(nproc) CPUs" >&2; exit 2; }
+((workers == 1 || !director)) || { echo "bench-throughput: --workers and --director are separate runs" >&2; exit 2; }
+((workers == 1)) || static=0
 command -v dpdk-testpmd >/dev/null || { echo "bench-throughput: dpdk-testpmd not found (apt-get install dpdk)" >&2; exit 1; }
 
 # --- builds -----------------------------------------------------------------------------------
@@ -105,12 +121,17 @@ fi
 
 # --- traffic and configuration ----------------------------------------------------------------
 config=$out/mix.toml
-((director)) || "$root/target/release/chance-mix" "$out" --frames "$frames" --flows "$flows" | tee "$out/mix.txt"
+((director)) || "$root/target/release/chance-mix" "$out" --frames "$frames" --flows "$flows" --workers "$workers" | tee "$out/mix.txt"
 if ((director)); then nic="net_pcap0,rx_pcap=$out/clients-64.pcap,infinite_rx=1"; else
 nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$config")
 kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$config")
 mbufs=$(sed -n 's/^mempool_mbufs = //p' "$config")
 [[ -n "$nic" && -n "$kernel" && -n "$mbufs" ]] || { echo "bench-throughput: cannot read $config" >&2; exit 1; }
+fi
+nic_one=$nic
+if ((workers > 1)); then
+  nic_many=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$out/mix-workers.toml")
+  mbufs=$(sed -n 's/^mempool_mbufs = //p' "$out/mix-workers.toml")
 fi
 
 # --- hugepages, cleanup -----------------------------------------------------------------------
@@ -121,35 +142,47 @@ ensure_hugepages
 echo "== hugepages: $(cat "$hp/nr_hugepages") reserved, $(cat "$hp/free_hugepages") free"
 
 # --- measurements -----------------------------------------------------------------------------
-# The worker lcore's share of its CPU during the window (1.0: nothing else ran on CPU 1).
+# The worker lcores' share of their CPUs during the window: the smallest of them (1.0: nothing
+# else ran on a worker's CPU), then `cpu_sum=` their sum (the CPU-seconds per second they got).
 cpu_share() { # pid, seconds
-  local pid=$1 secs=$2 task="" t0 t1 r0 r1
+  local pid=$1 secs=$2 t tasks=() t0 t1 r0=() r1=() i
   for t in /proc/"$pid"/task/*; do
-    case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-1 | lcore-worker-1) task=$t ;; esac
+    case "$(cat "$t/comm" 2>/dev/null)" in rte-worker-* | lcore-worker-*) tasks+=("$t") ;; esac
   done
-  [[ -n "$task" ]] || { sleep "$secs"; echo "?"; return; }
-  t0=$(date +%s%N); r0=$(cut -d' ' -f1 "$task/schedstat")
+  ((${#tasks[@]})) || { sleep "$secs"; echo "?"; return; }
+  t0=$(date +%s%N)
+  for t in "${tasks[@]}"; do r0+=("$(cut -d' ' -f1 "$t/schedstat")"); done
   sleep "$secs"
-  t1=$(date +%s%N); r1=$(cut -d' ' -f1 "$task/schedstat" 2>/dev/null || echo "$r0")
-  python3 -c "print(f'{($r1-$r0)/($t1-$t0):.2f}')"
+  t1=$(date +%s%N)
+  for i in "${!tasks[@]}"; do r1+=("$(cut -d' ' -f1 "${tasks[i]}/schedstat" 2>/dev/null || echo "${r0[i]}")"); done
+  python3 -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); s = [(int(y) - int(x)) / ($t1 - $t0) for x, y in zip(a, b)]; print(f'{min(s):.2f} cpu_sum={sum(s):.2f}')" "${r0[*]}" "${r1[*]}"
 }
 
+# EAL's lcores for N workers: the main lcore on CPU 0, beside the first worker when N > 1.
+lcore_args() { # workers
+  if (($1 == 1)); then echo "-l 0-1 --main-lcore 0"; return; fi
+  local map="0@0" i
+  for ((i = 0; i < $1; i++)); do map+=",$((i + 1))@$i"; done
+  echo "--lcores $map --main-lcore 0"
+}
+lcores=$(lcore_args 1)
+
 eal_args() { # file prefix [kernel vdev, default $kernel]
-  echo "-l 0-1 --main-lcore 0 --file-prefix $1 --in-memory --no-pci --vdev $nic --vdev ${2:-$kernel}"
+  echo "$lcores --file-prefix $1 --in-memory --no-pci --vdev $nic --vdev ${2:-$kernel}"
 }
 
 results=$out/results.txt
 : > "$results"
 
-run_testpmd() { # mode, round [name, default testpmd-MODE]
-  local mode=$1 round=$2 name=${3:-testpmd-$1} prefix="chbench-$$-tp$1-$2" log share mpps
+run_testpmd() { # mode, round [name, default testpmd-MODE [forwarding cores, default 1]]
+  local mode=$1 round=$2 name=${3:-testpmd-$1} cores=${4:-1} prefix="chbench-$$-tp$1-$2-$4" log share mpps
   log=$out/$name-$round.log
   prefixes+=("$prefix")
   ensure_hugepages
   # shellcheck disable=SC2046
   dpdk-testpmd $(eal_args "$prefix") -- --forward-mode="$mode" --stats-period 1 \
     --total-num-mbufs="$mbufs" --mbcache=256 --rxd=1024 --txd=1024 --burst=32 \
-    > "$log" 2>&1 &
+    --nb-cores="$cores" --rxq="$cores" --txq="$cores" > "$log" 2>&1 &
   child=$!
   sleep 2
   share=$(cpu_share "$child" $((duration - 3)))
@@ -190,9 +223,9 @@ chanced_run() { # binary, config, name [kernel vdev]
   check_chanced_report "$json" "$out/mix.txt"
 }
 
-run_chanced() { # build (shared|static), binary, round
+run_chanced() { # build (shared|static), binary, round [configuration, default mix.toml]
   local json log share persec total
-  chanced_run "$2" "$config" "chanced-$1-$3"
+  chanced_run "$2" "${4:-$config}" "chanced-$1-$3"
   persec=$(chanced_persec_mpps "$log")
   # Over the whole run, warm-up included (the per-second median leaves the edges out).
   total=$(python3 - "$json" <<'EOF'
@@ -262,7 +295,10 @@ PY
 
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
-if ((director)); then
+if ((workers > 1)); then
+  echo "== $rounds rounds of ${duration}s each: testpmd macswap and chanced (shared), 1 and $workers worker lcores (reversed on even rounds)"
+  echo "== cpu MHz: $(sed -n 's/^cpu MHz\s*: //p' /proc/cpuinfo | head -1)"
+elif ((director)); then
   echo "== $rounds rounds of ${duration}s each: testpmd macswap and the director, 64-byte TCP and IMIX (reversed on even rounds)"
 else
   echo "== $rounds rounds of ${duration}s each: testpmd io, testpmd macswap, chanced shared${chanced_static:+, chanced static} (reversed on even rounds)"
@@ -281,6 +317,16 @@ run_one() { # program, round
     director-64 | director-imix)
       nic="net_pcap0,rx_pcap=$out/clients-${1#director-}.pcap,infinite_rx=1"
       run_director "${1#director-}" "$2" ;;
+    macswap-1w | macswap-"$workers"w | chanced-1w | chanced-"$workers"w)
+      local n=${1#*-} conf=$config
+      n=${n%w}
+      lcores=$(lcore_args "$n")
+      nic=$nic_one
+      if ((n > 1)); then nic=$nic_many; conf=$out/mix-workers.toml; fi
+      case "$1" in
+        macswap-*) run_testpmd macswap "$2" "testpmd-$1" "$n" ;;
+        *) run_chanced "shared-${n}w" "$chanced_shared" "$2" "$conf" ;;
+      esac ;;
     shared) run_chanced shared "$chanced_shared" "$2" ;;
     static) [[ -z "$chanced_static" ]] || run_chanced static "$chanced_static" "$2" ;;
     *) run_learning "$1" "$2" ;;
@@ -299,6 +345,42 @@ run_rounds() { # program...
     fi
   done
 }
+if ((workers > 1)); then
+  run_rounds macswap-1w "macswap-${workers}w" chanced-1w "chanced-${workers}w"
+  python3 - "$results" "$rev" "$workers" "$(sed -n 's/^cpu MHz\s*: //p' /proc/cpuinfo | head -1)" <<'EOF'
+import collections, statistics, sys
+runs, shares, per_cpu = (collections.defaultdict(list) for _ in range(3))
+for line in open(sys.argv[1]):
+    name, _, mpps, *fields = line.split()
+    runs[name].append(float(mpps))
+    for key, _, value in (f.partition("=") for f in fields):
+        if key == "cpu_share" and value != "?":
+            shares[name].append(float(value))
+        elif key == "cpu_sum" and float(value) > 0:
+            per_cpu[name].append(float(mpps) / float(value))
+n, mhz = int(sys.argv[3]), float(sys.argv[4] or "nan")
+med = lambda k: statistics.median(runs[k]) if runs[k] else float("nan")
+text = lambda k: " ".join(f"{v:.1f}" for v in runs[k])
+print(f"\nrev {sys.argv[2]}: Mpps, median over the runs of each run's per-second median; cpu MHz {mhz:.0f}\n")
+print("| program | worker lcores | Mpps (runs) | Mpps per worker | speed-up over 1 | / testpmd macswap, same lcores | cycles per packet per worker | workers' CPU share, min | Mpps per worker CPU-second | cycles per packet of worker CPU time |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for prog, label in (("testpmd-macswap", "testpmd macswap"), ("chanced-shared", "chanced")):
+    for w in (1, n):
+        key = f"{prog}-{w}w"
+        mpps = med(key)
+        share = f"{min(shares[key]):.2f}" if shares[key] else "?"
+        cpu = statistics.median(per_cpu[key]) if per_cpu[key] else float("nan")
+        print(f"| {label} | {w} | {mpps:.1f} ({text(key)}) | {mpps / w:.1f} | {mpps / med(f'{prog}-1w'):.2f}x | "
+              f"{mpps / med(f'testpmd-macswap-{w}w'):.0%} | {mhz / (mpps / w):.0f} | {share} | {cpu:.1f} | {mhz / cpu:.0f} |")
+print("\nCycles per packet per worker: cpu MHz / (Mpps / workers), wall clock: with the main lcore and")
+print("the control threads beside the first worker, or a busy host, an upper bound. Per worker")
+print("CPU-second: Mpps / the CPU-seconds per second the worker threads got (schedstat), median over")
+print("the runs; its cycles per packet (cpu MHz / that) is the scaling model's input on a shared host.")
+EOF
+  echo
+  echo "raw results and logs: $out"
+  exit 0
+fi
 if ((director)); then
   run_rounds macswap-64 director-64 macswap-imix director-imix
   python3 - "$results" "$rev" <<'EOF'

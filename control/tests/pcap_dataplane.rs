@@ -5,7 +5,7 @@
 mod common;
 
 use chance_control::pcapio::{CaptureReader, EthernetPcapWriter};
-use common::engine_corpus;
+use common::{engine_corpus, PCAP_ENGINE};
 use pcap_file::TsResolution;
 use serde_json::Value;
 use std::path::Path;
@@ -48,21 +48,7 @@ fn chanced_on_pcap_vdevs_sends_exactly_what_replay_computes() {
     std::fs::write(
         &config,
         format!(
-            r#"[encap]
-addresses = ["127.0.0.1"]
-port = 1234
-mtu = 1500
-
-[[flow]]
-proto = "tcp"
-local = "203.0.113.10:443"
-remote = "198.51.100.7:51234"
-
-[[flow]]
-proto = "udp"
-local = "203.0.113.10:443"
-remote = "198.51.100.7:51234"
-
+            r#"{PCAP_ENGINE}
 [dpdk]
 lcores = [0, 1]
 file_prefix = "chance-pcap-{pid}"

@@ -8,30 +8,15 @@
 
 mod common;
 
-use common::{chancectl_replay, engine_corpus, read_pcap, read_verdicts, scratch, stderr, Line};
+use common::{
+    chancectl_replay, engine_corpus, read_pcap, read_verdicts, scratch, stderr, Line, PCAP_ENGINE,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WORKERS: usize = 2;
-
-/// The engine configuration and static flows of the comparison (the dataplane tables follow).
-const ENGINE: &str = r#"[encap]
-addresses = ["127.0.0.1"]
-port = 1234
-mtu = 1500
-
-[[flow]]
-proto = "tcp"
-local = "203.0.113.10:443"
-remote = "198.51.100.7:51234"
-
-[[flow]]
-proto = "udp"
-local = "203.0.113.10:443"
-remote = "198.51.100.7:51234"
-"#;
 
 /// `name0.pcap,name1.pcap` joined as `key=` arguments of a net_pcap vdev.
 fn per_queue(key: &str, files: &[PathBuf]) -> String {
@@ -112,7 +97,7 @@ fn two_workers_on_two_queues_decide_every_frame_as_replay_does() {
         .collect();
 
     let replay_config = dir.join("replay.toml");
-    std::fs::write(&replay_config, ENGINE).unwrap();
+    std::fs::write(&replay_config, PCAP_ENGINE).unwrap();
     let (whole, whole_counters) = replay(&dir, &replay_config, "whole", &frames);
     let per_queue_replays: Vec<_> = (0..WORKERS)
         .map(|q| replay(&dir, &replay_config, &format!("queue{q}"), &queues[q]))
@@ -155,7 +140,7 @@ fn two_workers_on_two_queues_decide_every_frame_as_replay_does() {
     std::fs::write(
         &config,
         format!(
-            r#"{ENGINE}
+            r#"{PCAP_ENGINE}
 [dpdk]
 lcores = [0, 0, 1]
 file_prefix = "{prefix}"
@@ -267,7 +252,7 @@ fn a_port_with_fewer_queues_than_workers_stops_chanced_at_start() {
     let config = dir.join("chance.toml");
     std::fs::write(
         &config,
-        format!("{ENGINE}\n[ports]\nnic = \"{nic}\"\nkernel = {{ kind = \"vdev\", device = \"{kernel}\" }}\n"),
+        format!("{PCAP_ENGINE}\n[ports]\nnic = \"{nic}\"\nkernel = {{ kind = \"vdev\", device = \"{kernel}\" }}\n"),
     )
     .unwrap();
     let prefix = format!("chance-too-few-{}", std::process::id());

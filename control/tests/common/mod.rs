@@ -89,6 +89,24 @@ pub fn gue_ack(sport: u16) -> Vec<u8> {
     frame.build()
 }
 
+/// The engine tables of the tests that run chanced against `chancectl replay` of the same frames:
+/// 127.0.0.1, port 1234, a TCP and a UDP static flow.
+pub const PCAP_ENGINE: &str = r#"[encap]
+addresses = ["127.0.0.1"]
+port = 1234
+mtu = 1500
+
+[[flow]]
+proto = "tcp"
+local = "203.0.113.10:443"
+remote = "198.51.100.7:51234"
+
+[[flow]]
+proto = "udp"
+local = "203.0.113.10:443"
+remote = "198.51.100.7:51234"
+"#;
+
 /// The engine's fuzz seed corpus, in file-name order: one real frame for every behaviour the
 /// engine fixtures pin (all four verdicts).
 pub fn engine_corpus() -> Vec<Vec<u8>> {

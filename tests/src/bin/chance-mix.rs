@@ -1,7 +1,7 @@
 //! Writes a mixed GUE traffic capture and the chanced configuration that goes with it, for the
 //! throughput benchmark (`deploy/bench-throughput.sh`, BENCHMARKS.md).
 //!
-//! Usage: `chance-mix DIR [--frames N] [--flows N] [--seed N]`
+//! Usage: `chance-mix DIR [--frames N] [--flows N] [--seed N] [--workers N]`
 //!
 //! `DIR/mix.pcap` holds N frames (default 4000) of the mix described in `chance_testkit::mix`
 //! (60 % established ACKs, 20 % unknown flows, 10 % last hop, 5 % SYNs, 5 % not GUE), in a fixed
@@ -22,6 +22,12 @@
 //! keeps learning off; `DIR/learned.toml` lists no flow and turns egress learning on, so the
 //! table learns every owned flow from the replies.
 //!
+//! With `--workers N` (N > 1), for the scaling comparison: `DIR/mix-q0.pcap` ... `mix-q{N-1}.pcap`
+//! split the capture over N NIC queues as RSS would, by the outer header (queue = the outer
+//! TCP/UDP source port mod N: a director spreads flows over GUE source ports), and
+//! `DIR/mix-workers.toml` is `mix.toml` with N workers (`lcores = [0, 0, 1, ...]`: the main
+//! lcore beside the first worker) and one net_pcap RX queue per capture.
+//!
 //! The expected count of each verdict is printed as `expect <counter> <n>` lines.
 
 use chance_testkit::mix::{self, client, Kind, ENCAP, GUE_PORT, VIP, VIP_PORT};
@@ -35,6 +41,7 @@ struct Options {
     frames: usize,
     flows: usize,
     seed: u64,
+    workers: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -45,6 +52,7 @@ fn parse_args() -> Result<Options, String> {
         frames: 4000,
         flows: 1000,
         seed: 1,
+        workers: 1,
     };
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -56,6 +64,7 @@ fn parse_args() -> Result<Options, String> {
             "--frames" => options.frames = number("--frames")? as usize,
             "--flows" => options.flows = number("--flows")? as usize,
             "--seed" => options.seed = number("--seed")?,
+            "--workers" => options.workers = number("--workers")? as usize,
             _ if arg.starts_with('-') => return Err(format!("unknown option {arg}")),
             _ if dir.is_none() => dir = Some(PathBuf::from(arg)),
             _ => return Err(format!("unexpected argument {arg}")),
@@ -67,6 +76,9 @@ fn parse_args() -> Result<Options, String> {
     }
     if !(1..=16384).contains(&options.flows) {
         return Err("--flows: 1 to 16384".into());
+    }
+    if !(1..=16).contains(&options.workers) {
+        return Err("--workers: 1 to 16".into());
     }
     Ok(options)
 }
@@ -109,10 +121,25 @@ enum Ownership<'a> {
     Learned(&'a Path),
 }
 
-fn config_toml(pcap: &Path, flows: usize, frames: usize, ownership: Ownership) -> String {
-    // chanced's own minimum for 1 worker, 1024 descriptors, cache 256, burst 32, plus the
+/// A chanced configuration with one worker per capture of `pcaps` (each a NIC RX queue).
+fn config_toml(pcaps: &[PathBuf], flows: usize, frames: usize, ownership: Ownership) -> String {
+    // chanced's own minimum for these workers, 1024 descriptors, cache 256, burst 32, plus the
     // mbufs net_pcap keeps the captures in.
-    let needed = 2 * (1024 + 1024) + 2 * (256 + 4 * 32) + (frames + flows) as u32;
+    let workers = pcaps.len() as u32;
+    let needed =
+        workers * 2 * (1024 + 1024) + (workers + 1) * (256 + 4 * 32) + (frames + flows) as u32;
+    // The main lcore on CPU 0, beside the first worker when there are several.
+    let lcores = match workers {
+        1 => "0, 1".to_string(),
+        n => format!(
+            "0, {}",
+            (0..n).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let rx_pcaps: Vec<String> = pcaps
+        .iter()
+        .map(|p| format!("rx_pcap={}", p.display()))
+        .collect();
     let (kernel, learning) = match ownership {
         Ownership::Static => ("net_null0,no-rx=1".to_string(), false),
         Ownership::StaticWithEgress(egress) => (
@@ -130,11 +157,11 @@ fn config_toml(pcap: &Path, flows: usize, frames: usize, ownership: Ownership) -
          [flow_table]\ncapacity = 1048576\negress_learning = {learning}\n\n\
          # Socket dumps are the control thread's work, not the dataplane's: off here.\n\
          [reconcile]\ninterval_ms = 0\n\n\
-         [dpdk]\nlcores = [0, 1]\nhugepages = true\nfile_prefix = \"chance-mix\"\n\n\
-         [ports]\nnic = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
+         [dpdk]\nlcores = [{lcores}]\nhugepages = true\nfile_prefix = \"chance-mix\"\n\n\
+         [ports]\nnic = \"net_pcap0,{},infinite_rx=1\"\n\
          kernel = {{ kind = \"vdev\", device = \"{kernel}\" }}\n\
          rx_descriptors = 1024\ntx_descriptors = 1024\nmempool_mbufs = {}\nmempool_cache = 256\n",
-        pcap.display(),
+        rx_pcaps.join(","),
         pool_size(needed).max(16383),
     );
     if !matches!(ownership, Ownership::Learned(_)) {
@@ -148,6 +175,31 @@ fn config_toml(pcap: &Path, flows: usize, frames: usize, ownership: Ownership) -
     s
 }
 
+/// The outer TCP/UDP source port of an Ethernet + IPv4 frame (what RSS hashes, with the
+/// addresses), or 0.
+fn outer_source_port(frame: &[u8]) -> u16 {
+    let ihl = frame.get(14).map_or(0, |b| usize::from(b & 0x0f) * 4);
+    frame
+        .get(14 + ihl..16 + ihl)
+        .map_or(0, |p| u16::from_be_bytes([p[0], p[1]]))
+}
+
+/// Writes `DIR/mix-q{k}.pcap`, the frames RSS would give queue k of `queues`.
+fn write_queues(dir: &Path, frames: &[Vec<u8>], queues: usize) -> io::Result<Vec<PathBuf>> {
+    let mut split = vec![Vec::new(); queues];
+    for frame in frames {
+        split[usize::from(outer_source_port(frame)) % queues].push(frame.clone());
+    }
+    let mut paths = Vec::with_capacity(queues);
+    for (q, frames) in split.iter().enumerate() {
+        let path = dir.join(format!("mix-q{q}.pcap"));
+        write_pcap(&path, frames)?;
+        println!("{} frames {}", path.display(), frames.len());
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
 fn run(options: &Options) -> io::Result<()> {
     std::fs::create_dir_all(&options.dir)?;
     let dir = std::fs::canonicalize(&options.dir)?;
@@ -156,7 +208,8 @@ fn run(options: &Options) -> io::Result<()> {
     let toml = dir.join("mix.toml");
     write_pcap(&pcap, &frames)?;
     let (n, f) = (options.flows, options.frames);
-    std::fs::write(&toml, config_toml(&pcap, n, f, Ownership::Static))?;
+    let whole = [pcap.clone()];
+    std::fs::write(&toml, config_toml(&whole, n, f, Ownership::Static))?;
     println!("{}", pcap.display());
     println!("{}", toml.display());
     let egress = dir.join("egress.pcap");
@@ -166,7 +219,13 @@ fn run(options: &Options) -> io::Result<()> {
         ("learned.toml", Ownership::Learned(&egress)),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, config_toml(&pcap, n, f, ownership))?;
+        std::fs::write(&path, config_toml(&whole, n, f, ownership))?;
+        println!("{}", path.display());
+    }
+    if options.workers > 1 {
+        let pcaps = write_queues(&dir, &frames, options.workers)?;
+        let path = dir.join("mix-workers.toml");
+        std::fs::write(&path, config_toml(&pcaps, n, f, Ownership::Static))?;
         println!("{}", path.display());
     }
     let bytes: usize = frames.iter().map(Vec::len).sum();
@@ -192,7 +251,7 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("chance-mix: {e}\nusage: chance-mix DIR [--frames N] [--flows N] [--seed N]");
+            eprintln!("chance-mix: {e}\nusage: chance-mix DIR [--frames N] [--flows N] [--seed N] [--workers N]");
             return ExitCode::from(2);
         }
     };
