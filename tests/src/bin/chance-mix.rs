@@ -263,3 +263,35 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chance_testkit::etherparse::{SlicedPacket, TransportSlice};
+
+    #[test]
+    fn each_frame_goes_to_the_queue_of_its_outer_source_port() {
+        let (frames, _) = mix::frames(400, 50, 1);
+        for frame in &frames {
+            let packet = SlicedPacket::from_ethernet(frame).expect("an Ethernet frame");
+            let port = match packet.transport {
+                Some(TransportSlice::Udp(udp)) => udp.source_port(),
+                Some(TransportSlice::Tcp(tcp)) => tcp.source_port(),
+                other => panic!("no outer TCP or UDP: {other:?}"),
+            };
+            assert_eq!(outer_source_port(frame), port);
+        }
+        let dir = std::env::temp_dir().join(format!("chance-mix-queues-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = write_queues(&dir, &frames, 2).unwrap();
+        let sizes: Vec<u64> = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            sizes.iter().all(|&s| s > 24),
+            "both queues get frames: {sizes:?}"
+        );
+    }
+}
