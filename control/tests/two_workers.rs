@@ -301,3 +301,27 @@ fn a_port_with_fewer_queues_than_workers_stops_chanced_at_start() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// chance-director reads the same `[dpdk]` and `[ports]` tables: two workers beside its main
+/// lcore get the same lcore map, and the same check of the ports' queues.
+#[test]
+fn the_director_gets_the_same_workers_and_queue_check() {
+    let director = "[director]\naddress = \"192.0.2.9\"\ngateway_mac = \"02:00:00:00:00:fe\"\n\
+        hash_key = \"000102030405060708090a0b0c0d0e0f\"\nseed = \"f0e0d0c0b0a090807060504030201000\"\n\
+        [dpdk]\nlcores = [0, 0, 1]\n[ports]\nkernel = { kind = \"vdev\", device = \"net_null1\" }\n";
+    let two = format!("{director}nic = \"net_pcap0,rx_pcap=a.pcap,rx_pcap=b.pcap\"\n");
+    let config = chance_control::director_config::parse(&two, "director.toml").unwrap();
+    let dataplane = config.dataplane.expect("[ports]");
+    assert_eq!(dataplane.workers(), 2);
+    let args = dataplane.eal_args("chance-director");
+    assert_eq!(args[1..5], ["--lcores", "0@0,1@0,2@1", "--main-lcore", "0"]);
+
+    let one = format!("{director}nic = \"net_pcap0,rx_pcap=a.pcap\"\n");
+    let error = chance_control::director_config::parse(&one, "director.toml").unwrap_err();
+    let diagnostic = error.diagnostic().expect("a diagnostic");
+    assert_eq!(
+        (diagnostic.key.as_deref(), diagnostic.line),
+        (Some("ports.nic"), 10),
+        "{error}"
+    );
+}
