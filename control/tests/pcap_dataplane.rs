@@ -5,7 +5,7 @@
 mod common;
 
 use chance_control::pcapio::{CaptureReader, EthernetPcapWriter};
-use common::{engine_corpus, PCAP_ENGINE};
+use common::{chanced_until_idle, engine_corpus, PCAP_ENGINE};
 use pcap_file::TsResolution;
 use serde_json::Value;
 use std::path::Path;
@@ -68,16 +68,7 @@ kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={empty},tx_pcap={kernel_o
     .unwrap();
 
     let report_path = dir.join("report.json");
-    let chanced = Command::new(env!("CARGO_BIN_EXE_chanced"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--until-idle",
-            "--report-json",
-        ])
-        .arg(&report_path)
-        .output()
-        .expect("chanced runs");
+    let chanced = chanced_until_idle(&config, &report_path);
     let stderr = String::from_utf8_lossy(&chanced.stderr);
     assert!(chanced.status.success(), "chanced failed: {stderr}");
     let _ = std::fs::remove_dir(format!("/var/run/dpdk/chance-pcap-{}", std::process::id()));

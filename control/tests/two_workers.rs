@@ -9,7 +9,8 @@
 mod common;
 
 use common::{
-    chancectl_replay, engine_corpus, read_pcap, read_verdicts, scratch, stderr, Line, PCAP_ENGINE,
+    chancectl_replay, chanced_until_idle, engine_corpus, read_pcap, read_verdicts, scratch, stderr,
+    Line, PCAP_ENGINE,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -159,16 +160,7 @@ kernel = {{ kind = "vdev", device = "net_pcap1,{},{}" }}
     .unwrap();
 
     let report_path = dir.join("report.json");
-    let chanced = Command::new(env!("CARGO_BIN_EXE_chanced"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--until-idle",
-            "--report-json",
-        ])
-        .arg(&report_path)
-        .output()
-        .expect("chanced runs");
+    let chanced = chanced_until_idle(&config, &report_path);
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     assert!(
         chanced.status.success(),

@@ -136,6 +136,22 @@ pub fn write_pcap_us(path: &Path, frames: &[Vec<u8>]) {
     writer.finish().expect("flush");
 }
 
+/// Runs chanced on `config` until its ports go idle (net_pcap input done), its JSON report
+/// written to `report`.
+pub fn chanced_until_idle(config: &Path, report: &Path) -> Output {
+    let args: [&std::ffi::OsStr; 5] = [
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--until-idle".as_ref(),
+        "--report-json".as_ref(),
+        report.as_os_str(),
+    ];
+    Command::new(env!("CARGO_BIN_EXE_chanced"))
+        .args(args)
+        .output()
+        .expect("chanced runs")
+}
+
 /// Runs the chancectl binary.
 pub fn chancectl<I, S>(args: I) -> Output
 where
