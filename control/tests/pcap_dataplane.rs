@@ -5,7 +5,7 @@
 mod common;
 
 use chance_control::pcapio::{CaptureReader, EthernetPcapWriter};
-use common::{chanced_until_idle, engine_corpus, PCAP_ENGINE};
+use common::{chanced_until_idle, engine_corpus, net_pcap_ports, PCAP_ENGINE};
 use pcap_file::TsResolution;
 use serde_json::Value;
 use std::path::Path;
@@ -45,27 +45,13 @@ fn chanced_on_pcap_vdevs_sends_exactly_what_replay_computes() {
     write_pcap(&input, &frames);
     write_pcap(&empty, &[]);
     let config = dir.join("chance.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{PCAP_ENGINE}
-[dpdk]
-lcores = [0, 1]
-file_prefix = "chance-pcap-{pid}"
-eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
-
-[ports]
-nic = "net_pcap0,rx_pcap={input},tx_pcap={nic_out}"
-kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={empty},tx_pcap={kernel_out}" }}
-"#,
-            pid = std::process::id(),
-            input = input.display(),
-            empty = empty.display(),
-            nic_out = nic_out.display(),
-            kernel_out = kernel_out.display(),
-        ),
-    )
-    .unwrap();
+    let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
+    let ports = net_pcap_ports(
+        &format!("chance-pcap-{}", std::process::id()),
+        (&path(&input), &path(&nic_out)),
+        (&path(&empty), &path(&kernel_out)),
+    );
+    std::fs::write(&config, format!("{PCAP_ENGINE}\n{ports}")).unwrap();
 
     let report_path = dir.join("report.json");
     let chanced = chanced_until_idle(&config, &report_path);

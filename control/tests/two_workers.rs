@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    chancectl_replay, chanced_until_idle, engine_corpus, read_pcap, read_verdicts, scratch, stderr,
-    Line, PCAP_ENGINE,
+    chancectl_replay, chanced_until_idle, engine_corpus, net_pcap_queues, read_pcap, read_verdicts,
+    scratch, stderr, Line, PCAP_ENGINE,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -18,15 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WORKERS: usize = 2;
-
-/// `name0.pcap,name1.pcap` joined as `key=` arguments of a net_pcap vdev.
-fn per_queue(key: &str, files: &[PathBuf]) -> String {
-    files
-        .iter()
-        .map(|f| format!("{key}={}", f.display()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// The engine counters of a replay's summary (`name value` lines on standard error).
 fn replay_counters(stderr: &str) -> BTreeMap<String, u64> {
@@ -138,26 +129,19 @@ fn two_workers_on_two_queues_decide_every_frame_as_replay_does() {
         .collect();
     let prefix = format!("chance-two-workers-{}", std::process::id());
     let config = dir.join("chance.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{PCAP_ENGINE}
-[dpdk]
-lcores = [0, 0, 1]
-file_prefix = "{prefix}"
-eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
-
-[ports]
-nic = "net_pcap0,{},{}"
-kernel = {{ kind = "vdev", device = "net_pcap1,{},{}" }}
-"#,
-            per_queue("rx_pcap", &inputs),
-            per_queue("tx_pcap", &nic_out),
-            per_queue("rx_pcap", &empties),
-            per_queue("tx_pcap", &kernel_out),
-        ),
-    )
-    .unwrap();
+    fn names(files: &[PathBuf]) -> Vec<&str> {
+        files
+            .iter()
+            .map(|f| f.to_str().expect("a UTF-8 path"))
+            .collect()
+    }
+    let ports = net_pcap_queues(
+        "[0, 0, 1]",
+        &prefix,
+        (&names(&inputs), &names(&nic_out)),
+        (&names(&empties), &names(&kernel_out)),
+    );
+    std::fs::write(&config, format!("{PCAP_ENGINE}\n{ports}")).unwrap();
 
     let report_path = dir.join("report.json");
     let chanced = chanced_until_idle(&config, &report_path);

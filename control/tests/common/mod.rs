@@ -57,17 +57,39 @@ impl Drop for TmpScratch {
 /// 0 and 1, DPDK files under `prefix`; each port's `(rx, tx)`: the pcap files it reads (with any
 /// further devargs, e.g. `,infinite_rx=1`) and writes.
 pub fn net_pcap_ports(prefix: &str, nic: (&str, &str), kernel: (&str, &str)) -> String {
+    net_pcap_queues(
+        "[0, 1]",
+        prefix,
+        (&[nic.0], &[nic.1]),
+        (&[kernel.0], &[kernel.1]),
+    )
+}
+
+/// As [`net_pcap_ports`] with these `lcores` and a queue per pcap file: each port's `(rx, tx)`
+/// lists the files its RX queues read and its TX queues write, queue by queue.
+pub fn net_pcap_queues(
+    lcores: &str,
+    prefix: &str,
+    nic: (&[&str], &[&str]),
+    kernel: (&[&str], &[&str]),
+) -> String {
+    let queues = |(rx, tx): (&[&str], &[&str])| {
+        let rx = rx.iter().map(|f| format!("rx_pcap={f}"));
+        let tx = tx.iter().map(|f| format!("tx_pcap={f}"));
+        rx.chain(tx).collect::<Vec<_>>().join(",")
+    };
     format!(
         r#"[dpdk]
-lcores = [0, 1]
+lcores = {lcores}
 file_prefix = "{prefix}"
 eal_args = ["--log-level=lib.eal:warning", "--no-telemetry"]
 
 [ports]
-nic = "net_pcap0,rx_pcap={},tx_pcap={}"
-kernel = {{ kind = "vdev", device = "net_pcap1,rx_pcap={},tx_pcap={}" }}
+nic = "net_pcap0,{}"
+kernel = {{ kind = "vdev", device = "net_pcap1,{}" }}
 "#,
-        nic.0, nic.1, kernel.0, kernel.1
+        queues(nic),
+        queues(kernel)
     )
 }
 
