@@ -403,3 +403,39 @@ fn replay_with_an_invalid_config_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with(&format!("{}:3:8: encap.port: ", config.display())));
 }
+
+#[test]
+fn more_workers_than_a_ports_queues_or_two_workers_on_one_cpu_exit_2() {
+    let head = "[encap]\naddresses = [\"192.0.2.10\"]\n[dpdk]\n";
+    let ports = "[ports]\nnic = \"net_pcap0,rx_pcap=a.pcap,tx_pcap=b.pcap\"\n\
+                 kernel = { kind = \"vdev\", device = \"net_null0\" }\n";
+    let message = assert_rejected(
+        "workers-queues",
+        &format!("{head}lcores = [0, 0, 1]\n{ports}"),
+        "ports.nic",
+        6,
+        7,
+    );
+    assert!(
+        message.contains("2 worker(s) need 2 RX and TX queues, the port has 1 RX and 1 TX"),
+        "{message}"
+    );
+    let message = assert_rejected(
+        "workers-one-cpu",
+        &format!("{head}lcores = [0, 1, 1]\n{ports}"),
+        "dpdk.lcores",
+        4,
+        10,
+    );
+    assert!(message.contains("CPU 1 runs two workers"), "{message}");
+    let two_queues = ports.replace(
+        "rx_pcap=a.pcap,",
+        "rx_pcap=a.pcap,rx_pcap=c.pcap,tx_pcap=d.pcap,",
+    );
+    let path = write_config(
+        "workers-ok",
+        &format!("{head}lcores = [0, 0, 1]\n{two_queues}"),
+    );
+    let out = chancectl(["config".as_ref(), "check".as_ref(), path.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
