@@ -372,8 +372,8 @@ for prog, label in (("testpmd-macswap", "testpmd macswap"), ("chanced-shared", "
         cpu = statistics.median(per_cpu[key]) if per_cpu[key] else float("nan")
         print(f"| {label} | {w} | {mpps:.1f} ({text(key)}) | {mpps / w:.1f} | {mpps / med(f'{prog}-1w'):.2f}x | "
               f"{mpps / med(f'testpmd-macswap-{w}w'):.0%} | {mhz / (mpps / w):.0f} | {share} | {cpu:.1f} | {mhz / cpu:.0f} |")
-print("\nCycles per packet per worker: cpu MHz / (Mpps / workers), wall clock: with the main lcore and")
-print("the control threads beside the first worker, or a busy host, an upper bound. Per worker")
+print("\nCycles per packet per worker: cpu MHz / (Mpps / workers), wall clock: with the main lcore")
+print("beside the first worker, or other work on the CPUs, an upper bound. Per worker")
 print("CPU-second: Mpps / the CPU-seconds per second the worker threads got (schedstat), median over")
 print("the runs; its cycles per packet (cpu MHz / that) is the scaling model's input on a shared host.")
 EOF
