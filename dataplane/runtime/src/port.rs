@@ -277,7 +277,7 @@ impl Port {
                     port,
                     rx_queues = config.rx_queues,
                     supported = format_args!("{:#x}", info.flow_type_rss_offloads),
-                    "device has no RSS over IP/UDP/TCP: every packet lands on RX queue 0"
+                    "device has no RSS over IP/UDP/TCP: each RX queue gets what the device puts on it (net_pcap: its own capture; memif: what the peer sends on it), not a spread by flow"
                 );
             } else {
                 conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
