@@ -10,7 +10,7 @@ mod common;
 
 use chance_pktgen::profile::Profile;
 use chance_pktgen::report::ExpectBack;
-use chance_pktgen::run::{run, RunSpec, RxPort};
+use chance_pktgen::run::{RunSpec, RxPort};
 use chance_runtime::{ring_port, MbufBurst, Ring, SOCKET_ID_ANY};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,14 +62,7 @@ fn a_counted_run_sends_every_packet_through_a_stalling_peer() {
     spec.progress = false;
     spec.mbufs = 4095;
     let started = Instant::now();
-    let s = run(
-        &eal,
-        &spec,
-        Some(&profile),
-        Arc::new(templates),
-        Arc::new(AtomicBool::new(false)),
-    )
-    .expect("run");
+    let s = common::run_to_end(&eal, &spec, &profile, templates);
     let took = started.elapsed();
     done.store(true, Ordering::Release);
     let taken = peer.join().unwrap();
