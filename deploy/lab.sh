@@ -152,6 +152,9 @@ show_log() {
 preflight() {
   command -v ip >/dev/null || fail "iproute2's ip is missing (./deploy/setup.sh installs it)"
   python=$(command -v "${PYTHON:-python3}") || fail "python3 is missing (./deploy/setup.sh installs it)"
+  # The interpreter itself, not a wrapper that runs it (a pyenv shim): `down` finds the servers
+  # by the command line they were started with, which must be theirs.
+  python=$("$python" -c 'import sys; print(sys.executable)') || fail "$python does not run"
   [[ -c /dev/net/tun ]] || fail "/dev/net/tun is missing: the director's TUN and chanced's TAP need it"
   if [[ $(id -u) -ne 0 ]]; then
     fail "the lab creates network namespaces, veths and TUN/TAP devices: run it as root"

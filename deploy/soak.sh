@@ -6,10 +6,13 @@
 # on (SYN learning, and socket reconciliation every 100 ms with a 1 s grace over a network
 # namespace this script creates, where a churn loop keeps opening and closing TCP connections and
 # connected UDP sockets, so entries are added and retired all along). chance-pktgen is the memif
-# client sending --packets frames over --duration seconds (its flows are the config's static
-# flows). All along: a reload every second (`chancectl reload`), the API polled
-# (`chancectl stats --json`, `chancectl flows list`), chanced's VmRSS sampled every second. When
-# the traffic is done chanced gets SIGTERM.
+# client sending exactly --packets frames (`--count`; its flows are the config's static flows)
+# at --packets / --duration per second at most: what chanced's full ring refuses is held and sent
+# next, and time pktgen is descheduled makes the run longer, never shorter in packets. So the
+# traffic lasts --duration seconds on a machine that keeps the pace and longer on a busy one, up
+# to --limit seconds (default 3 x --duration), where pktgen stops short. All along: a reload
+# every second (`chancectl reload`), the API polled (`chancectl stats --json`, `chancectl flows
+# list`), chanced's VmRSS sampled every second. When the traffic is done chanced gets SIGTERM.
 #
 # Checked (exit 1 and the reason when one fails):
 #   sent = received + counted drops: pktgen's tx_packets = chanced's nic_rx_packets_total plus
@@ -22,13 +25,13 @@
 #     median of the last half of the later samples at most --rss-slack-kib (default 4096) above
 #     the median of their first half;
 #   reconciliation added and retired entries, every reload succeeded, every API call answered;
-#   no ERROR line in chanced's log; at least --min-sent packets sent (default 99 % of --packets:
-#     pktgen falls behind its rate on a machine too busy for it).
+#   no ERROR line in chanced's log; at least --min-sent packets sent (default: all of --packets;
+#     fewer only when --limit cut the run short).
 #
-# Usage: deploy/soak.sh [--packets N] [--duration S] [--bin DIR] [--out DIR] [--json FILE]
-#                       [--rss-slack-kib K] [--min-sent N]
-# Defaults: 10^8 packets over 200 s, release binaries built here (--bin DIR: take chanced,
-# chancectl and chance-pktgen from DIR instead). Needs root (namespaces), python3, iproute2. No
+# Usage: deploy/soak.sh [--packets N] [--duration S] [--limit S] [--bin DIR] [--out DIR]
+#                       [--json FILE] [--rss-slack-kib K] [--min-sent N]
+# Defaults: 10^8 packets over 200 s (500 kpps), release binaries built here (--bin DIR: take
+# chanced, chancectl and chance-pktgen from DIR instead). Needs root (namespaces), python3, iproute2. No
 # hugepages (--no-huge); each DPDK process has its own --file-prefix, removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +39,7 @@ root=$(pwd)
 
 packets=100000000
 duration=200
+limit=""
 bin=""
 out=""
 json=""
@@ -45,6 +49,7 @@ while (($#)); do
   case "$1" in
     --packets) packets=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
+    --limit) limit=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
@@ -54,8 +59,11 @@ while (($#)); do
     *) echo "soak: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ $packets =~ ^[0-9]+$ && $duration =~ ^[0-9]+$ && $duration -ge 5 ]] ||
-  { echo "soak: --packets N and --duration S (at least 5) are integers" >&2; exit 2; }
+[[ -n "$limit" ]] || limit=$((3 * duration))
+[[ $packets =~ ^[0-9]+$ && $duration =~ ^[0-9]+$ && $duration -ge 5 && $limit =~ ^[0-9]+$ &&
+   $limit -ge $duration ]] ||
+  { echo "soak: --packets N, --duration S (at least 5), --limit S (at least S): integers" >&2
+    exit 2; }
 [[ $(id -u) == 0 ]] || { echo "soak: needs root (network namespace)" >&2; exit 2; }
 
 if [[ -z "$bin" ]]; then
@@ -69,7 +77,7 @@ done
 [[ -n "$out" ]] || out=$(mktemp -d /tmp/chance-soak.XXXXXX)
 mkdir -p "$out"
 rate=$(( (packets + duration - 1) / duration ))
-[[ -n "$min_sent" ]] || min_sent=$((packets / 100 * 99))
+[[ -n "$min_sent" ]] || min_sent=$packets
 
 tag="soak$$"
 ns="chance-$tag"
@@ -143,9 +151,9 @@ for _ in $(seq 200); do
 done
 grep -q "dataplane running" "$out/chanced.log" || { echo "soak: chanced did not start" >&2; exit 1; }
 
-"$bin/chance-pktgen" --flows 2048 --hops 0,1,1,2 --rate "$rate" --duration "$duration" \
-  --warmup 0 --port net_memif0 --expect forwarded --quiet --json "$out/pktgen.json" \
-  --wait-link-down 30 -- --lcores=0@0,1@1 "${eal_common[@]}" --file-prefix="$tag-c" \
+"$bin/chance-pktgen" --flows 2048 --hops 0,1,1,2 --rate "$rate" --count "$packets" \
+  --duration "$limit" --warmup 0 --port net_memif0 --expect forwarded --quiet \
+  --json "$out/pktgen.json" --wait-link-down 30 -- --lcores=0@0,1@1 "${eal_common[@]}" --file-prefix="$tag-c" \
   --vdev="net_memif0,role=client,socket=$sock" >"$out/pktgen.log" 2>&1 &
 pktgen_pid=$!
 
@@ -222,6 +230,8 @@ rss_growth = (statistics.median(after[half:]) - statistics.median(after[:half]))
 summary = {
     "packets_requested": int(requested), "packets_sent": sent, "packets_received": received, "nic_drops": nic_drops,
     "seconds": round(float(elapsed), 1), "rate_pps": round(received / float(elapsed)),
+    "pace_pps": g["profile"]["rate_pps"],
+    "pktgen_cpu_share": [round(l["cpu_share"] or 0, 3) for l in g["lcores"]],
     "rss_kib_first_minute": [min(first_min, default=0), max(first_min, default=0)],
     "rss_kib_last_minute": [min(last_min, default=0), max(last_min, default=0)],
     "rss_kib_after": [after[0] if after else 0, after[-1] if after else 0],

@@ -21,8 +21,9 @@ Client namespace (each prints one JSON object on stdout, exit status 0 when it w
         DURATION has passed or STOP-FILE exists; then half-closes and reads to EOF (the server
         closes its side in turn). Every echo is appended to PROGRESS ({"seq", "t"}: Unix time).
     peers.py udp-stream --local 198.51.100.7:5300 --remote 203.0.113.10:5353 [--interval 0.1]
-                        [--duration SECS]
-        a datagram every INTERVAL for DURATION; counts the echoes and the longest gap.
+                        [--duration SECS] [--stop-file FILE]
+        a datagram every INTERVAL for DURATION or until STOP-FILE exists, then 0.5 s more for
+        the last echoes; counts the echoes and the longest gap.
     peers.py forward-probe --iface rtr0 --local 198.51.100.7:5301 --remote 203.0.113.10:5399
         sends one datagram that no socket on the backend owns and captures (AF_PACKET on IFACE)
         the GUE frame the director sent and the frame chance forwarded back toward the next hop.
@@ -295,16 +296,20 @@ def udp_stream(args):
     wrong = 0
     reply_times = []
     next_send = started
-    while time.monotonic() - started < args.duration + 0.5:
+    sending_until = started + args.duration
+    while time.monotonic() < sending_until + 0.5:
         now = time.monotonic()
-        if now >= next_send and now - started < args.duration:
+        if now < sending_until and args.stop_file and os.path.exists(args.stop_file):
+            sending_until = now
+        if now >= next_send and now < sending_until:
             try:
                 sock.send(f"udp-stream {sent}".encode())
                 sent += 1
             except OSError:
                 pass
             next_send += args.interval
-        ready_list, _, _ = select.select([sock], [], [], max(0.0, min(0.05, next_send - now)))
+        wait = min(0.05, next_send - now) if now < sending_until else 0.05
+        ready_list, _, _ = select.select([sock], [], [], max(0.0, wait))
         if not ready_list:
             continue
         try:
@@ -468,6 +473,7 @@ def main():
     p.add_argument("--remote", required=True)
     p.add_argument("--interval", type=float, default=0.1)
     p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--stop-file")
     p = sub.add_parser("forward-probe")
     p.add_argument("--iface", required=True)
     p.add_argument("--local", required=True)

@@ -4,7 +4,7 @@
 //! ```text
 //! chance-pktgen [--profile FILE] [PROFILE FLAGS] [--write-chance-config FILE]
 //!               [--pcap FILE --count N]
-//!               [--port PORT [--rx-port PORT | --no-rx] [--expect none|all|forwarded]
+//!               [--port PORT [--count N] [--rx-port PORT | --no-rx] [--expect none|all|forwarded]
 //!                [--json FILE] [-- EAL ARGS]]
 //! ```
 //!
@@ -82,8 +82,10 @@ struct Args {
     /// Write the traffic to this pcap instead of sending it (no EAL).
     #[arg(long, requires = "count", conflicts_with = "port")]
     pcap: Option<PathBuf>,
-    /// Frames to write with --pcap.
-    #[arg(long, requires = "pcap")]
+    /// Frames to write with --pcap. With --port: packets to send in all (warm-up included),
+    /// at --rate at most; what a full queue refuses is held and sent next, and the measurement
+    /// ends once they are sent, or when --duration is over first (then a time limit).
+    #[arg(long)]
     count: Option<u64>,
     /// Send on this DPDK port (a name such as net_memif0 or 0000:3b:00.0, or an id).
     #[arg(long)]
@@ -276,6 +278,7 @@ fn main_with(args: &Args, profile: &Profile, origin: &str) -> anyhow::Result<boo
     spec.tx_desc = args.txd;
     spec.mbufs = args.mbufs;
     spec.link_timeout = Duration::try_from_secs_f64(args.link_timeout).context("--link-timeout")?;
+    spec.count = args.count;
     spec.drain = Duration::from_millis(args.drain_ms);
     spec.expect = args.expect;
     spec.progress = !args.quiet;

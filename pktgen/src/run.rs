@@ -56,8 +56,12 @@ pub struct RunSpec {
     pub rate_pps: u64,
     /// Sending before the measurement.
     pub warmup: Duration,
-    /// The measurement.
+    /// The measurement (with `count`: its longest).
     pub duration: Duration,
+    /// Send exactly this many packets over all the workers, warm-up included, and end the
+    /// measurement when they are sent (or `duration` is over first). What a full queue
+    /// refuses is held and sent next, with a rate too ([`Transmitter::with_count`]).
+    pub count: Option<u64>,
     /// Receiving after the measurement (what is still in flight).
     pub drain: Duration,
     /// How long to wait for the ports' links (a memif peer) before sending.
@@ -88,6 +92,7 @@ impl RunSpec {
             rate_pps: profile.rate_pps,
             warmup: Duration::from_secs_f64(profile.warmup_secs),
             duration: Duration::from_secs_f64(profile.duration_secs),
+            count: None,
             drain: Duration::from_millis(200),
             link_timeout: Duration::from_secs(10),
             expect: ExpectBack::None,
@@ -198,11 +203,17 @@ fn sum(shared: &[Arc<Shared>]) -> Counters {
     c
 }
 
-/// Sleeps `d` in small steps, printing a progress line every second and one for the rest of
-/// the phase at its end; false when `stop` was raised.
+/// Whether the workers have sent `count` packets (never, without a count).
+fn count_sent(count: Option<u64>, shared: &[Arc<Shared>]) -> bool {
+    count.is_some_and(|n| sum(shared).tx_packets >= n)
+}
+
+/// Sleeps `d` in small steps (less once `until` packets are sent), printing a progress line
+/// every second and one for the rest of the phase at its end; false when `stop` was raised.
 #[allow(clippy::too_many_arguments)]
 fn run_phase(
     d: Duration,
+    until: Option<u64>,
     phase: &'static str,
     shared: &[Arc<Shared>],
     stop: &AtomicBool,
@@ -214,7 +225,7 @@ fn run_phase(
     let end = Instant::now() + d;
     loop {
         let now = Instant::now();
-        let over = now >= end || stop.load(Ordering::Relaxed);
+        let over = now >= end || stop.load(Ordering::Relaxed) || count_sent(until, shared);
         if !over {
             std::thread::sleep((end - now).min(Duration::from_millis(10)));
         }
@@ -243,7 +254,8 @@ fn run_phase(
 }
 
 /// Sends `templates` as `spec` says on the current EAL's ports, one worker per worker lcore,
-/// until the duration is over or `stop` is raised; returns the summary.
+/// until the duration is over, `spec.count` packets are sent or `stop` is raised; returns the
+/// summary.
 ///
 /// # Errors
 ///
@@ -347,6 +359,9 @@ pub fn run(
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let per_worker = spec.rate_pps / u64::from(workers);
     let extra = spec.rate_pps % u64::from(workers);
+    // The count's share of worker `i`.
+    let count_of =
+        |i: usize, n: u64| n / u64::from(workers) + u64::from((i as u64) < n % u64::from(workers));
     let mut handles: Vec<LcoreHandle<WorkerResult>> = Vec::with_capacity(lcores.len());
     let started = Instant::now();
     for (i, &lcore) in lcores.iter().enumerate() {
@@ -359,18 +374,22 @@ pub fn run(
             (_, Some(p)) => RxQueue::Other(p.queue(q).map_err(dpdk)?),
             (_, None) => RxQueue::Same,
         };
+        let tx = Transmitter::new(
+            Arc::clone(&templates),
+            Arc::clone(&expect_back),
+            tx_pool.clone(),
+            TokenBucket::new(rate, hz, tsc()),
+            i * templates.len() / lcores.len(),
+            (i as u64) << 56,
+        );
         let worker = Worker {
             index: i as u8,
             txq,
             rxq,
-            tx: Transmitter::new(
-                Arc::clone(&templates),
-                Arc::clone(&expect_back),
-                tx_pool.clone(),
-                TokenBucket::new(rate, hz, tsc()),
-                i * templates.len() / lcores.len(),
-                (i as u64) << 56,
-            ),
+            tx: match spec.count {
+                Some(n) => tx.with_count(count_of(i, n)),
+                None => tx,
+            },
             templates: Arc::clone(&templates),
             all: Arc::clone(&shared),
             phase: Arc::clone(&phase),
@@ -392,6 +411,7 @@ pub fn run(
     let mut last = (started, Counters::default());
     let mut go_on = run_phase(
         spec.warmup,
+        spec.count,
         "warmup",
         &shared,
         &stop,
@@ -404,6 +424,7 @@ pub fn run(
         phase.store(MEASURE, Ordering::Relaxed);
         go_on = run_phase(
             spec.duration,
+            spec.count,
             "measure",
             &shared,
             &stop,
@@ -417,6 +438,7 @@ pub fn run(
     if go_on {
         run_phase(
             spec.drain,
+            None,
             "drain",
             &shared,
             &stop,

@@ -97,6 +97,14 @@ impl TokenBucket {
         }
     }
 
+    /// Keeps up to 100 ms of credit instead of 200 µs: a loop descheduled for up to that long
+    /// makes the time up afterwards, sending as fast as the queue takes them until it is back
+    /// on schedule, so the mean rate holds on a busy machine (at the cost of bursts).
+    pub fn keeping_up(mut self) -> Self {
+        self.cap = self.cap.max(self.rate / 10 * self.hz);
+        self
+    }
+
     /// Packets the bucket would have sent but dropped because the loop came back too late
     /// (descheduled, or slower than the rate).
     pub fn late(&self) -> u64 {
@@ -143,8 +151,11 @@ pub struct Transmitter {
     burst: MbufBurst,
     /// The template of each mbuf in `burst`.
     held: [u32; BURST_SIZE],
-    /// Keep what the queue refuses for the next burst (flat out) instead of dropping it.
+    /// Keep what the queue refuses for the next burst (flat out, or with a count) instead of
+    /// dropping it.
     retry: bool,
+    /// Packets still to build ([`Transmitter::with_count`]; `u64::MAX`: no end).
+    left: u64,
     next: usize,
     seq: u64,
 }
@@ -175,9 +186,23 @@ impl Transmitter {
             burst: MbufBurst::new(),
             held: [0; BURST_SIZE],
             retry,
+            left: u64::MAX,
             next,
             seq: seq_base,
         }
+    }
+
+    /// Builds `count` packets in all and then no more; what the queue refuses is held and sent
+    /// first next time (backpressure), with a rate too, and the bucket keeps up
+    /// ([`TokenBucket::keeping_up`]). A count is a number of packets handed to the queue at a
+    /// mean rate: time the loop could not use (descheduled, the queue full) is made up
+    /// afterwards or makes the run longer, and never costs packets, so a paced run on a busy
+    /// machine still sends them all.
+    pub fn with_count(mut self, count: u64) -> Self {
+        self.left = count;
+        self.retry = true;
+        self.bucket = self.bucket.keeping_up();
+        self
     }
 
     /// The sequence number of the next packet.
@@ -187,7 +212,8 @@ impl Transmitter {
 
     /// Tops the burst up with as many new packets as the bucket allows, stamped with `now`,
     /// and hands it to `send`, which returns how many the queue accepted. Returns the number
-    /// of packets built.
+    /// of packets built plus the number accepted: 0 when the step did nothing (the counters
+    /// need publishing otherwise, even when only held packets went out).
     #[inline]
     pub fn step(
         &mut self,
@@ -196,7 +222,13 @@ impl Transmitter {
         send: impl FnOnce(&mut MbufBurst) -> usize,
     ) -> usize {
         let start = self.burst.len();
-        let want = self.bucket.take(now, self.burst.free_slots());
+        let room = (self.burst.free_slots() as u64).min(self.left) as usize;
+        // Done with the count: no credit taken, none counted late.
+        let want = if room > 0 {
+            self.bucket.take(now, room)
+        } else {
+            0
+        };
         let t: &Templates = &self.templates;
         let mut built = 0;
         if want > 0 {
@@ -234,7 +266,10 @@ impl Transmitter {
                 },
             );
             match copied {
-                Ok(n) => built = n,
+                Ok(n) => {
+                    built = n;
+                    self.left -= n as u64;
+                }
                 Err(_) => {
                     self.bucket.refund(want);
                     c.tx_alloc_failed += 1;
@@ -277,7 +312,7 @@ impl Transmitter {
             // A division: not for every burst of a generator flat out, where it stays 0.
             c.tx_late = self.bucket.late();
         }
-        built
+        built + sent
     }
 }
 
@@ -305,5 +340,38 @@ mod tests {
         assert_eq!(total, 100);
         let mut open = TokenBucket::new(0, hz, 0);
         assert_eq!(open.take(0, 32), 32);
+    }
+
+    /// Takes every packet `b` allows at `now`, 32 at a time.
+    fn drain(b: &mut TokenBucket, now: u64) -> u64 {
+        let mut sent = 0;
+        loop {
+            let n = b.take(now, 32) as u64;
+            if n == 0 {
+                return sent;
+            }
+            sent += n;
+        }
+    }
+
+    #[test]
+    fn a_bucket_keeping_up_makes_up_for_a_descheduled_loop() {
+        let hz = 1_000_000_000;
+        let rate = 1_000_000; // one packet a microsecond
+        let mut plain = TokenBucket::new(rate, hz, 0);
+        let mut keeping = TokenBucket::new(rate, hz, 0).keeping_up();
+        // The loop comes back 10 ms late: 10,000 packets are due.
+        let (sent, kept) = (
+            drain(&mut plain, 10_000_000),
+            drain(&mut keeping, 10_000_000),
+        );
+        assert_eq!(plain.late(), 10_000 - 200, "200 µs of credit kept");
+        assert_eq!(sent, 200);
+        assert_eq!(keeping.late(), 0);
+        assert_eq!(kept, 10_000, "all that was due");
+        // More than 100 ms late: the rest is dropped, and counted.
+        let mut keeping = TokenBucket::new(rate, hz, 0).keeping_up();
+        assert_eq!(drain(&mut keeping, 300_000_000), 100_000);
+        assert_eq!(keeping.late(), 200_000);
     }
 }

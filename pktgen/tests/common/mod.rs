@@ -27,3 +27,21 @@ pub fn eal(name: &str, lcores: &str, memory_mb: u32) -> Eal {
     let _ = std::fs::remove_dir(eal.runtime_dir());
     eal
 }
+
+/// Runs `spec` with `profile`'s templates to its end (no stop signal); panics when it fails.
+#[allow(dead_code)] // not every test binary makes a run
+pub fn run_to_end(
+    eal: &Eal,
+    spec: &chance_pktgen::run::RunSpec,
+    profile: &chance_pktgen::profile::Profile,
+    templates: chance_pktgen::templates::Templates,
+) -> chance_pktgen::report::Summary {
+    chance_pktgen::run::run(
+        eal,
+        spec,
+        Some(profile),
+        std::sync::Arc::new(templates),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .expect("run")
+}
