@@ -5,7 +5,8 @@
 //! table (concurrent, learning, bounded), [`crate::table::ConcurrentFlowTable`], implements the
 //! same trait.
 
-use crate::table::Prefetch;
+use crate::egress::EgressFlow;
+use crate::table::{Prefetch, RecentFlows};
 use core::hash::{BuildHasher, Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::HashSet;
@@ -442,6 +443,25 @@ pub trait FlowTable {
     /// flow. A learning table records or refreshes it; the default does nothing.
     fn egress_seen(&self, key: &FlowKey) {
         let _ = key;
+    }
+
+    /// Told of a burst of the host's egress, in order: [`syn_accepted`](Self::syn_accepted) for
+    /// a handshake, [`egress_seen`](Self::egress_seen) for anything else. A learning table
+    /// overrides it to skip the flows the caller's `recent` record shows it confirmed this second
+    /// (their inserts would change nothing) and to overlap the others' memory accesses, naming
+    /// the lines it will read to `prefetch` ahead of reading them. The default tells every flow.
+    fn egress_many<P: Prefetch>(&self, flows: &[EgressFlow], recent: &mut RecentFlows, prefetch: &P)
+    where
+        Self: Sized,
+    {
+        let _ = (recent, prefetch);
+        for flow in flows {
+            if flow.handshake {
+                self.syn_accepted(&flow.key);
+            } else {
+                self.egress_seen(&flow.key);
+            }
+        }
     }
 }
 
