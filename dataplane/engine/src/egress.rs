@@ -30,21 +30,38 @@ pub struct EgressFlow {
     pub handshake: bool,
 }
 
+/// [`EgressFlow`] in the IPv4 key's form, as the host's usual frame proves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ipv4EgressFlow {
+    pub(crate) key: Ipv4FlowKey,
+    pub(crate) handshake: bool,
+}
+
+impl From<Ipv4EgressFlow> for EgressFlow {
+    #[inline]
+    fn from(flow: Ipv4EgressFlow) -> Self {
+        Self {
+            key: flow.key.into(),
+            handshake: flow.handshake,
+        }
+    }
+}
+
 /// The flow a host-sent frame belongs to, or `None` when the frame proves nothing: not TCP/UDP,
 /// a TCP RST, a non-first fragment, or truncated.
 #[inline]
 pub fn egress_flow(frame: &[u8]) -> Option<EgressFlow> {
     match plain_ipv4_flow(frame) {
-        Some(answer) => answer,
+        Some(answer) => answer.map(EgressFlow::from),
         None => any_egress_flow(frame),
     }
 }
 
 /// [`egress_flow`] for the host's usual frame, IPv4 without options: fixed offsets, one length
 /// check. `None` for any other frame (IPv6, IPv4 options, shorter than a UDP header needs), which
-/// the general parse answers.
+/// the general parse ([`any_egress_flow`]) answers.
 #[inline(always)]
-fn plain_ipv4_flow(frame: &[u8]) -> Option<Option<EgressFlow>> {
+pub(crate) fn plain_ipv4_flow(frame: &[u8]) -> Option<Option<Ipv4EgressFlow>> {
     const L4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
     if frame.len() < L4 + UDP_HEADER_LEN {
         return None;
@@ -74,14 +91,11 @@ fn plain_ipv4_flow(frame: &[u8]) -> Option<Option<EgressFlow>> {
     };
     let (sport, dport) = (read_u16(l4, 0), read_u16(l4, 2));
     let key = Ipv4FlowKey::new(proto, ip.src_addr(), sport, ip.dst_addr(), dport);
-    Some(Some(EgressFlow {
-        key: key.into(),
-        handshake,
-    }))
+    Some(Some(Ipv4EgressFlow { key, handshake }))
 }
 
 /// [`egress_flow`] for any frame: IPv4 with or without options, IPv6 with extension headers.
-fn any_egress_flow(frame: &[u8]) -> Option<EgressFlow> {
+pub(crate) fn any_egress_flow(frame: &[u8]) -> Option<EgressFlow> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let l3 = &frame[ethernet::HEADER_LEN..];
     match eth.ethertype() {
@@ -236,6 +250,7 @@ mod tests {
                     for len in [frame.len(), frame.len() - 1, 42, 41, 34, 20] {
                         let frame = &frame[..len.min(frame.len())];
                         if let Some(plain) = plain_ipv4_flow(frame) {
+                            let plain = plain.map(EgressFlow::from);
                             assert_eq!(plain, any_egress_flow(frame), "{frame:02x?}");
                             checked += 1;
                         }

@@ -11,7 +11,7 @@
 
 use crate::capture::{Capture, CapturePort, CaptureSlot, CaptureVerdict};
 use crate::dataplane::WorkerSeat;
-use crate::egress::EgressBurst;
+use crate::egress::EgressLearning;
 use crate::idle::Idle;
 pub use crate::idle::{IdleExit, IdlePolicy};
 use crate::learned::LearnedFlows;
@@ -57,7 +57,7 @@ pub struct Worker<F> {
     /// Read once per burst: a live capture the control plane may arm.
     capture: Arc<CaptureSlot>,
     /// The flows of the current kernel-port burst, for egress learning.
-    egress: EgressBurst,
+    egress: EgressLearning,
 }
 
 impl<F: FlowTable> Worker<F> {
@@ -83,7 +83,7 @@ impl<F: FlowTable> Worker<F> {
             path: PathCounters::default(),
             planned: BurstPlan::default(),
             capture: Arc::new(CaptureSlot::default()),
-            egress: EgressBurst::default(),
+            egress: EgressLearning::default(),
         }
     }
 

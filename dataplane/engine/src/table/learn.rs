@@ -9,12 +9,39 @@
 //! batched lookup, so their misses overlap, and takes a lock only for a flow that needs a write.
 
 use super::{ConcurrentFlowTable, Found, InsertOutcome, Prefetch, RecentFlows, Source, Staged};
-use crate::egress::EgressFlow;
+use crate::egress::{any_egress_flow, plain_ipv4_flow, EgressFlow};
 use core::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
 /// Flows searched together: a burst.
 const GROUP: usize = 32;
+
+/// Up to a group of flows waiting for the table, in order. The array is made on the first push:
+/// a burst whose flows the record all holds writes nothing here.
+#[derive(Default)]
+struct Pending {
+    flows: Option<[EgressFlow; GROUP]>,
+    len: usize,
+}
+
+impl Pending {
+    /// Adds `flow`; a full group is first handed to `flush`.
+    #[inline]
+    fn push(&mut self, flow: EgressFlow, flush: impl FnOnce(&[EgressFlow])) {
+        let flows = self.flows.get_or_insert([flow; GROUP]);
+        if self.len == GROUP {
+            flush(flows);
+            self.len = 0;
+        }
+        flows[self.len] = flow;
+        self.len += 1;
+    }
+
+    /// The flows pushed since the last flush.
+    fn flows(&self) -> &[EgressFlow] {
+        self.flows.as_ref().map_or(&[], |flows| &flows[..self.len])
+    }
+}
 
 impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// Learns the flows of a burst of the host's egress, in order, exactly as one
@@ -64,33 +91,61 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         prefetch: &impl Prefetch,
     ) {
         recent.sync(self.clock.now(), self.removals());
-        for flows in flows.chunks(GROUP) {
-            // Usually every flow is held: then nothing is copied.
-            let unheld = flows.iter().enumerate().fold(0u64, |mask, (i, flow)| {
-                mask | u64::from(!recent.holds(flow)) << i
-            });
-            if unheld == 0 {
-                continue;
+        let mut pending = Pending::default();
+        for flow in flows {
+            if !recent.holds(flow) {
+                pending.push(*flow, |flows| self.learn_pending(flows, recent, prefetch));
             }
-            let mut pending = [flows[unheld.trailing_zeros() as usize]; GROUP];
-            let mut n = 0;
-            for (i, flow) in flows.iter().enumerate() {
-                if unheld & 1 << i != 0 {
-                    pending[n] = *flow;
-                    n += 1;
-                }
-            }
-            let pending = &pending[..n];
-            self.learn_many_with(pending, prefetch, |i, outcome| {
-                let established = matches!(
-                    outcome,
-                    InsertOutcome::Inserted | InsertOutcome::Refreshed | InsertOutcome::Evicted(_)
-                );
-                if established && !pending[i].handshake {
-                    recent.record(&pending[i]);
-                }
-            });
         }
+        self.learn_pending(pending.flows(), recent, prefetch);
+    }
+
+    /// [`learn_recent`](Self::learn_recent) of the flows `frames` prove (see
+    /// [`egress_flow`](crate::egress::egress_flow)), in frame order: a worker's burst of the
+    /// host's egress. The record is asked before a frame's general key is even built.
+    pub fn learn_frames<'f>(
+        &self,
+        frames: impl Iterator<Item = &'f [u8]>,
+        recent: &mut RecentFlows,
+        prefetch: &impl Prefetch,
+    ) {
+        recent.sync(self.clock.now(), self.removals());
+        let mut pending = Pending::default();
+        for frame in frames {
+            let flow = match plain_ipv4_flow(frame) {
+                Some(Some(flow)) if recent.holds_ipv4(&flow.key) => continue,
+                Some(Some(flow)) => EgressFlow::from(flow),
+                Some(None) => continue,
+                None => match any_egress_flow(frame) {
+                    Some(flow) if !recent.holds(&flow) => flow,
+                    _ => continue,
+                },
+            };
+            pending.push(flow, |flows| self.learn_pending(flows, recent, prefetch));
+        }
+        self.learn_pending(pending.flows(), recent, prefetch);
+    }
+
+    /// Learns flows the record does not hold, and records those the table now holds as
+    /// established entries.
+    fn learn_pending(
+        &self,
+        flows: &[EgressFlow],
+        recent: &mut RecentFlows,
+        prefetch: &impl Prefetch,
+    ) {
+        if flows.is_empty() {
+            return;
+        }
+        self.learn_many_with(flows, prefetch, |i, outcome| {
+            let established = matches!(
+                outcome,
+                InsertOutcome::Inserted | InsertOutcome::Refreshed | InsertOutcome::Evicted(_)
+            );
+            if established && !flows[i].handshake {
+                recent.record(&flows[i]);
+            }
+        });
     }
 
     /// A flow of the burst that needs a write (new, older than this second, or upgraded).
@@ -106,7 +161,7 @@ mod tests {
     use crate::flow::{FlowKey, FlowTable, L4Proto};
     use crate::table::{Entry, LoadPrefetch, TableConfig};
     use core::cell::RefCell;
-    use core::net::Ipv4Addr;
+    use core::net::{Ipv4Addr, SocketAddr};
     use foldhash::fast::FixedState;
     use std::time::Duration;
 
@@ -120,6 +175,23 @@ mod tests {
             40000,
         );
         EgressFlow { key, handshake }
+    }
+
+    /// A frame the host sends that proves `flow` (an ACK, or a SYN-ACK for a handshake).
+    fn frame(flow: &EgressFlow) -> Vec<u8> {
+        let (local, remote) = (flow.key.local(), flow.key.remote());
+        let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (local, remote) else {
+            unreachable!("IPv4 flows only")
+        };
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&local.ip().octets());
+        f.extend_from_slice(&remote.ip().octets());
+        f.extend_from_slice(&local.port().to_be_bytes());
+        f.extend_from_slice(&remote.port().to_be_bytes());
+        let flags = if flow.handshake { 0x12 } else { 0x10 };
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f
     }
 
     fn at<S: BuildHasher>(table: &ConcurrentFlowTable<S>, secs: u64) {
@@ -147,8 +219,8 @@ mod tests {
             syn_lifetime: Duration::from_secs(2),
         };
         let new = || ConcurrentFlowTable::with_hasher(config.clone(), FixedState::with_seed(7));
-        let (batched, behind_record, single) = (new(), new(), new());
-        let mut recent = RecentFlows::default();
+        let (batched, behind_record, from_frames, single) = (new(), new(), new(), new());
+        let (mut recent, mut recent_of_frames) = (RecentFlows::default(), RecentFlows::default());
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut random = move |n: u64| {
             state ^= state << 13;
@@ -158,14 +230,14 @@ mod tests {
         };
         let (mut outcomes, mut skipped) = ([0usize; 5], 0);
         for burst in 0..800 {
-            let tables = [&batched, &behind_record, &single];
+            let tables = [&batched, &behind_record, &from_frames, &single];
             if burst % 7 == 0 {
                 tables.iter().for_each(|table| at(table, burst / 7));
             }
             if burst % 50 == 49 {
                 let gone = flow(random(120) as u32, false).key;
                 let removed = tables.map(|table| table.remove(&gone));
-                assert_eq!(removed, [removed[0]; 3]);
+                assert_eq!(removed, [removed[0]; 4]);
             }
             let pool = if burst < 300 { 260 } else { 120 };
             let flows: Vec<EgressFlow> = (0..1 + random(70))
@@ -178,6 +250,9 @@ mod tests {
             recent.sync(behind_record.now_secs(), behind_record.removals());
             skipped += flows.iter().filter(|flow| recent.holds(flow)).count();
             behind_record.learn_recent(&flows, &mut recent, &LoadPrefetch);
+            let frames: Vec<Vec<u8>> = flows.iter().map(frame).collect();
+            let frames = frames.iter().map(Vec::as_slice);
+            from_frames.learn_frames(frames, &mut recent_of_frames, &LoadPrefetch);
             for (flow, got) in flows.iter().zip(&got) {
                 let source = if flow.handshake {
                     Source::Syn
@@ -197,6 +272,7 @@ mod tests {
             let want = contents(&single);
             assert_eq!(contents(&batched), want, "after burst {burst}");
             assert_eq!(contents(&behind_record), want, "after burst {burst}");
+            assert_eq!(contents(&from_frames), want, "after burst {burst}");
         }
         assert!(
             outcomes.iter().all(|&n| n > 0),
@@ -216,6 +292,7 @@ mod tests {
         };
         assert_eq!(counts(&batched), counts(&single));
         assert_eq!(counts(&behind_record), counts(&single));
+        assert_eq!(counts(&from_frames), counts(&single));
         let stats = single.stats();
         assert!(
             stats.displacements > 0 && stats.evicted_egress > 0,
@@ -265,8 +342,16 @@ mod tests {
     #[test]
     fn the_trait_s_default_tells_each_flow_in_order_and_the_table_learns_the_same() {
         let flows = [flow(1, true), flow(2, false), flow(1, false), flow(3, true)];
+        let mut frames: Vec<Vec<u8>> = flows.iter().map(frame).collect();
+        let mut rst = frame(&flow(4, false));
+        rst[14 + 20 + 13] = 0x14;
+        frames.insert(2, rst);
         let told = Told::default();
-        told.egress_many(&flows, &mut RecentFlows::default(), &LoadPrefetch);
+        told.egress_frames(
+            frames.iter().map(Vec::as_slice),
+            &mut RecentFlows::default(),
+            &LoadPrefetch,
+        );
         assert_eq!(
             told.0.into_inner(),
             [
@@ -277,7 +362,12 @@ mod tests {
             ]
         );
         let table = ConcurrentFlowTable::new(TableConfig::new(64));
-        table.egress_many(&flows, &mut RecentFlows::default(), &LoadPrefetch);
+        table.egress_frames(
+            frames.iter().map(Vec::as_slice),
+            &mut RecentFlows::default(),
+            &LoadPrefetch,
+        );
+        assert_eq!(table.len(), 3, "the RST taught nothing");
         let sources: Vec<_> = [1, 2, 3]
             .map(|i| table.get(&flow(i, false).key).map(|e| e.source))
             .into();

@@ -89,7 +89,6 @@ pub use prefetch::{LoadPrefetch, Prefetch};
 pub use recent::RecentFlows;
 pub use stats::{LocalCounts, TableStats};
 
-use crate::egress::EgressFlow;
 use crate::flow::{Family, FlowKey, FlowTable, Ipv4FlowKey, Ownership};
 use bucket::{Bucket, Locked, SLOTS};
 use clock::Clock;
@@ -1091,13 +1090,13 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
         self.insert(*key, Source::Egress);
     }
 
-    fn egress_many<P: Prefetch>(
+    fn egress_frames<'f, P: Prefetch>(
         &self,
-        flows: &[EgressFlow],
+        frames: impl Iterator<Item = &'f [u8]>,
         recent: &mut RecentFlows,
         prefetch: &P,
     ) {
-        self.learn_recent(flows, recent, prefetch);
+        self.learn_frames(frames, recent, prefetch);
     }
 }
 

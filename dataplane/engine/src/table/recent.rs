@@ -20,6 +20,7 @@
 //! sends those flows to the table, as without the record.
 
 use crate::egress::EgressFlow;
+use crate::flow::Ipv4FlowKey;
 
 /// Sets of [`WAYS`] keys; a power of two.
 const SETS: usize = 1024;
@@ -83,15 +84,14 @@ impl RecentFlows {
     /// the record: its insert, of either kind, would change nothing.
     #[inline]
     pub(crate) fn holds(&self, flow: &EgressFlow) -> bool {
-        let words = words(flow);
-        let set = &self.sets[set_of(&words)];
-        // All four compared, no early exit: one line, a few vector compares. IPv6 words never
-        // match: they are made [0, 0] and no way holding a key is.
-        words[1] != 0
-            && set
-                .keys
-                .iter()
-                .fold(false, |found, way| found | (*way == words))
+        flow.key.ipv4().is_some_and(|key| self.holds_ipv4(&key))
+    }
+
+    /// [`holds`](Self::holds) for an IPv4 key.
+    #[inline]
+    pub(crate) fn holds_ipv4(&self, key: &Ipv4FlowKey) -> bool {
+        let words = [key.pair_word(), key.head_word()];
+        self.sets[set_of(&words)].keys.contains(&words)
     }
 
     /// Records that the table holds `flow` as an established entry confirmed at or after the
@@ -119,7 +119,7 @@ impl RecentFlows {
     }
 }
 
-/// An IPv4 flow's two words; `[0, 0]` for IPv6.
+/// An IPv4 flow's two words; `[0, 0]` (no key) for IPv6.
 #[inline]
 fn words(flow: &EgressFlow) -> Words {
     flow.key
