@@ -1,6 +1,7 @@
 //! Criterion's measurement in the benchmarking thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`)
 //! instead of wall time: on a host shared with other work, the time the thread spends
-//! descheduled is left out. On a quiet host the two agree.
+//! descheduled is left out. On a quiet host the two agree. (A directory of its own, so that
+//! cargo does not take it for a benchmark.)
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::Throughput;
@@ -14,6 +15,7 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// See the [module documentation](self).
+#[derive(Debug)]
 pub struct ThreadCpuTime;
 
 impl Measurement for ThreadCpuTime {
@@ -41,6 +43,7 @@ impl Measurement for ThreadCpuTime {
 }
 
 /// Times in ns, throughputs in elements (or bytes) per second.
+#[derive(Debug)]
 struct Nanoseconds;
 
 impl ValueFormatter for Nanoseconds {
