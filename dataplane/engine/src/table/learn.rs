@@ -25,21 +25,27 @@ struct Pending {
 }
 
 impl Pending {
-    /// Adds `flow`; a full group is first handed to `flush`.
+    /// Adds `flow` (the caller flushes a full group first).
     #[inline]
-    fn push(&mut self, flow: EgressFlow, flush: impl FnOnce(&[EgressFlow])) {
+    fn push(&mut self, flow: EgressFlow) {
         let flows = self.flows.get_or_insert([flow; GROUP]);
-        if self.len == GROUP {
-            flush(flows);
-            self.len = 0;
+        if let Some(slot) = flows.get_mut(self.len) {
+            *slot = flow;
+            self.len += 1;
         }
-        flows[self.len] = flow;
-        self.len += 1;
     }
 
-    /// The flows pushed since the last flush.
+    fn is_full(&self) -> bool {
+        self.len == GROUP
+    }
+
+    /// The flows pushed since the last [`clear`](Self::clear).
     fn flows(&self) -> &[EgressFlow] {
         self.flows.as_ref().map_or(&[], |flows| &flows[..self.len])
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -93,11 +99,11 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         recent.sync(self.clock.now(), self.removals());
         let mut pending = Pending::default();
         for flow in flows {
-            if !recent.holds(flow) {
-                pending.push(*flow, |flows| self.learn_pending(flows, recent, prefetch));
+            if !self.skips(|recent| recent.holds(flow), &mut pending, recent, prefetch) {
+                self.wait(*flow, &mut pending, recent, prefetch);
             }
         }
-        self.learn_pending(pending.flows(), recent, prefetch);
+        self.flush(&mut pending, recent, prefetch);
     }
 
     /// [`learn_recent`](Self::learn_recent) of the flows `frames` prove (see
@@ -113,17 +119,76 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         let mut pending = Pending::default();
         for frame in frames {
             let flow = match plain_ipv4_flow(frame) {
-                Some(Some(flow)) if recent.holds_ipv4(&flow.key) => continue,
-                Some(Some(flow)) => EgressFlow::from(flow),
+                Some(Some(flow)) => {
+                    let held = |recent: &RecentFlows| recent.holds_ipv4(&flow.key);
+                    if self.skips(held, &mut pending, recent, prefetch) {
+                        continue;
+                    }
+                    EgressFlow::from(flow)
+                }
                 Some(None) => continue,
                 None => match any_egress_flow(frame) {
-                    Some(flow) if !recent.holds(&flow) => flow,
-                    _ => continue,
+                    Some(flow) => {
+                        let held = |recent: &RecentFlows| recent.holds(&flow);
+                        if self.skips(held, &mut pending, recent, prefetch) {
+                            continue;
+                        }
+                        flow
+                    }
+                    None => continue,
                 },
             };
-            pending.push(flow, |flows| self.learn_pending(flows, recent, prefetch));
+            self.wait(flow, &mut pending, recent, prefetch);
+        }
+        self.flush(&mut pending, recent, prefetch);
+    }
+
+    /// True when a flow's insert may be skipped: the record holds it (`held`), and no flow
+    /// waiting before it can have evicted its entry since. With flows waiting, they are learned
+    /// first (an insert may evict, which empties the record) and the record asked again: so the
+    /// burst leaves the table exactly as one insert per flow, in order, would.
+    #[inline]
+    fn skips(
+        &self,
+        held: impl Fn(&RecentFlows) -> bool,
+        pending: &mut Pending,
+        recent: &mut RecentFlows,
+        prefetch: &impl Prefetch,
+    ) -> bool {
+        if !held(recent) {
+            return false;
+        }
+        if pending.flows().is_empty() {
+            return true;
+        }
+        self.flush(pending, recent, prefetch);
+        held(recent)
+    }
+
+    /// Queues a flow for the table (a full group is learned first).
+    #[inline]
+    fn wait(
+        &self,
+        flow: EgressFlow,
+        pending: &mut Pending,
+        recent: &mut RecentFlows,
+        prefetch: &impl Prefetch,
+    ) {
+        if pending.is_full() {
+            self.flush(pending, recent, prefetch);
+        }
+        pending.push(flow);
+    }
+
+    /// Learns the waiting flows, then brings the record up to the table's second and removal
+    /// count (emptying it if those inserts evicted anything).
+    fn flush(&self, pending: &mut Pending, recent: &mut RecentFlows, prefetch: &impl Prefetch) {
+        if pending.flows().is_empty() {
+            return;
         }
         self.learn_pending(pending.flows(), recent, prefetch);
+        pending.clear();
+        recent.sync(self.clock.now(), self.removals());
     }
 
     /// Learns flows the record does not hold, and records those the table now holds as
@@ -321,6 +386,67 @@ mod tests {
         table.learn_many_with(&flows, &LoadPrefetch, |_, _| {});
         assert_eq!(table.stats().refreshes, learned.refreshes + 40);
         assert!(contents(&table).iter().all(|&(.., age)| age.is_zero()));
+    }
+
+    /// Every key in the same two buckets: eviction on one pair, deterministically.
+    #[derive(Clone, Default)]
+    struct OnePair;
+
+    impl BuildHasher for OnePair {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl core::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            0x0000_0001_ffff_fff0
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn a_recorded_flow_evicted_earlier_in_the_same_burst_is_learned_again() {
+        // One pair of buckets (16 slots): 15 static entries and one egress flow X, which the
+        // record holds. A burst [NEW, X]: one insert per frame has NEW evict X (the only entry
+        // learning may evict), then X evict NEW. The record must not answer for X once NEW
+        // was learned before it.
+        let table = ConcurrentFlowTable::with_hasher(TableConfig::new(64), OnePair);
+        for i in 100..115 {
+            assert_eq!(
+                table.insert(flow(i, false).key, Source::Static),
+                InsertOutcome::Inserted
+            );
+        }
+        let (x, new) = (flow(1, false), flow(2, false));
+        let mut recent = RecentFlows::default();
+        table.learn_frames(
+            [frame(&x)].iter().map(Vec::as_slice),
+            &mut recent,
+            &LoadPrefetch,
+        );
+        assert!(recent.holds(&x));
+        let burst = [frame(&new), frame(&x)];
+        table.learn_frames(burst.iter().map(Vec::as_slice), &mut recent, &LoadPrefetch);
+        assert_eq!(table.get(&x.key).map(|e| e.source), Some(Source::Egress));
+        assert_eq!(table.get(&new.key), None, "evicted by X's insert");
+        assert_eq!(table.stats().evicted_egress, 2);
+        let (mut twin, mut recent) = ([x, new, x], RecentFlows::default());
+        let twin_table = ConcurrentFlowTable::with_hasher(TableConfig::new(64), OnePair);
+        for i in 100..115 {
+            twin_table.insert(flow(i, false).key, Source::Static);
+        }
+        twin_table.learn_recent(&twin[..1], &mut recent, &LoadPrefetch);
+        twin.rotate_left(1);
+        twin_table.learn_recent(&twin[..2], &mut recent, &LoadPrefetch);
+        assert_eq!(
+            contents(&twin_table),
+            contents(&table),
+            "the slice form alike"
+        );
     }
 
     /// Records what the trait's default tells a table.
