@@ -15,12 +15,20 @@
 #   - the source files of the innermost frames (dependencies included), and the source lines of
 #     ours (the innermost frame in this repository) that execute the most.
 #
+# With --egress static|learned, the learning comparison of deploy/bench-throughput.sh instead of
+# the plain mix: the kernel port replays the host's replies on every owned flow (net_pcap1,
+# chance-mix's egress.pcap), with the flows listed and learning off (static: static-egress.toml)
+# or no flow listed and egress learning on (learned: learned.toml). Counts are then per packet
+# received on either port (NIC + kernel), the rate that comparison reports, and of the worker
+# lcore only (as with --director).
+#
 # With --director, the director's worker instead (control/examples/director_worker.rs: the
 # runtime's frame-router loop over chance_director::Director, 16 backends) on the throughput
 # benchmark's client frames (chance-pktgen, pktgen/profiles/director-64.toml: 64-byte TCP from
 # 4096 client addresses); --mix imix takes director-imix.toml instead.
 #
 # Usage: deploy/bench-worker-instructions.sh [--seconds S] [--top N] [--bin PATH]
+#                                            [--egress static|learned]
 #                                            [--director [--mix 64|imix]]
 #   --bin: count a chanced built elsewhere (it must have debug line tables: profile.release has
 #   debug = 1). Needs root, valgrind, binutils (addr2line) and python3.
@@ -32,6 +40,7 @@ top=25
 bin=""
 director=0
 mix=64
+egress=""
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -39,10 +48,15 @@ while (($#)); do
     --bin) bin=$2; shift 2 ;;
     --director) director=1; shift ;;
     --mix) mix=$2; shift 2 ;;
+    --egress) egress=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-worker-instructions: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+case "$egress" in
+  ""|static|learned) ;;
+  *) echo "bench-worker-instructions: --egress takes static or learned, not $egress" >&2; exit 2 ;;
+esac
 for tool in valgrind addr2line python3; do
   command -v "$tool" >/dev/null || { echo "bench-worker-instructions: $tool not found" >&2; exit 1; }
 done
@@ -71,26 +85,42 @@ else
     bin=$root/target/release/chanced
   fi
   "$root/target/release/chance-mix" "$out" --frames 4000 --flows 1000 > /dev/null
-  nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$out/mix.toml")
-  kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$out/mix.toml")
+  config=$out/mix.toml
+  case "$egress" in
+    static) config=$out/static-egress.toml ;;
+    learned) config=$out/learned.toml ;;
+  esac
+  # No API socket nor metrics endpoint: a run beside another chanced (on the same config)
+  # would find them taken.
+  printf '\n[control]\napi_socket = ""\nmetrics_address = ""\n' >> "$config"
+  nic=$(sed -n 's/^nic = "\(.*\)"$/\1/p' "$config")
+  kernel=$(sed -n 's/^kernel = { kind = "vdev", device = "\(.*\)" }$/\1/p' "$config")
   # A --bin from before --replace-eal-args replaced the derived EAL arguments with these anyway.
   replace=()
   "$bin" --help | grep -q -- --replace-eal-args && replace=(--replace-eal-args)
-  program=("$bin" --config "$out/mix.toml" --duration "$seconds" --report-json "$out/report.json"
+  program=("$bin" --config "$config" --duration "$seconds" --report-json "$out/report.json"
     "${replace[@]}")
   loop='worker::Worker<.*>::run$'
   collect=()
+  # The comparison's static configuration lists 1000 flows, whose parsing under valgrind would
+  # weigh on its count: only the worker lcore is counted.
+  [[ -n "$egress" ]] && collect=(--collect-atstart=no "--toggle-collect=*lcore::trampoline*")
 fi
 valgrind --tool=callgrind --dump-instr=yes "${collect[@]}" --callgrind-out-file="$out/callgrind.out" \
   "${program[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
   --vdev "$nic" --vdev "$kernel" > "$out/chanced.log" 2>&1 ||
   { echo "bench-worker-instructions: chanced failed under valgrind:" >&2; tail -20 "$out/chanced.log" >&2; exit 1; }
 
-python3 - "$out/callgrind.out" "$bin" "$out/report.json" "$top" "$root" "$loop" <<'PY'
+python3 - "$out/callgrind.out" "$bin" "$out/report.json" "$top" "$root" "$loop" "$egress" <<'PY'
 import collections, json, os, re, subprocess, sys
 path, binary, report, top, root = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] + "/"
-loop = sys.argv[6]
-packets = json.load(open(report))["total"]["path"]["nic_rx_packets_total"]
+loop, egress = sys.argv[6], sys.argv[7]
+counters = json.load(open(report))["total"]["path"]
+packets = counters["nic_rx_packets_total"]
+if egress:
+    packets += counters["kernel_rx_packets_total"]
+    print(f"egress {egress}: {counters['nic_rx_packets_total']} from the NIC, "
+          f"{counters['kernel_rx_packets_total']} from the kernel port")
 
 # Exclusive instructions per (object, instruction address). Callgrind's format compresses names
 # ("ob=(3) /path" once, then "ob=(3)") and positions ("+4", "-2", "*" relative to the last); the
@@ -168,7 +198,7 @@ for address, cost in per_address.items():
         functions["(not ours) " + (where(chain[0]).split(":")[0].split("/src/", 1)[-1] if chain else "?")] += cost
     ours[where(mine) if mine else "(not ours) " + (where(chain[0]) if chain else "?")] += cost
 
-print(f"{packets} packets received; instructions per packet:")
+print(f"{packets} packets received{' (NIC + kernel)' if egress else ''}; instructions per packet:")
 for name, cost in per_object.most_common():
     if cost / packets >= 0.5:
         print(f"{cost / packets:8.1f}  {os.path.basename(name)}")

@@ -8,15 +8,18 @@
 //! flood cannot turn into evictions of established flows; the host's next segment upgrades it.
 //! The frame is the host's own: plain Ethernet + IPv4/IPv6 + TCP/UDP, no encapsulation.
 
-use crate::flow::{FlowKey, L4Proto};
+use crate::flow::{FlowKey, Ipv4FlowKey, L4Proto};
 use crate::wire::ethernet::{self, EthernetFrame};
-use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::{ethertype, ip_proto, read_u16};
 
 /// The host's egress walks at most this many IPv6 extension headers (as the classifier does).
 const MAX_EXTENSION_HEADERS: usize = 5;
+
+/// A UDP header: the ports and what a datagram must hold besides.
+const UDP_HEADER_LEN: usize = 8;
 
 /// What a host-sent frame proves about its flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +30,72 @@ pub struct EgressFlow {
     pub handshake: bool,
 }
 
+/// [`EgressFlow`] in the IPv4 key's form, as the host's usual frame proves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ipv4EgressFlow {
+    pub(crate) key: Ipv4FlowKey,
+    pub(crate) handshake: bool,
+}
+
+impl From<Ipv4EgressFlow> for EgressFlow {
+    #[inline]
+    fn from(flow: Ipv4EgressFlow) -> Self {
+        Self {
+            key: flow.key.into(),
+            handshake: flow.handshake,
+        }
+    }
+}
+
 /// The flow a host-sent frame belongs to, or `None` when the frame proves nothing: not TCP/UDP,
 /// a TCP RST, a non-first fragment, or truncated.
+#[inline]
 pub fn egress_flow(frame: &[u8]) -> Option<EgressFlow> {
+    match plain_ipv4_flow(frame) {
+        Some(answer) => answer.map(EgressFlow::from),
+        None => any_egress_flow(frame),
+    }
+}
+
+/// [`egress_flow`] for the host's usual frame, IPv4 without options: fixed offsets, one length
+/// check. `None` for any other frame (IPv6, IPv4 options, shorter than a UDP header needs), which
+/// the general parse ([`any_egress_flow`]) answers.
+#[inline(always)]
+pub(crate) fn plain_ipv4_flow(frame: &[u8]) -> Option<Option<Ipv4EgressFlow>> {
+    const L4: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+    if frame.len() < L4 + UDP_HEADER_LEN {
+        return None;
+    }
+    let eth = EthernetFrame::new_unchecked(frame);
+    let ip = Ipv4Packet::new_unchecked(&frame[ethernet::HEADER_LEN..]);
+    if eth.ethertype() != ethertype::IPV4 || ip.version() != 4 || ip.ihl() != 5 {
+        return None;
+    }
+    if ip.frag_offset() != 0 {
+        return Some(None);
+    }
+    let l4 = &frame[L4..];
+    let handshake = match ip.protocol() {
+        ip_proto::TCP => {
+            let tcp = TcpPacket::new_checked(l4).ok().filter(|tcp| !tcp.rst());
+            let Some(tcp) = tcp else { return Some(None) };
+            tcp.syn()
+        }
+        ip_proto::UDP => false,
+        _ => return Some(None),
+    };
+    let proto = if ip.protocol() == ip_proto::TCP {
+        L4Proto::Tcp
+    } else {
+        L4Proto::Udp
+    };
+    let (sport, dport) = (read_u16(l4, 0), read_u16(l4, 2));
+    let key = Ipv4FlowKey::new(proto, ip.src_addr(), sport, ip.dst_addr(), dport);
+    Some(Some(Ipv4EgressFlow { key, handshake }))
+}
+
+/// [`egress_flow`] for any frame: IPv4 with or without options, IPv6 with extension headers.
+pub(crate) fn any_egress_flow(frame: &[u8]) -> Option<EgressFlow> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let l3 = &frame[ethernet::HEADER_LEN..];
     match eth.ethertype() {
@@ -72,7 +138,7 @@ fn ports(protocol: u8, l4: &[u8]) -> Option<(L4Proto, u16, u16, bool)> {
             }
             (L4Proto::Tcp, tcp.syn())
         }
-        ip_proto::UDP if l4.len() >= 8 => (L4Proto::Udp, false),
+        ip_proto::UDP if l4.len() >= UDP_HEADER_LEN => (L4Proto::Udp, false),
         _ => return None,
     };
     Some((proto, read_u16(l4, 0), read_u16(l4, 2), handshake))
@@ -159,6 +225,40 @@ mod tests {
         );
         assert_eq!(egress_flow(&eth(0x0806)), None, "ARP");
         assert_eq!(egress_flow(&[0; 10]), None, "runt");
+    }
+
+    #[test]
+    fn the_plain_ipv4_parse_answers_as_the_general_one() {
+        // Every frame around the templates: each byte of the headers set to values that matter
+        // (ethertypes, version and IHL, fragments, protocols, flags), and every length.
+        let udp = [0x14, 0xe9, 0xc8, 0x22, 0, 8, 0, 0];
+        let templates = [
+            ipv4(6, &tcp(0x10), 0),
+            ipv4(6, &tcp(0x12), 0),
+            ipv4(6, &tcp(0x14), 0),
+            ipv4(17, &udp, 0x2000),
+            ipv4(1, &[0; 8], 0),
+        ];
+        let mut checked = 0;
+        for template in &templates {
+            for at in 0..template.len() {
+                for value in [
+                    0, 1, 4, 5, 6, 8, 0x11, 0x12, 0x14, 0x20, 0x45, 0x46, 0x55, 0x86, 0xdd, 0xff,
+                ] {
+                    let mut frame = template.clone();
+                    frame[at] = value;
+                    for len in [frame.len(), frame.len() - 1, 42, 41, 34, 20] {
+                        let frame = &frame[..len.min(frame.len())];
+                        if let Some(plain) = plain_ipv4_flow(frame) {
+                            let plain = plain.map(EgressFlow::from);
+                            assert_eq!(plain, any_egress_flow(frame), "{frame:02x?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]

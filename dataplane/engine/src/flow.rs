@@ -5,7 +5,8 @@
 //! table (concurrent, learning, bounded), [`crate::table::ConcurrentFlowTable`], implements the
 //! same trait.
 
-use crate::table::Prefetch;
+use crate::egress::egress_flow;
+use crate::table::{Prefetch, RecentFlows};
 use core::hash::{BuildHasher, Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::collections::HashSet;
@@ -442,6 +443,30 @@ pub trait FlowTable {
     /// flow. A learning table records or refreshes it; the default does nothing.
     fn egress_seen(&self, key: &FlowKey) {
         let _ = key;
+    }
+
+    /// Told of a burst of the host's egress, in order: for each frame that proves a flow (see
+    /// [`egress_flow`]), [`syn_accepted`](Self::syn_accepted) for a handshake,
+    /// [`egress_seen`](Self::egress_seen) for anything else. A learning table overrides it to
+    /// skip the flows the caller's `recent` record shows it confirmed this second (their inserts
+    /// would change nothing) and to overlap the others' memory accesses, naming the lines it will
+    /// read to `prefetch` ahead of reading them. The default tells every flow.
+    fn egress_frames<'f, P: Prefetch>(
+        &self,
+        frames: impl Iterator<Item = &'f [u8]>,
+        recent: &mut RecentFlows,
+        prefetch: &P,
+    ) where
+        Self: Sized,
+    {
+        let _ = (recent, prefetch);
+        for flow in frames.filter_map(egress_flow) {
+            if flow.handshake {
+                self.syn_accepted(&flow.key);
+            } else {
+                self.egress_seen(&flow.key);
+            }
+        }
     }
 }
 

@@ -13,10 +13,13 @@
 //! about 560 MB (this table) and 700 MB (`ExactMatchTable`). Lives in the runtime crate because
 //! the huge-page advice is a system call (the engine crate has no `unsafe`).
 
+mod cpu_time;
+
 use chance_engine::table::{ConcurrentFlowTable, InsertOutcome, Lookup, Source, TableConfig};
 use chance_engine::{ExactMatchTable, FlowKey, FlowTable, L4Proto};
 use chance_runtime::hugemem::advise_huge_pages;
 use chance_runtime::prefetch::CachePrefetch;
+use cpu_time::ThreadCpuTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -77,7 +80,12 @@ fn probes(flows: u32, table: &ConcurrentFlowTable, hits: bool) -> Vec<FlowKey> {
 }
 
 /// ns per `lookup(key)`, cycling through `keys`.
-fn bench_each(c: &mut Criterion, name: &str, keys: &[FlowKey], mut lookup: impl FnMut(&FlowKey)) {
+fn bench_each(
+    c: &mut Criterion<ThreadCpuTime>,
+    name: &str,
+    keys: &[FlowKey],
+    mut lookup: impl FnMut(&FlowKey),
+) {
     let mut group = c.benchmark_group("table");
     group.throughput(Throughput::Elements(1));
     let mut next = 0;
@@ -91,7 +99,12 @@ fn bench_each(c: &mut Criterion, name: &str, keys: &[FlowKey], mut lookup: impl 
     group.finish();
 }
 
-fn bench_lookups(c: &mut Criterion, name: &str, table: &ConcurrentFlowTable, keys: &[FlowKey]) {
+fn bench_lookups(
+    c: &mut Criterion<ThreadCpuTime>,
+    name: &str,
+    table: &ConcurrentFlowTable,
+    keys: &[FlowKey],
+) {
     bench_each(c, name, keys, |key| {
         black_box(table.lookup(key));
     });
@@ -99,7 +112,7 @@ fn bench_lookups(c: &mut Criterion, name: &str, table: &ConcurrentFlowTable, key
 
 /// ns per batch of `BATCH` keys with `lookup_many_with` and the prefetch instruction.
 fn bench_batches<const BATCH: usize>(
-    c: &mut Criterion,
+    c: &mut Criterion<ThreadCpuTime>,
     name: &str,
     table: &ConcurrentFlowTable,
     keys: &[FlowKey],
@@ -122,7 +135,7 @@ fn bench_batches<const BATCH: usize>(
 }
 
 /// The same hits in an `ExactMatchTable`, for reference.
-fn bench_exact_match(c: &mut Criterion, name: &str, flows: u32, keys: &[FlowKey]) {
+fn bench_exact_match(c: &mut Criterion<ThreadCpuTime>, name: &str, flows: u32, keys: &[FlowKey]) {
     let mut table = ExactMatchTable::with_capacity(flows as usize);
     for i in 0..flows {
         table.insert(flow(i));
@@ -132,7 +145,7 @@ fn bench_exact_match(c: &mut Criterion, name: &str, flows: u32, keys: &[FlowKey]
     });
 }
 
-fn lookups(c: &mut Criterion) {
+fn lookups(c: &mut Criterion<ThreadCpuTime>) {
     for (flows, label) in [(1_000, "1k"), (1_000_000, "1m"), (10_000_000, "10m")] {
         let table = filled(flows);
         let hits = probes(flows, &table, true);
@@ -157,5 +170,9 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookups);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = lookups
+}
 criterion_main!(benches);

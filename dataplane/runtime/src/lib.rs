@@ -30,6 +30,7 @@
 pub mod capture;
 pub mod dataplane;
 pub mod eal;
+mod egress;
 pub mod encap;
 mod errno;
 pub mod generator;

@@ -11,6 +11,7 @@
 
 use crate::capture::{Capture, CapturePort, CaptureSlot, CaptureVerdict};
 use crate::dataplane::WorkerSeat;
+use crate::egress::EgressLearning;
 use crate::idle::Idle;
 pub use crate::idle::{IdleExit, IdlePolicy};
 use crate::learned::LearnedFlows;
@@ -19,7 +20,6 @@ use crate::port::PortQueue;
 use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
 use chance_engine::burst::{BurstPlan, BURST_MAX};
-use chance_engine::egress::egress_flow;
 use chance_engine::{Counters, Engine, FlowKey, FlowTable, Ipv4FlowKey, Outcome, Plan, Verdict};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +56,8 @@ pub struct Worker<F> {
     planned: BurstPlan,
     /// Read once per burst: a live capture the control plane may arm.
     capture: Arc<CaptureSlot>,
+    /// The flows of the current kernel-port burst, for egress learning.
+    egress: EgressLearning,
 }
 
 impl<F: FlowTable> Worker<F> {
@@ -81,6 +83,7 @@ impl<F: FlowTable> Worker<F> {
             path: PathCounters::default(),
             planned: BurstPlan::default(),
             capture: Arc::new(CaptureSlot::default()),
+            egress: EgressLearning::default(),
         }
     }
 
@@ -199,14 +202,7 @@ impl<F: FlowTable> Worker<F> {
                 }
             }
             if from_kernel > 0 && self.learn_egress.load(Ordering::Relaxed) {
-                for m in rx.iter() {
-                    match egress_flow(m.data()) {
-                        // A SYN-ACK: embryonic, so spoofed SYNs' answers evict nothing established.
-                        Some(flow) if flow.handshake => self.flows.syn_accepted(&flow.key),
-                        Some(flow) => self.flows.egress_seen(&flow.key),
-                        None => {}
-                    }
-                }
+                self.egress.learn(&*self.flows, &rx);
             }
             transmit(
                 &mut self.nic,

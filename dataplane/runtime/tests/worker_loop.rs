@@ -9,7 +9,7 @@ use chance_engine::{
 };
 use chance_runtime::{launch, IdleExit, IdlePolicy, LcoreStats, Mbuf, PathCounter, Worker};
 use chance_testkit::gue::{GueFrame, ENCAP_ADDR, ENCAP_PORT};
-use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, SYN};
+use chance_testkit::inner::{Ipv4Packet, Ipv6Packet, ACK, L4, RST, SYN};
 use common::lab::Lab;
 use common::{eal, worker_lcore, Lcore};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -290,5 +290,68 @@ fn a_burst_decides_as_packet_by_packet_even_when_a_syn_teaches_the_table_mid_bur
     );
     assert_eq!(Lab::drain(&lab.nic_tx), want_nic);
     assert_eq!(Lab::drain(&lab.kernel_tx), want_kernel);
+    lab.close();
+}
+
+/// The host's egress teaches the table, a burst at a time: an ACK or a UDP reply an established
+/// entry, a SYN-ACK an embryonic one, an RST nothing; a static flow stays static, and every frame
+/// leaves through the NIC untouched and in order.
+#[test]
+fn the_host_s_egress_teaches_the_table_each_flow_it_proves_and_leaves_untouched() {
+    eal(TEST, &[]);
+    let _serial = worker_lcore();
+    let _lcore = Lcore::register();
+    let lab = Lab::new("egress", 2048);
+    let egress = |l4: L4| {
+        let mut frame = vec![0x02, 0, 0, 0, 0, 0xfe, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
+        frame.extend(Ipv4Packet::new(VIP, CLIENT, l4).build());
+        frame
+    };
+    let flow = |proto, port| FlowKey::v4(proto, VIP, 443, CLIENT, port);
+    let frames = [
+        egress(L4::tcp(443, 41000, ACK)),
+        egress(L4::tcp(443, 41001, SYN | ACK)),
+        egress(L4::tcp(443, 41002, RST | ACK)),
+        egress(L4::udp(443, 41003, b"reply")),
+        egress(L4::tcp(443, 41000, ACK)),
+        egress(L4::tcp(443, 40000, ACK)),
+    ];
+    let table = Arc::new(ConcurrentFlowTable::new(TableConfig::new(4096)));
+    table.insert(known_flow(), Source::Static);
+    for frame in &frames {
+        lab.kernel_rx
+            .enqueue(Mbuf::from_slice(&lab.pool, frame).unwrap())
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let seat = lab.seat(&stop, IdleExit::AfterPolls(100), IdlePolicy::Busy);
+    let worker =
+        Worker::seated(Engine::new(config()), Arc::clone(&table), seat).learning_egress(true);
+    let report = launch(1, move || worker.run(1)).unwrap().join().unwrap();
+
+    let source = |key| table.get(&key).map(|entry| entry.source);
+    assert_eq!(source(flow(L4Proto::Tcp, 41000)), Some(Source::Egress));
+    assert_eq!(
+        source(flow(L4Proto::Tcp, 41001)),
+        Some(Source::Syn),
+        "a handshake"
+    );
+    assert_eq!(
+        source(flow(L4Proto::Tcp, 41002)),
+        None,
+        "an RST proves nothing"
+    );
+    assert_eq!(source(flow(L4Proto::Udp, 41003)), Some(Source::Egress));
+    assert_eq!(
+        source(known_flow()),
+        Some(Source::Static),
+        "never downgraded"
+    );
+    assert_eq!(table.len(), 4);
+    assert_eq!(
+        [PathCounter::KernelRx, PathCounter::NicTx].map(|c| report.path.get(c)),
+        [6, 6]
+    );
+    assert_eq!(Lab::drain(&lab.nic_tx), frames);
     lab.close();
 }

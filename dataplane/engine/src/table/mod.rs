@@ -77,13 +77,16 @@
 
 mod bucket;
 mod clock;
+mod learn;
 mod policy;
 mod prefetch;
+mod recent;
 mod slot;
 mod stats;
 
 pub use policy::Source;
 pub use prefetch::{LoadPrefetch, Prefetch};
+pub use recent::RecentFlows;
 pub use stats::{LocalCounts, TableStats};
 
 use crate::flow::{Family, FlowKey, FlowTable, Ipv4FlowKey, Ownership};
@@ -267,6 +270,25 @@ impl Probe for Ipv4FlowKey {
     #[inline(always)]
     fn key(&self) -> FlowKey {
         self.flow_key()
+    }
+}
+
+/// One group of a batched search after its first two stages ([`ConcurrentFlowTable::stage`]):
+/// each key's place, its two tag words and the first slot they point at.
+struct Staged<const GROUP: usize> {
+    places: [Place; GROUP],
+    tags: [[u64; 2]; GROUP],
+    firsts: [(usize, u64); GROUP],
+}
+
+impl<const GROUP: usize> Default for Staged<GROUP> {
+    #[inline(always)]
+    fn default() -> Self {
+        Self {
+            places: [Place::default(); GROUP],
+            tags: [[0; 2]; GROUP],
+            firsts: [(0, 0); GROUP],
+        }
     }
 }
 
@@ -605,31 +627,59 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         let now = self.clock.now();
         for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
             let moves = self.moves.load(Ordering::Acquire);
-            let mut places = [Place::default(); GROUP];
-            for (key, place) in keys.iter().zip(&mut places) {
-                *place = self.place(key);
-                prefetch.prefetch(&self.tags[place.b1]);
-                prefetch.prefetch(&self.tags[place.b2]);
-            }
-            let mut tags = [[0; 2]; GROUP];
-            let mut firsts = [(0, 0); GROUP];
-            for (((key, place), tags), first) in
-                keys.iter().zip(&places).zip(&mut tags).zip(&mut firsts)
-            {
-                *tags = self.load_tags(place);
-                *first = first_match(place, *tags);
-                if let Some(index) = bucket::indices(first.1).next() {
-                    let slot = &self.buckets[first.0].slots[index];
-                    for word in slot.read_span(key.is_ipv6()) {
-                        prefetch.prefetch(word);
-                    }
-                }
-            }
+            let mut staged = Staged::<GROUP>::default();
+            self.stage(keys.iter(), &mut staged, prefetch);
             for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
-                let found = self.find_from(&places[i], key, tags[i], moves, firsts[i]);
+                let found = self.find_staged(&staged, i, key, moves);
                 *answer = each(self.answer(found, now));
             }
         }
+    }
+
+    /// The first two stages of a batch over one group of keys (at most `GROUP`): hash every key
+    /// and prefetch its two tag words; then read the tags and prefetch the slot each key's tag
+    /// points at. The third stage, [`find_staged`](Self::find_staged), reads that slot.
+    #[inline(always)]
+    fn stage<'k, const GROUP: usize, K: Probe + 'k>(
+        &self,
+        keys: impl Iterator<Item = &'k K> + Clone,
+        staged: &mut Staged<GROUP>,
+        prefetch: &impl Prefetch,
+    ) {
+        for (key, place) in keys.clone().zip(&mut staged.places) {
+            *place = self.place(key);
+            prefetch.prefetch(&self.tags[place.b1]);
+            prefetch.prefetch(&self.tags[place.b2]);
+        }
+        let Staged {
+            places,
+            tags,
+            firsts,
+        } = staged;
+        for (((key, place), tags), first) in keys.zip(&*places).zip(tags).zip(firsts) {
+            *tags = self.load_tags(place);
+            *first = first_match(place, *tags);
+            if let Some(index) = bucket::indices(first.1).next() {
+                let slot = &self.buckets[first.0].slots[index];
+                for word in slot.read_span(key.is_ipv6()) {
+                    prefetch.prefetch(word);
+                }
+            }
+        }
+    }
+
+    /// The search for the `i`-th key of a [`stage`](Self::stage)d group (`moves`: the move
+    /// counter read before the group's tags).
+    #[inline(always)]
+    fn find_staged<const GROUP: usize, K: Probe>(
+        &self,
+        staged: &Staged<GROUP>,
+        i: usize,
+        key: &K,
+        moves: u64,
+    ) -> Found {
+        let (place, tags, first) = (&staged.places[i], staged.tags[i], staged.firsts[i]);
+        self.find_from(place, key, tags, moves, first)
     }
 
     #[inline]
@@ -1038,6 +1088,15 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
 
     fn egress_seen(&self, key: &FlowKey) {
         self.insert(*key, Source::Egress);
+    }
+
+    fn egress_frames<'f, P: Prefetch>(
+        &self,
+        frames: impl Iterator<Item = &'f [u8]>,
+        recent: &mut RecentFlows,
+        prefetch: &P,
+    ) {
+        self.learn_frames(frames, recent, prefetch);
     }
 }
 
