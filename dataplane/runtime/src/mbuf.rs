@@ -397,10 +397,11 @@ impl MbufBurst {
     ///
     /// The mbuf itself, when the burst is full.
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.is_full() {
+        // One check (the slot's index), not "full?" and then the index again.
+        let Some(slot) = self.mbufs.get_mut(self.len) else {
             return Err(m);
-        }
-        self.mbufs[self.len] = m.into_raw();
+        };
+        *slot = m.into_raw();
         self.len += 1;
         Ok(())
     }
