@@ -530,7 +530,10 @@ impl MbufBurst {
     /// The first `n` mbufs must have been given away, and `n <= len()`.
     pub(crate) unsafe fn taken_front(&mut self, n: usize) {
         debug_assert!(n <= self.len);
-        self.mbufs.copy_within(n..self.len, 0);
+        // Nearly always all were taken: no call to memmove for nothing.
+        if n < self.len {
+            self.mbufs.copy_within(n..self.len, 0);
+        }
         self.len -= n;
     }
 }
