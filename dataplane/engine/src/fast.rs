@@ -179,15 +179,11 @@ impl Engine {
             return None;
         }
         let may_be_cookie = segment.ack() && !segment.rst();
+        // Source and destination address, adjacent in the header (the length was checked above).
+        let addrs: [u8; 8] = inner.get(ipv4::ADDRS)?.try_into().ok()?;
         Some(Plan {
             // The local side is the packet's destination.
-            key: Ipv4FlowKey::new(
-                L4Proto::Tcp,
-                ip.dst_addr(),
-                segment.dst_port(),
-                ip.src_addr(),
-                segment.src_port(),
-            ),
+            key: Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port()),
             meta: TCP
                 | u64::from(next) << INDEX_SHIFT
                 | if may_be_cookie { COOKIE_BIT } else { 0 }
