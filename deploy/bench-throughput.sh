@@ -261,7 +261,9 @@ PY
 }
 
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
-echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
+# The CPU model goes into every table's caption too: the ratios move with the CPU.
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($cpu); load $(cut -d' ' -f1-3 /proc/loadavg)"
 if ((director)); then
   echo "== $rounds rounds of ${duration}s each: testpmd macswap and the director, 64-byte TCP and IMIX (reversed on even rounds)"
 else
@@ -301,7 +303,7 @@ run_rounds() { # program...
 }
 if ((director)); then
   run_rounds macswap-64 director-64 macswap-imix director-imix
-  python3 - "$results" "$rev" <<'EOF'
+  python3 - "$results" "$rev" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs, totals, shares, per_cpu = (collections.defaultdict(list) for _ in range(4))
 for line in open(sys.argv[1]):
@@ -316,7 +318,7 @@ for line in open(sys.argv[1]):
 med = lambda v: statistics.median(v) if v else float("nan")
 text = lambda values: " ".join(f"{v:.1f}" for v in values)
 share = lambda k: f"{min(shares[k]):.2f}" if shares[k] else "?"
-print(f"\nrev {sys.argv[2]}: Mpps, median over the runs of each run's per-second median\n")
+print(f"\nrev {sys.argv[2]}, CPU {sys.argv[3]}: Mpps, median over the runs of each run's per-second median\n")
 print("| frames | testpmd macswap (runs) | director (runs) | director, total / elapsed | worker's CPU share, min (testpmd, director) | director / macswap | Mpps per CPU-second of the worker (testpmd, director) | director / macswap, per CPU-second |")
 print("|---|---|---|---|---|---|---|---|")
 for mix, label in (("64", "64-byte TCP"), ("imix", "IMIX")):
@@ -338,7 +340,7 @@ run_rounds io macswap shared static
 run_rounds static-egress learned
 
 # --- table ------------------------------------------------------------------------------------
-python3 - "$results" "$rev" <<'EOF'
+python3 - "$results" "$rev" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 totals = collections.defaultdict(list)
@@ -358,7 +360,7 @@ rows = [("testpmd io", "testpmd-io", "shared (Debian)"),
         ("testpmd macswap", "testpmd-macswap", "shared (Debian)"),
         ("chanced", "chanced-shared", "shared"),
         ("chanced", "chanced-static", "static (--features static)")]
-print(f"\nrev {sys.argv[2]}: Mpps, median of {max(len(v) for v in runs.values())} runs\n")
+print(f"\nrev {sys.argv[2]}, CPU {sys.argv[3]}: Mpps, median of {max(len(v) for v in runs.values())} runs\n")
 print("| program | DPDK build | Mpps, per-second median | runs | Mpps, total / elapsed | runs | worker's CPU share (min) | / testpmd macswap |")
 print("|---|---|---|---|---|---|---|---|")
 mac = med.get("testpmd-macswap")
@@ -377,13 +379,13 @@ print("--stats-period 1 Rx-pps; chanced: --stats-interval 1 nic rx). Total / ela
 print("nic_rx_packets_total / elapsed_secs. CPU share: the worker thread's run time / wall time;")
 print("below about 0.97 another process took CPU 1 from it during that run.")
 EOF
-python3 - "$out/learning.txt" <<'EOF'
+python3 - "$out/learning.txt" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     name, _, nic, kernel, *_ = line.split()
     runs[name].append((float(nic), float(kernel)))
-print("\nLearning on vs a static table (shared build; NIC = the mix, kernel port = the host's replies)\n")
+print(f"\nLearning on vs a static table (shared build; NIC = the mix, kernel port = the host's replies), CPU {sys.argv[2]}\n")
 print("| table | NIC rx Mpps (runs) | kernel rx Mpps | NIC + kernel Mpps | / static |")
 print("|---|---|---|---|---|")
 base = None
