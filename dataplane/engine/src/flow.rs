@@ -271,7 +271,12 @@ impl Ipv4FlowKey {
     /// addresses as they lie in its header (one 8-byte load, where [`new`](Self::new) assembles
     /// the pair from two), the ports those of its L4 header.
     #[inline]
-    pub(crate) fn inbound(proto: L4Proto, addrs: [u8; 8], local_port: u16, remote_port: u16) -> Self {
+    pub(crate) fn inbound(
+        proto: L4Proto,
+        addrs: [u8; 8],
+        local_port: u16,
+        remote_port: u16,
+    ) -> Self {
         Self {
             // Source then destination in memory; the pair holds the local (destination) side low.
             pair: u64::from_le_bytes(addrs).rotate_left(32),

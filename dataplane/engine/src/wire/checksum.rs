@@ -90,7 +90,16 @@ mod tests {
             }
             acc as u16
         }
-        let edges = [0, 1, 0xffff, 0x1_0000, 0x1_fffe, 0x1_ffff, 0xffff_0000, u32::MAX];
+        let edges = [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0x1_ffff,
+            0xffff_0000,
+            u32::MAX,
+        ];
         let spread = (0..=u32::MAX).step_by(65_521);
         for acc in edges.into_iter().chain(spread) {
             assert_eq!(fold(acc), folded_until_it_fits(acc), "{acc:#x}");
