@@ -149,14 +149,14 @@ impl Engine {
         // The hop list whole (what `check_hops_len` checks), so that reading the next hop from it
         // needs no check of its own.
         let hops = frame.get(HOPS..inner_off)?;
-        let at_inner = u64::from(hop_count) << HOP_COUNT_SHIFT;
+        let hop_count_bits = u64::from(hop_count) << HOP_COUNT_SHIFT;
         if next == hop_count {
             // Decapsulation needs an inner IPv4 header's worth of bytes (the version is checked so
             // that the finish may take the length from the IPv4 header).
             let inner_v4 = frame.get(inner_off).is_some_and(|&b| b >> 4 == 4);
             return (inner_v4 && len >= inner_off + ipv4::HEADER_LEN).then_some(Plan {
                 key: Ipv4FlowKey::unspecified(),
-                meta: LAST_HOP | at_inner,
+                meta: LAST_HOP | hop_count_bits,
                 hop: 0,
             });
         }
@@ -187,7 +187,7 @@ impl Engine {
             meta: TCP
                 | u64::from(next) << INDEX_SHIFT
                 | if may_be_cookie { COOKIE_BIT } else { 0 }
-                | at_inner,
+                | hop_count_bits,
             hop: u64::from(hop),
         })
     }
