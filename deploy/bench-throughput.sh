@@ -294,7 +294,9 @@ PY
 }
 
 rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane control dpdk-sys tests 2>/dev/null || echo "+dirty")
-echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); load $(cut -d' ' -f1-3 /proc/loadavg)"
+# The CPU model goes into every table's caption too: the ratios move with the CPU.
+cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+echo "== $(date -u +%Y-%m-%dT%H:%MZ) rev $rev; $(nproc) CPUs ($cpu); load $(cut -d' ' -f1-3 /proc/loadavg)"
 if ((workers > 1)); then
   echo "== $rounds rounds of ${duration}s each: testpmd macswap and chanced (shared), 1 and $workers worker lcores (reversed on even rounds)"
   echo "== cpu MHz: $(sed -n 's/^cpu MHz\s*: //p' /proc/cpuinfo | head -1)"
@@ -347,7 +349,7 @@ run_rounds() { # program...
 }
 if ((workers > 1)); then
   run_rounds macswap-1w "macswap-${workers}w" chanced-1w "chanced-${workers}w"
-  python3 - "$results" "$rev" "$workers" "$(sed -n 's/^cpu MHz\s*: //p' /proc/cpuinfo | head -1)" <<'EOF'
+  python3 - "$results" "$rev" "$workers" "$(sed -n 's/^cpu MHz\s*: //p' /proc/cpuinfo | head -1)" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs, shares, per_cpu = (collections.defaultdict(list) for _ in range(3))
 for line in open(sys.argv[1]):
@@ -361,7 +363,7 @@ for line in open(sys.argv[1]):
 n, mhz = int(sys.argv[3]), float(sys.argv[4] or "nan")
 med = lambda k: statistics.median(runs[k]) if runs[k] else float("nan")
 text = lambda k: " ".join(f"{v:.1f}" for v in runs[k])
-print(f"\nrev {sys.argv[2]}: Mpps, median over the runs of each run's per-second median; cpu MHz {mhz:.0f}\n")
+print(f"\nrev {sys.argv[2]}, {sys.argv[5]}: Mpps, median over the runs of each run's per-second median; cpu MHz {mhz:.0f}\n")
 print("| program | worker lcores | Mpps (runs) | Mpps per worker | speed-up over 1 | / testpmd macswap, same lcores | cycles per packet per worker | workers' CPU share, min | Mpps per worker CPU-second | cycles per packet of worker CPU time |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for prog, label in (("testpmd-macswap", "testpmd macswap"), ("chanced-shared", "chanced")):
@@ -383,7 +385,7 @@ EOF
 fi
 if ((director)); then
   run_rounds macswap-64 director-64 macswap-imix director-imix
-  python3 - "$results" "$rev" <<'EOF'
+  python3 - "$results" "$rev" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs, totals, shares, per_cpu = (collections.defaultdict(list) for _ in range(4))
 for line in open(sys.argv[1]):
@@ -398,7 +400,7 @@ for line in open(sys.argv[1]):
 med = lambda v: statistics.median(v) if v else float("nan")
 text = lambda values: " ".join(f"{v:.1f}" for v in values)
 share = lambda k: f"{min(shares[k]):.2f}" if shares[k] else "?"
-print(f"\nrev {sys.argv[2]}: Mpps, median over the runs of each run's per-second median\n")
+print(f"\nrev {sys.argv[2]}, CPU {sys.argv[3]}: Mpps, median over the runs of each run's per-second median\n")
 print("| frames | testpmd macswap (runs) | director (runs) | director, total / elapsed | worker's CPU share, min (testpmd, director) | director / macswap | Mpps per CPU-second of the worker (testpmd, director) | director / macswap, per CPU-second |")
 print("|---|---|---|---|---|---|---|---|")
 for mix, label in (("64", "64-byte TCP"), ("imix", "IMIX")):
@@ -420,7 +422,7 @@ run_rounds io macswap shared static
 run_rounds static-egress learned
 
 # --- table ------------------------------------------------------------------------------------
-python3 - "$results" "$rev" <<'EOF'
+python3 - "$results" "$rev" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 totals = collections.defaultdict(list)
@@ -440,7 +442,7 @@ rows = [("testpmd io", "testpmd-io", "shared (Debian)"),
         ("testpmd macswap", "testpmd-macswap", "shared (Debian)"),
         ("chanced", "chanced-shared", "shared"),
         ("chanced", "chanced-static", "static (--features static)")]
-print(f"\nrev {sys.argv[2]}: Mpps, median of {max(len(v) for v in runs.values())} runs\n")
+print(f"\nrev {sys.argv[2]}, CPU {sys.argv[3]}: Mpps, median of {max(len(v) for v in runs.values())} runs\n")
 print("| program | DPDK build | Mpps, per-second median | runs | Mpps, total / elapsed | runs | worker's CPU share (min) | / testpmd macswap |")
 print("|---|---|---|---|---|---|---|---|")
 mac = med.get("testpmd-macswap")
@@ -459,13 +461,13 @@ print("--stats-period 1 Rx-pps; chanced: --stats-interval 1 nic rx). Total / ela
 print("nic_rx_packets_total / elapsed_secs. CPU share: the worker thread's run time / wall time;")
 print("below about 0.97 another process took CPU 1 from it during that run.")
 EOF
-python3 - "$out/learning.txt" <<'EOF'
+python3 - "$out/learning.txt" "$cpu" <<'EOF'
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     name, _, nic, kernel, *_ = line.split()
     runs[name].append((float(nic), float(kernel)))
-print("\nLearning on vs a static table (shared build; NIC = the mix, kernel port = the host's replies)\n")
+print(f"\nLearning on vs a static table (shared build; NIC = the mix, kernel port = the host's replies), CPU {sys.argv[2]}\n")
 print("| table | NIC rx Mpps (runs) | kernel rx Mpps | NIC + kernel Mpps | / static |")
 print("|---|---|---|---|---|")
 base = None

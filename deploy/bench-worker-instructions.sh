@@ -28,10 +28,16 @@
 # 4096 client addresses); --mix imix takes director-imix.toml instead.
 #
 # Usage: deploy/bench-worker-instructions.sh [--seconds S] [--top N] [--bin PATH]
-#                                            [--egress static|learned]
+#                                            [--egress static|learned] [--loop-only] [--simulate]
 #                                            [--director [--mix 64|imix]]
 #   --bin: count a chanced built elsewhere (it must have debug line tables: profile.release has
-#   debug = 1). Needs root, valgrind, binutils (addr2line) and python3.
+#   debug = 1).
+#   --loop-only: count only the worker lcore (as --director always does), not chanced's start-up
+#   (building the 1M-entry table, loading the shared objects), which otherwise adds a share that
+#   depends on how many packets the run got through.
+#   --simulate: callgrind's cache and branch simulation too (slower); prints each object's D1
+#   misses and mispredicted branches per packet: this VM has no hardware counters.
+# Needs root, valgrind, binutils (addr2line) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -41,12 +47,16 @@ bin=""
 director=0
 mix=64
 egress=""
+loop_only=0
+simulate=()
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --director) director=1; shift ;;
+    --loop-only) loop_only=1; shift ;;
+    --simulate) simulate=(--cache-sim=yes --branch-sim=yes); shift ;;
     --mix) mix=$2; shift 2 ;;
     --egress) egress=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -103,10 +113,12 @@ else
   loop='worker::Worker<.*>::run$'
   collect=()
   # The comparison's static configuration lists 1000 flows, whose parsing under valgrind would
-  # weigh on its count: only the worker lcore is counted.
-  [[ -n "$egress" ]] && collect=(--collect-atstart=no "--toggle-collect=*lcore::trampoline*")
+  # weigh on its count: with --egress, as with --loop-only, only the worker lcore is counted.
+  if [[ -n "$egress" ]] || ((loop_only)); then
+    collect=(--collect-atstart=no "--toggle-collect=*lcore::trampoline*")
+  fi
 fi
-valgrind --tool=callgrind --dump-instr=yes "${collect[@]}" --callgrind-out-file="$out/callgrind.out" \
+valgrind --tool=callgrind --dump-instr=yes "${simulate[@]}" "${collect[@]}" --callgrind-out-file="$out/callgrind.out" \
   "${program[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
   --vdev "$nic" --vdev "$kernel" > "$out/chanced.log" 2>&1 ||
   { echo "bench-worker-instructions: chanced failed under valgrind:" >&2; tail -20 "$out/chanced.log" >&2; exit 1; }
@@ -126,8 +138,13 @@ if egress:
 # ("ob=(3) /path" once, then "ob=(3)") and positions ("+4", "-2", "*" relative to the last); the
 # line after "calls=" carries the callee's inclusive cost, which is not this instruction's own.
 names, per_object, per_address = {}, collections.Counter(), collections.Counter()
+# With --simulate, the cache and branch events after Ir, per object.
+events, simulated = ["Ir"], collections.defaultdict(collections.Counter)
 obj, address, skip = None, 0, False
 for line in open(path):
+    if line.startswith("events:"):
+        events = line.split()[1:]
+        continue
     head = line[:4]
     if head in ("ob=(", "cob="):
         m = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line.strip())
@@ -157,6 +174,8 @@ for line in open(path):
         per_object[obj] += cost
         if obj == binary:
             per_address[address] += cost
+        for event, value in zip(events[1:], fields[3:]):
+            simulated[obj][event] += int(value)
 
 addresses = sorted(per_address)
 lines = subprocess.run(["addr2line", "-a", "-i", "-f", "-C", "-e", binary] + [hex(a) for a in addresses],
@@ -202,6 +221,14 @@ print(f"{packets} packets received{' (NIC + kernel)' if egress else ''}; instruc
 for name, cost in per_object.most_common():
     if cost / packets >= 0.5:
         print(f"{cost / packets:8.1f}  {os.path.basename(name)}")
+shown = [e for e in ("D1mr", "D1mw", "Bcm", "Bim") if e in events]
+if shown:
+    print("\nsimulated, per packet (D1 read and write misses, mispredicted conditional and indirect branches):")
+    print("  ".join(f"{e:>8}" for e in shown) + "  object")
+    for name, _ in per_object.most_common():
+        if per_object[name] / packets >= 0.5:
+            values = "  ".join(f"{simulated[name][e] / packets:8.2f}" for e in shown)
+            print(f"{values}  {os.path.basename(name)}")
 print(f"\n{os.path.basename(binary)}'s {per_object[binary] / packets:.1f} by step of the worker loop:")
 for name, cost in steps.most_common(top):
     print(f"{cost / packets:8.1f}  {name}")

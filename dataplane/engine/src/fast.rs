@@ -40,7 +40,7 @@ pub struct Plan {
     /// The flow (meaningful for [`TCP`] plans).
     key: Ipv4FlowKey,
     /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | owned, as a burst
-    /// found (17) | inner packet's offset (32-47)
+    /// found (17) | hop count (32-39), which places the inner packet
     meta: u64,
     /// The next hop's address (bits 0-31, [`TCP`] plans).
     hop: u64,
@@ -56,7 +56,7 @@ const COOKIE_BIT: u64 = 1 << 16;
 /// Set by a burst ([`crate::burst::BurstPlan`]) when the table (or its cache) said the flow is
 /// owned: the answer travels with the plan, so finishing a frame reads one word for both.
 const OWNED_BIT: u64 = 1 << 17;
-const INNER_OFF_SHIFT: u32 = 32;
+const HOP_COUNT_SHIFT: u32 = 32;
 
 impl Plan {
     /// No plan: what a burst keeps for a frame `plan` declined (a kind of its own, so that a
@@ -108,7 +108,9 @@ impl Plan {
     }
 
     fn inner_off(&self) -> usize {
-        (self.meta >> INNER_OFF_SHIFT) as u16 as usize
+        // From the hop count rather than a stored offset: the finish's bounds checks then know
+        // the offset is at least `HOPS` and drop the ones that follow from the length check.
+        inner_offset((self.meta >> HOP_COUNT_SHIFT) as u8)
     }
 
     fn index(&self) -> u8 {
@@ -140,25 +142,25 @@ impl Engine {
         let chain = GlbChainPacket::new_unchecked(&frame[CHAIN..]);
         let hop_count = chain.hop_count();
         let next = chain.next_hop();
-        if u16::from(gue.hlen()) != 1 + u16::from(hop_count)
-            || next > hop_count
-            || chain.check_hops_len().is_err()
-        {
+        if u16::from(gue.hlen()) != 1 + u16::from(hop_count) || next > hop_count {
             return None;
         }
-        let inner_off = HOPS + 4 * usize::from(hop_count);
-        let at_inner = (inner_off as u64) << INNER_OFF_SHIFT;
+        let inner_off = inner_offset(hop_count);
+        // The hop list whole (what `check_hops_len` checks), so that reading the next hop from it
+        // needs no check of its own.
+        let hops = frame.get(HOPS..inner_off)?;
+        let hop_count_bits = u64::from(hop_count) << HOP_COUNT_SHIFT;
         if next == hop_count {
             // Decapsulation needs an inner IPv4 header's worth of bytes (the version is checked so
             // that the finish may take the length from the IPv4 header).
             let inner_v4 = frame.get(inner_off).is_some_and(|&b| b >> 4 == 4);
             return (inner_v4 && len >= inner_off + ipv4::HEADER_LEN).then_some(Plan {
                 key: Ipv4FlowKey::unspecified(),
-                meta: LAST_HOP | at_inner,
+                meta: LAST_HOP | hop_count_bits,
                 hop: 0,
             });
         }
-        let hop = chain.hop(usize::from(next));
+        let hop = hop_at(hops, next)?;
         if hop == 0 || self.config().is_local(hop) || rewrite::wants_gre(&chain, usize::from(next))
         {
             return None;
@@ -177,19 +179,15 @@ impl Engine {
             return None;
         }
         let may_be_cookie = segment.ack() && !segment.rst();
+        // Source and destination address, adjacent in the header (the length was checked above).
+        let addrs: [u8; 8] = inner.get(ipv4::ADDRS)?.try_into().ok()?;
         Some(Plan {
             // The local side is the packet's destination.
-            key: Ipv4FlowKey::new(
-                L4Proto::Tcp,
-                ip.dst_addr(),
-                segment.dst_port(),
-                ip.src_addr(),
-                segment.src_port(),
-            ),
+            key: Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port()),
             meta: TCP
                 | u64::from(next) << INDEX_SHIFT
                 | if may_be_cookie { COOKIE_BIT } else { 0 }
-                | at_inner,
+                | hop_count_bits,
             hop: u64::from(hop),
         })
     }
@@ -238,6 +236,20 @@ impl Engine {
         rewrite::swap_macs(frame);
         gue_forwarded(frame, plan.hop as u32, usize::from(plan.index()))
     }
+}
+
+/// Hop `index` of the hop list `hops` as a big-endian integer.
+#[inline(always)]
+fn hop_at(hops: &[u8], index: u8) -> Option<u32> {
+    let at = 4 * usize::from(index);
+    let bytes: [u8; 4] = hops.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(bytes))
+}
+
+/// Where the inner packet starts behind `hop_count` hops.
+#[inline(always)]
+fn inner_offset(hop_count: u8) -> usize {
+    HOPS + 4 * usize::from(hop_count)
 }
 
 /// Whether the planned ACK at `inner_off` carries a SYN cookie: its sequence and

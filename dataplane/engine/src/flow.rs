@@ -268,6 +268,23 @@ impl Ipv4FlowKey {
         }
     }
 
+    /// The flow of an IPv4 packet to the local side: `addrs` are its source and destination
+    /// addresses as they lie in its header (one 8-byte load, where [`new`](Self::new) assembles
+    /// the pair from two), the ports those of its L4 header.
+    #[inline]
+    pub(crate) fn inbound(
+        proto: L4Proto,
+        addrs: [u8; 8],
+        local_port: u16,
+        remote_port: u16,
+    ) -> Self {
+        Self {
+            // Source then destination in memory; the pair holds the local (destination) side low.
+            pair: u64::from_le_bytes(addrs).rotate_left(32),
+            head: head(Family::V4, proto, local_port, remote_port),
+        }
+    }
+
     /// TCP from 0.0.0.0:0 to 0.0.0.0:0, no real flow: a placeholder for arrays filled later and
     /// for plans that have no flow.
     #[inline]
@@ -551,6 +568,18 @@ impl<S: BuildHasher + Default> FromIterator<FlowKey> for ExactMatchTable<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inbound_key_is_the_key_of_its_destination_and_source() {
+        let (src, dst) = (Ipv4Addr::new(198, 51, 100, 7), Ipv4Addr::new(192, 0, 2, 10));
+        let mut addrs = [0; 8];
+        addrs[..4].copy_from_slice(&src.octets());
+        addrs[4..].copy_from_slice(&dst.octets());
+        assert_eq!(
+            Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, 443, 51234),
+            Ipv4FlowKey::new(L4Proto::Tcp, dst, 443, src, 51234)
+        );
+    }
 
     #[test]
     fn lookup_is_exact_on_all_six_fields() {

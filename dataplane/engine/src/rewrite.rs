@@ -115,7 +115,12 @@ fn stated_or_available(stated: usize, available: usize) -> usize {
 ///
 /// Deviation: a non-zero UDP checksum is updated for the pseudo-header change (glb-redirect does;
 /// cls_redirect leaves it stale). Zero means "no checksum" and stays zero.
+// Always inline: out of line, a fifth of the benchmark mix's frames pay a call through the GOT.
+#[inline(always)]
 pub(crate) fn gue_forward(frame: &mut [u8], hop: u32, next_hop: u8) {
+    // The headers it rewrites, checked once: every access below is then at a known offset of a
+    // slice of known length, without a check of its own.
+    let frame = &mut frame[..HOPS];
     let mut ip = Ipv4Packet::new_unchecked(&mut frame[OUTER_IP..]);
     let (old_src, old_dst) = (ip.src_addr_u32(), ip.dst_addr_u32());
     ip.set_src_addr_u32(old_dst);

@@ -283,8 +283,10 @@ fn handle<F: FlowTable + ?Sized>(
     match decision {
         // Planned frames were contiguous when planned.
         Decision::Planned(plan, owned) => {
-            let len = m.len();
-            let outcome = engine.process_planned(m.data_mut(), plan, owned, flows);
+            // Its length as the engine sees it (the data's; `len` reads one more field).
+            let frame = m.data_mut();
+            let len = frame.len();
+            let outcome = engine.process_planned(frame, plan, owned, flows);
             apply(outcome, len, path, m, to_nic, to_kernel)
         }
         Decision::InFull => {

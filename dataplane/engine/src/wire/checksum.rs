@@ -52,12 +52,12 @@ pub fn checksum(data: &[u8]) -> u16 {
     !sum(data)
 }
 
-#[inline]
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+/// Folds a 32-bit one's-complement sum to 16 bits. Two steps always suffice (the first leaves at
+/// most 0x1fffe, the second at most 0xffff), so no loop: the forward paths run it per packet.
+#[inline(always)]
+fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` for one 16-bit word changing from `old` to `new`.
@@ -81,6 +81,30 @@ pub fn update32(check: u16, old: u32, new: u32) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_folds_reduce_any_32_bit_sum_as_folding_until_it_fits() {
+        fn folded_until_it_fits(mut acc: u32) -> u16 {
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc as u16
+        }
+        let edges = [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0x1_ffff,
+            0xffff_0000,
+            u32::MAX,
+        ];
+        let spread = (0..=u32::MAX).step_by(65_521);
+        for acc in edges.into_iter().chain(spread) {
+            assert_eq!(fold(acc), folded_until_it_fits(acc), "{acc:#x}");
+        }
+    }
 
     #[test]
     fn rfc1071_example_sums_to_the_documented_value() {

@@ -41,6 +41,8 @@ mod field {
 
 /// Length of the IPv4 header without options.
 pub const HEADER_LEN: usize = field::DST_ADDR.end;
+/// The source and destination addresses, adjacent: one flow's address pair.
+pub const ADDRS: core::ops::Range<usize> = field::SRC_ADDR.start..field::DST_ADDR.end;
 /// Byte offset of the TTL field (the GRE last hop decrements the inner TTL there).
 pub const TTL_OFFSET: usize = field::TTL;
 /// Byte offset of the header checksum.
