@@ -505,8 +505,7 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
     };
     // As chanced's: the command line's EAL arguments are appended to the derived ones, or
     // replace them.
-    let eal_args =
-        ports.effective_eal_args("chance-director", &args.eal, args.replace_eal_args);
+    let eal_args = ports.effective_eal_args("chance-director", &args.eal, args.replace_eal_args);
     tracing::info!("EAL arguments: {}", eal_args.join(" "));
     let spec = ports.spec(eal_args);
     let Some(table) = shared.table() else {
