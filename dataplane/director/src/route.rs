@@ -381,11 +381,7 @@ impl Director {
         let row = flow_hash::row(hash);
         let hops = table.rows.hops(row);
         let pending = &mut self.pending;
-        let mut count = 0;
-        for (slot, &hop) in pending.hops.iter_mut().zip(hops) {
-            *slot = hop;
-            count += 1;
-        }
+        let count = copy_hops(&mut pending.hops, hops);
         // As GLB: the old mapping's hops follow, duplicates kept (a host listed twice is asked
         // twice; a header identical to GLB's matters more in a mixed fleet).
         let mut all = hops.len();
@@ -393,8 +389,8 @@ impl Director {
             let alt_hops = table
                 .rows
                 .hops(flow_hash::row(routable.flow.hash(&table.hasher, alt)));
-            for (slot, &hop) in pending.hops[count..].iter_mut().zip(alt_hops) {
-                *slot = hop;
+            if let Some(rest) = pending.hops.get_mut(count..) {
+                copy_hops(rest, alt_hops);
             }
             all += alt_hops.len();
         }
@@ -412,5 +408,48 @@ impl Director {
             table: index,
             row,
         })
+    }
+}
+
+/// Copies as many of `from` as fit into `to`; returns how many. The first two (a usual row's
+/// whole list) one by one, because LLVM turns a copy loop into a call to memcpy.
+#[inline]
+fn copy_hops(to: &mut [Ipv4Addr], from: &[Ipv4Addr]) -> usize {
+    match (to, from) {
+        ([a, b, to_rest @ ..], [x, y, from_rest @ ..]) => {
+            *a = *x;
+            *b = *y;
+            let mut copied = 2;
+            for (slot, &hop) in to_rest.iter_mut().zip(from_rest) {
+                *slot = hop;
+                copied += 1;
+            }
+            copied
+        }
+        ([a, ..], [x, ..]) => {
+            *a = *x;
+            1
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_hops_copies_as_many_as_fit_in_order() {
+        let from: Vec<Ipv4Addr> = (1..=5u32).map(Ipv4Addr::from).collect();
+        for to_len in 0..=5 {
+            for from_len in 0..=5 {
+                let mut to = vec![Ipv4Addr::UNSPECIFIED; to_len];
+                let copied = copy_hops(&mut to, &from[..from_len]);
+                let n = to_len.min(from_len);
+                assert_eq!(copied, n, "{from_len} hops into {to_len} slots");
+                assert_eq!(&to[..n], &from[..n]);
+                assert!(to[n..].iter().all(|hop| hop.is_unspecified()));
+            }
+        }
     }
 }
