@@ -189,7 +189,6 @@ fn ipv4(packet: &[u8]) -> Classified {
         return PASS;
     };
     let vip = IpAddr::V4(ip.dst_addr());
-    let malformed = Classified::malformed(vip, DropReason::MalformedIp);
     let header_len = ip.header_len();
     let total_len = usize::from(ip.total_len());
     if ip.version() != 4
@@ -197,7 +196,8 @@ fn ipv4(packet: &[u8]) -> Classified {
         || total_len < header_len
         || total_len > packet.len()
     {
-        return malformed;
+        // Built here, not ahead: every packet would pay for it.
+        return Classified::malformed(vip, DropReason::MalformedIp);
     }
     let packet = &packet[..total_len];
     let flow = flow_between(false, &ip.src_addr().octets(), &ip.dst_addr().octets());
