@@ -332,15 +332,17 @@ impl Director {
         find: impl FnOnce(&BindQuery) -> Option<(usize, &'t RouteTable<R>)>,
         is_vip: impl FnOnce(IpAddr) -> bool,
     ) -> Decision {
-        let routable = match classify::classify(frame) {
+        // Matched by reference: moving the routable frame out of the answer copied it.
+        let classified = classify::classify(frame);
+        let routable = match &classified {
             Classified::Routable(routable) => routable,
-            Classified::Pass(reason) => {
+            &Classified::Pass(reason) => {
                 if reason == PassReason::Vlan {
                     self.counters.bump(Counter::PassedPacketsTotalVlan);
                 }
                 return Ok(None);
             }
-            Classified::Malformed { vip, reason } => {
+            &Classified::Malformed { vip, reason } => {
                 return if is_vip(vip) { Err(reason) } else { Ok(None) };
             }
         };
@@ -353,7 +355,7 @@ impl Director {
         if routable.kind == Kind::Fragment && self.config.hashes_ports() {
             return Err(DropReason::FragmentNeedsPorts);
         }
-        let placed = self.encapsulate(&routable, table, index)?;
+        let placed = self.encapsulate(routable, table, index)?;
         self.count_kind(routable.kind);
         Ok(Some(placed))
     }
