@@ -284,8 +284,8 @@ impl Director {
             |query| {
                 tables
                     .iter()
-                    .position(|table| table.serves(query))
-                    .map(|index| (index, &tables[index]))
+                    .enumerate()
+                    .find(|(_, table)| table.serves(query))
             },
             |vip| tables.iter().any(|table| table.holds(vip)),
         )
