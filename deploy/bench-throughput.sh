@@ -29,9 +29,9 @@
 # "learned" lists none and learns them all from that egress (learned.toml). Both runs check that
 # everything received was accounted for, no mbuf leaked and the verdict shares are as generated.
 #
-# With --director, instead of all that: the director's worker lcore (the runtime's frame-router
-# loop over chance_director::Director, control/examples/director_worker.rs: one TCP/UDP bind, 16
-# active backends, GLB's 65,536-row table) against testpmd macswap, on the same vdevs (net_pcap0
+# With --director, instead of all that: chance-director itself (one worker lcore; one TCP and one
+# UDP bind, 16 active backends, GLB's 65,536-row table: deploy/lib/director-bench.sh) against
+# testpmd macswap, on the same vdevs (net_pcap0
 # replaying clients' frames forever, net_null0) for two captures chance-pktgen writes from
 # pktgen/profiles/director-64.toml (64-byte IPv4 TCP frames from 4096 client addresses to the
 # VIP) and director-imix.toml (the same flows in 64/570/1518-byte frames, 7:4:1), interleaved
@@ -93,8 +93,8 @@ command -v dpdk-testpmd >/dev/null || { echo "bench-throughput: dpdk-testpmd not
 echo "== building (release)"
 if ((director)); then
   cargo build --release -q -p chance-pktgen --bin chance-pktgen
-  cargo build --release -q -p chance-control --example director_worker
-  director_bin=$root/target/release/examples/director_worker
+  cargo build --release -q -p chance-control --bin chance-director
+  director_bin=$root/target/release/chance-director
   director_frames=4096
   for mix in 64 imix; do
     "$root/target/release/chance-pktgen" --profile "$root/pktgen/profiles/director-$mix.toml" \
@@ -104,6 +104,9 @@ if ((director)); then
   # One worker, 1024 descriptors a queue, cache 256, bursts of 32, and the mbufs net_pcap
   # keeps the capture in (as chance-mix sizes chanced's pool).
   mbufs=$((2 * (1024 + 1024) + 2 * (256 + 4 * 32) + director_frames))
+  # shellcheck source=deploy/lib/director-bench.sh
+  . "$root/deploy/lib/director-bench.sh"
+  director_bench_config "$out/director.toml" "$mbufs"
   static=0
 fi
 ((director)) || cargo build --release -q -p chance-testkit --bin chance-mix
@@ -255,39 +258,40 @@ EOF
 
 # The director's worker on the MIX's capture for $duration s; its report checked.
 run_director() { # mix, round
-  local mix=$1 round=$2 prefix="chbench-$$-dir$1-$2" log json share line
+  local mix=$1 round=$2 prefix="chbench-$$-dir$1-$2" log json share line persec
   log=$out/director-$mix-$round.log
   json=$out/director-$mix-$round.json
   prefixes+=("$prefix")
   ensure_hugepages
   # shellcheck disable=SC2046
-  "$director_bin" --duration "$duration" --mbufs "$mbufs" --report-json "$json" \
-    -- $(eal_args "$prefix") > "$log" 2>&1 &
+  NO_COLOR=1 "$director_bin" --config "$out/director.toml" --duration "$duration" \
+    --stats-interval 1 --report-json "$json" --replace-eal-args -- $(eal_args "$prefix") \
+    > "$log" 2>&1 &
   child=$!
   sleep 2
   share=$(cpu_share "$child" $((duration - 3)))
   wait "$child" || { echo "bench-throughput: director ($mix) failed, see $log" >&2; exit 1; }
   child=""
-  line=$(python3 - "$log" "$json" <<'PY'
-import json, re, statistics, sys
-points = [(float(t), int(n)) for t, n in re.findall(r"^t=([\d.]+) nic rx (\d+)", open(sys.argv[1]).read(), re.M)]
-rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(points, points[1:]) if b[0] > a[0]]
-middle = rates[1:-1] or rates
-r = json.load(open(sys.argv[2]))
+  persec=$(chanced_persec_mpps "$log")
+  line=$(python3 - "$json" "$persec" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
 g = lambda k: r["total"]["path"].get(k, 0)
 rx = g("nic_rx_packets_total")
 problems = []
 if r["mbufs_in_use"]:
     problems.append(f"{r['mbufs_in_use']} mbufs leaked")
-if r["nic_ipackets"] != rx:
-    problems.append(f"port ipackets {r['nic_ipackets']} != nic_rx {rx}")
+if r["ports"]["nic"]["ipackets"] != rx:
+    problems.append(f"port ipackets {r['ports']['nic']['ipackets']} != nic_rx {rx}")
+if r["director"].get("routed_packets_total") != rx:
+    problems.append(f"the director routed {r['director'].get('routed_packets_total')} of {rx} received")
 if g("encapsulated_packets_total") != rx:
     problems.append(f"encapsulated {g('encapsulated_packets_total')} of {rx} received")
 if g("nic_tx_packets_total") + g("nic_tx_full_total") != rx:
     problems.append("sent + refused by the TX queue != received")
 for p in problems:
-    print(f"bench-throughput: {sys.argv[2]}: {p}", file=sys.stderr)
-print(f"{statistics.median(middle) / 1e6:.2f} total={rx / r['elapsed_secs'] / 1e6:.2f}" if middle else "nan total=nan")
+    print(f"bench-throughput: {sys.argv[1]}: {p}", file=sys.stderr)
+print(f"{sys.argv[2]} total={rx / r['elapsed_secs'] / 1e6:.2f}")
 PY
 )
   echo "director-$mix $round ${line% *} cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) ${line#* }" | tee -a "$results"

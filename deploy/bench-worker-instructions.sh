@@ -22,9 +22,9 @@
 # received on either port (NIC + kernel), the rate that comparison reports, and of the worker
 # lcore only (as with --director).
 #
-# With --director, the director's worker instead (control/examples/director_worker.rs: the
-# runtime's frame-router loop over chance_director::Director, 16 backends) on the throughput
-# benchmark's client frames (chance-pktgen, pktgen/profiles/director-64.toml: 64-byte TCP from
+# With --director, chance-director's worker lcore instead (chance-director itself, configured as
+# the throughput benchmark configures it: deploy/lib/director-bench.sh) on that benchmark's client
+# frames (chance-pktgen, pktgen/profiles/director-64.toml: 64-byte TCP from
 # 4096 client addresses); --mix imix takes director-imix.toml instead.
 #
 # Usage: deploy/bench-worker-instructions.sh [--seconds S] [--top N] [--bin PATH]
@@ -76,17 +76,21 @@ trap 'rm -rf "$out" "/var/run/dpdk/$prefix"' EXIT
 if ((director)); then
   cargo build --release -q -p chance-pktgen --bin chance-pktgen
   if [[ -z "$bin" ]]; then
-    cargo build --release -q -p chance-control --example director_worker
-    bin=$root/target/release/examples/director_worker
+    cargo build --release -q -p chance-control --bin chance-director
+    bin=$root/target/release/chance-director
   fi
   "$root/target/release/chance-pktgen" --profile "$root/pktgen/profiles/director-$mix.toml" \
     --pcap "$out/clients.pcap" --count 4096 > /dev/null
   nic="net_pcap0,rx_pcap=$out/clients.pcap,infinite_rx=1"
   kernel="net_null0,no-rx=1"
-  program=("$bin" --duration "$seconds" --mbufs 8960 --report-json "$out/report.json")
+  # shellcheck source=deploy/lib/director-bench.sh
+  . "$root/deploy/lib/director-bench.sh"
+  director_bench_config "$out/director.toml" 8960
+  program=("$bin" --config "$out/director.toml" --duration "$seconds"
+    --report-json "$out/report.json" --replace-eal-args)
   loop='encap::EncapWorker<.*>::run$'
-  # Only the worker lcore (its entry, the runtime's trampoline): the example builds its table
-  # (about 100 million instructions) before the worker starts.
+  # Only the worker lcore (its entry, the runtime's trampoline): the daemon builds its table
+  # (about 100 million instructions) and runs its control threads beside the worker.
   collect=(--collect-atstart=no "--toggle-collect=*lcore::trampoline*")
 else
   cargo build --release -q -p chance-testkit --bin chance-mix

@@ -42,6 +42,9 @@ pub struct Report {
     /// The flow table's and the reconciliation's counters, when chanced has them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub flow_table: CounterMap,
+    /// chance-director's own counters (its routing decisions), summed over its workers.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub director: CounterMap,
 }
 
 fn engine_map(counters: &Counters) -> CounterMap {
@@ -86,6 +89,7 @@ impl Report {
                 .collect(),
             ports: BTreeMap::new(),
             flow_table: BTreeMap::new(),
+            director: BTreeMap::new(),
         }
     }
 
@@ -140,6 +144,12 @@ impl Report {
         for (name, value) in reconcile.map(ReconcileStats::values).into_iter().flatten() {
             m.insert(name, value);
         }
+    }
+
+    /// Adds chance-director's counters (every one, zeros included: a decision never taken is
+    /// worth seeing in a benchmark's report).
+    pub fn add_director(&mut self, counters: impl IntoIterator<Item = (&'static str, u64)>) {
+        self.director.extend(counters);
     }
 
     /// The total of one counter.

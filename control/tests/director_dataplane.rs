@@ -132,6 +132,8 @@ fn bind_frames_leave_encapsulated_as_route_says_and_the_rest_reach_the_kernel() 
         .arg("--config")
         .arg(&config)
         .arg("--until-idle")
+        .arg("--report-json")
+        .arg(dir.join("report.json"))
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -191,5 +193,30 @@ fn bind_frames_leave_encapsulated_as_route_says_and_the_rest_reach_the_kernel() 
     assert_eq!(
         counter(&log, "passed_packets_total"),
         elsewhere.len() as u64
+    );
+
+    // --report-json: the runtime's counters and the director's, as the benchmarks read them.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["mbufs_in_use"], 0, "{report}");
+    assert_eq!(report["ports"]["nic"]["ipackets"], input.len(), "{report}");
+    let path = &report["total"]["path"];
+    assert_eq!(path["nic_rx_packets_total"], input.len(), "{report}");
+    assert_eq!(
+        path["encapsulated_packets_total"],
+        to_bind.len(),
+        "{report}"
+    );
+    assert_eq!(
+        path["router_passed_packets_total"],
+        elsewhere.len(),
+        "{report}"
+    );
+    let director = &report["director"];
+    assert_eq!(director["packets_total"], input.len(), "{report}");
+    assert_eq!(director["routed_packets_total"], to_bind.len(), "{report}");
+    assert_eq!(
+        director["errors_total_empty_row"], 0,
+        "every counter, zeros included"
     );
 }

@@ -11,7 +11,7 @@
 
 use super::table::ForwardingTable;
 use arc_swap::{ArcSwap, Cache};
-use chance_director::{Counter, Counters, Director, DirectorConfig, Route};
+use chance_director::{Counter, Counters, Director, DirectorConfig, Plan};
 use chance_runtime::FrameAction;
 use chance_runtime::FrameRouter;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,23 +110,29 @@ impl FrameRouter for DirectorRouter {
 
     fn route(&mut self, frame: &[u8]) -> FrameAction {
         let tables = self.current.0.route_tables();
-        match self.director.route(frame, tables) {
-            Route::Encapsulate(e) => FrameAction::Encapsulate {
-                strip: e.strip,
-                keep: e.inner_len,
-                header_len: e.header.len(),
+        match self.director.plan(frame, tables) {
+            Plan::Encapsulate {
+                strip,
+                inner_len,
+                header_len,
+            } => FrameAction::Encapsulate {
+                strip,
+                keep: inner_len,
+                header_len,
             },
-            Route::Pass => FrameAction::Pass,
-            Route::Drop(_) => FrameAction::Drop,
+            Plan::Pass => FrameAction::Pass,
+            Plan::Drop(_) => FrameAction::Drop,
         }
     }
 
-    fn write_header(&mut self, header: &mut [u8], _payload: &[u8]) {
-        // The header of the last routed frame is still in the director; `header` is exactly its
-        // length (the route asked for it).
-        let built = self.director.header().as_bytes();
-        for (to, from) in header.iter_mut().zip(built) {
-            *to = *from;
-        }
+    fn write_header(&mut self, header: &mut [u8], payload: &[u8]) {
+        // The runtime gives exactly the header length the plan asked for, in front of the IP
+        // packet it kept (`payload`): the header is written in place, its UDP checksum summed
+        // over that packet.
+        let written = self.director.write_planned(header, payload);
+        debug_assert!(
+            written,
+            "the runtime gave the header length the plan asked for"
+        );
     }
 }

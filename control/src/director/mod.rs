@@ -4,11 +4,13 @@
 //! chanced ([`crate::shell`]): the local API ([`api`]), Prometheus metrics ([`metrics`]), reloads
 //! on SIGHUP or from the API ([`reload`]), SIGTERM/SIGINT and systemd notifications.
 //!
-//! `chance-director --config FILE [--no-dataplane | --until-idle] [-- EAL ARGS]`
+//! `chance-director --config FILE [--no-dataplane | --until-idle | --duration SECS]
+//! [--stats-interval SECS] [--report-json FILE] [--replace-eal-args] [-- EAL ARGS]`
 //!
 //! `--no-dataplane` runs the control plane only (health checks, table builds, API, metrics), for
 //! testing. Without it the dataplane (EAL, ports, one worker per worker lcore) runs from
-//! [`run_dataplane`].
+//! [`run_dataplane`]; `--duration`, `--stats-interval`, `--report-json` and `--replace-eal-args`
+//! mean what they mean for chanced (the throughput benchmark runs the director with them).
 //!
 //! Exit status: 0 after a clean stop, 1 on a runtime failure or a missed shutdown deadline, 2 for
 //! an invalid configuration (nothing is started).
@@ -55,7 +57,21 @@ pub struct Args {
     /// Stop when no port has received anything for a while (pcap inputs, tests).
     #[arg(long, conflicts_with = "no_dataplane")]
     pub until_idle: bool,
-    /// EAL arguments, replacing the ones derived from the configuration.
+    /// Stop the dataplane after this many seconds.
+    #[arg(long, conflicts_with_all = ["no_dataplane", "until_idle"])]
+    pub duration: Option<f64>,
+    /// Log the dataplane's counters every this many seconds (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    pub stats_interval: f64,
+    /// Write the dataplane's final report (ports, paths, the director's counters) as JSON here.
+    #[arg(long, conflicts_with = "no_dataplane")]
+    pub report_json: Option<PathBuf>,
+    /// Use only the EAL arguments after `--`: none derived from [dpdk] and [ports] (the port
+    /// names still come from [ports]).
+    #[arg(long, requires = "eal")]
+    pub replace_eal_args: bool,
+    /// EAL arguments, appended to the ones derived from the configuration (see
+    /// --replace-eal-args).
     #[arg(last = true)]
     pub eal: Vec<String>,
 }
@@ -487,8 +503,9 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
     let Some(ports) = &loaded.config.dataplane else {
         anyhow::bail!("ports: chance-director needs [ports] with `nic` and `kernel`");
     };
-    // As chanced's: the command line's EAL arguments are appended to the derived ones.
-    let eal_args = ports.effective_eal_args("chance-director", &args.eal, false);
+    // As chanced's: the command line's EAL arguments are appended to the derived ones, or
+    // replace them.
+    let eal_args = ports.effective_eal_args("chance-director", &args.eal, args.replace_eal_args);
     tracing::info!("EAL arguments: {}", eal_args.join(" "));
     let spec = ports.spec(eal_args);
     let Some(table) = shared.table() else {
@@ -510,11 +527,16 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
         config.alt_hash_fields = d.alt_hash_fields;
         config
     };
-    let until = if args.until_idle {
-        chance_runtime::RunUntil::Idle(crate::daemon::IDLE_POLLS)
-    } else {
-        chance_runtime::RunUntil::Stopped
+    let until = match (args.duration, args.until_idle) {
+        (Some(secs), _) => chance_runtime::RunUntil::Elapsed(
+            Duration::try_from_secs_f64(secs).map_err(|e| anyhow::anyhow!("--duration: {e}"))?,
+        ),
+        (None, true) => chance_runtime::RunUntil::Idle(crate::daemon::IDLE_POLLS),
+        (None, false) => chance_runtime::RunUntil::Stopped,
     };
+    let interval = Duration::try_from_secs_f64(args.stats_interval)
+        .map_err(|e| anyhow::anyhow!("--stats-interval: {e}"))?;
+    let mut last_log = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let watchdog = sd_notify::watchdog_enabled();
     let mut last_ping: Option<Instant> = None;
@@ -539,6 +561,10 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
             if shared.stop.load(Ordering::Relaxed) {
                 stop.store(true, Ordering::Relaxed);
             }
+            if !interval.is_zero() && last_log.elapsed() >= interval {
+                last_log = Instant::now();
+                tracing::info!("{}", crate::report::Report::from_live(live).one_line());
+            }
         },
     )?;
     let totals: Vec<String> = stats
@@ -552,6 +578,12 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
         counters = %totals.join(" "),
         "dataplane stopped"
     );
+    if let Some(path) = &args.report_json {
+        let mut json = crate::report::Report::from_run(&report);
+        json.add_director(stats.totals().iter().map(|&(c, v)| (c.name(), v)));
+        std::fs::write(path, json.json())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
     if report.mbufs_in_use != 0 {
         anyhow::bail!(
             "{} mbufs still in use after the ports stopped (leaked)",

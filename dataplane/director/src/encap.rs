@@ -131,99 +131,222 @@ pub(crate) struct FlowRoute {
     pub gue_proto: u8,
 }
 
-/// Builds into `header` the header for `inner` (the client's IP packet, exactly as long as its
-/// header says) sent along `hops`: the first is the outer destination, at most [`MAX_HOPS`] more
-/// follow in the GUE header. Every byte is written (the buffer is reused from packet to packet).
-/// Returns whether hops had to be left off; on an error the header is left empty.
+/// The bytes every header shares, and their part of both checksums, computed once from the
+/// configuration. A frame's header is this template with its lengths, first hop, UDP source
+/// port, GUE hop fields and checksums written in; each checksum is the template's sum plus the
+/// sum of the words written (RFC 1071: the one's-complement sum is the same in any order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderTemplate {
+    bytes: [u8; BASE_LEN],
+    /// One's-complement sum of the template's IPv4 header (total length, destination and
+    /// checksum zero).
+    ip_sum: u32,
+    /// One's-complement sum of what the UDP checksum covers and no frame changes: the
+    /// pseudo-header's source address and protocol, and the template's UDP and GUE headers
+    /// (every field a frame writes zero).
+    udp_sum: u32,
+}
+
+impl HeaderTemplate {
+    /// The template for headers sent with `config`.
+    pub(crate) fn new(config: &EncapConfig) -> Self {
+        let mut bytes = [0; BASE_LEN];
+        let mut eth = EthernetFrame::new_unchecked(&mut bytes[..]);
+        eth.set_dst_addr(config.gateway_mac);
+        eth.set_src_addr(config.port_mac);
+        eth.set_ethertype(ethertype::IPV4);
+        let mut ip = Ipv4Packet::new_unchecked(&mut bytes[IPV4_OFFSET..UDP_OFFSET]);
+        ip.set_version_ihl(4, 5);
+        ip.set_tos(0);
+        ip.set_ident(0);
+        ip.set_flags_frag_offset(DONT_FRAGMENT);
+        ip.set_ttl(TTL);
+        ip.set_protocol(ip_proto::UDP);
+        ip.set_src_addr(config.src_addr);
+        let mut gue = GuePacket::new_unchecked(&mut bytes[GUE_OFFSET..]);
+        gue.set_variant(0);
+        gue.set_control(false);
+        gue.set_flags(0);
+        // GLB's chained-routing word: private data type 0 (version, flag bits and reserved byte
+        // all zero), next hop 0; the hop count is the frame's.
+        let mut chain = GlbChainPacket::new_unchecked(&mut bytes[GUE_OFFSET + gue::HEADER_LEN..]);
+        chain.set_version(0);
+        chain.set_forward_syn(false);
+        chain.set_last_hop_gre(false);
+        chain.set_low_bits(0);
+        chain.set_reserved(0);
+        chain.set_next_hop(0);
+        UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]).set_dst_port(config.gue_port);
+        let ip_sum = u32::from(checksum::sum(&bytes[IPV4_OFFSET..UDP_OFFSET]));
+        let udp_sum = u32::from(checksum::sum(&config.src_addr.octets()))
+            + u32::from(ip_proto::UDP)
+            + u32::from(checksum::sum(&bytes[UDP_OFFSET..]));
+        Self {
+            bytes,
+            ip_sum,
+            udp_sum,
+        }
+    }
+}
+
+/// The lengths of one frame's header and of what it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// The header's length.
+    pub len: usize,
+    /// Hops after the first (in the GUE header).
+    pub rest: usize,
+    /// Whether hops had to be left off.
+    pub truncated: bool,
+    udp_len: u16,
+    ip_len: u16,
+}
+
+impl Layout {
+    /// The layout for `hops` hops (the first is the outer destination, at most [`MAX_HOPS`]
+    /// more fit) in front of an inner packet of `inner_len` bytes.
+    #[inline]
+    pub(crate) fn new(hops: usize, inner_len: usize) -> Result<Self, DropReason> {
+        let after_first = hops.checked_sub(1).ok_or(DropReason::EmptyRow)?;
+        let rest = after_first.min(MAX_HOPS);
+        let len = BASE_LEN + 4 * rest;
+        let udp_len =
+            u16::try_from(len - UDP_OFFSET + inner_len).map_err(|_| DropReason::TooBig)?;
+        let ip_len = udp_len
+            .checked_add(ipv4::HEADER_LEN as u16)
+            .ok_or(DropReason::TooBig)?;
+        Ok(Self {
+            len,
+            rest,
+            truncated: after_first > MAX_HOPS,
+            udp_len,
+            ip_len,
+        })
+    }
+}
+
+/// Writes into `out` the header laid out as `layout` for `inner` (the client's IP packet,
+/// exactly as long as its header says) sent along `hops` (the first is the outer destination,
+/// the next `layout.rest` go in the GUE header). Every byte of `out` is written. `out` must be
+/// `layout.len` bytes and `hops` hold at least `1 + layout.rest`: otherwise nothing is written
+/// and the result is false.
 #[inline]
-pub(crate) fn build(
-    header: &mut EncapHeader,
-    config: &EncapConfig,
+pub(crate) fn write(
+    out: &mut [u8],
+    template: &HeaderTemplate,
+    layout: &Layout,
     flow: FlowRoute,
-    mut hops: impl Iterator<Item = Ipv4Addr>,
+    hops: &[Ipv4Addr],
+    inner: &[u8],
+) -> bool {
+    if out.len() != layout.len || out.len() < BASE_LEN {
+        return false;
+    }
+    let Some((&first, rest)) = hops.split_first() else {
+        return false;
+    };
+    let Some(rest) = rest.get(..layout.rest) else {
+        return false;
+    };
+    let (base, hop_bytes) = out.split_at_mut(BASE_LEN);
+    base.copy_from_slice(&template.bytes);
+    // The words the frame writes, summed as they are written. The usual row has one hop after
+    // the first: written on its own, because LLVM turns a copy loop into a call to memcpy.
+    let mut hops_sum = 0u32;
+    let mut slots = hop_bytes.chunks_exact_mut(4);
+    if let (Some((&second, more)), Some(slot)) = (rest.split_first(), slots.next()) {
+        slot.copy_from_slice(&second.octets());
+        hops_sum += word_sum(second);
+        for (slot, &hop) in slots.zip(more) {
+            slot.copy_from_slice(&hop.octets());
+            hops_sum += word_sum(hop);
+        }
+    }
+    let first_sum = word_sum(first);
+
+    let mut ip = Ipv4Packet::new_unchecked(&mut base[IPV4_OFFSET..UDP_OFFSET]);
+    ip.set_total_len(layout.ip_len);
+    ip.set_dst_addr(first);
+    ip.set_checksum(!fold(
+        template.ip_sum + u32::from(layout.ip_len) + first_sum,
+    ));
+
+    let source_port = udp_source_port(flow.hash, flow.hint);
+    let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
+    let mut gue = GuePacket::new_unchecked(&mut base[GUE_OFFSET..]);
+    gue.set_hlen(hlen);
+    gue.set_proto_ctype(flow.gue_proto);
+    GlbChainPacket::new_unchecked(&mut base[GUE_OFFSET + gue::HEADER_LEN..])
+        .set_hop_count(layout.rest as u8);
+    let mut udp = UdpPacket::new_unchecked(&mut base[UDP_OFFSET..]);
+    udp.set_src_port(source_port);
+    udp.set_len(layout.udp_len);
+    // The pseudo-header's destination and length, then the UDP header's source port and
+    // length, GUE's hlen and proto word, the hop count (the low byte of its word) and hops.
+    let written = first_sum
+        + 2 * u32::from(layout.udp_len)
+        + u32::from(source_port)
+        + (u32::from(hlen) << 8 | u32::from(flow.gue_proto))
+        + layout.rest as u32
+        + hops_sum;
+    let sum = fold(template.udp_sum + written + u32::from(checksum::sum(inner)));
+    // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
+    udp.set_checksum(match !sum {
+        0 => 0xffff,
+        check => check,
+    });
+    true
+}
+
+/// The sum of an address's two 16-bit words.
+#[inline]
+fn word_sum(addr: Ipv4Addr) -> u32 {
+    let bits = u32::from(addr);
+    (bits >> 16) + (bits & 0xffff)
+}
+
+/// `acc` folded to 16 bits with end-around carries.
+#[inline]
+fn fold(acc: u32) -> u16 {
+    let acc = (acc >> 16) + (acc & 0xffff);
+    let acc = (acc >> 16) + (acc & 0xffff);
+    acc as u16
+}
+
+impl EncapHeader {
+    /// Writes the header laid out as `layout` (see [`write`]); left empty if it cannot be.
+    pub(crate) fn write(
+        &mut self,
+        template: &HeaderTemplate,
+        layout: &Layout,
+        flow: FlowRoute,
+        hops: &[Ipv4Addr],
+        inner: &[u8],
+    ) {
+        self.len = 0;
+        let Some(out) = self.bytes.get_mut(..layout.len) else {
+            return;
+        };
+        if write(out, template, layout, flow, hops, inner) {
+            self.len = layout.len as u8; // at most MAX_HEADER_LEN
+        }
+    }
+}
+
+/// Builds into `header` the header for `inner` sent along `hops` (see [`write`]). Returns
+/// whether hops had to be left off; on an error the header is left empty.
+#[cfg(test)]
+fn build(
+    header: &mut EncapHeader,
+    template: &HeaderTemplate,
+    flow: FlowRoute,
+    hops: &[Ipv4Addr],
     inner: &[u8],
 ) -> Result<bool, DropReason> {
     header.len = 0;
-    let first = hops.next().ok_or(DropReason::EmptyRow)?;
-    let mut rest = 0;
-    let mut truncated = false;
-    for hop in hops {
-        if rest == MAX_HOPS {
-            truncated = true;
-            break;
-        }
-        let at = BASE_LEN + 4 * rest;
-        header.bytes[at..at + 4].copy_from_slice(&hop.octets());
-        rest += 1;
-    }
-    let len = BASE_LEN + 4 * rest;
-    let udp_len = u16::try_from(len - UDP_OFFSET + inner.len()).map_err(|_| DropReason::TooBig)?;
-    let ip_len = udp_len
-        .checked_add(ipv4::HEADER_LEN as u16)
-        .ok_or(DropReason::TooBig)?;
-
-    let bytes = &mut header.bytes[..len];
-    let mut eth = EthernetFrame::new_unchecked(&mut *bytes);
-    eth.set_dst_addr(config.gateway_mac);
-    eth.set_src_addr(config.port_mac);
-    eth.set_ethertype(ethertype::IPV4);
-
-    let mut ip = Ipv4Packet::new_unchecked(&mut bytes[IPV4_OFFSET..UDP_OFFSET]);
-    ip.set_version_ihl(4, 5);
-    ip.set_tos(0);
-    ip.set_total_len(ip_len);
-    ip.set_ident(0);
-    ip.set_flags_frag_offset(DONT_FRAGMENT);
-    ip.set_ttl(TTL);
-    ip.set_protocol(ip_proto::UDP);
-    ip.set_src_addr(config.src_addr);
-    ip.set_dst_addr(first);
-    ip.fill_checksum();
-
-    let mut gue = GuePacket::new_unchecked(&mut bytes[GUE_OFFSET..]);
-    gue.set_variant(0);
-    gue.set_control(false);
-    gue.set_hlen(1 + rest as u8);
-    gue.set_proto_ctype(flow.gue_proto);
-    gue.set_flags(0);
-    // GLB's chained-routing word: private data type 0 (version, flag bits and reserved byte
-    // all zero), next hop 0, then the hop count.
-    let mut chain = GlbChainPacket::new_unchecked(&mut bytes[GUE_OFFSET + gue::HEADER_LEN..]);
-    chain.set_version(0);
-    chain.set_forward_syn(false);
-    chain.set_last_hop_gre(false);
-    chain.set_low_bits(0);
-    chain.set_reserved(0);
-    chain.set_next_hop(0);
-    chain.set_hop_count(rest as u8);
-    let mut udp = UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]);
-    udp.set_src_port(udp_source_port(flow.hash, flow.hint));
-    udp.set_dst_port(config.gue_port);
-    udp.set_len(udp_len);
-    udp.set_checksum(0);
-    let check = udp_checksum(config.src_addr, first, udp_len, &bytes[UDP_OFFSET..], inner);
-    UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]).set_checksum(check);
-    header.len = len as u8;
-    Ok(truncated)
-}
-
-/// The UDP checksum over the IPv4 pseudo-header, the UDP and GUE headers (`head`, checksum field
-/// zero) and the inner packet. `head` has an even length, so the inner packet's words line up.
-fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: u16, head: &[u8], inner: &[u8]) -> u16 {
-    let mut acc = u32::from(checksum::sum(&src.octets()))
-        + u32::from(checksum::sum(&dst.octets()))
-        + u32::from(ip_proto::UDP)
-        + u32::from(udp_len)
-        + u32::from(checksum::sum(head))
-        + u32::from(checksum::sum(inner));
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
-    match !(acc as u16) {
-        0 => 0xffff,
-        check => check,
-    }
+    let layout = Layout::new(hops.len(), inner.len())?;
+    header.write(template, &layout, flow, hops, inner);
+    Ok(layout.truncated)
 }
 
 #[cfg(test)]
@@ -237,6 +360,10 @@ mod tests {
         gue_port: 19523,
     };
 
+    fn template() -> HeaderTemplate {
+        HeaderTemplate::new(&CONFIG)
+    }
+
     #[test]
     fn a_two_hop_header_has_glb_layout_byte_for_byte() {
         let inner = [
@@ -249,7 +376,7 @@ mod tests {
         };
         let hops = [Ipv4Addr::new(3, 4, 5, 6), Ipv4Addr::new(2, 3, 4, 5)];
         let mut header = EncapHeader::new();
-        let truncated = build(&mut header, &CONFIG, flow, hops.into_iter(), &inner).unwrap();
+        let truncated = build(&mut header, &template(), flow, &hops, &inner).unwrap();
         assert!(!truncated);
         let b = header.as_bytes();
         assert_eq!(b.len(), 54);
@@ -270,20 +397,19 @@ mod tests {
 
     #[test]
     fn more_than_31_hops_are_cut_and_reported() {
-        let hops = (0..40u32).map(Ipv4Addr::from);
+        let hops: Vec<Ipv4Addr> = (0..40u32).map(Ipv4Addr::from).collect();
         let flow = FlowRoute {
             hash: 1,
             hint: 2,
             gue_proto: 41,
         };
         let mut header = EncapHeader::new();
-        let truncated = build(&mut header, &CONFIG, flow, hops, &[0; 40]).unwrap();
+        let truncated = build(&mut header, &template(), flow, &hops, &[0; 40]).unwrap();
         assert!(truncated);
         assert_eq!(header.len(), MAX_HEADER_LEN);
         assert_eq!(header.hops().count(), MAX_ROUTE_HOPS);
         assert_eq!(header.as_bytes()[GUE_OFFSET], 31);
-        let exactly = (0..31u32).map(Ipv4Addr::from);
-        assert!(!build(&mut header, &CONFIG, flow, exactly, &[0; 40]).unwrap());
+        assert!(!build(&mut header, &template(), flow, &hops[..31], &[0; 40]).unwrap());
     }
 
     #[test]
@@ -295,15 +421,93 @@ mod tests {
         };
         let mut header = EncapHeader::new();
         assert_eq!(
-            build(&mut header, &CONFIG, flow, core::iter::empty(), &[0; 20]).err(),
+            build(&mut header, &template(), flow, &[], &[0; 20]).err(),
             Some(DropReason::EmptyRow)
         );
         let big = vec![0; 65_535 - 20 - 8 - 8 + 1];
-        let one = core::iter::once(Ipv4Addr::LOCALHOST);
         assert_eq!(
-            build(&mut header, &CONFIG, flow, one, &big).err(),
+            build(&mut header, &template(), flow, &[Ipv4Addr::LOCALHOST], &big).err(),
             Some(DropReason::TooBig)
         );
         assert!(header.is_empty());
+    }
+
+    /// The header as the IPv4, UDP and GUE views build it from nothing, every checksum over
+    /// every byte: what the template must reproduce.
+    fn from_scratch(
+        config: &EncapConfig,
+        flow: FlowRoute,
+        hops: &[Ipv4Addr],
+        inner: &[u8],
+    ) -> Vec<u8> {
+        let rest = &hops[1..];
+        let len = BASE_LEN + 4 * rest.len();
+        let udp_len = (len - UDP_OFFSET + inner.len()) as u16;
+        let mut b = vec![0; len];
+        let mut eth = EthernetFrame::new_unchecked(&mut b[..]);
+        eth.set_dst_addr(config.gateway_mac);
+        eth.set_src_addr(config.port_mac);
+        eth.set_ethertype(ethertype::IPV4);
+        let mut ip = Ipv4Packet::new_unchecked(&mut b[IPV4_OFFSET..UDP_OFFSET]);
+        ip.set_version_ihl(4, 5);
+        ip.set_total_len(udp_len + 20);
+        ip.set_flags_frag_offset(DONT_FRAGMENT);
+        ip.set_ttl(TTL);
+        ip.set_protocol(ip_proto::UDP);
+        ip.set_src_addr(config.src_addr);
+        ip.set_dst_addr(hops[0]);
+        ip.fill_checksum();
+        let mut gue = GuePacket::new_unchecked(&mut b[GUE_OFFSET..]);
+        gue.set_hlen(1 + rest.len() as u8);
+        gue.set_proto_ctype(flow.gue_proto);
+        let mut chain = GlbChainPacket::new_unchecked(&mut b[GUE_OFFSET + gue::HEADER_LEN..]);
+        chain.set_hop_count(rest.len() as u8);
+        for (i, hop) in rest.iter().enumerate() {
+            chain.set_hop(i, *hop);
+        }
+        let mut udp = UdpPacket::new_unchecked(&mut b[UDP_OFFSET..]);
+        udp.set_src_port(udp_source_port(flow.hash, flow.hint));
+        udp.set_dst_port(config.gue_port);
+        udp.set_len(udp_len);
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&config.src_addr.octets());
+        pseudo.extend_from_slice(&hops[0].octets());
+        pseudo.extend_from_slice(&[0, ip_proto::UDP]);
+        pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        pseudo.extend_from_slice(&b[UDP_OFFSET..]);
+        pseudo.extend_from_slice(inner);
+        let check = match checksum::checksum(&pseudo) {
+            0 => 0xffff,
+            check => check,
+        };
+        UdpPacket::new_unchecked(&mut b[UDP_OFFSET..]).set_checksum(check);
+        b
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_template_writes_the_header_built_from_scratch_byte_for_byte(
+            src in proptest::prelude::any::<u32>(),
+            macs in proptest::prelude::any::<([u8; 6], [u8; 6])>(),
+            gue_port in 1u16..,
+            hash in proptest::prelude::any::<u64>(),
+            hint in proptest::prelude::any::<u16>(),
+            ipv6 in proptest::prelude::any::<bool>(),
+            hops in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..=MAX_ROUTE_HOPS),
+            inner in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600),
+        ) {
+            let config = EncapConfig {
+                src_addr: Ipv4Addr::from(src),
+                gateway_mac: macs.0,
+                port_mac: macs.1,
+                gue_port,
+            };
+            let flow = FlowRoute { hash, hint, gue_proto: if ipv6 { 41 } else { 4 } };
+            let hops: Vec<Ipv4Addr> = hops.into_iter().map(Ipv4Addr::from).collect();
+            let mut header = EncapHeader::new();
+            let truncated = build(&mut header, &HeaderTemplate::new(&config), flow, &hops, &inner);
+            proptest::prop_assert_eq!(truncated, Ok(false));
+            proptest::prop_assert_eq!(header.as_bytes(), &from_scratch(&config, flow, &hops, &inner)[..]);
+        }
     }
 }

@@ -29,5 +29,5 @@ pub use flow_hash::{FlowFields, HashFields, HashFieldsError};
 pub use glb_rows::{glb_rows, GlbRow};
 pub use hops::{HopList, MAX_HOPS};
 pub use model::{Backend, BackendState, Bind, Prefix, PrefixError, Protocol, Rows, ROWS};
-pub use route::{Director, DirectorConfig, Encapsulation, Route, RouteTable};
+pub use route::{Director, DirectorConfig, Encapsulation, Plan, Route, RouteTable};
 pub use table::{HopTable, TableError, MAX_BACKENDS};

@@ -38,6 +38,10 @@ impl Protocol {
 pub struct Prefix {
     addr: IpAddr,
     len: u8,
+    /// `addr` as a left-aligned 128-bit number, and the mask of its first `len` bits: what
+    /// every packet's destination is compared with, computed once.
+    network: u128,
+    mask: u128,
 }
 
 /// Why a prefix is not valid.
@@ -72,8 +76,8 @@ impl Prefix {
         if len > max {
             return Err(PrefixError::LengthTooLong { len, max });
         }
-        let prefix = Prefix { addr, len };
-        if prefix.bits(addr) != Self::to_bits(addr) {
+        let prefix = Self::masked(addr, len);
+        if prefix.network & prefix.mask != prefix.network {
             return Err(PrefixError::HostBitsSet);
         }
         Ok(prefix)
@@ -81,9 +85,16 @@ impl Prefix {
 
     /// The prefix that holds exactly `addr` (/32 or /128).
     pub fn host(addr: IpAddr) -> Self {
+        Self::masked(addr, Self::max_len(addr))
+    }
+
+    /// `addr`/`len` with its network and mask (`len` at most the address's length).
+    fn masked(addr: IpAddr, len: u8) -> Self {
         Prefix {
             addr,
-            len: Self::max_len(addr),
+            len,
+            network: Self::to_bits(addr),
+            mask: u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0),
         }
     }
 
@@ -98,8 +109,9 @@ impl Prefix {
     }
 
     /// Whether `addr` is inside the prefix (an address of the other family never is).
+    #[inline]
     pub fn contains(&self, addr: IpAddr) -> bool {
-        addr.is_ipv4() == self.addr.is_ipv4() && self.bits(addr) == Self::to_bits(self.addr)
+        addr.is_ipv4() == self.addr.is_ipv4() && Self::to_bits(addr) & self.mask == self.network
     }
 
     fn max_len(addr: IpAddr) -> u8 {
@@ -110,14 +122,7 @@ impl Prefix {
         }
     }
 
-    /// `addr` as a left-aligned 128-bit number, masked to this prefix's length.
-    fn bits(&self, addr: IpAddr) -> u128 {
-        let mask = u128::MAX
-            .checked_shl(128 - u32::from(self.len))
-            .unwrap_or(0);
-        Self::to_bits(addr) & mask
-    }
-
+    #[inline]
     fn to_bits(addr: IpAddr) -> u128 {
         match addr {
             IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,

@@ -11,7 +11,9 @@
 
 use crate::classify::{self, BindQuery, Classified, Kind, PassReason, Routable};
 use crate::counters::{Counter, Counters, DropReason};
-use crate::encap::{self, EncapConfig, EncapHeader, FlowRoute};
+use crate::encap::{
+    self, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, Layout, MAX_ROUTE_HOPS,
+};
 use crate::flow_hash::{self, HashFields};
 use crate::model::{Bind, Rows};
 use chance_engine::config::DEFAULT_GUE_PORT;
@@ -148,6 +150,26 @@ pub enum Route<'h> {
     Drop(DropReason),
 }
 
+/// What to do with a frame, its header not written yet ([`Director::plan`]): the runtime makes
+/// room for `header_len` bytes in front of the frame's IP packet and has
+/// [`Director::write_planned`] write them there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Encapsulate and send back out of the NIC.
+    Encapsulate {
+        /// Bytes of the original frame's Ethernet header to drop.
+        strip: usize,
+        /// Bytes of IP packet after them to keep (the rest is Ethernet padding).
+        inner_len: usize,
+        /// Bytes of header to put in front of the IP packet.
+        header_len: usize,
+    },
+    /// Not for the director: hand to the kernel untouched.
+    Pass,
+    /// A broken packet to a VIP, or one that cannot be routed: drop (counted).
+    Drop(DropReason),
+}
+
 /// The part of a routing decision that is not the header.
 #[derive(Debug, Clone, Copy)]
 struct Placed {
@@ -159,11 +181,22 @@ struct Placed {
 /// A decision before it is counted: `Ok(None)` passes.
 type Decision = Result<Option<Placed>, DropReason>;
 
-/// One worker's director: configuration, counters and the header buffer it builds into.
+/// What the header of the frame routed last is made of, kept until it is written.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    flow: FlowRoute,
+    layout: Layout,
+    /// The hops, first hop first: `1 + layout.rest` of them count.
+    hops: [Ipv4Addr; MAX_ROUTE_HOPS],
+}
+
+/// One worker's director: configuration, counters and the header it builds.
 #[derive(Debug, Clone)]
 pub struct Director {
     config: DirectorConfig,
     counters: Counters,
+    template: HeaderTemplate,
+    pending: Pending,
     header: EncapHeader,
 }
 
@@ -173,6 +206,16 @@ impl Director {
         Self {
             config,
             counters: Counters::new(),
+            template: HeaderTemplate::new(&config.encap),
+            pending: Pending {
+                flow: FlowRoute {
+                    hash: 0,
+                    hint: 0,
+                    gue_proto: 0,
+                },
+                layout: Layout::new(1, 0).unwrap_or_else(|_| unreachable!("one hop, no packet")),
+                hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
+            },
             header: EncapHeader::new(),
         }
     }
@@ -187,59 +230,99 @@ impl Director {
         &self.counters
     }
 
-    /// The header built for the last frame routed to a backend (what its
-    /// [`Encapsulation::header`] borrowed): a runtime that decides first and writes the header
-    /// later reads it here.
+    /// The header built for the last frame [`route`](Self::route)d to a backend (what its
+    /// [`Encapsulation::header`] borrowed).
     pub fn header(&self) -> &EncapHeader {
         &self.header
     }
 
-    /// Routes `frame` by the first table (in order) with a bind that takes it.
+    /// Routes `frame` by the first table (in order) with a bind that takes it, the header built
+    /// into the director (for tests and offline tools; the runtime [`plan`](Self::plan)s and
+    /// writes the header into the frame's buffer instead).
     pub fn route<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Route<'_> {
-        let decision = self.decide(
-            frame,
-            |query| {
-                tables
-                    .iter()
-                    .position(|table| table.serves(query))
-                    .map(|index| (index, &tables[index]))
-            },
-            |vip| tables.iter().any(|table| table.holds(vip)),
-        );
-        self.counted(decision)
+        let decision = self.decide_by_binds(frame, tables);
+        self.counted_route(frame, decision)
     }
 
     /// Routes `frame` by `table` without matching binds (an offline tool's `--table N`): any
     /// routable frame is taken, every malformed one dropped.
     pub fn route_by<R: Rows>(&mut self, frame: &[u8], table: &RouteTable<R>) -> Route<'_> {
         let decision = self.decide(frame, |_| Some((0, table)), |_| true);
-        self.counted(decision)
+        self.counted_route(frame, decision)
     }
 
-    /// Counts a decision and turns it into a route (borrowing the header just built).
+    /// Decides `frame` as [`route`](Self::route) does (counted the same), but leaves the header
+    /// to [`write_planned`](Self::write_planned): the runtime writes it straight into the
+    /// frame's buffer, in front of the IP packet, with no copy.
     #[inline]
-    fn counted(&mut self, decision: Decision) -> Route<'_> {
-        self.counters.bump(Counter::PacketsTotal);
-        match decision {
+    pub fn plan<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Plan {
+        let decision = self.decide_by_binds(frame, tables);
+        match self.counted(decision) {
+            Ok(Some(placed)) => Plan::Encapsulate {
+                strip: ethernet::HEADER_LEN,
+                inner_len: placed.inner_len,
+                header_len: self.pending.layout.len,
+            },
+            Ok(None) => Plan::Pass,
+            Err(reason) => Plan::Drop(reason),
+        }
+    }
+
+    /// Writes the header of the frame [`plan`](Self::plan)ned last into `header` (exactly the
+    /// `header_len` bytes the plan asked for), for `inner`, that frame's IP packet (its
+    /// `inner_len` bytes). False, with nothing written, when `header` has another length.
+    #[inline]
+    pub fn write_planned(&self, header: &mut [u8], inner: &[u8]) -> bool {
+        let p = &self.pending;
+        encap::write(header, &self.template, &p.layout, p.flow, &p.hops, inner)
+    }
+
+    #[inline]
+    fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
+        self.decide(
+            frame,
+            |query| {
+                tables
+                    .iter()
+                    .enumerate()
+                    .find(|(_, table)| table.serves(query))
+            },
+            |vip| tables.iter().any(|table| table.holds(vip)),
+        )
+    }
+
+    /// Counts a decision and turns it into a route, the header built into the director.
+    fn counted_route(&mut self, frame: &[u8], decision: Decision) -> Route<'_> {
+        match self.counted(decision) {
             Ok(Some(placed)) => {
-                self.counters.bump(Counter::RoutedPacketsTotal);
+                let start = ethernet::HEADER_LEN;
+                let inner = &frame[start..start + placed.inner_len];
+                let p = &self.pending;
+                self.header
+                    .write(&self.template, &p.layout, p.flow, &p.hops, inner);
                 Route::Encapsulate(Encapsulation {
-                    strip: ethernet::HEADER_LEN,
+                    strip: start,
                     inner_len: placed.inner_len,
                     header: &self.header,
                     table: placed.table,
                     row: placed.row,
                 })
             }
-            Ok(None) => {
-                self.counters.bump(Counter::PassedPacketsTotal);
-                Route::Pass
-            }
-            Err(reason) => {
-                self.counters.bump(reason.counter());
-                Route::Drop(reason)
-            }
+            Ok(None) => Route::Pass,
+            Err(reason) => Route::Drop(reason),
         }
+    }
+
+    /// Counts a decision.
+    #[inline]
+    fn counted(&mut self, decision: Decision) -> Decision {
+        self.counters.bump(Counter::PacketsTotal);
+        match decision {
+            Ok(Some(_)) => self.counters.bump(Counter::RoutedPacketsTotal),
+            Ok(None) => self.counters.bump(Counter::PassedPacketsTotal),
+            Err(reason) => self.counters.bump(reason.counter()),
+        }
+        decision
     }
 
     #[inline]
@@ -249,15 +332,17 @@ impl Director {
         find: impl FnOnce(&BindQuery) -> Option<(usize, &'t RouteTable<R>)>,
         is_vip: impl FnOnce(IpAddr) -> bool,
     ) -> Decision {
-        let routable = match classify::classify(frame) {
+        // Matched by reference: moving the routable frame out of the answer copied it.
+        let classified = classify::classify(frame);
+        let routable = match &classified {
             Classified::Routable(routable) => routable,
-            Classified::Pass(reason) => {
+            &Classified::Pass(reason) => {
                 if reason == PassReason::Vlan {
                     self.counters.bump(Counter::PassedPacketsTotalVlan);
                 }
                 return Ok(None);
             }
-            Classified::Malformed { vip, reason } => {
+            &Classified::Malformed { vip, reason } => {
                 return if is_vip(vip) { Err(reason) } else { Ok(None) };
             }
         };
@@ -270,7 +355,7 @@ impl Director {
         if routable.kind == Kind::Fragment && self.config.hashes_ports() {
             return Err(DropReason::FragmentNeedsPorts);
         }
-        let placed = self.encapsulate(frame, &routable, table, index)?;
+        let placed = self.encapsulate(routable, table, index)?;
         self.count_kind(routable.kind);
         Ok(Some(placed))
     }
@@ -285,11 +370,11 @@ impl Director {
         self.counters.bump(counter);
     }
 
-    /// Hashes the flow, reads its row (and the alternative hash's row) and builds the header.
+    /// Hashes the flow, reads its row (and the alternative hash's row) and lays out the header,
+    /// keeping what it is built from until it is written.
     #[inline]
     fn encapsulate<R: Rows>(
         &mut self,
-        frame: &[u8],
         routable: &Routable,
         table: &RouteTable<R>,
         index: usize,
@@ -297,24 +382,27 @@ impl Director {
         let hash = routable.flow.hash(&table.hasher, self.config.hash_fields);
         let row = flow_hash::row(hash);
         let hops = table.rows.hops(row);
+        let pending = &mut self.pending;
+        let count = copy_hops(&mut pending.hops, hops);
         // As GLB: the old mapping's hops follow, duplicates kept (a host listed twice is asked
         // twice; a header identical to GLB's matters more in a mixed fleet).
-        let alt_hops: &[Ipv4Addr] = match self.config.alt_hash_fields {
-            Some(alt) => table
+        let mut all = hops.len();
+        if let Some(alt) = self.config.alt_hash_fields {
+            let alt_hops = table
                 .rows
-                .hops(flow_hash::row(routable.flow.hash(&table.hasher, alt))),
-            None => &[],
-        };
-        let start = ethernet::HEADER_LEN;
-        let inner = &frame[start..start + routable.inner_len];
-        let flow = FlowRoute {
+                .hops(flow_hash::row(routable.flow.hash(&table.hasher, alt)));
+            if let Some(rest) = pending.hops.get_mut(count..) {
+                copy_hops(rest, alt_hops);
+            }
+            all += alt_hops.len();
+        }
+        pending.layout = Layout::new(all, routable.inner_len)?;
+        pending.flow = FlowRoute {
             hash,
             hint: routable.hint,
             gue_proto: routable.gue_proto,
         };
-        let all_hops = hops.iter().chain(alt_hops).copied();
-        let truncated = encap::build(&mut self.header, &self.config.encap, flow, all_hops, inner)?;
-        if truncated {
+        if pending.layout.truncated {
             self.counters.bump(Counter::HopsTruncatedTotal);
         }
         Ok(Placed {
@@ -322,5 +410,48 @@ impl Director {
             table: index,
             row,
         })
+    }
+}
+
+/// Copies as many of `from` as fit into `to`; returns how many. The first two (a usual row's
+/// whole list) one by one, because LLVM turns a copy loop into a call to memcpy.
+#[inline]
+fn copy_hops(to: &mut [Ipv4Addr], from: &[Ipv4Addr]) -> usize {
+    match (to, from) {
+        ([a, b, to_rest @ ..], [x, y, from_rest @ ..]) => {
+            *a = *x;
+            *b = *y;
+            let mut copied = 2;
+            for (slot, &hop) in to_rest.iter_mut().zip(from_rest) {
+                *slot = hop;
+                copied += 1;
+            }
+            copied
+        }
+        ([a, ..], [x, ..]) => {
+            *a = *x;
+            1
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_hops_copies_as_many_as_fit_in_order() {
+        let from: Vec<Ipv4Addr> = (1..=5u32).map(Ipv4Addr::from).collect();
+        for to_len in 0..=5 {
+            for from_len in 0..=5 {
+                let mut to = vec![Ipv4Addr::UNSPECIFIED; to_len];
+                let copied = copy_hops(&mut to, &from[..from_len]);
+                let n = to_len.min(from_len);
+                assert_eq!(copied, n, "{from_len} hops into {to_len} slots");
+                assert_eq!(&to[..n], &from[..n]);
+                assert!(to[n..].iter().all(|hop| hop.is_unspecified()));
+            }
+        }
     }
 }

@@ -20,16 +20,25 @@ pub fn sum(data: &[u8]) -> u16 {
     }
     // The tail starts 8-byte aligned within `data`, so zero-padded to a whole word it adds the
     // same 16-bit words (an odd last byte as the high byte of its word, as RFC 1071 pads it).
-    // Assembled byte by byte where a copy would call memcpy for these few bytes.
+    // Read as at most three loads (4, 2, 1 bytes), where a copy would call memcpy for these few
+    // bytes; assembled little-endian, then put in the machine's order.
+    let mut rest = words.remainder();
     let mut tail = 0u64;
-    for (i, &byte) in words.remainder().iter().enumerate() {
-        let shift = if cfg!(target_endian = "little") {
-            8 * i
-        } else {
-            56 - 8 * i
-        };
-        tail |= u64::from(byte) << shift;
+    let mut shift = 0;
+    if let Some((four, after)) = rest.split_first_chunk::<4>() {
+        tail = u64::from(u32::from_le_bytes(*four));
+        shift = 32;
+        rest = after;
     }
+    if let Some((two, after)) = rest.split_first_chunk::<2>() {
+        tail |= u64::from(u16::from_le_bytes(*two)) << shift;
+        shift += 16;
+        rest = after;
+    }
+    if let Some(&last) = rest.first() {
+        tail |= u64::from(last) << shift;
+    }
+    let tail = u64::from_le(tail);
     wide = add_carry(wide, tail);
     // 64 -> 16 bits with end-around carries: 33 bits, then 18, 17, 16 at most.
     let mut folded = (wide >> 32) + (wide & 0xffff_ffff);
