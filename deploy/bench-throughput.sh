@@ -178,7 +178,8 @@ results=$out/results.txt
 : > "$results"
 
 run_testpmd() { # mode, round [name, default testpmd-MODE [forwarding cores, default 1]]
-  local mode=$1 round=$2 name=${3:-testpmd-$1} cores=${4:-1} prefix="chbench-$$-tp$1-$2-$cores" log share mpps
+  local mode=$1 round=$2 name=${3:-testpmd-$1} cores=${4:-1} prefix log share mpps
+  prefix="chbench-$$-tp$1-$2-$cores"
   log=$out/$name-$round.log
   prefixes+=("$prefix")
   ensure_hugepages
