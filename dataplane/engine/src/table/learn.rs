@@ -8,7 +8,9 @@
 //! caches. [`ConcurrentFlowTable::learn_many_with`] searches a burst's flows in the stages of a
 //! batched lookup, so their misses overlap, and takes a lock only for a flow that needs a write.
 
-use super::{ConcurrentFlowTable, Found, InsertOutcome, Prefetch, RecentFlows, Source, Staged};
+use super::batch::Staged;
+use super::search::Found;
+use super::{ConcurrentFlowTable, InsertOutcome, Prefetch, RecentFlows, Source};
 use crate::egress::{any_egress_flow, plain_ipv4_flow, EgressFlow};
 use core::hash::BuildHasher;
 use std::sync::atomic::Ordering;
