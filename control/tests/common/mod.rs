@@ -1,6 +1,10 @@
 //! Shared helpers for the control crate's integration tests: scratch directories, the chancectl
-//! binary, hand-built frames and capture files.
+//! binary, hand-built frames and capture files; the chanced harness of the `daemon_*.rs` tests
+//! (`daemon`).
 #![allow(dead_code)]
+
+/// A real chanced on net_pcap vdevs, driven through its API socket and chancectl.
+pub mod daemon;
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
