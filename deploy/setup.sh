@@ -19,7 +19,7 @@ packages=(
   python3          # the lab's director
   systemd          # systemd-analyze verify of deploy/systemd/chanced.service (control/tests/deploy.rs)
   util-linux       # setpriv (the API socket test connects as another user), unshare (sockets tests)
-  procps           # kill and sysctl: deploy/lab.sh and the namespace tests (netns_lab, netns_ownership)
+  procps           # kill and sysctl: deploy/lab.sh and the namespace tests (netns_lab, netns_ownership, netns_spoofed_traffic)
   tcpdump          # the capture test reads chancectl capture's pcapng with tcpdump -r
   man-db           # man -l on the Debian package's man pages (control/tests/package.rs)
   prometheus       # promtool check/test rules on deploy/monitoring (control/tests/monitoring.rs)

@@ -1,7 +1,7 @@
 //! What makes a configuration unusable is found by `chancectl config check` and by chanced's start
 //! alike, with exit status 2: a log filter that would silence everything, more static flows than
 //! the flow table holds, a reconciled namespace that does not exist. (The reload side is in
-//! daemon.rs.)
+//! daemon_reload.rs.)
 
 mod common;
 

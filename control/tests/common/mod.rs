@@ -1,6 +1,12 @@
 //! Shared helpers for the control crate's integration tests: scratch directories, the chancectl
-//! binary, hand-built frames and capture files.
+//! binary, hand-built frames and capture files; the chanced harness of the `daemon_*.rs` tests
+//! (`daemon`) and the namespace lab of the ownership tests (`ownership_lab`).
 #![allow(dead_code)]
+
+/// A real chanced on net_pcap vdevs, driven through its API socket and chancectl.
+pub mod daemon;
+/// `deploy/lab.sh` with the real chanced, for the ownership tests in network namespaces.
+pub mod ownership_lab;
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
