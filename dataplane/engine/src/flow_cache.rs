@@ -278,13 +278,12 @@ impl FlowCache {
 
 #[inline]
 fn words(key: &Ipv4FlowKey) -> Words {
-    [key.pair_word(), key.head_word()]
+    key.words()
 }
 
 #[inline]
 fn set_of(words: &Words) -> usize {
-    let mixed = (words[0] ^ words[1].rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> (64 - SETS.trailing_zeros())) as usize
+    Ipv4FlowKey::cache_set(words, SETS)
 }
 
 #[cfg(test)]
