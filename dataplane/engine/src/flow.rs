@@ -318,22 +318,6 @@ impl Ipv4FlowKey {
     pub(crate) fn pair_word(&self) -> u64 {
         self.pair
     }
-
-    /// The key as the two words the per-lcore set-associative caches store and compare
-    /// (the flow cache, the record of recently confirmed flows).
-    #[inline]
-    pub(crate) fn words(&self) -> [u64; 2] {
-        [self.pair, self.head]
-    }
-
-    /// The set of a cache of `sets` sets (a power of two) that holds this key's
-    /// [`words`](Self::words): a multiplicative hash of both words, its top bits.
-    #[inline]
-    pub(crate) fn cache_set(words: &[u64; 2], sets: usize) -> usize {
-        debug_assert!(sets.is_power_of_two() && sets > 1);
-        let mixed = (words[0] ^ words[1].rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (mixed >> (64 - sets.trailing_zeros())) as usize
-    }
 }
 
 impl From<Ipv4FlowKey> for FlowKey {

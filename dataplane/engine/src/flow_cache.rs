@@ -278,12 +278,13 @@ impl FlowCache {
 
 #[inline]
 fn words(key: &Ipv4FlowKey) -> Words {
-    key.words()
+    [key.pair_word(), key.head_word()]
 }
 
 #[inline]
 fn set_of(words: &Words) -> usize {
-    Ipv4FlowKey::cache_set(words, SETS)
+    let mixed = (words[0] ^ words[1].rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> (64 - SETS.trailing_zeros())) as usize
 }
 
 #[cfg(test)]
