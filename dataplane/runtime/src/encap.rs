@@ -13,7 +13,7 @@ use crate::idle::{Idle, IdleExit, IdlePolicy};
 use crate::mbuf::{Mbuf, MbufBurst};
 use crate::port::PortQueue;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
-use crate::worker::{transmit_to_kernel, transmit_to_nic, WorkerReport};
+use crate::worker::{transmit, WorkerReport};
 use chance_engine::Counters;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -134,13 +134,31 @@ impl<R: FrameRouter> EncapWorker<R> {
                 }
                 self.router.end_burst();
             }
-            transmit_to_kernel(&mut self.kernel, &mut to_kernel, &mut self.path);
-            transmit_to_nic(&mut self.nic, &mut to_nic, &mut self.path);
+            transmit(
+                &mut self.kernel,
+                &mut to_kernel,
+                &mut self.path,
+                PathCounter::KernelTx,
+                PathCounter::KernelTxFull,
+            );
+            transmit(
+                &mut self.nic,
+                &mut to_nic,
+                &mut self.path,
+                PathCounter::NicTx,
+                PathCounter::NicTxFull,
+            );
 
             // The host's own traffic leaves untouched.
             let from_kernel = self.kernel.rx_burst(&mut rx);
             self.path.add(PathCounter::KernelRx, from_kernel as u64);
-            transmit_to_nic(&mut self.nic, &mut rx, &mut self.path);
+            transmit(
+                &mut self.nic,
+                &mut rx,
+                &mut self.path,
+                PathCounter::NicTx,
+                PathCounter::NicTxFull,
+            );
 
             let (stats, path) = (&self.stats, &self.path);
             if !self

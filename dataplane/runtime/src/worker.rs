@@ -177,8 +177,20 @@ impl<F: FlowTable> Worker<F> {
                 self.path.add(PathCounter::FlowHits, flows.hits.get());
                 self.path.add(PathCounter::FlowMisses, flows.misses.get());
             }
-            transmit_to_kernel(&mut self.kernel, &mut to_kernel, &mut self.path);
-            transmit_to_nic(&mut self.nic, &mut to_nic, &mut self.path);
+            transmit(
+                &mut self.kernel,
+                &mut to_kernel,
+                &mut self.path,
+                PathCounter::KernelTx,
+                PathCounter::KernelTxFull,
+            );
+            transmit(
+                &mut self.nic,
+                &mut to_nic,
+                &mut self.path,
+                PathCounter::NicTx,
+                PathCounter::NicTxFull,
+            );
 
             // The host's own traffic leaves untouched, after it taught the table its flows: the
             // entry is visible to every lcore before the packet is even sent, so before any answer.
@@ -192,7 +204,13 @@ impl<F: FlowTable> Worker<F> {
             if from_kernel > 0 && self.learn_egress.load(Ordering::Relaxed) {
                 self.egress.learn(&*self.flows, &rx);
             }
-            transmit_to_nic(&mut self.nic, &mut rx, &mut self.path);
+            transmit(
+                &mut self.nic,
+                &mut rx,
+                &mut self.path,
+                PathCounter::NicTx,
+                PathCounter::NicTxFull,
+            );
 
             let (stats, engine, path) = (&self.stats, &self.engine, &self.path);
             if !self.idle.end_poll(from_nic + from_kernel, || {
@@ -404,41 +422,9 @@ impl<F: FlowTable + ?Sized> FlowTable for CountingFlows<'_, F> {
     }
 }
 
-/// Sends a burst out of the NIC queue: [`transmit`] with the NIC's counters.
-#[inline]
-pub(crate) fn transmit_to_nic(
-    queue: &mut PortQueue,
-    burst: &mut MbufBurst,
-    path: &mut PathCounters,
-) {
-    transmit(
-        queue,
-        burst,
-        path,
-        PathCounter::NicTx,
-        PathCounter::NicTxFull,
-    );
-}
-
-/// Sends a burst to the kernel port: [`transmit`] with the kernel port's counters.
-#[inline]
-pub(crate) fn transmit_to_kernel(
-    queue: &mut PortQueue,
-    burst: &mut MbufBurst,
-    path: &mut PathCounters,
-) {
-    transmit(
-        queue,
-        burst,
-        path,
-        PathCounter::KernelTx,
-        PathCounter::KernelTxFull,
-    );
-}
-
 /// Sends `burst` on `queue`; what the queue refuses is freed and counted as `full`.
 #[inline]
-fn transmit(
+pub(crate) fn transmit(
     queue: &mut PortQueue,
     burst: &mut MbufBurst,
     path: &mut PathCounters,
