@@ -19,6 +19,7 @@ pub mod glb_json;
 pub mod glb_rows;
 pub mod hops;
 mod icmp;
+mod inner_sum;
 pub mod model;
 pub mod rendezvous;
 pub mod route;
