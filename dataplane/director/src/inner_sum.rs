@@ -5,17 +5,19 @@
 //! director's largest per-byte cost. A valid packet already carries the information: its
 //! transport checksum makes the transport segment sum to the complement of the pseudo-header's
 //! sum (RFC 768, RFC 793, RFC 8200 §8.1), and an ICMPv4 message sums to all ones on its own
-//! (RFC 792). So, in ones' complement arithmetic,
+//! (RFC 792). So, in ones' complement arithmetic (where `!x` is `-x`),
 //!
 //! ```text
 //! sum(packet) = sum(IP header) + sum(segment)
-//!             = sum(IP header) + !sum(pseudo-header)    TCP, UDP, ICMPv6
+//!             = sum(IP header) - sum(pseudo-header)     TCP, UDP, ICMPv6
 //!             = sum(IP header)                          ICMPv4 (its segment adds zero)
 //! ```
 //!
-//! The IP header (IHL * 4 bytes, options included, or IPv6's 40) is still read directly, and the
-//! pseudo-header comes from its addresses, protocol and the segment's length: a 1500-byte packet
-//! costs what a 64-byte one does.
+//! The IP header (IHL * 4 bytes, options included, or IPv6's 40) is read directly. The
+//! pseudo-header is the header's two addresses, the protocol and the segment's length; the
+//! addresses are in both sums and cancel, so what is added is the header's other words and
+//! the complements of the protocol and the length. A 1500-byte packet costs what a 64-byte one
+//! does.
 //!
 //! Only where this is exact for a valid packet: an unfragmented IPv4 packet (no MF, offset 0)
 //! or an IPv6 packet whose next header is the transport itself, whose length fields agree with
@@ -34,13 +36,15 @@
 
 use chance_engine::wire::checksum;
 use chance_engine::wire::ip_proto;
-use chance_engine::wire::ipv4::Ipv4Packet;
+use chance_engine::wire::ipv4::{self, Ipv4Packet};
 use chance_engine::wire::ipv6::{self, Ipv6Packet};
 use chance_engine::wire::udp::UdpPacket;
 use chance_engine::wire::{icmpv4, icmpv6, tcp, udp};
 
-/// The IPv6 header's two addresses (the pseudo-header's first 32 bytes).
-const IPV6_ADDRS: core::ops::Range<usize> = ipv6::HEADER_LEN - 32..ipv6::HEADER_LEN;
+/// The IPv4 header's words before the addresses: version to header checksum.
+const IPV4_BEFORE_ADDRS: usize = ipv4::ADDRS.start;
+/// The IPv6 header's words before the addresses: version to hop limit.
+const IPV6_BEFORE_ADDRS: usize = 8;
 
 /// The ones' complement sum of `packet` (an IP packet), folded to 16 bits: what
 /// [`checksum::sum`] gives over every byte, derived from the packet's own checksums where that
@@ -60,44 +64,54 @@ fn derived(packet: &[u8]) -> Option<u16> {
     }
 }
 
+#[inline]
 fn derived_ipv4(packet: &[u8]) -> Option<u16> {
-    let ip = Ipv4Packet::new_checked(packet).ok()?;
-    ip.check_options_len().ok()?;
-    if usize::from(ip.total_len()) != packet.len() || ip.is_fragment() {
+    let fixed: &[u8; ipv4::HEADER_LEN] = packet.first_chunk()?;
+    let ip = Ipv4Packet::new_unchecked(&fixed[..]);
+    let header_len = ip.header_len();
+    if header_len < ipv4::HEADER_LEN
+        || usize::from(ip.total_len()) != packet.len()
+        || ip.is_fragment()
+    {
         return None;
     }
-    let (header, segment) = packet.split_at(ip.header_len());
+    let (header, segment) = packet.split_at_checked(header_len)?;
     let protocol = ip.protocol();
-    let segment_sum = if protocol == ip_proto::ICMP {
-        // A valid ICMP message sums to all ones: zero in ones' complement.
-        (segment.len() >= icmpv4::HEADER_LEN).then_some(0)?
+    let mut sum = words(&fixed[..IPV4_BEFORE_ADDRS]);
+    if let Some(options) = header.get(ipv4::HEADER_LEN..).filter(|o| !o.is_empty()) {
+        sum += u32::from(checksum::sum(options));
+    }
+    if protocol == ip_proto::ICMP {
+        // No pseudo-header, and a valid message adds zero: the header is the sum.
+        if segment.len() < icmpv4::HEADER_LEN {
+            return None;
+        }
+        sum += words(&fixed[ipv4::ADDRS]);
     } else {
         transport_ok(protocol, segment)?;
-        let addrs = ip.src_addr_u32() as u64 + ip.dst_addr_u32() as u64;
-        !fold(addrs + u64::from(protocol) + segment.len() as u64)
-    };
-    Some(fold(
-        u64::from(checksum::sum(header)) + u64::from(segment_sum),
-    ))
+        sum += minus_pseudo_header(protocol, segment.len());
+    }
+    Some(fold(sum))
 }
 
+#[inline]
 fn derived_ipv6(packet: &[u8]) -> Option<u16> {
-    let ip = Ipv6Packet::new_checked(packet).ok()?;
+    let fixed: &[u8; ipv6::HEADER_LEN] = packet.first_chunk()?;
+    let ip = Ipv6Packet::new_unchecked(&fixed[..]);
     if usize::from(ip.payload_len()) + ipv6::HEADER_LEN != packet.len() {
         return None;
     }
-    let (header, segment) = packet.split_at(ipv6::HEADER_LEN);
+    let segment = packet.get(ipv6::HEADER_LEN..)?;
     let next_header = ip.next_header();
     if next_header == ip_proto::ICMPV6 {
-        (segment.len() >= icmpv6::HEADER_LEN).then_some(())?;
+        if segment.len() < icmpv6::HEADER_LEN {
+            return None;
+        }
     } else {
         transport_ok(next_header, segment)?;
     }
-    let addrs = checksum::sum(header.get(IPV6_ADDRS)?);
-    let pseudo = u64::from(addrs) + u64::from(next_header) + segment.len() as u64;
-    Some(fold(
-        u64::from(checksum::sum(header)) + u64::from(!fold(pseudo)),
-    ))
+    let sum = words(&fixed[..IPV6_BEFORE_ADDRS]) + minus_pseudo_header(next_header, segment.len());
+    Some(fold(sum))
 }
 
 /// `Some` for a TCP segment or a UDP datagram whose checksum covers exactly `segment` against
@@ -116,12 +130,27 @@ fn transport_ok(protocol: u8, segment: &[u8]) -> Option<()> {
     }
 }
 
-/// A ones' complement sum folded to 16 bits (end-around carries). Zero only for zero: a
-/// non-zero sum folds to 1..=0xffff, as [`checksum::sum`] folds it.
-#[inline]
-fn fold(acc: u64) -> u16 {
-    let acc = (acc >> 32) + (acc & 0xffff_ffff);
-    let acc = (acc >> 16) + (acc & 0xffff);
+/// The pseudo-header's sum without its addresses (they cancel against the IP header's),
+/// negated: the complements of the protocol and of the segment's length (at most 0xffff: the
+/// IP length fields are 16 bits).
+#[inline(always)]
+fn minus_pseudo_header(protocol: u8, segment_len: usize) -> u32 {
+    u32::from(!u16::from(protocol)) + u32::from(!(segment_len as u16))
+}
+
+/// The sum of `bytes` as big-endian 16-bit words (an even number of bytes), not folded.
+#[inline(always)]
+fn words(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks_exact(2)
+        .map(|word| u32::from(u16::from_be_bytes([word[0], word[1]])))
+        .sum()
+}
+
+/// A ones' complement sum of at most 16 words folded to 16 bits (end-around carries). Zero only
+/// for zero: a non-zero sum folds to 1..=0xffff, as [`checksum::sum`] folds it.
+#[inline(always)]
+fn fold(acc: u32) -> u16 {
     let acc = (acc >> 16) + (acc & 0xffff);
     let acc = (acc >> 16) + (acc & 0xffff);
     acc as u16
