@@ -171,7 +171,7 @@ impl FlowFields {
     /// The flow's 64-bit hash over `fields`, keyed by `hasher`: SipHash-2-4 of
     /// [`hash_input`](Self::hash_input), computed from the fields as whole words (see
     /// [`FlowHasher`]) without building the input.
-    #[inline]
+    #[inline(always)]
     pub fn hash(&self, hasher: &FlowHasher, fields: HashFields) -> u64 {
         hasher.hash(self, fields)
     }

@@ -43,7 +43,7 @@ impl FlowHasher {
     }
 
     /// SipHash-2-4 of `flow`'s [`hash_input`](FlowFields::hash_input) for `fields`.
-    #[inline]
+    #[inline(always)]
     pub fn hash(&self, flow: &FlowFields, fields: HashFields) -> u64 {
         if is_src_addr_only(fields) && !flow.ipv6 {
             // GLB's default, checked first so that it inlines into the route alone: the input
