@@ -14,9 +14,9 @@
 //! ```
 //!
 //! The IP header (IHL * 4 bytes, options included, or IPv6's 40) is read directly. The
-//! pseudo-header is the header's two addresses, the protocol and the segment's length; the
-//! addresses are in both sums and cancel, so what is added is the header's other words and
-//! the complements of the protocol and the length. A 1500-byte packet costs what a 64-byte one
+//! pseudo-header is the header's two addresses, the protocol and the segment's length, which
+//! the header holds too: the addresses are in both sums and cancel, and so, for IPv4, do the
+//! protocol and the lengths (the code says how). A 1500-byte packet costs what a 64-byte one
 //! does.
 //!
 //! Only where this is exact for a valid packet: an unfragmented IPv4 packet (no MF, offset 0)
@@ -41,8 +41,6 @@ use chance_engine::wire::ipv6::{self, Ipv6Packet};
 use chance_engine::wire::udp::UdpPacket;
 use chance_engine::wire::{icmpv4, icmpv6, tcp, udp};
 
-/// The IPv4 header's words before the addresses: version to header checksum.
-const IPV4_BEFORE_ADDRS: usize = ipv4::ADDRS.start;
 /// The IPv6 header's words before the addresses: version to hop limit.
 const IPV6_BEFORE_ADDRS: usize = 8;
 
@@ -75,21 +73,29 @@ fn derived_ipv4(packet: &[u8]) -> Option<u16> {
     {
         return None;
     }
-    let (header, segment) = packet.split_at_checked(header_len)?;
+    let segment = packet.get(header_len..)?;
     let protocol = ip.protocol();
-    let mut sum = words(&fixed[..IPV4_BEFORE_ADDRS]);
-    if let Some(options) = header.get(ipv4::HEADER_LEN..).filter(|o| !o.is_empty()) {
-        sum += u32::from(checksum::sum(options));
-    }
-    if protocol == ip_proto::ICMP {
+    let mut sum = if protocol == ip_proto::ICMP {
         // No pseudo-header, and a valid message adds zero: the header is the sum.
         if segment.len() < icmpv4::HEADER_LEN {
             return None;
         }
-        sum += words(&fixed[ipv4::ADDRS]);
+        words(fixed)
     } else {
         transport_ok(protocol, segment)?;
-        sum += minus_pseudo_header(protocol, segment.len());
+        // sum(header) - sum(pseudo-header): the addresses cancel; the total length (a header
+        // word) less the segment's length (the pseudo-header's) is the header's length; the
+        // TTL/protocol word less the protocol is the TTL's byte. Every term is positive.
+        word(fixed, 0)
+            + word(fixed, 4)
+            + word(fixed, 6)
+            + word(fixed, 10)
+            + (u32::from(ip.ttl()) << 8)
+            + header_len as u32
+    };
+    // Options last: only the sum is live across the call.
+    if header_len > ipv4::HEADER_LEN {
+        sum += u32::from(checksum::sum(packet.get(ipv4::HEADER_LEN..header_len)?));
     }
     Some(fold(sum))
 }
@@ -145,6 +151,12 @@ fn words(bytes: &[u8]) -> u32 {
         .chunks_exact(2)
         .map(|word| u32::from(u16::from_be_bytes([word[0], word[1]])))
         .sum()
+}
+
+/// The big-endian 16-bit word at `at` of an IPv4 header.
+#[inline(always)]
+fn word(header: &[u8; ipv4::HEADER_LEN], at: usize) -> u32 {
+    u32::from(u16::from_be_bytes([header[at], header[at + 1]]))
 }
 
 /// A ones' complement sum of at most 16 words folded to 16 bits (end-around carries). Zero only
