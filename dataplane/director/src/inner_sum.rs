@@ -66,6 +66,11 @@ fn derived(packet: &[u8]) -> Option<u16> {
 
 /// Version 4, IHL 5.
 const IPV4_NO_OPTIONS: u8 = 0x45;
+/// The IPv4 header's words that the pseudo-header does not cancel (with the TTL byte and the
+/// checksum): version, IHL and TOS; identification; flags and fragment offset.
+const IPV4_VERSION_IHL_TOS: usize = 0;
+const IPV4_IDENT: usize = 4;
+const IPV4_FLAGS_FRAGMENT: usize = 6;
 
 /// An IPv4 packet whose first byte gives `header_len` bytes of header.
 #[inline(always)]
@@ -91,10 +96,10 @@ fn derived_ipv4(packet: &[u8], header_len: usize) -> Option<u16> {
         // sum(header) - sum(pseudo-header): the addresses cancel; the total length (a header
         // word) less the segment's length (the pseudo-header's) is the header's length; the
         // TTL/protocol word less the protocol is the TTL's byte. Every term is positive.
-        word(fixed, 0)
-            + word(fixed, 4)
-            + word(fixed, 6)
-            + word(fixed, 10)
+        word(fixed, IPV4_VERSION_IHL_TOS)
+            + word(fixed, IPV4_IDENT)
+            + word(fixed, IPV4_FLAGS_FRAGMENT)
+            + word(fixed, ipv4::CHECKSUM_OFFSET)
             + (u32::from(ip.ttl()) << 8)
             + header_len as u32
     };
