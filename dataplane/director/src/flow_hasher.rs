@@ -6,7 +6,8 @@
 //! property tests below pin this hasher against `SipHasher24::hash` of
 //! [`FlowFields::hash_input`]). It exists because of what the crate's streaming `Hasher` costs
 //! on inputs of 4 to 36 bytes: every `write` goes through its tail buffer and length
-//! bookkeeping, about 50 instructions a packet on top of the rounds themselves.
+//! bookkeeping, and with the test of each field that came to about 50 instructions a packet
+//! besides the six rounds (84). For GLB's default this hasher spends about 19 besides them.
 //!
 //! Two things make the specialisation possible:
 //!
