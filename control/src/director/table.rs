@@ -9,9 +9,8 @@
 use crate::director_config::{DirectorConfig, TableSource};
 use chance_director::flow_hash::{self, FlowFields};
 use chance_director::{
-    glb_json, Backend, Bind, HashFields, HopTable, Protocol, RouteTable, Rows, ROWS,
+    glb_json, Backend, Bind, FlowHasher, HashFields, HopTable, Protocol, RouteTable, Rows, ROWS,
 };
-use siphasher::sip::SipHasher24;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -161,7 +160,7 @@ impl ForwardingTable for DirectorTables {
             .serving(flow)
             .or(self.tables.first())
             .map_or([0; 16], RouteTable::hash_key);
-        let hasher = SipHasher24::new_with_key(&key);
+        let hasher = FlowHasher::new_with_key(&key);
         flow_hash::row(flow_fields(flow).hash(&hasher, self.hash_fields))
     }
 

@@ -23,6 +23,7 @@
 
 use crate::counters::DropReason;
 use crate::flow_hash::udp_source_port;
+use crate::inner_sum;
 use chance_engine::wire::checksum;
 use chance_engine::wire::ethernet::{self, EthernetFrame};
 use chance_engine::wire::gue::{self, GlbChainPacket, GuePacket, MAX_HOPS};
@@ -289,7 +290,7 @@ pub(crate) fn write(
         + (u32::from(hlen) << 8 | u32::from(flow.gue_proto))
         + layout.rest as u32
         + hops_sum;
-    let sum = fold(template.udp_sum + written + u32::from(checksum::sum(inner)));
+    let sum = fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
     udp.set_checksum(match !sum {
         0 => 0xffff,

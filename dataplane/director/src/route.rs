@@ -15,11 +15,11 @@ use crate::encap::{
     self, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, Layout, MAX_ROUTE_HOPS,
 };
 use crate::flow_hash::{self, HashFields};
+use crate::flow_hasher::FlowHasher;
 use crate::model::{Bind, Rows};
 use chance_engine::config::DEFAULT_GUE_PORT;
 use chance_engine::wire::ethernet;
 use core::net::{IpAddr, Ipv4Addr};
-use siphasher::sip::SipHasher24;
 
 /// The director's settings (GLB's director configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl DirectorConfig {
 pub struct RouteTable<R> {
     binds: Vec<Bind>,
     hash_key: [u8; 16],
-    hasher: SipHasher24,
+    hasher: FlowHasher,
     rows: R,
 }
 
@@ -73,7 +73,7 @@ impl<R: Rows> RouteTable<R> {
         Self {
             binds,
             hash_key,
-            hasher: SipHasher24::new_with_key(&hash_key),
+            hasher: FlowHasher::new_with_key(&hash_key),
             rows,
         }
     }

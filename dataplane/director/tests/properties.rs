@@ -88,3 +88,23 @@ fn the_contract_checks_real_encapsulations() {
         .sum();
     assert!(routed > 180, "{routed} of 200");
 }
+
+#[test]
+fn a_corrupt_inner_packet_gets_an_outer_udp_checksum_off_by_its_error() {
+    // A bit flipped in the TCP header after the checksum was written: the contract then demands
+    // that the outer UDP checksum fail by exactly the inner checksum's error.
+    let routed: usize = (0..100u8)
+        .map(|i| {
+            let mut packet = Ipv4Packet::new(
+                Ipv4Addr::new(10, 0, i, 1),
+                Ipv4Addr::new(192, 0, 2, 80),
+                L4::tcp(40_000 + u16::from(i), 443, 0x10),
+            )
+            .build();
+            let last = packet.len() - 1;
+            packet[last] ^= 1 << (i % 8);
+            contract::check_frame(&ethernet(0x0800, &packet))
+        })
+        .sum();
+    assert!(routed > 180, "{routed} of 200");
+}
