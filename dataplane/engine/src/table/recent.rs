@@ -4,8 +4,8 @@
 //! to a flow the table holds and has confirmed this second, for which an insert changes nothing.
 //! The table answers that with reads only, but the reads still cost a hash, two tag words and a
 //! slot, and a parse of the frame before them. This record answers it for less: a small
-//! set-associative array (4096 keys in 64 KiB, each as the host's frames carry it in their headers,
-//! so a frame is compared as loaded) of the IPv4 flows this lcore saw stored as
+//! set-associative array (4096 keys in 64 KiB, each as the host's frames carry it in their
+//! headers, so a frame is compared as loaded) of the IPv4 flows this lcore saw stored as
 //! established entries (any source but [`Source::Syn`](super::Source::Syn)) with a timestamp of
 //! the current second.
 //!
@@ -17,8 +17,8 @@
 //! anything; the eviction order by last confirmation is exactly that of one insert per frame.
 //! Everything else (a new second, a removal, an IPv6 flow, a flow not seen yet) goes to the table.
 //!
-//! The set is a fixed multiplicative hash of the key: a sender who aims flows at one set only
-//! sends those flows to the table, as without the record.
+//! The set is a fixed multiplicative hash of the flow's client address and ports: a sender who
+//! aims flows at one set only sends those flows to the table, as without the record.
 
 use crate::egress::{header_words, EgressFlow, HeaderWords};
 
