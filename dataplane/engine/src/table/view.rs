@@ -27,9 +27,9 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
 
     fn owns_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [bool], prefetch: &P) {
         // Groups of half a burst: the stage arrays are written whole for every group (56 bytes a
-        // key, a `memset` call at 32 keys), and a worker asks about a burst's flow-cache misses,
-        // a few keys; a burst of more misses is searched in two groups of 16, each still
-        // overlapping its misses.
+        // key: 1792 at 32 keys), and a worker asks about a burst's flow-cache misses, a few
+        // keys; a burst of more misses is searched in two groups of 16, each still overlapping
+        // its misses.
         let out = &mut out[..keys.len()];
         self.lookup_groups::<16, _, _>(keys, out, prefetch, |answer| answer.is_owned());
     }
