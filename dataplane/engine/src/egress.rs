@@ -14,6 +14,7 @@ use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::{ethertype, ip_proto, read_u16};
+use core::net::SocketAddr;
 
 /// The host's egress walks at most this many IPv6 extension headers (as the classifier does).
 const MAX_EXTENSION_HEADERS: usize = 5;
@@ -92,6 +93,65 @@ pub(crate) fn plain_ipv4_flow(frame: &[u8]) -> Option<Option<Ipv4EgressFlow>> {
     let (sport, dport) = (read_u16(l4, 0), read_u16(l4, 2));
     let key = Ipv4FlowKey::new(proto, ip.src_addr(), sport, ip.dst_addr(), dport);
     Some(Some(Ipv4EgressFlow { key, handshake }))
+}
+
+/// An IPv4 flow from the local side as it lies in the headers of a frame without IP options,
+/// in two little-endian words: the first is bytes 8-15 of the IP header with the protocol (byte
+/// 9) and the source address (12-15) kept and the rest (time to live, checksum) zeroed; the
+/// second is the destination address and the ports (bytes 16-19 of the IP header, 0-3 of the
+/// L4 header). The form a record of flows compares frames in
+/// ([`RecentFlows`](crate::table::RecentFlows)): two loads and a mask a frame, no byte swaps.
+pub(crate) type HeaderWords = [u64; 2];
+
+/// Where [`HeaderWords`]' first word starts in the IPv4 header (its time to live).
+const PROTOCOL_WORD: usize = ipv4::ADDRS.start - 4;
+/// The bytes of that word that belong to the flow: the protocol and the source address.
+const PROTOCOL_WORD_MASK: u64 = 0xffff_ffff_0000_ff00;
+/// Where the second word starts: the destination address, followed by the L4 header.
+const DESTINATION_WORD: usize = ipv4::ADDRS.end - 4;
+
+/// The [`HeaderWords`] of the flow [`plain_ipv4_flow`] would read from `frame`, read at the same
+/// fixed offsets but with nothing of the transport header checked (its flags, its length, the
+/// protocol): for asking a record of flows whose inserts would change nothing, before any parse.
+/// A frame whose words such a record holds needs no insert whatever it turns out to be, since a
+/// frame that proves nothing inserts nothing either. `None` exactly when [`plain_ipv4_flow`]
+/// answers `None`.
+#[inline(always)]
+pub(crate) fn plain_ipv4_words(frame: &[u8]) -> Option<HeaderWords> {
+    const L3: usize = ethernet::HEADER_LEN;
+    const L4: usize = L3 + ipv4::HEADER_LEN;
+    // One length check; every offset below is then within the array.
+    let headers = frame.first_chunk::<{ L4 + UDP_HEADER_LEN }>()?;
+    let eth = EthernetFrame::new_unchecked(&headers[..]);
+    let ip = Ipv4Packet::new_unchecked(&headers[L3..L4]);
+    if eth.ethertype() != ethertype::IPV4 || ip.version() != 4 || ip.ihl() != 5 {
+        return None;
+    }
+    let word = |at: usize| {
+        let mut word = [0; 8];
+        word.copy_from_slice(&headers[L3 + at..L3 + at + 8]);
+        u64::from_le_bytes(word)
+    };
+    Some([
+        word(PROTOCOL_WORD) & PROTOCOL_WORD_MASK,
+        word(DESTINATION_WORD),
+    ])
+}
+
+/// The [`HeaderWords`] of an IPv4 key, as a frame the host sends on its flow carries them;
+/// `None` for an IPv6 key.
+pub(crate) fn header_words(key: &FlowKey) -> Option<HeaderWords> {
+    let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (key.local(), key.remote()) else {
+        return None;
+    };
+    let [a, b, c, d] = local.ip().octets();
+    let [e, f, g, h] = remote.ip().octets();
+    let ([i, j], [k, l]) = (local.port().to_be_bytes(), remote.port().to_be_bytes());
+    let protocol = key.proto() as u8;
+    Some([
+        u64::from_le_bytes([0, protocol, 0, 0, a, b, c, d]),
+        u64::from_le_bytes([e, f, g, h, i, j, k, l]),
+    ])
 }
 
 /// [`egress_flow`] for any frame: IPv4 with or without options, IPv6 with extension headers.
@@ -230,7 +290,8 @@ mod tests {
     #[test]
     fn the_plain_ipv4_parse_answers_as_the_general_one() {
         // Every frame around the templates: each byte of the headers set to values that matter
-        // (ethertypes, version and IHL, fragments, protocols, flags), and every length.
+        // (ethertypes, version and IHL, fragments, protocols, flags), and every length. The
+        // header words are read from the same frames, and are those of the flow parsed.
         let udp = [0x14, 0xe9, 0xc8, 0x22, 0, 8, 0, 0];
         let templates = [
             ipv4(6, &tcp(0x10), 0),
@@ -249,9 +310,15 @@ mod tests {
                     frame[at] = value;
                     for len in [frame.len(), frame.len() - 1, 42, 41, 34, 20] {
                         let frame = &frame[..len.min(frame.len())];
+                        let words = plain_ipv4_words(frame);
+                        assert_eq!(words.is_some(), plain_ipv4_flow(frame).is_some());
                         if let Some(plain) = plain_ipv4_flow(frame) {
                             let plain = plain.map(EgressFlow::from);
                             assert_eq!(plain, any_egress_flow(frame), "{frame:02x?}");
+                            if let Some(flow) = plain {
+                                // The record's form of the flow is the frame's.
+                                assert_eq!(header_words(&flow.key), words, "{frame:02x?}");
+                            }
                             checked += 1;
                         }
                     }

@@ -53,7 +53,8 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     }
 
     /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys (the stage arrays
-    /// are written whole for every group: a burst of 32 wants groups of 32); `out[i]` gets
+    /// are written whole for every group: no larger a group than the batches need; a worker's
+    /// flow-cache misses take 16); `out[i]` gets
     /// `each` of the answer for `keys[i]`, for as many keys as `out` holds.
     /// The keys are general or all IPv4 ([`Ipv4FlowKey`]: then no step asks a key's family).
     ///

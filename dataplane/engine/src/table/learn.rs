@@ -11,7 +11,7 @@
 use super::batch::Staged;
 use super::search::Found;
 use super::{ConcurrentFlowTable, InsertOutcome, Prefetch, RecentFlows, Source};
-use crate::egress::{any_egress_flow, plain_ipv4_flow, EgressFlow};
+use crate::egress::{any_egress_flow, plain_ipv4_flow, plain_ipv4_words, EgressFlow};
 use core::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
@@ -110,7 +110,9 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
 
     /// [`learn_recent`](Self::learn_recent) of the flows `frames` prove (see
     /// [`egress_flow`](crate::egress::egress_flow)), in frame order: a worker's burst of the
-    /// host's egress. The record is asked before a frame's general key is even built.
+    /// host's egress. The record is asked before the frame is parsed, with the flow's words as
+    /// they lie in the frame's headers: a frame whose flow it holds needs no insert whatever
+    /// its flags say, since a frame that proves nothing (a RST, a fragment) inserts nothing.
     pub fn learn_frames<'f>(
         &self,
         frames: impl Iterator<Item = &'f [u8]>,
@@ -120,16 +122,19 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         recent.sync(self.clock.now(), self.removals());
         let mut pending = Pending::default();
         for frame in frames {
-            let flow = match plain_ipv4_flow(frame) {
-                Some(Some(flow)) => {
-                    let held = |recent: &RecentFlows| recent.holds_ipv4(&flow.key);
-                    if self.skips(held, &mut pending, recent, prefetch) {
-                        continue;
-                    }
-                    EgressFlow::from(flow)
+            // The usual frame: the record is asked with the key's words as they lie in the
+            // frame, and only a flow it does not hold is parsed.
+            let flow = if let Some(words) = plain_ipv4_words(frame) {
+                let held = |recent: &RecentFlows| recent.holds_words(&words);
+                if self.skips(held, &mut pending, recent, prefetch) {
+                    continue;
                 }
-                Some(None) => continue,
-                None => match any_egress_flow(frame) {
+                match plain_ipv4_flow(frame) {
+                    Some(Some(flow)) => EgressFlow::from(flow),
+                    Some(None) | None => continue,
+                }
+            } else {
+                match any_egress_flow(frame) {
                     Some(flow) => {
                         let held = |recent: &RecentFlows| recent.holds(&flow);
                         if self.skips(held, &mut pending, recent, prefetch) {
@@ -138,7 +143,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                         flow
                     }
                     None => continue,
-                },
+                }
             };
             self.wait(flow, &mut pending, recent, prefetch);
         }
