@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod classify;
+mod fast;
 pub mod counters;
 pub mod encap;
 pub mod flow_hash;
