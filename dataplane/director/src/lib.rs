@@ -10,9 +10,9 @@
 #![forbid(unsafe_code)]
 
 mod classify;
-mod fast;
 pub mod counters;
 pub mod encap;
+mod fast;
 pub mod flow_hash;
 pub mod glb_binary;
 pub mod glb_json;

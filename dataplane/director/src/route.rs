@@ -304,9 +304,8 @@ impl Director {
             // What the full procedure answers for a well-formed frame no bind takes.
             return Ok(None);
         };
-        let flow = common.flow;
         let placed = self.encapsulate(
-            &flow,
+            &common.flow,
             common.hint,
             ip_proto::IPIP,
             common.inner_len,
@@ -417,8 +416,10 @@ impl Director {
     }
 
     /// Hashes the flow, reads its row (and the alternative hash's row) and lays out the header,
-    /// keeping what it is built from until it is written.
-    #[inline]
+    /// keeping what it is built from until it is written. (Always inlined: as a call, shared by
+    /// the fast path and the full procedure, its arguments and prologue cost more than 20
+    /// instructions a frame.)
+    #[inline(always)]
     fn encapsulate<R: Rows>(
         &mut self,
         flow: &FlowFields,

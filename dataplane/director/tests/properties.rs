@@ -175,10 +175,28 @@ fn the_fast_path_comparison_sees_routed_passed_and_dropped_frames() {
         chance_director::Route::Encapsulate(encap) => Some(encap.table),
         _ => None,
     };
-    assert_eq!(routed(director.route(&frame([192, 0, 2, 80], 6, 443), &tables)), Some(0));
-    assert_eq!(routed(director.route(&frame([192, 0, 2, 80], 6, 80), &tables)), Some(1));
-    assert_eq!(routed(director.route(&frame([198, 51, 100, 9], 17, 2000), &tables)), Some(0));
-    assert_eq!(routed(director.route(&frame([192, 0, 2, 80], 17, 0), &tables)), Some(1));
-    assert_eq!(routed(director.route(&frame([192, 0, 2, 80], 6, 444), &tables)), None);
-    assert_eq!(routed(director.route(&frame([198, 51, 100, 9], 17, 2001), &tables)), None);
+    assert_eq!(
+        routed(director.route(&frame([192, 0, 2, 80], 6, 443), &tables)),
+        Some(0)
+    );
+    assert_eq!(
+        routed(director.route(&frame([192, 0, 2, 80], 6, 80), &tables)),
+        Some(1)
+    );
+    assert_eq!(
+        routed(director.route(&frame([198, 51, 100, 9], 17, 2000), &tables)),
+        Some(0)
+    );
+    assert_eq!(
+        routed(director.route(&frame([192, 0, 2, 80], 17, 0), &tables)),
+        Some(1)
+    );
+    assert_eq!(
+        routed(director.route(&frame([192, 0, 2, 80], 6, 444), &tables)),
+        None
+    );
+    assert_eq!(
+        routed(director.route(&frame([198, 51, 100, 9], 17, 2001), &tables)),
+        None
+    );
 }

@@ -55,7 +55,8 @@ pub fn tables() -> Vec<RouteTable<GrowingRows>> {
 /// port ranges whose edges a near miss crosses, an IPv6 bind first in its table, and a second
 /// table behind the first.
 pub fn narrow_tables() -> Vec<RouteTable<GrowingRows>> {
-    let prefix = |addr: &str, len| Prefix::new(addr.parse().expect("address"), len).expect("prefix");
+    let prefix =
+        |addr: &str, len| Prefix::new(addr.parse().expect("address"), len).expect("prefix");
     let bind = |prefix, protocol, ports| Bind {
         prefix,
         protocol,
