@@ -125,6 +125,7 @@ impl FrameRouter for DirectorRouter {
         }
     }
 
+    #[inline]
     fn write_header(&mut self, header: &mut [u8], payload: &[u8]) {
         // The runtime gives exactly the header length the plan asked for, in front of the IP
         // packet it kept (`payload`): the header is written in place, its UDP checksum summed

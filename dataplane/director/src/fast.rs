@@ -110,16 +110,15 @@ pub(crate) struct Frame {
 #[inline]
 pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
     let head: &[u8; READ_LEN] = frame.first_chunk()?;
-    let be16 = |at: usize| u16::from_be_bytes([head[at], head[at + 1]]);
-    let total_len = usize::from(be16(TOTAL_LEN));
+    let total_len = usize::from(be16(head, TOTAL_LEN));
     let transport_len = match head[PROTOCOL] {
         ip_proto::TCP => tcp::HEADER_LEN,
         ip_proto::UDP => udp::HEADER_LEN,
         _ => return None,
     };
-    if be16(ETHERTYPE) != ethertype::IPV4
+    if be16(head, ETHERTYPE) != ethertype::IPV4
         || head[VER_IHL] != V4_NO_OPTIONS
-        || be16(FLAGS_FRAG) & FRAGMENT_OFFSET != 0
+        || be16(head, FLAGS_FRAG) & FRAGMENT_OFFSET != 0
         || total_len < ipv4::HEADER_LEN + transport_len
         || total_len > frame.len() - ethernet::HEADER_LEN
     {
@@ -144,10 +143,16 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
         flow,
         dst: u32::from_be_bytes(dst),
         protocol: head[PROTOCOL],
-        dst_port: be16(DST_PORT),
-        hint: be16(SRC_PORT),
+        dst_port: be16(head, DST_PORT),
+        hint: be16(head, SRC_PORT),
         inner_len: total_len,
     })
+}
+
+/// The big-endian 16-bit word at `at` (a constant offset inside the head: no check is left).
+#[inline(always)]
+fn be16(head: &[u8; READ_LEN], at: usize) -> u16 {
+    u16::from_be_bytes([head[at], head[at + 1]])
 }
 
 #[cfg(test)]
