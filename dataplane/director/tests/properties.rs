@@ -171,32 +171,22 @@ fn the_fast_path_comparison_sees_routed_passed_and_dropped_frames() {
         [2, 0, 0, 0, 0, 2],
     );
     let mut director = chance_director::Director::new(config);
-    let routed = |route: chance_director::Route| match route {
-        chance_director::Route::Encapsulate(encap) => Some(encap.table),
-        _ => None,
-    };
-    assert_eq!(
-        routed(director.route(&frame([192, 0, 2, 80], 6, 443), &tables)),
-        Some(0)
-    );
-    assert_eq!(
-        routed(director.route(&frame([192, 0, 2, 80], 6, 80), &tables)),
-        Some(1)
-    );
-    assert_eq!(
-        routed(director.route(&frame([198, 51, 100, 9], 17, 2000), &tables)),
-        Some(0)
-    );
-    assert_eq!(
-        routed(director.route(&frame([192, 0, 2, 80], 17, 0), &tables)),
-        Some(1)
-    );
-    assert_eq!(
-        routed(director.route(&frame([192, 0, 2, 80], 6, 444), &tables)),
-        None
-    );
-    assert_eq!(
-        routed(director.route(&frame([198, 51, 100, 9], 17, 2001), &tables)),
-        None
-    );
+    // (VIP, protocol, port, the table that routes it; none: passed).
+    let cases = [
+        ([192, 0, 2, 80], 6, 443, Some(0)),
+        ([192, 0, 2, 80], 6, 80, Some(1)),
+        ([198, 51, 100, 9], 17, 2000, Some(0)),
+        ([192, 0, 2, 80], 17, 0, Some(1)),
+        ([192, 0, 2, 80], 6, 444, None),
+        ([198, 51, 100, 9], 17, 2001, None),
+    ];
+    for (dst, protocol, port, table) in cases {
+        match (director.route(&frame(dst, protocol, port), &tables), table) {
+            (chance_director::Route::Encapsulate(encap), Some(table)) => {
+                assert_eq!(encap.table, table, "{dst:?} {protocol} {port}")
+            }
+            (chance_director::Route::Pass, None) => {}
+            (route, _) => panic!("{dst:?} {protocol} {port}: {route:?}, expected table {table:?}"),
+        }
+    }
 }
