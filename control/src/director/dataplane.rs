@@ -11,15 +11,30 @@
 
 use super::table::ForwardingTable;
 use arc_swap::{ArcSwap, Cache};
-use chance_director::{Counter, Counters, Director, DirectorConfig, Plan};
+use chance_director::{Counter, Counters, Director, DirectorConfig, HopTable, Plan, RouteTable};
 use chance_runtime::FrameAction;
 use chance_runtime::FrameRouter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The tables in force, as the workers read them.
+/// The tables in force, as the workers read them: the built set, and its route tables shared
+/// (read by every frame without a call through [`ForwardingTable`]).
 #[derive(Debug)]
-pub struct Tables(pub Arc<dyn ForwardingTable>);
+pub struct Tables {
+    routes: Arc<[RouteTable<HopTable>]>,
+    /// Kept alive with the route tables it gave.
+    _built: Arc<dyn ForwardingTable>,
+}
+
+impl Tables {
+    /// The workers' view of `built`.
+    pub fn new(built: Arc<dyn ForwardingTable>) -> Self {
+        Self {
+            routes: built.shared_route_tables(),
+            _built: built,
+        }
+    }
+}
 
 /// Where the control side puts new tables and the workers find them.
 pub type TableSlot = Arc<ArcSwap<Tables>>;
@@ -109,8 +124,7 @@ impl FrameRouter for DirectorRouter {
     }
 
     fn route(&mut self, frame: &[u8]) -> FrameAction {
-        let tables = self.current.0.route_tables();
-        match self.director.plan(frame, tables) {
+        match self.director.plan(frame, &self.current.routes) {
             Plan::Encapsulate {
                 strip,
                 inner_len,
@@ -125,6 +139,7 @@ impl FrameRouter for DirectorRouter {
         }
     }
 
+    #[inline]
     fn write_header(&mut self, header: &mut [u8], payload: &[u8]) {
         // The runtime gives exactly the header length the plan asked for, in front of the IP
         // packet it kept (`payload`): the header is written in place, its UDP checksum summed

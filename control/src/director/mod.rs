@@ -511,11 +511,12 @@ fn run_dataplane(args: &Args, shared: &Arc<Shared>) -> anyhow::Result<()> {
     let Some(table) = shared.table() else {
         anyhow::bail!("no forwarding table was built");
     };
-    let slot: dataplane::TableSlot =
-        Arc::new(arc_swap::ArcSwap::from_pointee(dataplane::Tables(table)));
+    let slot: dataplane::TableSlot = Arc::new(arc_swap::ArcSwap::from_pointee(
+        dataplane::Tables::new(table),
+    ));
     let to_workers = Arc::clone(&slot);
     shared.set_table_hook(Box::new(move |table| {
-        to_workers.store(Arc::new(dataplane::Tables(table)));
+        to_workers.store(Arc::new(dataplane::Tables::new(table)));
     }));
     let stats = Arc::new(dataplane::DataplaneStats::default());
     *lock(&shared.dataplane_stats) = Some(Arc::clone(&stats));

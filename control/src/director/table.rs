@@ -41,6 +41,13 @@ pub trait ForwardingTable: Rows + Send + Sync + Debug {
     /// The tables as the packet path reads them (empty: a table that only the control side
     /// reads, which the dataplane refuses).
     fn route_tables(&self) -> &[RouteTable<HopTable>];
+
+    /// The same tables, shared: what the workers hold for a burst, so that each frame reads
+    /// them without a call through this trait. (By default a copy of
+    /// [`route_tables`](Self::route_tables).)
+    fn shared_route_tables(&self) -> Arc<[RouteTable<HopTable>]> {
+        Arc::from(self.route_tables())
+    }
 }
 
 /// Builds the tables from the configuration and each table's backends with their current health.
@@ -113,7 +120,7 @@ pub fn flatten(tables: &[TableSpec]) -> (Vec<Bind>, Vec<Backend>) {
 /// chance's tables: one [`HopTable`] per table, hop lists by chance's rule.
 #[derive(Debug)]
 pub struct DirectorTables {
-    tables: Vec<RouteTable<HopTable>>,
+    tables: Arc<[RouteTable<HopTable>]>,
     hash_fields: HashFields,
 }
 
@@ -130,7 +137,7 @@ pub fn build(
                 .map_err(|e| format!("table {i}: {e}"))?;
             Ok(RouteTable::new(spec.binds.clone(), spec.hash_key, rows))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Arc<[_]>, String>>()?;
     Ok(Arc::new(DirectorTables {
         tables,
         hash_fields: config.director.hash_fields,
@@ -170,6 +177,10 @@ impl ForwardingTable for DirectorTables {
 
     fn route_tables(&self) -> &[RouteTable<HopTable>] {
         &self.tables
+    }
+
+    fn shared_route_tables(&self) -> Arc<[RouteTable<HopTable>]> {
+        Arc::clone(&self.tables)
     }
 }
 

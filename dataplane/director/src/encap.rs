@@ -211,26 +211,42 @@ impl Layout {
         let after_first = hops.checked_sub(1).ok_or(DropReason::EmptyRow)?;
         let rest = after_first.min(MAX_HOPS);
         let len = BASE_LEN + 4 * rest;
-        let udp_len =
-            u16::try_from(len - UDP_OFFSET + inner_len).map_err(|_| DropReason::TooBig)?;
-        let ip_len = udp_len
-            .checked_add(ipv4::HEADER_LEN as u16)
-            .ok_or(DropReason::TooBig)?;
+        // One check for both lengths: the IPv4 length is the longer.
+        let ip_len = (len - IPV4_OFFSET).saturating_add(inner_len);
+        if ip_len > usize::from(u16::MAX) {
+            return Err(DropReason::TooBig);
+        }
         Ok(Self {
             len,
             rest,
             truncated: after_first > MAX_HOPS,
-            udp_len,
-            ip_len,
+            udp_len: (ip_len - ipv4::HEADER_LEN) as u16,
+            ip_len: ip_len as u16,
         })
     }
 }
+
+/// Offsets in the header of the fields a frame writes (the layout at the top of this module).
+const IP_TOTAL_LEN: usize = IPV4_OFFSET + 2;
+const IP_CHECKSUM: usize = IPV4_OFFSET + ipv4::CHECKSUM_OFFSET;
+const IP_DST_ADDR: usize = IPV4_OFFSET + 16;
+const UDP_SRC_PORT: usize = UDP_OFFSET;
+const UDP_LEN: usize = UDP_OFFSET + 4;
+const UDP_CHECKSUM: usize = UDP_OFFSET + udp::CHECKSUM_OFFSET;
+/// GUE's first byte: version 0 and C 0 in its top bits (the template's zeros), so the byte is
+/// hlen.
+const GUE_HLEN: usize = GUE_OFFSET;
+const GUE_PROTO: usize = GUE_OFFSET + 1;
+const HOP_COUNT: usize = GUE_OFFSET + gue::HEADER_LEN + 3;
 
 /// Writes into `out` the header laid out as `layout` for `inner` (the client's IP packet,
 /// exactly as long as its header says) sent along `hops` (the first is the outer destination,
 /// the next `layout.rest` go in the GUE header). Every byte of `out` is written. `out` must be
 /// `layout.len` bytes and `hops` hold at least `1 + layout.rest`: otherwise nothing is written
 /// and the result is false.
+///
+/// The template goes in with one copy of its fixed size, and each field the frame writes at
+/// its fixed offset in it: the lengths are checked once, here, and no write is checked again.
 #[inline]
 pub(crate) fn write(
     out: &mut [u8],
@@ -240,17 +256,19 @@ pub(crate) fn write(
     hops: &[Ipv4Addr],
     inner: &[u8],
 ) -> bool {
-    if out.len() != layout.len || out.len() < BASE_LEN {
+    if out.len() != layout.len {
         return false;
     }
+    let Some((base, hop_bytes)) = out.split_first_chunk_mut::<BASE_LEN>() else {
+        return false;
+    };
     let Some((&first, rest)) = hops.split_first() else {
         return false;
     };
     let Some(rest) = rest.get(..layout.rest) else {
         return false;
     };
-    let (base, hop_bytes) = out.split_at_mut(BASE_LEN);
-    base.copy_from_slice(&template.bytes);
+    *base = template.bytes;
     // The words the frame writes, summed as they are written. The usual row has one hop after
     // the first: written on its own, because LLVM turns a copy loop into a call to memcpy.
     let mut hops_sum = 0u32;
@@ -264,24 +282,18 @@ pub(crate) fn write(
         }
     }
     let first_sum = word_sum(first);
-
-    let mut ip = Ipv4Packet::new_unchecked(&mut base[IPV4_OFFSET..UDP_OFFSET]);
-    ip.set_total_len(layout.ip_len);
-    ip.set_dst_addr(first);
-    ip.set_checksum(!fold(
-        template.ip_sum + u32::from(layout.ip_len) + first_sum,
-    ));
+    let ip_check = !fold(template.ip_sum + u32::from(layout.ip_len) + first_sum);
+    base[IP_TOTAL_LEN..IP_TOTAL_LEN + 2].copy_from_slice(&layout.ip_len.to_be_bytes());
+    base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&first.octets());
+    base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
     let source_port = udp_source_port(flow.hash, flow.hint);
     let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
-    let mut gue = GuePacket::new_unchecked(&mut base[GUE_OFFSET..]);
-    gue.set_hlen(hlen);
-    gue.set_proto_ctype(flow.gue_proto);
-    GlbChainPacket::new_unchecked(&mut base[GUE_OFFSET + gue::HEADER_LEN..])
-        .set_hop_count(layout.rest as u8);
-    let mut udp = UdpPacket::new_unchecked(&mut base[UDP_OFFSET..]);
-    udp.set_src_port(source_port);
-    udp.set_len(layout.udp_len);
+    base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port.to_be_bytes());
+    base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&layout.udp_len.to_be_bytes());
+    base[GUE_HLEN] = hlen;
+    base[GUE_PROTO] = flow.gue_proto;
+    base[HOP_COUNT] = layout.rest as u8;
     // The pseudo-header's destination and length, then the UDP header's source port and
     // length, GUE's hlen and proto word, the hop count (the low byte of its word) and hops.
     let written = first_sum
@@ -292,10 +304,11 @@ pub(crate) fn write(
         + hops_sum;
     let sum = fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
-    udp.set_checksum(match !sum {
+    let udp_check = match !sum {
         0 => 0xffff,
         check => check,
-    });
+    };
+    base[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&udp_check.to_be_bytes());
     true
 }
 

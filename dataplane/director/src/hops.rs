@@ -49,8 +49,10 @@ impl HopList {
     }
 
     /// The hops, first hop first.
+    #[inline]
     pub fn as_slice(&self) -> &[Ipv4Addr] {
-        self.hops.get(..usize::from(self.len)).unwrap_or(&[])
+        // `len` is at most MAX_HOPS by construction: the `min` only spares a checked slice.
+        &self.hops[..usize::from(self.len).min(MAX_HOPS)]
     }
 }
 

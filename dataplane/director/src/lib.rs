@@ -12,6 +12,7 @@
 mod classify;
 pub mod counters;
 pub mod encap;
+mod fast;
 pub mod flow_hash;
 pub mod flow_hasher;
 pub mod glb_binary;

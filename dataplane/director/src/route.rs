@@ -9,16 +9,17 @@
 //! buffer per worker, rebuilt for each frame) and the route borrows it: nothing of its up to 170
 //! bytes is copied on the way out.
 
-use crate::classify::{self, BindQuery, Classified, Kind, PassReason, Routable};
+use crate::classify::{self, BindQuery, Classified, Kind, PassReason};
 use crate::counters::{Counter, Counters, DropReason};
 use crate::encap::{
     self, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, Layout, MAX_ROUTE_HOPS,
 };
-use crate::flow_hash::{self, HashFields};
+use crate::fast::{self, V4Bind};
+use crate::flow_hash::{self, FlowFields, HashFields};
 use crate::flow_hasher::FlowHasher;
 use crate::model::{Bind, Rows};
 use chance_engine::config::DEFAULT_GUE_PORT;
-use chance_engine::wire::ethernet;
+use chance_engine::wire::{ethernet, ip_proto};
 use core::net::{IpAddr, Ipv4Addr};
 
 /// The director's settings (GLB's director configuration).
@@ -62,6 +63,8 @@ impl DirectorConfig {
 #[derive(Debug, Clone)]
 pub struct RouteTable<R> {
     binds: Vec<Bind>,
+    /// The IPv4 binds, compiled for the fast path.
+    v4_binds: Box<[V4Bind]>,
     hash_key: [u8; 16],
     hasher: FlowHasher,
     rows: R,
@@ -71,6 +74,7 @@ impl<R: Rows> RouteTable<R> {
     /// A table serving `binds`, hashing flows with `hash_key` onto `rows`.
     pub fn new(binds: Vec<Bind>, hash_key: [u8; 16], rows: R) -> Self {
         Self {
+            v4_binds: fast::compile(&binds),
             binds,
             hash_key,
             hasher: FlowHasher::new_with_key(&hash_key),
@@ -244,6 +248,14 @@ impl Director {
         self.counted_route(frame, decision)
     }
 
+    /// Routes `frame` as [`route`](Self::route) does, always by the full procedure (no fast
+    /// path): what the fast path must agree with, route, bytes and counters (the tests and the
+    /// fuzz target compare them).
+    pub fn route_in_full<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Route<'_> {
+        let decision = self.decide_in_full(frame, tables);
+        self.counted_route(frame, decision)
+    }
+
     /// Routes `frame` by `table` without matching binds (an offline tool's `--table N`): any
     /// routable frame is taken, every malformed one dropped.
     pub fn route_by<R: Rows>(&mut self, frame: &[u8], table: &RouteTable<R>) -> Route<'_> {
@@ -277,8 +289,34 @@ impl Director {
         encap::write(header, &self.template, &p.layout, p.flow, &p.hops, inner)
     }
 
+    /// Decides `frame` by the fast path when it is a common frame (see [`crate::fast`]), by
+    /// the full procedure otherwise.
     #[inline]
     fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
+        let Some(common) = fast::read(frame) else {
+            return self.decide_in_full(frame, tables);
+        };
+        let found = tables
+            .iter()
+            .enumerate()
+            .find(|(_, table)| fast::serves(&table.v4_binds, &common));
+        let Some((index, table)) = found else {
+            // What the full procedure answers for a well-formed frame no bind takes.
+            return Ok(None);
+        };
+        let placed = self.encapsulate(
+            &common.flow,
+            common.hint,
+            ip_proto::IPIP,
+            common.inner_len,
+            table,
+            index,
+        )?;
+        Ok(Some(placed))
+    }
+
+    /// Decides `frame` by classifying it in full and matching the binds one by one.
+    fn decide_in_full<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
         self.decide(
             frame,
             |query| {
@@ -355,7 +393,14 @@ impl Director {
         if routable.kind == Kind::Fragment && self.config.hashes_ports() {
             return Err(DropReason::FragmentNeedsPorts);
         }
-        let placed = self.encapsulate(routable, table, index)?;
+        let placed = self.encapsulate(
+            &routable.flow,
+            routable.hint,
+            routable.gue_proto,
+            routable.inner_len,
+            table,
+            index,
+        )?;
         self.count_kind(routable.kind);
         Ok(Some(placed))
     }
@@ -371,15 +416,20 @@ impl Director {
     }
 
     /// Hashes the flow, reads its row (and the alternative hash's row) and lays out the header,
-    /// keeping what it is built from until it is written.
-    #[inline]
+    /// keeping what it is built from until it is written. (Always inlined: as a call, shared by
+    /// the fast path and the full procedure, its arguments and prologue cost more than 20
+    /// instructions a frame.)
+    #[inline(always)]
     fn encapsulate<R: Rows>(
         &mut self,
-        routable: &Routable,
+        flow: &FlowFields,
+        hint: u16,
+        gue_proto: u8,
+        inner_len: usize,
         table: &RouteTable<R>,
         index: usize,
     ) -> Result<Placed, DropReason> {
-        let hash = routable.flow.hash(&table.hasher, self.config.hash_fields);
+        let hash = flow.hash(&table.hasher, self.config.hash_fields);
         let row = flow_hash::row(hash);
         let hops = table.rows.hops(row);
         let pending = &mut self.pending;
@@ -390,23 +440,23 @@ impl Director {
         if let Some(alt) = self.config.alt_hash_fields {
             let alt_hops = table
                 .rows
-                .hops(flow_hash::row(routable.flow.hash(&table.hasher, alt)));
+                .hops(flow_hash::row(flow.hash(&table.hasher, alt)));
             if let Some(rest) = pending.hops.get_mut(count..) {
                 copy_hops(rest, alt_hops);
             }
             all += alt_hops.len();
         }
-        pending.layout = Layout::new(all, routable.inner_len)?;
+        pending.layout = Layout::new(all, inner_len)?;
         pending.flow = FlowRoute {
             hash,
-            hint: routable.hint,
-            gue_proto: routable.gue_proto,
+            hint,
+            gue_proto,
         };
         if pending.layout.truncated {
             self.counters.bump(Counter::HopsTruncatedTotal);
         }
         Ok(Placed {
-            inner_len: routable.inner_len,
+            inner_len,
             table: index,
             row,
         })

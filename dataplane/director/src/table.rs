@@ -86,7 +86,8 @@ pub(crate) fn check_backends(backends: &[Backend]) -> Result<(), TableError> {
 /// A forwarding table: one hop list per row.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HopTable {
-    rows: Box<[HopList]>,
+    /// Exactly [`ROWS`] rows: a row number (a `u16`) indexes it without a bounds check.
+    rows: Box<[HopList; ROWS]>,
 }
 
 impl fmt::Debug for HopTable {
@@ -115,9 +116,8 @@ impl HopTable {
                 .map_err(|needed| TableError::TooManyHops { row, needed })?;
             rows.push(list);
         }
-        Ok(HopTable {
-            rows: rows.into_boxed_slice(),
-        })
+        let rows = all_rows(rows).unwrap_or_else(|| unreachable!("one row per u16 was pushed"));
+        Ok(HopTable { rows })
     }
 
     /// One row's hop list by chance's rule, without building the table (what `build` puts in
@@ -161,15 +161,19 @@ impl HopTable {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(HopTable {
-            rows: rows.into_boxed_slice(),
+            rows: all_rows(rows)?,
         })
     }
 }
 
+/// `rows` as a table's fixed-size array; `None` unless there are exactly [`ROWS`].
+fn all_rows(rows: Vec<HopList>) -> Option<Box<[HopList; ROWS]>> {
+    rows.into_boxed_slice().try_into().ok()
+}
+
 impl Rows for HopTable {
+    #[inline]
     fn hops(&self, row: u16) -> &[Ipv4Addr] {
-        self.rows
-            .get(usize::from(row))
-            .map_or(&[], HopList::as_slice)
+        self.rows[usize::from(row)].as_slice()
     }
 }

@@ -51,6 +51,37 @@ pub fn tables() -> Vec<RouteTable<GrowingRows>> {
     vec![RouteTable::new(binds, *b"0123456789abcdef", rows)]
 }
 
+/// Narrower binds over two tables, for the fast path's bind match: a host and a prefix with
+/// port ranges whose edges a near miss crosses, an IPv6 bind first in its table, and a second
+/// table behind the first.
+pub fn narrow_tables() -> Vec<RouteTable<GrowingRows>> {
+    let prefix =
+        |addr: &str, len| Prefix::new(addr.parse().expect("address"), len).expect("prefix");
+    let bind = |prefix, protocol, ports| Bind {
+        prefix,
+        protocol,
+        ports,
+    };
+    let first = vec![
+        bind(prefix("2001:db8::", 32), Protocol::Tcp, 0..=u16::MAX),
+        bind(prefix("192.0.2.80", 32), Protocol::Tcp, 443..=443),
+        bind(prefix("198.51.100.0", 24), Protocol::Udp, 1000..=2000),
+    ];
+    let second = vec![
+        bind(prefix("192.0.2.0", 24), Protocol::Tcp, 80..=81),
+        bind(prefix("192.0.2.80", 32), Protocol::Udp, 0..=0),
+    ];
+    let rows = || GrowingRows {
+        hops: (1..=40u32)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect(),
+    };
+    vec![
+        RouteTable::new(first, *b"0123456789abcdef", rows()),
+        RouteTable::new(second, *b"fedcba9876543210", rows()),
+    ]
+}
+
 /// Directors under test: GLB's defaults, and a migration hashing on everything with ports.
 fn directors() -> [Director; 2] {
     let base = DirectorConfig::new(
@@ -80,10 +111,21 @@ fn fold(mut acc: u32) -> u16 {
 /// Runs `data` through every director and asserts the contract: no panic; every frame counted
 /// once as routed, passed or dropped; an encapsulation lies inside the frame, its header's
 /// lengths agree with what follows, its IPv4 checksum is valid, and its UDP checksum is valid
-/// unless the inner packet's own transport checksum is wrong. Returns how many directors
+/// unless the inner packet's own transport checksum is wrong; the fast path's answer, bytes and
+/// counters are the full procedure's. Returns how many directors
 /// encapsulated the frame.
 pub fn check_frame(data: &[u8]) -> usize {
     let tables = tables();
+    for tables in [&tables, &narrow_tables()] {
+        for (mut fast, mut full) in directors().into_iter().zip(directors()) {
+            assert_eq!(
+                fast.route(data, tables),
+                full.route_in_full(data, tables),
+                "the fast path decides as the full procedure"
+            );
+            assert_eq!(fast.counters(), full.counters());
+        }
+    }
     let mut routed = 0;
     for mut director in directors() {
         if let Route::Encapsulate(encap) = director.route(data, &tables) {

@@ -1,0 +1,199 @@
+//! The fast path for the common frame: untagged IPv4 without options, not a later fragment,
+//! carrying TCP or UDP with its ports, to an IPv4 bind.
+//!
+//! Such a frame is read at fixed offsets (the IPv4 header always starts at byte 14 and, with IHL
+//! 5, the ports at byte 34) and its bind found among the table's IPv4 binds compiled at table
+//! build ([`V4Bind`]: network, mask, protocol number, port range as plain integers). Nothing is
+//! built for it but the flow the hash reads. Every other frame, and a common one that no bind
+//! takes, goes to the full procedure (`classify`, `BindQuery`, `RouteTable::serves`), which
+//! gives the same answer for the frames taken here: the fuzz target and a property test route
+//! every frame both ways and compare route, output bytes and counters.
+
+use crate::classify;
+use crate::flow_hash::FlowFields;
+use crate::model::{Bind, Prefix};
+use chance_engine::wire::{ethernet, ethertype, ip_proto, ipv4, tcp, udp};
+use core::net::IpAddr;
+
+/// Bytes of a frame the fast path reads: the Ethernet header, the IPv4 header without
+/// options, and the two ports.
+const READ_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + 4;
+/// Offset of the EtherType.
+const ETHERTYPE: usize = 12;
+/// Offsets in the frame of the IPv4 fields read (the header starts after Ethernet's).
+const VER_IHL: usize = ethernet::HEADER_LEN;
+const TOTAL_LEN: usize = ethernet::HEADER_LEN + 2;
+const FLAGS_FRAG: usize = ethernet::HEADER_LEN + 6;
+const PROTOCOL: usize = ethernet::HEADER_LEN + 9;
+const SRC_ADDR: usize = ethernet::HEADER_LEN + 12;
+const DST_ADDR: usize = ethernet::HEADER_LEN + 16;
+/// Offsets of the transport header's source and destination ports (TCP and UDP alike).
+const SRC_PORT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+const DST_PORT: usize = SRC_PORT + 2;
+/// Version 4, IHL 5: no options.
+const V4_NO_OPTIONS: u8 = 0x45;
+/// The fragment offset's bits (a first fragment, offset 0, carries its ports).
+const FRAGMENT_OFFSET: u16 = 0x1fff;
+
+/// An IPv4 bind as the fast path compares it: the prefix as a network and mask, the protocol as
+/// its number, the ports as a range of plain integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct V4Bind {
+    network: u32,
+    mask: u32,
+    protocol: u8,
+    first_port: u16,
+    last_port: u16,
+}
+
+impl V4Bind {
+    /// `bind` compiled, or `None` for an IPv6 bind (which never holds an IPv4 destination).
+    fn new(bind: &Bind) -> Option<Self> {
+        let prefix: &Prefix = &bind.prefix;
+        let IpAddr::V4(addr) = prefix.addr() else {
+            return None;
+        };
+        Some(Self {
+            network: u32::from(addr),
+            mask: u32::MAX
+                .checked_shl(32 - u32::from(prefix.prefix_len()))
+                .unwrap_or(0),
+            protocol: bind.protocol.number(),
+            first_port: *bind.ports.start(),
+            last_port: *bind.ports.end(),
+        })
+    }
+
+    /// Whether a packet to `dst`:`port` over IP protocol `protocol` belongs to the bind (what
+    /// [`Bind::matches`] says of it).
+    #[inline]
+    fn matches(&self, dst: u32, protocol: u8, port: u16) -> bool {
+        dst & self.mask == self.network
+            && protocol == self.protocol
+            && self.first_port <= port
+            && port <= self.last_port
+    }
+}
+
+/// A table's IPv4 binds, compiled, in the table's order.
+pub(crate) fn compile(binds: &[Bind]) -> Box<[V4Bind]> {
+    binds.iter().filter_map(V4Bind::new).collect()
+}
+
+/// Whether one of `binds` takes the frame.
+#[inline]
+pub(crate) fn serves(binds: &[V4Bind], frame: &Frame) -> bool {
+    binds
+        .iter()
+        .any(|bind| bind.matches(frame.dst, frame.protocol, frame.dst_port))
+}
+
+/// A common frame, read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    /// The flow the hash reads (ports included).
+    pub flow: FlowFields,
+    /// The VIP, as an integer.
+    dst: u32,
+    /// IP protocol number: TCP or UDP.
+    protocol: u8,
+    dst_port: u16,
+    /// GLB's flow hint: the client's port.
+    pub hint: u16,
+    /// Length of the IP packet as its header says.
+    pub inner_len: usize,
+}
+
+/// Reads `frame` if it is a common one (untagged IPv4, IHL 5, not a later fragment, TCP with at
+/// least its 20 bytes or UDP with its 8 inside the IPv4 total length, that length inside the
+/// frame); `None` for anything else.
+#[inline]
+pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
+    let head: &[u8; READ_LEN] = frame.first_chunk()?;
+    let total_len = usize::from(be16(head, TOTAL_LEN));
+    let transport_len = match head[PROTOCOL] {
+        ip_proto::TCP => tcp::HEADER_LEN,
+        ip_proto::UDP => udp::HEADER_LEN,
+        _ => return None,
+    };
+    if be16(head, ETHERTYPE) != ethertype::IPV4
+        || head[VER_IHL] != V4_NO_OPTIONS
+        || be16(head, FLAGS_FRAG) & FRAGMENT_OFFSET != 0
+        || total_len < ipv4::HEADER_LEN + transport_len
+        || total_len > frame.len() - ethernet::HEADER_LEN
+    {
+        return None;
+    }
+    let src: [u8; 4] = [
+        head[SRC_ADDR],
+        head[SRC_ADDR + 1],
+        head[SRC_ADDR + 2],
+        head[SRC_ADDR + 3],
+    ];
+    let dst: [u8; 4] = [
+        head[DST_ADDR],
+        head[DST_ADDR + 1],
+        head[DST_ADDR + 2],
+        head[DST_ADDR + 3],
+    ];
+    let mut flow = classify::flow_between(false, &src, &dst);
+    flow.src_port = [head[SRC_PORT], head[SRC_PORT + 1]];
+    flow.dst_port = [head[DST_PORT], head[DST_PORT + 1]];
+    Some(Frame {
+        flow,
+        dst: u32::from_be_bytes(dst),
+        protocol: head[PROTOCOL],
+        dst_port: be16(head, DST_PORT),
+        hint: be16(head, SRC_PORT),
+        inner_len: total_len,
+    })
+}
+
+/// The big-endian 16-bit word at `at` (a constant offset inside the head: no check is left).
+#[inline(always)]
+fn be16(head: &[u8; READ_LEN], at: usize) -> u16 {
+    u16::from_be_bytes([head[at], head[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+
+    #[test]
+    fn a_compiled_bind_matches_as_the_bind_does() {
+        let binds = [
+            Bind {
+                prefix: Prefix::new("10.1.0.0".parse().unwrap(), 16).unwrap(),
+                protocol: Protocol::Udp,
+                ports: 53..=60,
+            },
+            Bind {
+                prefix: Prefix::new("0.0.0.0".parse().unwrap(), 0).unwrap(),
+                protocol: Protocol::Tcp,
+                ports: 0..=u16::MAX,
+            },
+            Bind {
+                prefix: Prefix::host("2001:db8::1".parse().unwrap()),
+                protocol: Protocol::Tcp,
+                ports: 80..=80,
+            },
+        ];
+        let compiled = compile(&binds);
+        assert_eq!(compiled.len(), 2, "the IPv6 bind is left out");
+        for dst in ["10.1.2.3", "10.2.0.1", "10.1.255.255", "192.0.2.1"] {
+            let addr: core::net::Ipv4Addr = dst.parse().unwrap();
+            for protocol in [Protocol::Tcp, Protocol::Udp] {
+                for port in [0, 52, 53, 60, 61, u16::MAX] {
+                    let full = binds[..2]
+                        .iter()
+                        .map(|b| b.matches(addr.into(), protocol, port));
+                    let fast = compiled
+                        .iter()
+                        .map(|b| b.matches(addr.into(), protocol.number(), port));
+                    assert!(full.eq(fast), "{dst} {protocol:?} {port}");
+                }
+            }
+        }
+    }
+}
