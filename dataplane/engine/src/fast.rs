@@ -208,12 +208,30 @@ impl Engine {
         owned: bool,
         flows: &F,
     ) -> Outcome {
-        let outcome = self.finish(frame, plan, owned, flows);
+        let outcome = self.finish::<F, true>(frame, plan, owned, flows);
         self.counted(outcome)
     }
 
+    /// [`process_planned`](Self::process_planned) for a frame of a
+    /// [`BurstPlan`](crate::burst::BurstPlan), which counts what every planned flow counts (its
+    /// inner IPv4 and TCP) for the whole burst at once
+    /// ([`BurstPlan::count_finished`](crate::burst::BurstPlan::count_finished)): two counter
+    /// updates a frame fewer.
     #[inline(always)]
-    fn finish<F: FlowTable + ?Sized>(
+    pub fn process_planned_in_burst<F: FlowTable + ?Sized>(
+        &mut self,
+        frame: &mut [u8],
+        plan: &Plan,
+        owned: bool,
+        flows: &F,
+    ) -> Outcome {
+        let outcome = self.finish::<F, false>(frame, plan, owned, flows);
+        self.counted(outcome)
+    }
+
+    /// Finishes the frame; `COMMON` counts the inner IPv4 and TCP of a [`TCP`] plan too.
+    #[inline(always)]
+    fn finish<F: FlowTable + ?Sized, const COMMON: bool>(
         &mut self,
         frame: &mut [u8],
         plan: &Plan,
@@ -224,9 +242,11 @@ impl Engine {
         if plan.kind() == LAST_HOP {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalLastHop);
         }
-        let counters = self.counters_mut();
-        counters.bump(Counter::L3ProtocolPacketsTotalIpv4);
-        counters.bump(Counter::L4ProtocolPacketsTotalTcp);
+        if COMMON {
+            let counters = self.counters_mut();
+            counters.bump(Counter::L3ProtocolPacketsTotalIpv4);
+            counters.bump(Counter::L4ProtocolPacketsTotalTcp);
+        }
         if owned {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalEstablished);
         }
