@@ -358,7 +358,7 @@ fn decision<'a, F: FlowTable + ?Sized>(
         return Decision::InFull;
     };
     match plan.flow() {
-        Some(key) if !owned && flows.learned.may_hold(&key.flow_key()) => {
+        Some(key) if !owned && flows.learned.may_hold(key) => {
             Decision::Planned(plan, ask_again(key, flows))
         }
         _ => Decision::Planned(plan, owned),
