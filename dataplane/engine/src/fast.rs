@@ -42,7 +42,8 @@ pub struct Plan {
     /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | owned, as a burst
     /// found (17) | hop count (32-39), which places the inner packet
     meta: u64,
-    /// The next hop's address (bits 0-31, [`TCP`] plans).
+    /// The next hop's address (bits 0-31, [`TCP`] plans), its bytes as in the frame read into a
+    /// native-endian word.
     hop: u64,
 }
 
@@ -134,7 +135,7 @@ impl Engine {
         if !self.fixed_fields().match_frame(frame)
             || !self
                 .config()
-                .is_local(Ipv4Packet::new_unchecked(&frame[OUTER_IP..]).dst_addr_u32())
+                .is_local_wire(Ipv4Packet::new_unchecked(&frame[OUTER_IP..]).dst_addr_wire())
         {
             return None;
         }
@@ -160,8 +161,11 @@ impl Engine {
                 hop: 0,
             });
         }
+        // Compared as it lies in the frame; swapped into a number only when a frame is forwarded.
         let hop = hop_at(hops, next)?;
-        if hop == 0 || self.config().is_local(hop) || rewrite::wants_gre(&chain, usize::from(next))
+        if hop == 0
+            || self.config().is_local_wire(hop)
+            || rewrite::wants_gre(&chain, usize::from(next))
         {
             return None;
         }
@@ -254,16 +258,20 @@ impl Engine {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalSynCookies);
         }
         rewrite::swap_macs(frame);
-        gue_forwarded(frame, plan.hop as u32, usize::from(plan.index()))
+        gue_forwarded(
+            frame,
+            u32::from_be(plan.hop as u32),
+            usize::from(plan.index()),
+        )
     }
 }
 
-/// Hop `index` of the hop list `hops` as a big-endian integer.
+/// Hop `index` of the hop list `hops`, its bytes read into a native-endian word.
 #[inline(always)]
 fn hop_at(hops: &[u8], index: u8) -> Option<u32> {
     let at = 4 * usize::from(index);
     let bytes: [u8; 4] = hops.get(at..at + 4)?.try_into().ok()?;
-    Some(u32::from_be_bytes(bytes))
+    Some(u32::from_ne_bytes(bytes))
 }
 
 /// Where the inner packet starts behind `hop_count` hops.
