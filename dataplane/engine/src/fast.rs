@@ -39,8 +39,9 @@ use crate::wire::tcp::{self, TcpPacket};
 pub struct Plan {
     /// The flow (meaningful for [`TCP`] plans).
     key: Ipv4FlowKey,
-    /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | owned, as a burst
-    /// found (17) | hop count (32-39), which places the inner packet
+    /// kind (bits 0-7) | next hop index (8-15) | owned, as a burst found (17) | hop count
+    /// (32-39), which places the inner packet | the segment's TCP flags (40-47), which say
+    /// whether it may carry a SYN cookie: tested when finishing the few frames that need it.
     meta: u64,
     /// The next hop's address (bits 0-31, [`TCP`] plans), its bytes as in the frame read into a
     /// native-endian word.
@@ -53,11 +54,11 @@ const LAST_HOP: u64 = 1;
 const TCP: u64 = 2;
 const KIND_MASK: u64 = 0xff;
 const INDEX_SHIFT: u32 = 8;
-const COOKIE_BIT: u64 = 1 << 16;
 /// Set by a burst ([`crate::burst::BurstPlan`]) when the table (or its cache) said the flow is
 /// owned: the answer travels with the plan, so finishing a frame reads one word for both.
 const OWNED_BIT: u64 = 1 << 17;
 const HOP_COUNT_SHIFT: u32 = 32;
+const TCP_FLAGS_SHIFT: u32 = 40;
 
 impl Plan {
     /// No plan: what a burst keeps for a frame `plan` declined (a kind of its own, so that a
@@ -112,6 +113,12 @@ impl Plan {
         // From the hop count rather than a stored offset: the finish's bounds checks then know
         // the offset is at least `HOPS` and drop the ones that follow from the length check.
         inner_offset((self.meta >> HOP_COUNT_SHIFT) as u8)
+    }
+
+    /// An ACK without RST: it may carry a SYN cookie.
+    fn may_be_cookie(&self) -> bool {
+        let tcp_flags = (self.meta >> TCP_FLAGS_SHIFT) as u8;
+        tcp_flags & (tcp::flags::ACK | tcp::flags::RST) == tcp::flags::ACK
     }
 
     fn index(&self) -> u8 {
@@ -179,10 +186,10 @@ impl Engine {
             return None;
         }
         let segment = TcpPacket::new_unchecked(&inner[ipv4::HEADER_LEN..]);
-        if segment.syn() {
+        let tcp_flags = segment.flags();
+        if tcp_flags & tcp::flags::SYN != 0 {
             return None;
         }
-        let may_be_cookie = segment.ack() && !segment.rst();
         // Source and destination address, adjacent in the header (the length was checked above).
         let addrs: [u8; 8] = inner.get(ipv4::ADDRS)?.try_into().ok()?;
         Some(Plan {
@@ -190,8 +197,8 @@ impl Engine {
             key: Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port()),
             meta: TCP
                 | u64::from(next) << INDEX_SHIFT
-                | if may_be_cookie { COOKIE_BIT } else { 0 }
-                | hop_count_bits,
+                | hop_count_bits
+                | u64::from(tcp_flags) << TCP_FLAGS_SHIFT,
             hop: u64::from(hop),
         })
     }
@@ -254,7 +261,7 @@ impl Engine {
         if owned {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalEstablished);
         }
-        if plan.meta & COOKIE_BIT != 0 && carries_cookie(frame, inner_off, &plan.key, flows) {
+        if plan.may_be_cookie() && carries_cookie(frame, inner_off, &plan.key, flows) {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalSynCookies);
         }
         rewrite::swap_macs(frame);
