@@ -39,9 +39,10 @@ use crate::wire::tcp::{self, TcpPacket};
 pub struct Plan {
     /// The flow (meaningful for [`TCP`] plans).
     key: Ipv4FlowKey,
-    /// kind (bits 0-7) | next hop index (8-15) | owned, as a burst found (17) | hop count
-    /// (32-39), which places the inner packet | the segment's TCP flags (40-47), which say
-    /// whether it may carry a SYN cookie: tested when finishing the few frames that need it.
+    /// kind (bits 0-7) | the next hop's index + 1, what forwarding sets next_hop to (8-15) |
+    /// owned, as a burst found (17) | hop count (32-39), which places the inner packet | the
+    /// segment's TCP flags (40-47), which say whether it may carry a SYN cookie: tested when
+    /// finishing the few frames that need it.
     meta: u64,
     /// The next hop's address (bits 0-31, [`TCP`] plans), its bytes as in the frame read into a
     /// native-endian word.
@@ -53,7 +54,7 @@ const LAST_HOP: u64 = 1;
 /// Inner IPv4 TCP, not a SYN, with a next hop.
 const TCP: u64 = 2;
 const KIND_MASK: u64 = 0xff;
-const INDEX_SHIFT: u32 = 8;
+const NEXT_HOP_SHIFT: u32 = 8;
 /// Set by a burst ([`crate::burst::BurstPlan`]) when the table (or its cache) said the flow is
 /// owned: the answer travels with the plan, so finishing a frame reads one word for both.
 const OWNED_BIT: u64 = 1 << 17;
@@ -121,8 +122,10 @@ impl Plan {
         tcp_flags & (tcp::flags::ACK | tcp::flags::RST) == tcp::flags::ACK
     }
 
-    fn index(&self) -> u8 {
-        (self.meta >> INDEX_SHIFT) as u8
+    /// The forwarded frame's new next hop: the planned hop's index plus one (below the hop
+    /// count, so it fits a byte).
+    fn next_hop(&self) -> u8 {
+        (self.meta >> NEXT_HOP_SHIFT) as u8
     }
 }
 
@@ -196,7 +199,7 @@ impl Engine {
             // The local side is the packet's destination.
             key: Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port()),
             meta: TCP
-                | u64::from(next) << INDEX_SHIFT
+                | (u64::from(next) + 1) << NEXT_HOP_SHIFT
                 | hop_count_bits
                 | u64::from(tcp_flags) << TCP_FLAGS_SHIFT,
             hop: u64::from(hop),
@@ -265,11 +268,7 @@ impl Engine {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalSynCookies);
         }
         rewrite::swap_macs(frame);
-        gue_forwarded(
-            frame,
-            u32::from_be(plan.hop as u32),
-            usize::from(plan.index()),
-        )
+        gue_forwarded(frame, u32::from_be(plan.hop as u32), plan.next_hop())
     }
 }
 
