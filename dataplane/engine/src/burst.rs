@@ -132,17 +132,22 @@ mod tests {
     use crate::table::LoadPrefetch;
     use chance_testkit::mix;
 
-    #[test]
-    fn a_burst_s_plans_and_answers_are_those_of_each_frame_alone() {
+    /// The mix's engine, and a table that owns half of the mix's 1000 flows.
+    fn mix_engine_and_table() -> (Engine, ExactMatchTable) {
         let mut config = EngineConfig::with_address(mix::ENCAP);
         config.port = mix::GUE_PORT;
-        let engine = Engine::new(config);
-        let owned: ExactMatchTable = (0..500)
+        let owned = (0..500)
             .map(|i| {
                 let (addr, port) = mix::client(i);
                 FlowKey::v4(L4Proto::Tcp, mix::VIP, mix::VIP_PORT, addr, port)
             })
             .collect();
+        (Engine::new(config), owned)
+    }
+
+    #[test]
+    fn a_burst_s_plans_and_answers_are_those_of_each_frame_alone() {
+        let (engine, owned) = mix_engine_and_table();
         let (frames, _) = mix::frames(BURST_MAX * 4, 1000, 5);
         let mut burst = BurstPlan::default();
         for chunk in frames.chunks(BURST_MAX - 3) {
@@ -183,16 +188,8 @@ mod tests {
 
     #[test]
     fn a_burst_finished_and_counted_together_counts_as_its_frames_processed_one_by_one() {
-        let mut config = EngineConfig::with_address(mix::ENCAP);
-        config.port = mix::GUE_PORT;
-        let mut by_burst = Engine::new(config);
+        let (mut by_burst, owned) = mix_engine_and_table();
         let mut one_by_one = by_burst.clone();
-        let owned: ExactMatchTable = (0..500)
-            .map(|i| {
-                let (addr, port) = mix::client(i);
-                FlowKey::v4(L4Proto::Tcp, mix::VIP, mix::VIP_PORT, addr, port)
-            })
-            .collect();
         let (frames, _) = mix::frames(BURST_MAX * 4, 1000, 5);
         let mut burst = BurstPlan::default();
         for chunk in frames.chunks(BURST_MAX - 5) {
