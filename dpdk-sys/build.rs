@@ -119,6 +119,8 @@ fn main() {
         .allowlist_file(&header_re)
         .allowlist_file(".*/shim/(shim|consts)\\.h")
         .allowlist_var("SOCKET_ID_ANY|LCORE_ID_ANY|RING_F_.*|RTE_MEMPOOL_F_.*")
+        // The ports' fast-path table that `rte_eth_rx_burst`/`tx_burst` read (`src/lib.rs`).
+        .allowlist_var("rte_eth_fp_ops")
         .derive_default(true)
         .layout_tests(false)
         .generate_comments(false)

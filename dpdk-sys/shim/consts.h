@@ -10,4 +10,11 @@ static const uint64_t DPDK_SYS_ETH_RSS_IP = RTE_ETH_RSS_IP;
 static const uint64_t DPDK_SYS_ETH_RSS_UDP = RTE_ETH_RSS_UDP;
 static const uint64_t DPDK_SYS_ETH_RSS_TCP = RTE_ETH_RSS_TCP;
 
+/* Whether this DPDK calls the ports' RX/TX callbacks from rte_eth_rx_burst/tx_burst. */
+#ifdef RTE_ETHDEV_RXTX_CALLBACKS
+static const int DPDK_SYS_ETHDEV_RXTX_CALLBACKS = 1;
+#else
+static const int DPDK_SYS_ETHDEV_RXTX_CALLBACKS = 0;
+#endif
+
 #endif

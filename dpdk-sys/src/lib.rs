@@ -5,6 +5,9 @@
 //! * Static inline functions (`rte_eth_rx_burst`, `rte_pktmbuf_alloc`, `rte_ring_enqueue_burst`,
 //!   `rte_lcore_id`, ...) are real symbols too, through bindgen's `wrap_static_fns`: the Rust name
 //!   is the C name, the symbol is `<name>__extern`.
+//! * `rte_eth_rx_burst`/`rte_eth_tx_burst` also as Rust ([`rte_eth_rx_burst_inline`],
+//!   [`rte_eth_tx_burst_inline`]: DPDK's inline bodies over `rte_eth_fp_ops`), which inline into
+//!   the caller's loop where the wrapped symbols cost a call into C per burst.
 //! * What is a macro or a thread-local in C: [`rte_errno`] (C shim), [`rte_pktmbuf_mtod`]
 //!   (re-implemented here), `RTE_ETH_RSS_{IP,UDP,TCP}` (as `DPDK_SYS_ETH_RSS_*`).
 //!   `RTE_LCORE_FOREACH_WORKER` is `rte_get_next_lcore(prev, 1, 0)` in a loop.
@@ -30,6 +33,9 @@ mod bindings {
 }
 
 pub use bindings::*;
+
+mod burst;
+pub use burst::{rte_eth_rx_burst_inline, rte_eth_tx_burst_inline};
 
 /// `rte_errno` of the calling thread (a per-lcore `__thread` variable in C, read through the shim).
 #[inline]

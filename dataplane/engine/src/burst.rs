@@ -15,6 +15,7 @@
 //! 16 instructions per packet more in chanced's worker: 516 against 501, counted by
 //! `deploy/bench-worker-instructions.sh`).
 
+use crate::counters::Counter;
 use crate::engine::Engine;
 use crate::fast::Plan;
 use crate::flow::FlowTable;
@@ -106,6 +107,16 @@ impl BurstPlan {
             .map(|plan| (!plan.is_none()).then_some((plan, plan.owned())))
     }
 
+    /// Counts for the last fill what [`Engine::process_planned`] counts for every planned flow
+    /// (its inner IPv4 and TCP), once its planned frames were each finished with
+    /// [`Engine::process_planned_in_burst`], which counts the rest.
+    pub fn count_finished(&self, engine: &mut Engine) {
+        let counters = engine.counters_mut();
+        let flows = self.flows as u64;
+        counters.bump_by(Counter::L3ProtocolPacketsTotalIpv4, flows);
+        counters.bump_by(Counter::L4ProtocolPacketsTotalTcp, flows);
+    }
+
     /// How many flows the last fill asked about, and how many of them are owned: a burst's
     /// lookups and hits, to count once per burst rather than per frame.
     pub fn answer_counts(&self) -> (usize, usize) {
@@ -121,17 +132,22 @@ mod tests {
     use crate::table::LoadPrefetch;
     use chance_testkit::mix;
 
-    #[test]
-    fn a_burst_s_plans_and_answers_are_those_of_each_frame_alone() {
+    /// The mix's engine, and a table that owns half of the mix's 1000 flows.
+    fn mix_engine_and_table() -> (Engine, ExactMatchTable) {
         let mut config = EngineConfig::with_address(mix::ENCAP);
         config.port = mix::GUE_PORT;
-        let engine = Engine::new(config);
-        let owned: ExactMatchTable = (0..500)
+        let owned = (0..500)
             .map(|i| {
                 let (addr, port) = mix::client(i);
                 FlowKey::v4(L4Proto::Tcp, mix::VIP, mix::VIP_PORT, addr, port)
             })
             .collect();
+        (Engine::new(config), owned)
+    }
+
+    #[test]
+    fn a_burst_s_plans_and_answers_are_those_of_each_frame_alone() {
+        let (engine, owned) = mix_engine_and_table();
         let (frames, _) = mix::frames(BURST_MAX * 4, 1000, 5);
         let mut burst = BurstPlan::default();
         for chunk in frames.chunks(BURST_MAX - 3) {
@@ -168,5 +184,44 @@ mod tests {
         }
         assert_eq!(BurstPlan::default().answers().count(), 0);
         assert_eq!(BurstPlan::default().answer_counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_burst_finished_and_counted_together_counts_as_its_frames_processed_one_by_one() {
+        let (mut by_burst, owned) = mix_engine_and_table();
+        let mut one_by_one = by_burst.clone();
+        let (frames, _) = mix::frames(BURST_MAX * 4, 1000, 5);
+        let mut burst = BurstPlan::default();
+        for chunk in frames.chunks(BURST_MAX - 5) {
+            burst.fill(
+                &by_burst,
+                &owned,
+                chunk.iter().map(Vec::as_slice),
+                &LoadPrefetch,
+            );
+            for (frame, answer) in chunk.iter().zip(burst.answers()) {
+                let (mut in_burst, mut alone) = (frame.clone(), frame.clone());
+                let (got, want) = match answer {
+                    Some((plan, is_owned)) => (
+                        by_burst.process_planned_in_burst(&mut in_burst, plan, is_owned, &owned),
+                        one_by_one.process_planned(&mut alone, plan, is_owned, &owned),
+                    ),
+                    None => (
+                        by_burst.process_in_full(&mut in_burst, &owned),
+                        one_by_one.process_in_full(&mut alone, &owned),
+                    ),
+                };
+                assert_eq!((got, in_burst), (want, alone));
+            }
+            burst.count_finished(&mut by_burst);
+            assert_eq!(by_burst.counters(), one_by_one.counters());
+        }
+        for counter in [
+            Counter::L3ProtocolPacketsTotalIpv4,
+            Counter::AcceptedPacketsTotalEstablished,
+            Counter::ForwardedPacketsTotalGue,
+        ] {
+            assert!(by_burst.counters().get(counter) > 0, "{counter}");
+        }
     }
 }

@@ -18,6 +18,9 @@ pub struct EngineConfig {
     addresses: Vec<u32>,
     /// `addresses[0]`, compared first and without touching the vector: most hosts have one.
     first: u32,
+    /// `first` as its four bytes lie in a packet, read as a native-endian word
+    /// ([`is_local_wire`](Self::is_local_wire)).
+    first_wire: u32,
     /// GUE destination port.
     pub port: u16,
     /// Egress MTU (L3), used by the GRE last-hop check.
@@ -45,6 +48,7 @@ impl EngineConfig {
         Ok(Self {
             addresses: addresses.iter().map(|a| a.to_bits()).collect(),
             first: addresses[0].to_bits(),
+            first_wire: u32::from_ne_bytes(addresses[0].octets()),
             port,
             mtu,
         })
@@ -55,6 +59,7 @@ impl EngineConfig {
         Self {
             addresses: vec![address.to_bits()],
             first: address.to_bits(),
+            first_wire: u32::from_ne_bytes(address.octets()),
             port: DEFAULT_GUE_PORT,
             mtu: DEFAULT_MTU,
         }
@@ -67,6 +72,14 @@ impl EngineConfig {
         // some thirty instructions of set-up; hosts have one address, or a few. The common
         // answers (the first address, or a host with only one) take a compare inline.
         addr == self.first || (self.addresses.len() > 1 && self.is_other_local(addr))
+    }
+
+    /// [`is_local`](Self::is_local) for an address given as its four bytes in a packet, read
+    /// as a native-endian word: the fast path compares it so, without swapping its bytes.
+    #[inline(always)]
+    pub fn is_local_wire(&self, wire: u32) -> bool {
+        wire == self.first_wire
+            || (self.addresses.len() > 1 && self.is_other_local(u32::from_be(wire)))
     }
 
     #[inline(never)]
@@ -100,9 +113,14 @@ mod tests {
                     i < count,
                     "{address}, {count}"
                 );
+                let wire = u32::from_ne_bytes(address.octets());
+                assert_eq!(config.is_local_wire(wire), i < count, "{address}, {count}");
             }
             assert!(!config.is_local(Ipv4Addr::new(192, 0, 2, 12).to_bits()));
             assert!(!config.is_local(0));
+            let other = Ipv4Addr::new(192, 0, 2, 12);
+            assert!(!config.is_local_wire(u32::from_ne_bytes(other.octets())));
+            assert!(!config.is_local_wire(0));
         }
         assert!(EngineConfig::with_address(addresses[1]).is_local(addresses[1].to_bits()));
         assert!(!EngineConfig::with_address(addresses[1]).is_local(addresses[0].to_bits()));

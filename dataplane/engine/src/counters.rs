@@ -144,6 +144,13 @@ impl Counters {
         *slot = slot.wrapping_add(1);
     }
 
+    /// Adds `n` to `counter` (what `n` bumps would add).
+    #[inline]
+    pub(crate) fn bump_by(&mut self, counter: Counter, n: u64) {
+        let slot = &mut self.values[counter as usize];
+        *slot = slot.wrapping_add(n);
+    }
+
     /// Sets `counter` (for readers rebuilding a set from published values; engines only bump).
     pub fn set(&mut self, counter: Counter, value: u64) {
         self.values[counter as usize] = value;

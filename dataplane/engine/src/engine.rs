@@ -204,7 +204,7 @@ impl Engine {
         if wants_gre {
             return self.forward_gre(frame, addr, hop_count, inner_is_ipv6);
         }
-        gue_forwarded(frame, addr, index)
+        gue_forwarded(frame, addr, u8::try_from(index + 1).unwrap_or(u8::MAX))
     }
 
     /// The next hop (docs/decision-procedure.md, step 16) with chance's deviations: any position in
@@ -305,12 +305,12 @@ impl Engine {
     }
 }
 
-/// GUE forward to `hop`, the hop list's entry `index` (the MACs already swapped): the rewrite and
-/// the outcome, for the full procedure and the fast path alike.
+/// GUE forward to `hop` with the chain's next hop set to `next_hop` (the entry after `hop`'s; the
+/// MACs already swapped): the rewrite and the outcome, for the full procedure and the fast path
+/// alike.
 // Inlined: the outcome it returns is read back at once (see `Engine::accept`).
 #[inline(always)]
-pub(crate) fn gue_forwarded(frame: &mut [u8], hop: u32, index: usize) -> Outcome {
-    let next_hop = u8::try_from(index + 1).unwrap_or(u8::MAX);
+pub(crate) fn gue_forwarded(frame: &mut [u8], hop: u32, next_hop: u8) -> Outcome {
     rewrite::gue_forward(frame, hop, next_hop);
     Outcome {
         verdict: Verdict::Forward,

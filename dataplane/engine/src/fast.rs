@@ -39,10 +39,13 @@ use crate::wire::tcp::{self, TcpPacket};
 pub struct Plan {
     /// The flow (meaningful for [`TCP`] plans).
     key: Ipv4FlowKey,
-    /// kind (bits 0-7) | next hop index (8-15) | may carry a SYN cookie (16) | owned, as a burst
-    /// found (17) | hop count (32-39), which places the inner packet
+    /// kind (bits 0-7) | the next hop's index + 1, what forwarding sets next_hop to (8-15) |
+    /// owned, as a burst found (17) | hop count (32-39), which places the inner packet | the
+    /// segment's TCP flags (40-47), which say whether it may carry a SYN cookie: tested when
+    /// finishing the few frames that need it.
     meta: u64,
-    /// The next hop's address (bits 0-31, [`TCP`] plans).
+    /// The next hop's address (bits 0-31, [`TCP`] plans), its bytes as in the frame read into a
+    /// native-endian word.
     hop: u64,
 }
 
@@ -51,12 +54,12 @@ const LAST_HOP: u64 = 1;
 /// Inner IPv4 TCP, not a SYN, with a next hop.
 const TCP: u64 = 2;
 const KIND_MASK: u64 = 0xff;
-const INDEX_SHIFT: u32 = 8;
-const COOKIE_BIT: u64 = 1 << 16;
+const NEXT_HOP_SHIFT: u32 = 8;
 /// Set by a burst ([`crate::burst::BurstPlan`]) when the table (or its cache) said the flow is
 /// owned: the answer travels with the plan, so finishing a frame reads one word for both.
 const OWNED_BIT: u64 = 1 << 17;
 const HOP_COUNT_SHIFT: u32 = 32;
+const TCP_FLAGS_SHIFT: u32 = 40;
 
 impl Plan {
     /// No plan: what a burst keeps for a frame `plan` declined (a kind of its own, so that a
@@ -113,8 +116,16 @@ impl Plan {
         inner_offset((self.meta >> HOP_COUNT_SHIFT) as u8)
     }
 
-    fn index(&self) -> u8 {
-        (self.meta >> INDEX_SHIFT) as u8
+    /// An ACK without RST: it may carry a SYN cookie.
+    fn may_be_cookie(&self) -> bool {
+        let tcp_flags = (self.meta >> TCP_FLAGS_SHIFT) as u8;
+        tcp_flags & (tcp::flags::ACK | tcp::flags::RST) == tcp::flags::ACK
+    }
+
+    /// The forwarded frame's new next hop: the planned hop's index plus one (below the hop
+    /// count, so it fits a byte).
+    fn next_hop(&self) -> u8 {
+        (self.meta >> NEXT_HOP_SHIFT) as u8
     }
 }
 
@@ -134,7 +145,7 @@ impl Engine {
         if !self.fixed_fields().match_frame(frame)
             || !self
                 .config()
-                .is_local(Ipv4Packet::new_unchecked(&frame[OUTER_IP..]).dst_addr_u32())
+                .is_local_wire(Ipv4Packet::new_unchecked(&frame[OUTER_IP..]).dst_addr_wire())
         {
             return None;
         }
@@ -160,8 +171,11 @@ impl Engine {
                 hop: 0,
             });
         }
+        // Compared as it lies in the frame; swapped into a number only when a frame is forwarded.
         let hop = hop_at(hops, next)?;
-        if hop == 0 || self.config().is_local(hop) || rewrite::wants_gre(&chain, usize::from(next))
+        if hop == 0
+            || self.config().is_local_wire(hop)
+            || rewrite::wants_gre(&chain, usize::from(next))
         {
             return None;
         }
@@ -175,19 +189,19 @@ impl Engine {
             return None;
         }
         let segment = TcpPacket::new_unchecked(&inner[ipv4::HEADER_LEN..]);
-        if segment.syn() {
+        let tcp_flags = segment.flags();
+        if tcp_flags & tcp::flags::SYN != 0 {
             return None;
         }
-        let may_be_cookie = segment.ack() && !segment.rst();
         // Source and destination address, adjacent in the header (the length was checked above).
         let addrs: [u8; 8] = inner.get(ipv4::ADDRS)?.try_into().ok()?;
         Some(Plan {
             // The local side is the packet's destination.
             key: Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port()),
             meta: TCP
-                | u64::from(next) << INDEX_SHIFT
-                | if may_be_cookie { COOKIE_BIT } else { 0 }
-                | hop_count_bits,
+                | (u64::from(next) + 1) << NEXT_HOP_SHIFT
+                | hop_count_bits
+                | u64::from(tcp_flags) << TCP_FLAGS_SHIFT,
             hop: u64::from(hop),
         })
     }
@@ -208,12 +222,30 @@ impl Engine {
         owned: bool,
         flows: &F,
     ) -> Outcome {
-        let outcome = self.finish(frame, plan, owned, flows);
+        let outcome = self.finish::<F, true>(frame, plan, owned, flows);
         self.counted(outcome)
     }
 
+    /// [`process_planned`](Self::process_planned) for a frame of a
+    /// [`BurstPlan`](crate::burst::BurstPlan), which counts what every planned flow counts (its
+    /// inner IPv4 and TCP) for the whole burst at once
+    /// ([`BurstPlan::count_finished`](crate::burst::BurstPlan::count_finished)): two counter
+    /// updates a frame fewer.
     #[inline(always)]
-    fn finish<F: FlowTable + ?Sized>(
+    pub fn process_planned_in_burst<F: FlowTable + ?Sized>(
+        &mut self,
+        frame: &mut [u8],
+        plan: &Plan,
+        owned: bool,
+        flows: &F,
+    ) -> Outcome {
+        let outcome = self.finish::<F, false>(frame, plan, owned, flows);
+        self.counted(outcome)
+    }
+
+    /// Finishes the frame; `COMMON` counts the inner IPv4 and TCP of a [`TCP`] plan too.
+    #[inline(always)]
+    fn finish<F: FlowTable + ?Sized, const COMMON: bool>(
         &mut self,
         frame: &mut [u8],
         plan: &Plan,
@@ -224,26 +256,28 @@ impl Engine {
         if plan.kind() == LAST_HOP {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalLastHop);
         }
-        let counters = self.counters_mut();
-        counters.bump(Counter::L3ProtocolPacketsTotalIpv4);
-        counters.bump(Counter::L4ProtocolPacketsTotalTcp);
+        if COMMON {
+            let counters = self.counters_mut();
+            counters.bump(Counter::L3ProtocolPacketsTotalIpv4);
+            counters.bump(Counter::L4ProtocolPacketsTotalTcp);
+        }
         if owned {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalEstablished);
         }
-        if plan.meta & COOKIE_BIT != 0 && carries_cookie(frame, inner_off, &plan.key, flows) {
+        if plan.may_be_cookie() && carries_cookie(frame, inner_off, &plan.key, flows) {
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalSynCookies);
         }
         rewrite::swap_macs(frame);
-        gue_forwarded(frame, plan.hop as u32, usize::from(plan.index()))
+        gue_forwarded(frame, u32::from_be(plan.hop as u32), plan.next_hop())
     }
 }
 
-/// Hop `index` of the hop list `hops` as a big-endian integer.
+/// Hop `index` of the hop list `hops`, its bytes read into a native-endian word.
 #[inline(always)]
 fn hop_at(hops: &[u8], index: u8) -> Option<u32> {
     let at = 4 * usize::from(index);
     let bytes: [u8; 4] = hops.get(at..at + 4)?.try_into().ok()?;
-    Some(u32::from_be_bytes(bytes))
+    Some(u32::from_ne_bytes(bytes))
 }
 
 /// Where the inner packet starts behind `hop_count` hops.

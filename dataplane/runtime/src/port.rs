@@ -600,6 +600,7 @@ impl PortQueue {
     }
 
     /// As [`Port::rx_burst`]; returns 0 if the port has no RX queue with this id.
+    #[inline]
     pub fn rx_burst(&mut self, burst: &mut MbufBurst) -> usize {
         if !self.has_rx() {
             return 0;
@@ -608,6 +609,7 @@ impl PortQueue {
     }
 
     /// As [`Port::tx_burst`]; sends nothing (returns 0) if the port has no TX queue with this id.
+    #[inline]
     pub fn tx_burst(&mut self, burst: &mut MbufBurst) -> usize {
         if !self.has_tx() {
             return 0;
@@ -624,6 +626,7 @@ impl Drop for PortQueue {
 
 /// `rte_eth_rx_burst` into the free slots of `burst`. The caller has checked that the queue
 /// exists and is exclusively its own.
+#[inline]
 fn rx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
     let free = burst.free_slots();
     if free == 0 || !port.started.load(Ordering::Relaxed) {
@@ -633,7 +636,8 @@ fn rx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
     // SAFETY: the port is configured and open (a Port/PortQueue keeps it so), the queue exists
     // and only this thread polls it (exclusive &mut access); `spare_ptr` has `free` writable
     // slots (free <= 32 fits u16).
-    let n = unsafe { dpdk_sys::rte_eth_rx_burst(port, queue, burst.spare_ptr(), free as u16) };
+    let n =
+        unsafe { dpdk_sys::rte_eth_rx_burst_inline(port, queue, burst.spare_ptr(), free as u16) };
     let n = usize::from(n);
     // SAFETY: the PMD wrote n <= free owned mbufs into the spare slots.
     unsafe { burst.filled(n) };
@@ -641,6 +645,7 @@ fn rx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
 }
 
 /// `rte_eth_tx_burst` of the mbufs of `burst`; the sent ones leave it.
+#[inline]
 fn tx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
     let len = burst.len();
     if len == 0 || !port.started.load(Ordering::Relaxed) {
@@ -649,7 +654,8 @@ fn tx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
     let port = port.id;
     // SAFETY: as in rx_burst; the first `len` pointers are owned mbufs, of which the PMD takes
     // ownership of the first n it returns.
-    let n = unsafe { dpdk_sys::rte_eth_tx_burst(port, queue, burst.as_mut_ptr(), len as u16) };
+    let n =
+        unsafe { dpdk_sys::rte_eth_tx_burst_inline(port, queue, burst.as_mut_ptr(), len as u16) };
     let n = usize::from(n).min(len);
     // SAFETY: the first n mbufs now belong to the PMD.
     unsafe { burst.taken_front(n) };

@@ -174,6 +174,7 @@ impl<F: FlowTable> Worker<F> {
                         );
                     }
                 }
+                self.planned.count_finished(&mut self.engine);
                 self.path.add(PathCounter::FlowHits, flows.hits.get());
                 self.path.add(PathCounter::FlowMisses, flows.misses.get());
             }
@@ -286,7 +287,8 @@ fn handle<F: FlowTable + ?Sized>(
             // Its length as the engine sees it (the data's; `len` reads one more field).
             let frame = m.data_mut();
             let len = frame.len();
-            let outcome = engine.process_planned(frame, plan, owned, flows);
+            // What every planned frame counts is counted for the burst (`count_finished`).
+            let outcome = engine.process_planned_in_burst(frame, plan, owned, flows);
             apply(outcome, len, path, m, to_nic, to_kernel)
         }
         Decision::InFull => {
@@ -356,7 +358,7 @@ fn decision<'a, F: FlowTable + ?Sized>(
         return Decision::InFull;
     };
     match plan.flow() {
-        Some(key) if !owned && flows.learned.may_hold(&key.flow_key()) => {
+        Some(key) if !owned && flows.learned.may_hold(key) => {
             Decision::Planned(plan, ask_again(key, flows))
         }
         _ => Decision::Planned(plan, owned),

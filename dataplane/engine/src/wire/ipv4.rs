@@ -158,6 +158,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         read_u32(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
+    /// Destination address as its four bytes read into a native-endian word (no byte swap), to
+    /// compare with addresses kept in that form.
+    #[inline]
+    pub fn dst_addr_wire(&self) -> u32 {
+        let b = &self.buffer.as_ref()[field::DST_ADDR];
+        u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+    }
+
     /// Source address.
     #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
