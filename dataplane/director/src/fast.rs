@@ -11,9 +11,8 @@
 
 use crate::classify;
 use crate::flow_hash::FlowFields;
-use crate::model::{Bind, Prefix};
+use crate::model::Bind;
 use chance_engine::wire::{ethernet, ethertype, ip_proto, ipv4, tcp, udp};
-use core::net::IpAddr;
 
 /// Bytes of a frame the fast path reads: the Ethernet header, the IPv4 header without
 /// options, and the two ports.
@@ -49,15 +48,10 @@ pub(crate) struct V4Bind {
 impl V4Bind {
     /// `bind` compiled, or `None` for an IPv6 bind (which never holds an IPv4 destination).
     fn new(bind: &Bind) -> Option<Self> {
-        let prefix: &Prefix = &bind.prefix;
-        let IpAddr::V4(addr) = prefix.addr() else {
-            return None;
-        };
+        let (network, mask) = bind.prefix.v4_network_and_mask()?;
         Some(Self {
-            network: u32::from(addr),
-            mask: u32::MAX
-                .checked_shl(32 - u32::from(prefix.prefix_len()))
-                .unwrap_or(0),
+            network,
+            mask,
             protocol: bind.protocol.number(),
             first_port: *bind.ports.start(),
             last_port: *bind.ports.end(),
@@ -158,7 +152,7 @@ fn be16(head: &[u8; READ_LEN], at: usize) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Protocol;
+    use crate::model::{Prefix, Protocol};
 
     #[test]
     fn a_compiled_bind_matches_as_the_bind_does() {

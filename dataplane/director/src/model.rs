@@ -114,6 +114,14 @@ impl Prefix {
         addr.is_ipv4() == self.addr.is_ipv4() && Self::to_bits(addr) & self.mask == self.network
     }
 
+    /// An IPv4 prefix's network and mask as 32-bit integers (`None` for IPv6): the compare
+    /// [`contains`](Self::contains) makes, for a caller holding the destination as an integer.
+    pub(crate) fn v4_network_and_mask(&self) -> Option<(u32, u32)> {
+        self.addr
+            .is_ipv4()
+            .then_some(((self.network >> 96) as u32, (self.mask >> 96) as u32))
+    }
+
     fn max_len(addr: IpAddr) -> u8 {
         if addr.is_ipv4() {
             32
