@@ -282,7 +282,7 @@ pub(crate) fn write(
         }
     }
     let first_sum = word_sum(first);
-    let ip_check = !fold(template.ip_sum + u32::from(layout.ip_len) + first_sum);
+    let ip_check = !checksum::fold(template.ip_sum + u32::from(layout.ip_len) + first_sum);
     base[IP_TOTAL_LEN..IP_TOTAL_LEN + 2].copy_from_slice(&layout.ip_len.to_be_bytes());
     base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&first.octets());
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
@@ -302,7 +302,7 @@ pub(crate) fn write(
         + (u32::from(hlen) << 8 | u32::from(flow.gue_proto))
         + layout.rest as u32
         + hops_sum;
-    let sum = fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
+    let sum = checksum::fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
     let udp_check = match !sum {
         0 => 0xffff,
@@ -317,14 +317,6 @@ pub(crate) fn write(
 fn word_sum(addr: Ipv4Addr) -> u32 {
     let bits = u32::from(addr);
     (bits >> 16) + (bits & 0xffff)
-}
-
-/// `acc` folded to 16 bits with end-around carries.
-#[inline]
-fn fold(acc: u32) -> u16 {
-    let acc = (acc >> 16) + (acc & 0xffff);
-    let acc = (acc >> 16) + (acc & 0xffff);
-    acc as u16
 }
 
 impl EncapHeader {

@@ -107,7 +107,7 @@ fn derived_ipv4(packet: &[u8], header_len: usize) -> Option<u16> {
     if header_len > ipv4::HEADER_LEN {
         sum += u32::from(checksum::sum(packet.get(ipv4::HEADER_LEN..header_len)?));
     }
-    Some(fold(sum))
+    Some(checksum::fold(sum))
 }
 
 #[inline]
@@ -127,7 +127,7 @@ fn derived_ipv6(packet: &[u8]) -> Option<u16> {
         transport_ok(next_header, segment)?;
     }
     let sum = words(&fixed[..IPV6_BEFORE_ADDRS]) + minus_pseudo_header(next_header, segment.len());
-    Some(fold(sum))
+    Some(checksum::fold(sum))
 }
 
 /// `Some` for a TCP segment or a UDP datagram whose checksum covers exactly `segment` against
@@ -167,15 +167,6 @@ fn words(bytes: &[u8]) -> u32 {
 #[inline(always)]
 fn word(header: &[u8; ipv4::HEADER_LEN], at: usize) -> u32 {
     u32::from(u16::from_be_bytes([header[at], header[at + 1]]))
-}
-
-/// A ones' complement sum of at most 16 words folded to 16 bits (end-around carries). Zero only
-/// for zero: a non-zero sum folds to 1..=0xffff, as [`checksum::sum`] folds it.
-#[inline(always)]
-fn fold(acc: u32) -> u16 {
-    let acc = (acc >> 16) + (acc & 0xffff);
-    let acc = (acc >> 16) + (acc & 0xffff);
-    acc as u16
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// Folds a 32-bit one's-complement sum to 16 bits. Two steps always suffice (the first leaves at
 /// most 0x1fffe, the second at most 0xffff), so no loop: the forward paths run it per packet.
 #[inline(always)]
-fn fold(acc: u32) -> u16 {
+pub fn fold(acc: u32) -> u16 {
     let acc = (acc & 0xffff) + (acc >> 16);
     ((acc & 0xffff) + (acc >> 16)) as u16
 }
