@@ -23,6 +23,7 @@
 
 use crate::counters::DropReason;
 use crate::flow_hash::udp_source_port;
+use crate::hop_headers::{HopHeader, TAIL_LEN};
 use crate::inner_sum;
 use chance_engine::wire::checksum;
 use chance_engine::wire::ethernet::{self, EthernetFrame};
@@ -209,7 +210,18 @@ impl Layout {
     #[inline]
     pub(crate) fn new(hops: usize, inner_len: usize) -> Result<Self, DropReason> {
         let after_first = hops.checked_sub(1).ok_or(DropReason::EmptyRow)?;
-        let rest = after_first.min(MAX_HOPS);
+        Self::with_rest(after_first.min(MAX_HOPS), after_first > MAX_HOPS, inner_len)
+    }
+
+    /// The layout for a compiled hop list in front of an inner packet of `inner_len` bytes.
+    #[inline]
+    pub(crate) fn compiled(header: &HopHeader, inner_len: usize) -> Result<Self, DropReason> {
+        Self::with_rest(usize::from(header.rest), false, inner_len)
+    }
+
+    /// The layout for `rest` hops after the first in the GUE header.
+    #[inline(always)]
+    fn with_rest(rest: usize, truncated: bool, inner_len: usize) -> Result<Self, DropReason> {
         let len = BASE_LEN + 4 * rest;
         // One check for both lengths: the IPv4 length is the longer.
         let ip_len = (len - IPV4_OFFSET).saturating_add(inner_len);
@@ -219,7 +231,7 @@ impl Layout {
         Ok(Self {
             len,
             rest,
-            truncated: after_first > MAX_HOPS,
+            truncated,
             udp_len: (ip_len - ipv4::HEADER_LEN) as u16,
             ip_len: ip_len as u16,
         })
@@ -239,11 +251,21 @@ const GUE_HLEN: usize = GUE_OFFSET;
 const GUE_PROTO: usize = GUE_OFFSET + 1;
 const HOP_COUNT: usize = GUE_OFFSET + gue::HEADER_LEN + 3;
 
+/// The hops a header is written for: a hop list compiled at table build (see
+/// [`crate::hop_headers`]), or a list written hop by hop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HopPart<'h> {
+    /// A compiled list: its header part goes in with one copy, its sums precomputed.
+    Compiled(&'h HopHeader),
+    /// The hops, first hop first (the first is the outer destination, the next `layout.rest`
+    /// go in the GUE header): written and summed one by one.
+    Listed(&'h [Ipv4Addr]),
+}
+
 /// Writes into `out` the header laid out as `layout` for `inner` (the client's IP packet,
-/// exactly as long as its header says) sent along `hops` (the first is the outer destination,
-/// the next `layout.rest` go in the GUE header). Every byte of `out` is written. `out` must be
-/// `layout.len` bytes and `hops` hold at least `1 + layout.rest`: otherwise nothing is written
-/// and the result is false.
+/// exactly as long as its header says) sent along `hops`. Every byte of `out` is written. `out`
+/// must be `layout.len` bytes, a listed `hops` hold at least `1 + layout.rest` and a compiled
+/// one be `layout.len` long: otherwise nothing is written and the result is false.
 ///
 /// The template goes in with one copy of its fixed size, and each field the frame writes at
 /// its fixed offset in it: the lengths are checked once, here, and no write is checked again.
@@ -253,7 +275,7 @@ pub(crate) fn write(
     template: &HeaderTemplate,
     layout: &Layout,
     flow: FlowRoute,
-    hops: &[Ipv4Addr],
+    hops: HopPart<'_>,
     inner: &[u8],
 ) -> bool {
     if out.len() != layout.len {
@@ -262,15 +284,87 @@ pub(crate) fn write(
     let Some((base, hop_bytes)) = out.split_first_chunk_mut::<BASE_LEN>() else {
         return false;
     };
-    let Some((&first, rest)) = hops.split_first() else {
-        return false;
-    };
-    let Some(rest) = rest.get(..layout.rest) else {
-        return false;
-    };
     *base = template.bytes;
-    // The words the frame writes, summed as they are written. The usual row has one hop after
-    // the first: written on its own, because LLVM turns a copy loop into a call to memcpy.
+    let hop_sums = match hops {
+        HopPart::Compiled(header) => write_compiled(base, hop_bytes, layout, header),
+        HopPart::Listed(hops) => write_listed(base, hop_bytes, layout, hops),
+    };
+    let Some(sums) = hop_sums else {
+        return false;
+    };
+    write_lengths_and_sums(base, template, layout, flow, sums, inner);
+    true
+}
+
+/// What the hops add to a header: the outer destination and its words' sum (the IPv4
+/// checksum's share), and the UDP checksum's share (the pseudo-header's destination and every
+/// GUE and chain word but the frame's proto).
+#[derive(Debug, Clone, Copy)]
+struct HopSums {
+    first: Ipv4Addr,
+    first_sum: u32,
+    udp_sum: u32,
+}
+
+/// Writes a compiled hop list's GUE and chain words and hops into the header; `None` unless
+/// it is `layout`'s length.
+#[inline(always)]
+fn write_compiled(
+    base: &mut [u8; BASE_LEN],
+    hop_bytes: &mut [u8],
+    layout: &Layout,
+    header: &HopHeader,
+) -> Option<HopSums> {
+    if usize::from(header.len) != layout.len {
+        return None;
+    }
+    let (chain, hops) = header
+        .tail
+        .split_first_chunk::<{ BASE_LEN - GUE_OFFSET }>()?;
+    base[GUE_OFFSET..].copy_from_slice(chain);
+    copy_hop_bytes(hop_bytes, hops)?;
+    Some(HopSums {
+        first: header.first,
+        first_sum: header.first_sum,
+        udp_sum: header.udp_sum,
+    })
+}
+
+/// Copies the first `to.len()` of `from` (a multiple of 4 bytes, at most a compiled list's):
+/// one copy of a known size per length, because LLVM turns a copy of any other length into a
+/// call to memcpy. `None` for any other length.
+#[inline(always)]
+fn copy_hop_bytes(to: &mut [u8], from: &[u8]) -> Option<()> {
+    const _: () = assert!(
+        TAIL_LEN - (BASE_LEN - GUE_OFFSET) == 24,
+        "six hops after the first"
+    );
+    match to.len() {
+        0 => {}
+        4 => to.copy_from_slice(from.get(..4)?),
+        8 => to.copy_from_slice(from.get(..8)?),
+        12 => to.copy_from_slice(from.get(..12)?),
+        16 => to.copy_from_slice(from.get(..16)?),
+        20 => to.copy_from_slice(from.get(..20)?),
+        24 => to.copy_from_slice(from.get(..24)?),
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Writes a listed hop list's GUE hop fields and hops into the header, summing them as they
+/// are written; `None` unless `hops` holds `1 + layout.rest`.
+#[inline(always)]
+fn write_listed(
+    base: &mut [u8; BASE_LEN],
+    hop_bytes: &mut [u8],
+    layout: &Layout,
+    hops: &[Ipv4Addr],
+) -> Option<HopSums> {
+    let (&first, rest) = hops.split_first()?;
+    let rest = rest.get(..layout.rest)?;
+    // The usual row has one hop after the first: written on its own, because LLVM turns a
+    // copy loop into a call to memcpy.
     let mut hops_sum = 0u32;
     let mut slots = hop_bytes.chunks_exact_mut(4);
     if let (Some((&second, more)), Some(slot)) = (rest.split_first(), slots.next()) {
@@ -281,27 +375,45 @@ pub(crate) fn write(
             hops_sum += word_sum(hop);
         }
     }
+    let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
+    base[GUE_HLEN] = hlen;
+    base[HOP_COUNT] = layout.rest as u8;
     let first_sum = word_sum(first);
-    let ip_check = !checksum::fold(template.ip_sum + u32::from(layout.ip_len) + first_sum);
+    Some(HopSums {
+        first,
+        first_sum,
+        // GUE's hlen (the high byte of its word; the proto is the frame's) and the hop count
+        // (the low byte of its word).
+        udp_sum: first_sum + (u32::from(hlen) << 8) + layout.rest as u32 + hops_sum,
+    })
+}
+
+/// Writes the fields every header has of its own: the lengths, the outer destination, the UDP
+/// source port, GUE's proto and both checksums.
+#[inline(always)]
+fn write_lengths_and_sums(
+    base: &mut [u8; BASE_LEN],
+    template: &HeaderTemplate,
+    layout: &Layout,
+    flow: FlowRoute,
+    hops: HopSums,
+    inner: &[u8],
+) {
+    let ip_check = !checksum::fold(template.ip_sum + u32::from(layout.ip_len) + hops.first_sum);
     base[IP_TOTAL_LEN..IP_TOTAL_LEN + 2].copy_from_slice(&layout.ip_len.to_be_bytes());
-    base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&first.octets());
+    base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&hops.first.octets());
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
     let source_port = udp_source_port(flow.hash, flow.hint);
-    let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
     base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port.to_be_bytes());
     base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&layout.udp_len.to_be_bytes());
-    base[GUE_HLEN] = hlen;
     base[GUE_PROTO] = flow.gue_proto;
-    base[HOP_COUNT] = layout.rest as u8;
-    // The pseudo-header's destination and length, then the UDP header's source port and
-    // length, GUE's hlen and proto word, the hop count (the low byte of its word) and hops.
-    let written = first_sum
-        + 2 * u32::from(layout.udp_len)
+    // The pseudo-header's length, then the UDP header's source port and length, GUE's proto
+    // (the low byte of its word) and the hops' share.
+    let written = 2 * u32::from(layout.udp_len)
         + u32::from(source_port)
-        + (u32::from(hlen) << 8 | u32::from(flow.gue_proto))
-        + layout.rest as u32
-        + hops_sum;
+        + u32::from(flow.gue_proto)
+        + hops.udp_sum;
     let sum = checksum::fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
     let udp_check = match !sum {
@@ -309,12 +421,11 @@ pub(crate) fn write(
         check => check,
     };
     base[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&udp_check.to_be_bytes());
-    true
 }
 
 /// The sum of an address's two 16-bit words.
 #[inline]
-fn word_sum(addr: Ipv4Addr) -> u32 {
+pub(crate) fn word_sum(addr: Ipv4Addr) -> u32 {
     let bits = u32::from(addr);
     (bits >> 16) + (bits & 0xffff)
 }
@@ -326,7 +437,7 @@ impl EncapHeader {
         template: &HeaderTemplate,
         layout: &Layout,
         flow: FlowRoute,
-        hops: &[Ipv4Addr],
+        hops: HopPart<'_>,
         inner: &[u8],
     ) {
         self.len = 0;
@@ -351,7 +462,7 @@ fn build(
 ) -> Result<bool, DropReason> {
     header.len = 0;
     let layout = Layout::new(hops.len(), inner.len())?;
-    header.write(template, &layout, flow, hops, inner);
+    header.write(template, &layout, flow, HopPart::Listed(hops), inner);
     Ok(layout.truncated)
 }
 

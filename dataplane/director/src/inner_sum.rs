@@ -172,7 +172,9 @@ fn word(header: &[u8; ipv4::HEADER_LEN], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encap::{EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, Layout, UDP_OFFSET};
+    use crate::encap::{
+        EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, HopPart, Layout, UDP_OFFSET,
+    };
     use core::net::Ipv4Addr;
     use etherparse::{
         IpDscp, IpHeaders, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, PacketBuilder,
@@ -285,7 +287,13 @@ mod tests {
         let hops = [Ipv4Addr::new(10, 0, 0, 1)];
         let mut header = EncapHeader::new();
         let layout = Layout::new(hops.len(), inner.len()).unwrap();
-        header.write(&HeaderTemplate::new(&config), &layout, flow, &hops, inner);
+        header.write(
+            &HeaderTemplate::new(&config),
+            &layout,
+            flow,
+            HopPart::Listed(&hops),
+            inner,
+        );
         assert!(!header.is_empty());
         header
     }
