@@ -339,6 +339,11 @@ fn copy_hop_bytes(to: &mut [u8], from: &[u8]) -> Option<()> {
         TAIL_LEN - (BASE_LEN - GUE_OFFSET) == 24,
         "six hops after the first"
     );
+    // The usual row: one hop after the first.
+    if let (Ok(to), Some(from)) = (<&mut [u8; 4]>::try_from(&mut *to), from.first_chunk()) {
+        *to = *from;
+        return Some(());
+    }
     match to.len() {
         0 => {}
         4 => to.copy_from_slice(from.get(..4)?),
