@@ -23,7 +23,7 @@
 
 use crate::counters::DropReason;
 use crate::flow_hash::udp_source_port;
-use crate::hop_headers::{HopHeader, TAIL_LEN};
+use crate::hop_headers::HopHeader;
 use crate::inner_sum;
 use chance_engine::wire::checksum;
 use chance_engine::wire::ethernet::{self, EthernetFrame};
@@ -284,9 +284,16 @@ pub(crate) fn write(
     let Some((base, hop_bytes)) = out.split_first_chunk_mut::<BASE_LEN>() else {
         return false;
     };
+    let fits = match hops {
+        HopPart::Compiled(header) => usize::from(header.len) == layout.len,
+        HopPart::Listed(hops) => hops.len() > layout.rest,
+    };
+    if !fits {
+        return false;
+    }
     *base = template.bytes;
     let hop_sums = match hops {
-        HopPart::Compiled(header) => write_compiled(base, hop_bytes, layout, header),
+        HopPart::Compiled(header) => header.write(base, hop_bytes),
         HopPart::Listed(hops) => write_listed(base, hop_bytes, layout, hops),
     };
     let Some(sums) = hop_sums else {
@@ -300,61 +307,10 @@ pub(crate) fn write(
 /// checksum's share), and the UDP checksum's share (the pseudo-header's destination and every
 /// GUE and chain word but the frame's proto).
 #[derive(Debug, Clone, Copy)]
-struct HopSums {
-    first: Ipv4Addr,
-    first_sum: u32,
-    udp_sum: u32,
-}
-
-/// Writes a compiled hop list's GUE and chain words and hops into the header; `None` unless
-/// it is `layout`'s length.
-#[inline(always)]
-fn write_compiled(
-    base: &mut [u8; BASE_LEN],
-    hop_bytes: &mut [u8],
-    layout: &Layout,
-    header: &HopHeader,
-) -> Option<HopSums> {
-    if usize::from(header.len) != layout.len {
-        return None;
-    }
-    let (chain, hops) = header
-        .tail
-        .split_first_chunk::<{ BASE_LEN - GUE_OFFSET }>()?;
-    base[GUE_OFFSET..].copy_from_slice(chain);
-    copy_hop_bytes(hop_bytes, hops)?;
-    Some(HopSums {
-        first: header.first,
-        first_sum: header.first_sum,
-        udp_sum: header.udp_sum,
-    })
-}
-
-/// Copies the first `to.len()` of `from` (a multiple of 4 bytes, at most a compiled list's):
-/// one copy of a known size per length, because LLVM turns a copy of any other length into a
-/// call to memcpy. `None` for any other length.
-#[inline(always)]
-fn copy_hop_bytes(to: &mut [u8], from: &[u8]) -> Option<()> {
-    const _: () = assert!(
-        TAIL_LEN - (BASE_LEN - GUE_OFFSET) == 24,
-        "six hops after the first"
-    );
-    // The usual row: one hop after the first.
-    if let (Ok(to), Some(from)) = (<&mut [u8; 4]>::try_from(&mut *to), from.first_chunk()) {
-        *to = *from;
-        return Some(());
-    }
-    match to.len() {
-        0 => {}
-        4 => to.copy_from_slice(from.get(..4)?),
-        8 => to.copy_from_slice(from.get(..8)?),
-        12 => to.copy_from_slice(from.get(..12)?),
-        16 => to.copy_from_slice(from.get(..16)?),
-        20 => to.copy_from_slice(from.get(..20)?),
-        24 => to.copy_from_slice(from.get(..24)?),
-        _ => return None,
-    }
-    Some(())
+pub(crate) struct HopSums {
+    pub first: Ipv4Addr,
+    pub first_sum: u32,
+    pub udp_sum: u32,
 }
 
 /// Writes a listed hop list's GUE hop fields and hops into the header, summing them as they

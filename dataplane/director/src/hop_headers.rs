@@ -12,7 +12,7 @@
 //! Rows the set does not cover (an empty row, a list longer than [`MAX_HOPS`]) keep their hop
 //! list and the general writer; so does a table with more distinct lists than an index holds.
 
-use crate::encap::{word_sum, BASE_LEN, GUE_OFFSET};
+use crate::encap::{word_sum, HopSums, BASE_LEN, GUE_OFFSET};
 use crate::hops::MAX_HOPS;
 use crate::model::{Rows, ROWS};
 use core::net::Ipv4Addr;
@@ -21,30 +21,31 @@ use std::collections::HashMap;
 /// Bytes of the GUE header and GLB chain word (the header's bytes from [`GUE_OFFSET`] to
 /// [`BASE_LEN`]).
 const CHAIN_LEN: usize = BASE_LEN - GUE_OFFSET;
-/// The most bytes of a compiled list's header part after [`GUE_OFFSET`]: the chain word and
-/// every hop after the first.
-pub(crate) const TAIL_LEN: usize = CHAIN_LEN + 4 * (MAX_HOPS - 1);
+/// Bytes of the most hops after the first a compiled list has.
+const HOPS_LEN: usize = 4 * (MAX_HOPS - 1);
 /// A row's index when its list is not compiled.
 const NOT_COMPILED: u16 = u16::MAX;
 
 /// One hop list's part of the header, as written (see the layout in [`crate::encap`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HopHeader {
-    /// The header's bytes from [`GUE_OFFSET`]: GUE's hlen, a zero proto (the frame's), zero
-    /// flags, the chain word with the hop count, then the hops after the first; the first
-    /// `len - GUE_OFFSET` count, the rest are zero.
-    pub tail: [u8; TAIL_LEN],
+    /// The header's bytes from [`GUE_OFFSET`] to [`BASE_LEN`]: GUE's hlen, a zero proto (the
+    /// frame's), zero flags, the chain word with the hop count.
+    chain: [u8; CHAIN_LEN],
+    /// The hops after the first, as written after the chain word: the first `4 * rest` bytes
+    /// count, the rest are zero.
+    hops: [u8; HOPS_LEN],
     /// The outer destination: the first hop.
-    pub first: Ipv4Addr,
+    first: Ipv4Addr,
     /// The header's length.
     pub len: u8,
     /// Hops after the first.
     pub rest: u8,
     /// The sum of the first hop's two words (the IPv4 checksum's share).
-    pub first_sum: u32,
-    /// The sum of every word of `tail` and of the first hop (the UDP checksum's share: the
-    /// pseudo-header's destination, GUE and the chain).
-    pub udp_sum: u32,
+    first_sum: u32,
+    /// The sum of every word of `chain`, `hops` and the first hop (the UDP checksum's share:
+    /// the pseudo-header's destination, GUE, the chain and the hops).
+    udp_sum: u32,
 }
 
 impl HopHeader {
@@ -54,28 +55,67 @@ impl HopHeader {
         if hops.len() > MAX_HOPS {
             return None;
         }
-        let mut tail = [0; TAIL_LEN];
+        let mut chain = [0; CHAIN_LEN];
         // GUE: version 0, C 0, hlen = 1 + the hops after the first (words of private data).
-        tail[0] = 1 + rest.len() as u8;
+        chain[0] = 1 + rest.len() as u8;
         // The chain word's last byte: the hop count.
-        tail[CHAIN_LEN - 1] = rest.len() as u8;
-        for (slot, hop) in tail[CHAIN_LEN..].chunks_exact_mut(4).zip(rest) {
+        chain[CHAIN_LEN - 1] = rest.len() as u8;
+        let mut hop_bytes = [0; HOPS_LEN];
+        for (slot, hop) in hop_bytes.chunks_exact_mut(4).zip(rest) {
             slot.copy_from_slice(&hop.octets());
         }
         let first_sum = word_sum(first);
-        let tail_sum: u32 = tail
-            .chunks_exact(2)
+        let words = chain.chunks_exact(2).chain(hop_bytes.chunks_exact(2));
+        let words_sum: u32 = words
             .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
             .sum();
         Some(Self {
-            tail,
+            chain,
+            hops: hop_bytes,
             first,
             len: (BASE_LEN + 4 * rest.len()) as u8,
             rest: rest.len() as u8,
             first_sum,
-            udp_sum: first_sum + tail_sum,
+            udp_sum: first_sum + words_sum,
         })
     }
+
+    /// Writes the chain word and the hops after the first into a header of [`Self::len`]
+    /// bytes (`base` and `hops`, what follows it); `None`, with nothing written, when `hops`
+    /// is not `4 * rest` bytes.
+    #[inline(always)]
+    pub(crate) fn write(&self, base: &mut [u8; BASE_LEN], hops: &mut [u8]) -> Option<HopSums> {
+        copy_hop_bytes(hops, &self.hops)?;
+        base[GUE_OFFSET..].copy_from_slice(&self.chain);
+        Some(HopSums {
+            first: self.first,
+            first_sum: self.first_sum,
+            udp_sum: self.udp_sum,
+        })
+    }
+}
+
+/// Copies the first `to.len()` bytes of `from` into `to` (4 bytes a hop): one copy of a known
+/// size per length, because LLVM turns a copy of any other length into a call to memcpy.
+/// `None` for a length no compiled list has.
+#[inline(always)]
+fn copy_hop_bytes(to: &mut [u8], from: &[u8; HOPS_LEN]) -> Option<()> {
+    const _: () = assert!(HOPS_LEN == 24, "one arm a length, up to six hops");
+    // The usual row: one hop after the first.
+    if let Ok(one) = <&mut [u8; 4]>::try_from(&mut *to) {
+        *one = [from[0], from[1], from[2], from[3]];
+        return Some(());
+    }
+    match to.len() {
+        0 => {}
+        8 => to.copy_from_slice(&from[..8]),
+        12 => to.copy_from_slice(&from[..12]),
+        16 => to.copy_from_slice(&from[..16]),
+        20 => to.copy_from_slice(&from[..20]),
+        24 => to.copy_from_slice(from),
+        _ => return None,
+    }
+    Some(())
 }
 
 /// A table's rows as indices into its distinct compiled hop lists.
@@ -143,6 +183,7 @@ impl HopHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encap::{write, EncapConfig, FlowRoute, HeaderTemplate, HopPart, Layout};
 
     struct Cycling(Vec<Vec<Ipv4Addr>>);
 
@@ -173,6 +214,68 @@ mod tests {
                 None => assert!(list.is_empty() || list.len() > MAX_HOPS, "row {row}"),
             }
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_compiled_list_writes_the_header_the_listed_one_does_byte_for_byte(
+            src in proptest::prelude::any::<u32>(),
+            macs in proptest::prelude::any::<([u8; 6], [u8; 6])>(),
+            gue_port in 1u16..,
+            hash in proptest::prelude::any::<u64>(),
+            hint in proptest::prelude::any::<u16>(),
+            ipv6 in proptest::prelude::any::<bool>(),
+            hops in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..=MAX_HOPS),
+            inner in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600),
+        ) {
+            let config = EncapConfig {
+                src_addr: Ipv4Addr::from(src),
+                gateway_mac: macs.0,
+                port_mac: macs.1,
+                gue_port,
+            };
+            let template = HeaderTemplate::new(&config);
+            let flow = FlowRoute { hash, hint, gue_proto: if ipv6 { 41 } else { 4 } };
+            let hops: Vec<Ipv4Addr> = hops.into_iter().map(Ipv4Addr::from).collect();
+            let compiled = HopHeader::new(&hops).unwrap();
+            let listed_layout = Layout::new(hops.len(), inner.len()).unwrap();
+            let compiled_layout = Layout::compiled(&compiled, inner.len()).unwrap();
+            proptest::prop_assert_eq!(compiled_layout, listed_layout);
+            let mut listed_out = vec![0; listed_layout.len];
+            let mut compiled_out = vec![0xa5; listed_layout.len];
+            let listed = HopPart::Listed(&hops);
+            proptest::prop_assert!(write(&mut listed_out, &template, &listed_layout, flow, listed, &inner));
+            let part = HopPart::Compiled(&compiled);
+            proptest::prop_assert!(write(&mut compiled_out, &template, &compiled_layout, flow, part, &inner));
+            proptest::prop_assert_eq!(compiled_out, listed_out);
+        }
+    }
+
+    #[test]
+    fn a_compiled_list_of_another_length_than_the_layout_writes_nothing() {
+        let template = HeaderTemplate::new(&EncapConfig {
+            src_addr: Ipv4Addr::new(192, 0, 2, 1),
+            gateway_mac: [2, 0, 0, 0, 0, 1],
+            port_mac: [2, 0, 0, 0, 0, 2],
+            gue_port: 19523,
+        });
+        let flow = FlowRoute {
+            hash: 1,
+            hint: 2,
+            gue_proto: 4,
+        };
+        let two = HopHeader::new(&hops(2)).unwrap();
+        let three = Layout::new(3, 20).unwrap();
+        let mut out = vec![0; three.len];
+        assert!(!write(
+            &mut out,
+            &template,
+            &three,
+            flow,
+            HopPart::Compiled(&two),
+            &[0; 20]
+        ));
+        assert!(out.iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -57,10 +57,7 @@ pub fn sum(packet: &[u8]) -> u16 {
 fn derived(packet: &[u8]) -> Option<u16> {
     match *packet.first()? {
         // IPv4 without options, the usual packet: its header length known to the compiler.
-        IPV4_NO_OPTIONS => match packet.get(PROTOCOL) {
-            Some(&(ip_proto::TCP | ip_proto::UDP)) => derived_tcp_udp_in_ipv4(packet),
-            _ => derived_ipv4(packet, ipv4::HEADER_LEN),
-        },
+        IPV4_NO_OPTIONS => derived_ipv4_no_options(packet),
         first if first >> 4 == 4 => derived_ipv4(packet, usize::from(first & 0x0f) * 4),
         first if first >> 4 == 6 => derived_ipv6(packet),
         _ => None,
@@ -75,36 +72,45 @@ const IPV4_VERSION_IHL_TOS: usize = 0;
 const IPV4_IDENT: usize = 4;
 const IPV4_FLAGS_FRAGMENT: usize = 6;
 
-/// The IPv4 header's protocol byte.
-const PROTOCOL: usize = 9;
-/// The header words [`derived_tcp_udp_in_ipv4`] adds, read little-endian: bytes 0-1
-/// (version, IHL and TOS) of the first eight (2-3, the total length, left out), ...
+/// The header words [`derived_ipv4_no_options`] adds, read little-endian: bytes 0-1 (version,
+/// IHL and TOS) of the first eight (2-3, the total length, left out), ...
 const FIRST_WORD: u64 = 0xffff;
 /// ... bytes 8-11 but the protocol byte (9: the TTL's byte and the checksum), ...
 const TTL_AND_CHECKSUM: u32 = u32::from_le_bytes([0xff, 0, 0xff, 0xff]);
 /// ... and the header's length (20) as a little-endian word.
 const HEADER_LEN_WORD: u64 = u16::from_le_bytes([0, ipv4::HEADER_LEN as u8]) as u64;
+/// Of the first eight bytes read little-endian, the total length (bytes 2-3) and the MF flag
+/// and fragment offset (bytes 6-7 but DF and the reserved bit): what must be the packet's
+/// length, and zero (not a fragment).
+const LENGTH_AND_FRAGMENT: u64 = u64::from_le_bytes([0, 0, 0xff, 0xff, 0, 0, 0x3f, 0xff]);
 
-/// TCP or UDP in IPv4 without options, the usual packet: what [`derived_ipv4`] computes,
-/// with the header's words read four and two at a time as little-endian integers and the
-/// folded sum swapped back (RFC 1071 §2(B): the ones' complement sum of byte-swapped words is
-/// the byte-swapped sum).
+/// IPv4 without options, the usual packet: what [`derived_ipv4`] computes, with the header
+/// read as two little-endian integers (the first eight bytes and the next four), its length
+/// and fragment checks made as one comparison, and the folded sum swapped back (RFC 1071
+/// §2(B): the ones' complement sum of byte-swapped words is the byte-swapped sum). ICMPv4 and
+/// any other protocol go to [`derived_ipv4`].
 #[inline(always)]
-fn derived_tcp_udp_in_ipv4(packet: &[u8]) -> Option<u16> {
+fn derived_ipv4_no_options(packet: &[u8]) -> Option<u16> {
     let fixed: &[u8; ipv4::HEADER_LEN] = packet.first_chunk()?;
-    let ip = Ipv4Packet::new_unchecked(&fixed[..]);
-    if usize::from(ip.total_len()) != packet.len() || ip.is_fragment() {
-        return None;
-    }
-    transport_ok(ip.protocol(), packet.get(ipv4::HEADER_LEN..)?)?;
     let (first, rest) = fixed.split_first_chunk::<8>()?;
     let (middle, _) = rest.split_first_chunk::<4>()?;
-    let first = u64::from_le_bytes(*first);
+    let (first, middle) = (u64::from_le_bytes(*first), u32::from_le_bytes(*middle));
+    let len = u16::try_from(packet.len()).ok()?;
+    let whole_and_unfragmented = u64::from(u16::from_le_bytes(len.to_be_bytes())) << 16;
+    if first & LENGTH_AND_FRAGMENT != whole_and_unfragmented {
+        return None;
+    }
+    match (middle >> 8) as u8 {
+        protocol @ (ip_proto::TCP | ip_proto::UDP) => {
+            transport_ok(protocol, packet.get(ipv4::HEADER_LEN..)?)?;
+        }
+        _ => return derived_ipv4(packet, ipv4::HEADER_LEN),
+    }
     // Identification and flags (bytes 4-7), then bytes 0-1: the words the pseudo-header does
     // not cancel (see derived_ipv4).
     let sum = (first >> 32)
         + (first & FIRST_WORD)
-        + u64::from(u32::from_le_bytes(*middle) & TTL_AND_CHECKSUM)
+        + u64::from(middle & TTL_AND_CHECKSUM)
         + HEADER_LEN_WORD;
     // At most 34 bits: one fold brings it under 19, where the checksum's fold takes over.
     let sum = (sum & 0xffff) + (sum >> 16);
