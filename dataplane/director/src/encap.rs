@@ -428,8 +428,9 @@ fn build(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::{any, Strategy};
 
     const CONFIG: EncapConfig = EncapConfig {
         src_addr: Ipv4Addr::new(65, 65, 65, 65),
@@ -438,7 +439,8 @@ mod tests {
         gue_port: 19523,
     };
 
-    fn template() -> HeaderTemplate {
+    /// A template from a fixed configuration.
+    pub(crate) fn template() -> HeaderTemplate {
         HeaderTemplate::new(&CONFIG)
     }
 
@@ -562,26 +564,40 @@ mod tests {
         b
     }
 
-    proptest::proptest! {
-        #[test]
-        fn the_template_writes_the_header_built_from_scratch_byte_for_byte(
-            src in proptest::prelude::any::<u32>(),
-            macs in proptest::prelude::any::<([u8; 6], [u8; 6])>(),
-            gue_port in 1u16..,
-            hash in proptest::prelude::any::<u64>(),
-            hint in proptest::prelude::any::<u16>(),
-            ipv6 in proptest::prelude::any::<bool>(),
-            hops in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..=MAX_ROUTE_HOPS),
-            inner in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600),
-        ) {
-            let config = EncapConfig {
+    /// Any configuration (a GUE port other than 0).
+    pub(crate) fn any_config() -> impl Strategy<Value = EncapConfig> {
+        (any::<u32>(), any::<([u8; 6], [u8; 6])>(), 1u16..).prop_map(|(src, macs, gue_port)| {
+            EncapConfig {
                 src_addr: Ipv4Addr::from(src),
                 gateway_mac: macs.0,
                 port_mac: macs.1,
                 gue_port,
-            };
-            let flow = FlowRoute { hash, hint, gue_proto: if ipv6 { 41 } else { 4 } };
-            let hops: Vec<Ipv4Addr> = hops.into_iter().map(Ipv4Addr::from).collect();
+            }
+        })
+    }
+
+    /// Any flow, carrying IPv4 or IPv6.
+    pub(crate) fn any_flow() -> impl Strategy<Value = FlowRoute> {
+        (any::<u64>(), any::<u16>(), any::<bool>()).prop_map(|(hash, hint, ipv6)| FlowRoute {
+            hash,
+            hint,
+            gue_proto: if ipv6 { 41 } else { 4 },
+        })
+    }
+
+    /// Any `min..=max` hops.
+    pub(crate) fn any_hops(min: usize, max: usize) -> impl Strategy<Value = Vec<Ipv4Addr>> {
+        proptest::collection::vec(any::<u32>().prop_map(Ipv4Addr::from), min..=max)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_template_writes_the_header_built_from_scratch_byte_for_byte(
+            config in any_config(),
+            flow in any_flow(),
+            hops in any_hops(1, MAX_ROUTE_HOPS),
+            inner in proptest::collection::vec(any::<u8>(), 0..1600),
+        ) {
             let mut header = EncapHeader::new();
             let truncated = build(&mut header, &HeaderTemplate::new(&config), flow, &hops, &inner);
             proptest::prop_assert_eq!(truncated, Ok(false));

@@ -183,7 +183,8 @@ impl HopHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encap::{write, EncapConfig, FlowRoute, HeaderTemplate, HopPart, Layout};
+    use crate::encap::tests::{any_config, any_flow, any_hops, template};
+    use crate::encap::{write, FlowRoute, HeaderTemplate, HopPart, Layout};
 
     struct Cycling(Vec<Vec<Ipv4Addr>>);
 
@@ -219,24 +220,12 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn a_compiled_list_writes_the_header_the_listed_one_does_byte_for_byte(
-            src in proptest::prelude::any::<u32>(),
-            macs in proptest::prelude::any::<([u8; 6], [u8; 6])>(),
-            gue_port in 1u16..,
-            hash in proptest::prelude::any::<u64>(),
-            hint in proptest::prelude::any::<u16>(),
-            ipv6 in proptest::prelude::any::<bool>(),
-            hops in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..=MAX_HOPS),
+            config in any_config(),
+            flow in any_flow(),
+            hops in any_hops(1, MAX_HOPS),
             inner in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600),
         ) {
-            let config = EncapConfig {
-                src_addr: Ipv4Addr::from(src),
-                gateway_mac: macs.0,
-                port_mac: macs.1,
-                gue_port,
-            };
             let template = HeaderTemplate::new(&config);
-            let flow = FlowRoute { hash, hint, gue_proto: if ipv6 { 41 } else { 4 } };
-            let hops: Vec<Ipv4Addr> = hops.into_iter().map(Ipv4Addr::from).collect();
             let compiled = HopHeader::new(&hops).unwrap();
             let listed_layout = Layout::new(hops.len(), inner.len()).unwrap();
             let compiled_layout = Layout::compiled(&compiled, inner.len()).unwrap();
@@ -253,12 +242,7 @@ mod tests {
 
     #[test]
     fn a_compiled_list_of_another_length_than_the_layout_writes_nothing() {
-        let template = HeaderTemplate::new(&EncapConfig {
-            src_addr: Ipv4Addr::new(192, 0, 2, 1),
-            gateway_mac: [2, 0, 0, 0, 0, 1],
-            port_mac: [2, 0, 0, 0, 0, 2],
-            gue_port: 19523,
-        });
+        let template = template();
         let flow = FlowRoute {
             hash: 1,
             hint: 2,

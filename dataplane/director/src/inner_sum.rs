@@ -100,10 +100,10 @@ fn derived_ipv4_no_options(packet: &[u8]) -> Option<u16> {
     if first & LENGTH_AND_FRAGMENT != whole_and_unfragmented {
         return None;
     }
+    // One arm a protocol, so that each checks only its own transport.
     match (middle >> 8) as u8 {
-        protocol @ (ip_proto::TCP | ip_proto::UDP) => {
-            transport_ok(protocol, packet.get(ipv4::HEADER_LEN..)?)?;
-        }
+        ip_proto::TCP => transport_ok(ip_proto::TCP, packet.get(ipv4::HEADER_LEN..)?)?,
+        ip_proto::UDP => transport_ok(ip_proto::UDP, packet.get(ipv4::HEADER_LEN..)?)?,
         _ => return derived_ipv4(packet, ipv4::HEADER_LEN),
     }
     // Identification and flags (bytes 4-7), then bytes 0-1: the words the pseudo-header does
