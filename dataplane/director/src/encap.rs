@@ -145,7 +145,8 @@ pub(crate) struct HeaderTemplate {
     ip_sum: u32,
     /// One's-complement sum of what the UDP checksum covers and no frame changes: the
     /// pseudo-header's source address and protocol, and the template's UDP and GUE headers
-    /// (every field a frame writes zero).
+    /// (every field a frame writes zero). In little-endian words, as the UDP checksum is
+    /// summed (see [`write_lengths_and_sums`]).
     udp_sum: u32,
 }
 
@@ -180,9 +181,11 @@ impl HeaderTemplate {
         chain.set_next_hop(0);
         UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]).set_dst_port(config.gue_port);
         let ip_sum = u32::from(checksum::sum(&bytes[IPV4_OFFSET..UDP_OFFSET]));
-        let udp_sum = u32::from(checksum::sum(&config.src_addr.octets()))
-            + u32::from(ip_proto::UDP)
-            + u32::from(checksum::sum(&bytes[UDP_OFFSET..]));
+        // The protocol is the second byte of its pseudo-header word: the high one read
+        // little-endian.
+        let udp_sum = le_sum(&config.src_addr.octets())
+            + (u32::from(ip_proto::UDP) << 8)
+            + le_sum(&bytes[UDP_OFFSET..]);
         Self {
             bytes,
             ip_sum,
@@ -304,8 +307,8 @@ pub(crate) fn write(
 }
 
 /// What the hops add to a header: the outer destination and its words' sum (the IPv4
-/// checksum's share), and the UDP checksum's share (the pseudo-header's destination and every
-/// GUE and chain word but the frame's proto).
+/// checksum's share), and the UDP checksum's share in little-endian words (the
+/// pseudo-header's destination and every GUE and chain word but the frame's proto).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HopSums {
     pub first: Ipv4Addr,
@@ -330,22 +333,21 @@ fn write_listed(
     let mut slots = hop_bytes.chunks_exact_mut(4);
     if let (Some((&second, more)), Some(slot)) = (rest.split_first(), slots.next()) {
         slot.copy_from_slice(&second.octets());
-        hops_sum += word_sum(second);
+        hops_sum += le_word_sum(second);
         for (slot, &hop) in slots.zip(more) {
             slot.copy_from_slice(&hop.octets());
-            hops_sum += word_sum(hop);
+            hops_sum += le_word_sum(hop);
         }
     }
     let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
     base[GUE_HLEN] = hlen;
     base[HOP_COUNT] = layout.rest as u8;
-    let first_sum = word_sum(first);
     Some(HopSums {
         first,
-        first_sum,
-        // GUE's hlen (the high byte of its word; the proto is the frame's) and the hop count
-        // (the low byte of its word).
-        udp_sum: first_sum + (u32::from(hlen) << 8) + layout.rest as u32 + hops_sum,
+        first_sum: word_sum(first),
+        // GUE's hlen (the first byte of its word, the low one read little-endian; the proto is
+        // the frame's) and the hop count (the second byte of its word: the high one).
+        udp_sum: le_word_sum(first) + u32::from(hlen) + ((layout.rest as u32) << 8) + hops_sum,
     })
 }
 
@@ -365,23 +367,27 @@ fn write_lengths_and_sums(
     base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&hops.first.octets());
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
-    let source_port = udp_source_port(flow.hash, flow.hint);
-    base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port.to_be_bytes());
-    base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&layout.udp_len.to_be_bytes());
+    let source_port = udp_source_port(flow.hash, flow.hint).to_be_bytes();
+    let udp_len = layout.udp_len.to_be_bytes();
+    base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port);
+    base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&udp_len);
     base[GUE_PROTO] = flow.gue_proto;
-    // The pseudo-header's length, then the UDP header's source port and length, GUE's proto
-    // (the low byte of its word) and the hops' share.
-    let written = 2 * u32::from(layout.udp_len)
-        + u32::from(source_port)
-        + u32::from(flow.gue_proto)
+    // The UDP checksum is summed in little-endian words (RFC 1071 §2(B): the sum of the
+    // byte-swapped words is the byte-swapped sum), as a little-endian machine loads them: the
+    // fields go in as their bytes, the inner packet's share is read that way, and the result
+    // is stored as it comes. The pseudo-header's length, then the UDP header's source port and
+    // length, GUE's proto (the second byte of its word) and the hops' share.
+    let written = 2 * u32::from(u16::from_le_bytes(udp_len))
+        + u32::from(u16::from_le_bytes(source_port))
+        + (u32::from(flow.gue_proto) << 8)
         + hops.udp_sum;
-    let sum = checksum::fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
+    let sum = checksum::fold(template.udp_sum + written + inner_sum::sum_le(inner));
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
     let udp_check = match !sum {
         0 => 0xffff,
         check => check,
     };
-    base[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&udp_check.to_be_bytes());
+    base[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&udp_check.to_le_bytes());
 }
 
 /// The sum of an address's two 16-bit words.
@@ -389,6 +395,19 @@ fn write_lengths_and_sums(
 pub(crate) fn word_sum(addr: Ipv4Addr) -> u32 {
     let bits = u32::from(addr);
     (bits >> 16) + (bits & 0xffff)
+}
+
+/// The sum of an address's two 16-bit words read little-endian.
+#[inline]
+pub(crate) fn le_word_sum(addr: Ipv4Addr) -> u32 {
+    let bits = u32::from_le_bytes(addr.octets());
+    (bits >> 16) + (bits & 0xffff)
+}
+
+/// The ones' complement sum of `bytes` in little-endian words, folded: the byte-swapped
+/// [`checksum::sum`].
+pub(crate) fn le_sum(bytes: &[u8]) -> u32 {
+    u32::from(checksum::sum(bytes).swap_bytes())
 }
 
 impl EncapHeader {

@@ -12,7 +12,7 @@
 //! Rows the set does not cover (an empty row, a list longer than [`MAX_HOPS`]) keep their hop
 //! list and the general writer; so does a table with more distinct lists than an index holds.
 
-use crate::encap::{word_sum, HopSums, BASE_LEN, GUE_OFFSET};
+use crate::encap::{le_sum, le_word_sum, word_sum, HopSums, BASE_LEN, GUE_OFFSET};
 use crate::hops::MAX_HOPS;
 use crate::model::{Rows, ROWS};
 use core::net::Ipv4Addr;
@@ -43,8 +43,8 @@ pub(crate) struct HopHeader {
     pub rest: u8,
     /// The sum of the first hop's two words (the IPv4 checksum's share).
     first_sum: u32,
-    /// The sum of every word of `chain`, `hops` and the first hop (the UDP checksum's share:
-    /// the pseudo-header's destination, GUE, the chain and the hops).
+    /// The sum of every word of `chain`, `hops` and the first hop, read little-endian (the UDP
+    /// checksum's share: the pseudo-header's destination, GUE, the chain and the hops).
     udp_sum: u32,
 }
 
@@ -64,19 +64,15 @@ impl HopHeader {
         for (slot, hop) in hop_bytes.chunks_exact_mut(4).zip(rest) {
             slot.copy_from_slice(&hop.octets());
         }
-        let first_sum = word_sum(first);
-        let words = chain.chunks_exact(2).chain(hop_bytes.chunks_exact(2));
-        let words_sum: u32 = words
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum();
+        let udp_sum = le_word_sum(first) + le_sum(&chain) + le_sum(&hop_bytes);
         Some(Self {
             chain,
             hops: hop_bytes,
             first,
             len: (BASE_LEN + 4 * rest.len()) as u8,
             rest: rest.len() as u8,
-            first_sum,
-            udp_sum: first_sum + words_sum,
+            first_sum: word_sum(first),
+            udp_sum,
         })
     }
 
