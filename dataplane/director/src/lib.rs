@@ -18,6 +18,7 @@ pub mod flow_hasher;
 pub mod glb_binary;
 pub mod glb_json;
 pub mod glb_rows;
+mod hop_headers;
 pub mod hops;
 mod icmp;
 mod inner_sum;
