@@ -136,18 +136,21 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
     fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
-        self.find_from(place, key, tags, moves, first_match(place, tags))
+        self.find_from(key, moves, first_match(place, tags), || {
+            self.find_all(place, key, tags, moves)
+        })
     }
 
-    /// [`find_in`](Self::find_in) with [`first_match`] already taken, for either form of key.
+    /// The fast path of a search, for either form of key: the answer of the one slot
+    /// [`first_match`] picked (`(bucket, mask)`), or a miss when no tag matched and nothing
+    /// moved since `moves` was read (before the tags); else `full`, the full search.
     #[inline(always)]
     pub(super) fn find_from<K: Probe>(
         &self,
-        place: &Place,
         key: &K,
-        tags: [u64; 2],
         moves: u64,
         (bucket, mask): (usize, u64),
+        full: impl FnOnce() -> Found,
     ) -> Found {
         if mask == 0 {
             if self.moves.load(Ordering::Relaxed) == moves {
@@ -160,7 +163,17 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 return Found::Hit { source, confirmed };
             }
         }
-        self.find_all(place, &key.key(), tags, moves)
+        full()
+    }
+
+    /// The full search from scratch (the move counter, then the tags): for a batch whose fast
+    /// path could not answer, which keeps neither the key's place nor its tags.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn find_again(&self, key: &FlowKey) -> Found {
+        let place = self.place(key);
+        let moves = self.moves.load(Ordering::Acquire);
+        self.find_all(&place, key, self.load_tags(&place), moves)
     }
 
     /// The full search, retried while it races writers.
