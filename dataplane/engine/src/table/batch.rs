@@ -1,8 +1,8 @@
 //! Batched lookups: a burst looked up stage by stage (hash and prefetch the tag words, read the
 //! tags and prefetch the slots, read the slots), so the cache misses of different keys overlap.
 
-use super::bucket;
-use super::search::{first_match, Found, Probe};
+use super::search::{Found, Probe};
+use super::slot::Slot;
 use super::storage::Place;
 use super::{ConcurrentFlowTable, LoadPrefetch, Lookup, Prefetch};
 use crate::flow::{Family, FlowKey};
@@ -10,21 +10,21 @@ use core::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
 /// One group of a batched search after its first two stages: each key's place (stage 1), then
-/// the bucket and matching slots [`first_match`] picked from its tags (stage 2), and the move
+/// the slot its tags pick ([`ConcurrentFlowTable::first_slot`], stage 2), and the move
 /// counter read before those tags. Stage 1 of the next group may overwrite the places once
 /// stage 2 has read them: stage 3 ([`ConcurrentFlowTable::find_staged`]) reads only `firsts`.
-pub(super) struct Staged<const GROUP: usize> {
+pub(super) struct Staged<'t, const GROUP: usize> {
     places: [Place; GROUP],
-    firsts: [(usize, u64); GROUP],
+    firsts: [Option<&'t Slot>; GROUP],
     moves: u64,
 }
 
-impl<const GROUP: usize> Default for Staged<GROUP> {
+impl<const GROUP: usize> Default for Staged<'_, GROUP> {
     #[inline(always)]
     fn default() -> Self {
         Self {
             places: [Place::default(); GROUP],
-            firsts: [(0, 0); GROUP],
+            firsts: [None; GROUP],
             moves: 0,
         }
     }
@@ -122,10 +122,10 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`hash_group`](Self::hash_group), then [`read_tags`](Self::read_tags). The third stage,
     /// [`find_staged`](Self::find_staged), reads the slots.
     #[inline(always)]
-    pub(super) fn stage<const GROUP: usize, K: Probe>(
-        &self,
+    pub(super) fn stage<'t, const GROUP: usize, K: Probe>(
+        &'t self,
         keys: impl Iterator<Item = K> + Clone,
-        staged: &mut Staged<GROUP>,
+        staged: &mut Staged<'t, GROUP>,
         prefetch: &impl Prefetch,
     ) {
         self.hash_group(keys.clone(), staged, prefetch);
@@ -137,7 +137,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     fn hash_group<const GROUP: usize, K: Probe>(
         &self,
         keys: impl Iterator<Item = K>,
-        staged: &mut Staged<GROUP>,
+        staged: &mut Staged<'_, GROUP>,
         prefetch: &impl Prefetch,
     ) {
         for (key, place) in keys.zip(&mut staged.places) {
@@ -150,17 +150,16 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// Stage 2: read the move counter, then every key's tags, and prefetch the slot its tags
     /// point at.
     #[inline(always)]
-    fn read_tags<const GROUP: usize, K: Probe>(
-        &self,
+    fn read_tags<'t, const GROUP: usize, K: Probe>(
+        &'t self,
         keys: impl Iterator<Item = K>,
-        staged: &mut Staged<GROUP>,
+        staged: &mut Staged<'t, GROUP>,
         prefetch: &impl Prefetch,
     ) {
         staged.moves = self.moves.load(Ordering::Acquire);
         for ((key, place), first) in keys.zip(&staged.places).zip(&mut staged.firsts) {
-            *first = first_match(place, self.load_tags(place));
-            if let Some(index) = bucket::indices(first.1).next() {
-                let slot = &self.buckets[first.0].slots[index];
+            *first = self.first_slot(place, self.load_tags(place));
+            if let Some(slot) = first {
                 for word in slot.read_span(key.is_ipv6()) {
                     prefetch.prefetch(word);
                 }
@@ -173,7 +172,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     #[inline(always)]
     pub(super) fn find_staged<const GROUP: usize, K: Probe>(
         &self,
-        staged: &Staged<GROUP>,
+        staged: &Staged<'_, GROUP>,
         i: usize,
         key: &K,
     ) -> Found {
