@@ -1,5 +1,6 @@
-//! Batched lookups: a burst looked up stage by stage (hash and prefetch the tag words, read the
-//! tags and prefetch the slots, read the slots), so the cache misses of different keys overlap.
+//! Batched lookups: a burst looked up in three stages (hash and prefetch the tag words, read the
+//! tags and prefetch the slots, read the slots), software-pipelined over steps of a few keys, so
+//! the cache misses of different keys overlap each other and the work of other keys.
 
 use super::search::{Found, Probe};
 use super::slot::Slot;
@@ -9,10 +10,16 @@ use crate::flow::{Family, FlowKey};
 use core::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
-/// One group of a batched search after its first two stages: each key's place (stage 1), then
-/// the slot its tags pick ([`ConcurrentFlowTable::first_slot`], stage 2), and the move
-/// counter read before those tags. Stage 1 of the next group may overwrite the places once
-/// stage 2 has read them: stage 3 ([`ConcurrentFlowTable::find_staged`]) reads only `firsts`.
+/// Keys per step of [`ConcurrentFlowTable::lookup_many_with`]'s pipeline: a line is named one
+/// step (eight keys' work in all three stages) before it is read, which covers a miss to DRAM
+/// at 10M entries. Steps of 16 and 32 measured no faster there, whole stages over a 64-key batch
+/// slower (BENCHMARKS.md "Flow table").
+const STEP: usize = 8;
+
+/// One step of a batched search (at most `GROUP` keys) after its first two stages: each key's
+/// place (stage 1), then the slot its tags pick ([`ConcurrentFlowTable::first_slot`], stage 2),
+/// and the move counter read before those tags. Stage 3
+/// ([`ConcurrentFlowTable::find_staged`]) reads only the slots and the counter.
 pub(super) struct Staged<'t, const GROUP: usize> {
     places: [Place; GROUP],
     firsts: [Option<&'t Slot>; GROUP],
@@ -41,51 +48,46 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     }
 
     /// Looks up many keys at once, `out[i]` answering `keys[i]` as [`lookup`](Self::lookup)
-    /// would: the way to look up a burst in a table much larger than the caches. Stage by stage
-    /// over groups of 64 keys: hash every key and prefetch its two tag words; read the tags and
-    /// prefetch the slot each key's tag points at; then read the slots. So the misses of
-    /// different keys are in flight together instead of queueing one behind the other (groups
-    /// of 16 keys with loads for prefetches cost twice as much per key at 10M entries). The
-    /// groups overlap too: the next group is hashed and its tags prefetched while this group's
-    /// slots are on their way.
+    /// would: the way to look up a burst in a table much larger than the caches. Three stages a
+    /// key: hash it and prefetch its two tag words; read the tags and prefetch the slot they
+    /// point at; read the slot. Software-pipelined in steps of eight keys: each step runs stage
+    /// 1 of its keys, stage 2 of the step before and stage 3 of the one before that, so the
+    /// misses of different keys are in flight together, and while they are, the core works on
+    /// other keys (loads for prefetches, or whole stages over the batch, leave one or the other
+    /// idle: BENCHMARKS.md "Flow table"). A batch of IPv4 keys only (one check a call) is
+    /// searched as [`Ipv4FlowKey`](crate::flow::Ipv4FlowKey)s: no step asks a key's family.
     ///
     /// # Panics
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
         assert!(out.len() >= keys.len(), "one answer per key");
         if keys.iter().all(|key| key.family() == Family::V4) {
-            // The usual batch: no step need ask a key's family again (a fifth of the work).
-            self.search_groups::<64, _, _, _>(keys, FlowKey::ipv4_words, out, prefetch, |a| a);
+            self.search_steps(keys, FlowKey::ipv4_words, out, prefetch, |a| a);
         } else {
-            self.search_groups::<64, _, _, _>(keys, |key| *key, out, prefetch, |a| a);
+            self.search_steps(keys, |key| *key, out, prefetch, |a| a);
         }
     }
 
-    /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys, general or all
-    /// IPv4 ([`Ipv4FlowKey`]: then no step asks a key's family); `out[i]` gets `each` of the
-    /// answer for `keys[i]`, for as many keys as `out` holds.
+    /// [`lookup_many_with`](Self::lookup_many_with) of keys general or all IPv4
+    /// ([`Ipv4FlowKey`]: then no step asks a key's family); `out[i]` gets `each` of the answer
+    /// for `keys[i]`, for as many keys as `out` holds.
     ///
     /// [`Ipv4FlowKey`]: crate::flow::Ipv4FlowKey
     #[inline]
-    pub(super) fn lookup_groups<const GROUP: usize, K: Probe + Copy, T>(
+    pub(super) fn lookup_groups<K: Probe + Copy, T>(
         &self,
         keys: &[K],
         out: &mut [T],
         prefetch: &impl Prefetch,
         each: impl Fn(Lookup) -> T,
     ) {
-        self.search_groups::<GROUP, _, _, _>(keys, |key| *key, out, prefetch, each);
+        self.search_steps(keys, |key| *key, out, prefetch, each);
     }
 
-    /// The batched search over `keys` as `probe` presents them, in groups of `GROUP` (no larger
-    /// a group than the batches need: the stage arrays are written whole once per call; a
-    /// worker's flow-cache misses take 16).
-    ///
-    /// Software-pipelined: stage 1 of group n + 1 (hashing, prefetching tags) runs between
-    /// stages 2 and 3 of group n, so its work overlaps group n's slot misses and its tag misses
-    /// overlap group n's slot reads.
+    /// The batched search over `keys` as `probe` presents them (see
+    /// [`lookup_many_with`](Self::lookup_many_with)), in steps of [`STEP`] keys.
     #[inline(always)]
-    fn search_groups<const GROUP: usize, K, P: Probe, T>(
+    fn search_steps<K, P: Probe, T>(
         &self,
         keys: &[K],
         probe: impl Fn(&K) -> P + Copy,
@@ -94,26 +96,26 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         each: impl Fn(Lookup) -> T,
     ) {
         let now = self.clock.now();
-        let mut groups = keys.chunks(GROUP).zip(out.chunks_mut(GROUP));
-        let Some(mut group) = groups.next() else {
-            return;
-        };
-        let mut staged = Staged::<GROUP>::default();
-        self.hash_group(group.0.iter().map(probe), &mut staged, prefetch);
-        loop {
-            self.read_tags(group.0.iter().map(probe), &mut staged, prefetch);
-            let next = groups.next();
-            if let Some((keys, _)) = &next {
-                self.hash_group(keys.iter().map(probe), &mut staged, prefetch);
+        let len = keys.len().min(out.len());
+        let steps = len.div_ceil(STEP);
+        let span = |step: usize| step * STEP..len.min(step * STEP + STEP);
+        // Three steps are in flight at once; a fourth entry keeps the index a mask.
+        let mut ring: [Staged<'_, STEP>; 4] = Default::default();
+        for step in 0..steps + 2 {
+            if step < steps {
+                let keys = keys[span(step)].iter().map(probe);
+                self.hash_group(keys, &mut ring[step % 4], prefetch);
             }
-            let (keys, out) = group;
-            for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
-                let found = self.find_staged(&staged, i, &probe(key));
-                *answer = each(self.answer(found, now));
+            if let Some(step) = step.checked_sub(1).filter(|&step| step < steps) {
+                let keys = keys[span(step)].iter().map(probe);
+                self.read_tags(keys, &mut ring[step % 4], prefetch);
             }
-            match next {
-                Some(next) => group = next,
-                None => break,
+            if let Some(step) = step.checked_sub(2) {
+                let (keys, out) = (&keys[span(step)], &mut out[span(step)]);
+                for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
+                    let found = self.find_staged(&ring[step % 4], i, &probe(key));
+                    *answer = each(self.answer(found, now));
+                }
             }
         }
     }
