@@ -97,24 +97,30 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     ) {
         let now = self.clock.now();
         let len = keys.len().min(out.len());
-        let steps = len.div_ceil(STEP);
-        let span = |step: usize| step * STEP..len.min(step * STEP + STEP);
+        let keys = &keys[..len];
+        // Each stage walks the steps in order, stage 2 one step behind stage 1, stage 3 two.
+        let mut hashing = keys.chunks(STEP);
+        let mut tagging = keys.chunks(STEP);
+        let mut reading = keys.chunks(STEP).zip(out.chunks_mut(STEP));
         // Three steps are in flight at once; a fourth entry keeps the index a mask.
         let mut ring: [Staged<'_, STEP>; 4] = Default::default();
-        for step in 0..steps + 2 {
-            if step < steps {
-                let keys = keys[span(step)].iter().map(probe);
-                self.hash_group(keys, &mut ring[step % 4], prefetch);
+        for step in 0..len.div_ceil(STEP) + 2 {
+            if let Some(keys) = hashing.next() {
+                self.hash_group(keys.iter().map(probe), &mut ring[step % 4], prefetch);
             }
-            if let Some(step) = step.checked_sub(1).filter(|&step| step < steps) {
-                let keys = keys[span(step)].iter().map(probe);
-                self.read_tags(keys, &mut ring[step % 4], prefetch);
+            if step >= 1 {
+                if let Some(keys) = tagging.next() {
+                    let staged = &mut ring[(step - 1) % 4];
+                    self.read_tags(keys.iter().map(probe), staged, prefetch);
+                }
             }
-            if let Some(step) = step.checked_sub(2) {
-                let (keys, out) = (&keys[span(step)], &mut out[span(step)]);
-                for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
-                    let found = self.find_staged(&ring[step % 4], i, &probe(key));
-                    *answer = each(self.answer(found, now));
+            if step >= 2 {
+                if let Some((keys, out)) = reading.next() {
+                    let staged = &ring[(step - 2) % 4];
+                    for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
+                        let found = self.find_staged(staged, i, &probe(key));
+                        *answer = each(self.answer(found, now));
+                    }
                 }
             }
         }
