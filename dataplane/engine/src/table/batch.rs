@@ -16,6 +16,10 @@ use std::sync::atomic::Ordering;
 /// slower (BENCHMARKS.md "Flow table").
 const STEP: usize = 8;
 
+/// Keys per group of [`ConcurrentFlowTable::lookup_groups`] (a worker's flow-cache misses: half
+/// a burst).
+const WORKER_GROUP: usize = 16;
+
 /// One step of a batched search (at most `GROUP` keys) after its first two stages: each key's
 /// place (stage 1), then the slot its tags pick ([`ConcurrentFlowTable::first_slot`], stage 2),
 /// and the move counter read before those tags. Stage 3
@@ -68,9 +72,13 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         }
     }
 
-    /// [`lookup_many_with`](Self::lookup_many_with) of keys general or all IPv4
+    /// The three stages over a worker's flow-cache misses, keys general or all IPv4
     /// ([`Ipv4FlowKey`]: then no step asks a key's family); `out[i]` gets `each` of the answer
-    /// for `keys[i]`, for as many keys as `out` holds.
+    /// for `keys[i]`, for as many keys as `out` holds. Whole stages over groups of
+    /// [`WORKER_GROUP`] keys, not [`lookup_many_with`](Self::lookup_many_with)'s pipeline: a
+    /// burst's misses are a few keys, where the pipeline's bookkeeping costs more than it
+    /// overlaps (chanced's worker: 7.7 instructions a packet more, 243.9 against 235.3, counted
+    /// by `deploy/bench-worker-instructions.sh --loop-only`).
     ///
     /// [`Ipv4FlowKey`]: crate::flow::Ipv4FlowKey
     #[inline]
@@ -81,7 +89,14 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         prefetch: &impl Prefetch,
         each: impl Fn(Lookup) -> T,
     ) {
-        self.search_steps(keys, |key| *key, out, prefetch, each);
+        let now = self.clock.now();
+        for (keys, out) in keys.chunks(WORKER_GROUP).zip(out.chunks_mut(WORKER_GROUP)) {
+            let mut staged = Staged::<WORKER_GROUP>::default();
+            self.stage(keys.iter().copied(), &mut staged, prefetch);
+            for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
+                *answer = each(self.answer(self.find_staged(&staged, i, key), now));
+            }
+        }
     }
 
     /// The batched search over `keys` as `probe` presents them (see
