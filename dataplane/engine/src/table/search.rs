@@ -146,9 +146,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     #[inline(always)]
     pub(super) fn first_slot(&self, place: &Place, tags: [u64; 2]) -> Option<&Slot> {
         let (bucket, mask) = first_match(place, tags);
-        bucket::indices(mask)
-            .next()
-            .map(|index| &self.buckets[bucket].slots[index])
+        (mask != 0).then(|| &self.buckets[bucket].slots[mask.trailing_zeros() as usize / 8])
     }
 
     /// The fast path of a search, for either form of key: the answer of the slot
