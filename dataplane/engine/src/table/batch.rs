@@ -20,10 +20,10 @@ const STEP: usize = 8;
 /// a burst).
 const WORKER_GROUP: usize = 16;
 
-/// One step or group of a batched search (at most `GROUP` keys) after its first two stages: each key's
-/// place (stage 1), then the slot its tags pick ([`ConcurrentFlowTable::first_slot`], stage 2),
-/// and the move counter read before those tags. Stage 3
-/// ([`ConcurrentFlowTable::find_staged`]) reads only the slots and the counter.
+/// One step or group of a batched search (at most `GROUP` keys) after its first two stages:
+/// each key's place (stage 1), then the slot its tags pick
+/// ([`ConcurrentFlowTable::first_slot`], stage 2), and the move counter read before those tags.
+/// Stage 3 ([`ConcurrentFlowTable::find_staged`]) reads only the slots and the counter.
 pub(super) struct Staged<'t, const GROUP: usize> {
     places: [Place; GROUP],
     firsts: [Option<&'t Slot>; GROUP],
