@@ -176,10 +176,17 @@ impl FlowKey {
     /// The key in its IPv4 form; `None` for an IPv6 key.
     #[inline]
     pub fn ipv4(&self) -> Option<Ipv4FlowKey> {
-        (self.family() == Family::V4).then_some(Ipv4FlowKey {
+        (self.family() == Family::V4).then(|| self.ipv4_words())
+    }
+
+    /// The key in its IPv4 form, without the family check: only for a key known to be IPv4 (of
+    /// an IPv6 key it keeps the first address word only, and would answer for other keys).
+    #[inline(always)]
+    pub(crate) fn ipv4_words(&self) -> Ipv4FlowKey {
+        Ipv4FlowKey {
             pair: self.addrs[0],
             head: self.head,
-        })
+        }
     }
 
     /// The address words, for the flow table's packed slots.

@@ -1,29 +1,42 @@
-//! Batched lookups: a burst looked up stage by stage (hash and prefetch the tag words, read the
-//! tags and prefetch the slots, read the slots), so the cache misses of different keys overlap.
+//! Batched lookups: a burst looked up in three stages (hash and prefetch the tag words, read the
+//! tags and prefetch the slots, read the slots), software-pipelined over steps of a few keys, so
+//! the cache misses of different keys overlap each other and the work of other keys.
 
-use super::bucket;
-use super::search::{first_match, Found, Probe};
+use super::search::{Found, Probe};
+use super::slot::Slot;
 use super::storage::Place;
 use super::{ConcurrentFlowTable, LoadPrefetch, Lookup, Prefetch};
-use crate::flow::FlowKey;
+use crate::flow::{Family, FlowKey};
 use core::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 
-/// One group of a batched search after its first two stages ([`ConcurrentFlowTable::stage`]):
-/// each key's place, its two tag words and the first slot they point at.
-pub(super) struct Staged<const GROUP: usize> {
+/// Keys per step of [`ConcurrentFlowTable::lookup_many_with`]'s pipeline: a line is named one
+/// step (eight keys' work in all three stages) before it is read, which covers a miss to DRAM
+/// at 10M entries. Steps of 16 and 32 measured no faster there, whole stages over a 64-key batch
+/// slower (BENCHMARKS.md "Flow table").
+const STEP: usize = 8;
+
+/// Keys per group of [`ConcurrentFlowTable::lookup_groups`] (a worker's flow-cache misses: half
+/// a burst).
+const WORKER_GROUP: usize = 16;
+
+/// One step or group of a batched search (at most `GROUP` keys) after its first two stages:
+/// each key's place (stage 1), then the slot its tags pick
+/// ([`ConcurrentFlowTable::first_slot`], stage 2), and the move counter read before those tags.
+/// Stage 3 ([`ConcurrentFlowTable::find_staged`]) reads only the slots and the counter.
+pub(super) struct Staged<'t, const GROUP: usize> {
     places: [Place; GROUP],
-    tags: [[u64; 2]; GROUP],
-    firsts: [(usize, u64); GROUP],
+    firsts: [Option<&'t Slot>; GROUP],
+    moves: u64,
 }
 
-impl<const GROUP: usize> Default for Staged<GROUP> {
+impl<const GROUP: usize> Default for Staged<'_, GROUP> {
     #[inline(always)]
     fn default() -> Self {
         Self {
             places: [Place::default(); GROUP],
-            tags: [[0; 2]; GROUP],
-            firsts: [(0, 0); GROUP],
+            firsts: [None; GROUP],
+            moves: 0,
         }
     }
 }
@@ -39,28 +52,37 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     }
 
     /// Looks up many keys at once, `out[i]` answering `keys[i]` as [`lookup`](Self::lookup)
-    /// would: the way to look up a burst in a table much larger than the caches. Stage by stage
-    /// over groups of 64 keys: hash every key and prefetch its two tag words; read the tags and
-    /// prefetch the slot each key's tag points at; then read the slots. So the misses of
-    /// different keys are in flight together instead of queueing one behind the other (groups
-    /// of 16 keys with loads for prefetches cost twice as much per key at 10M entries).
+    /// would: the way to look up a burst in a table much larger than the caches. Three stages a
+    /// key: hash it and prefetch its two tag words; read the tags and prefetch the slot they
+    /// point at; read the slot. Software-pipelined in steps of eight keys: each step runs stage
+    /// 1 of its keys, stage 2 of the step before and stage 3 of the one before that, so the
+    /// misses of different keys are in flight together, and while they are, the core works on
+    /// other keys (loads for prefetches, or whole stages over the batch, leave one or the other
+    /// idle: BENCHMARKS.md "Flow table"). A batch of IPv4 keys only (one check a call) is
+    /// searched as [`Ipv4FlowKey`](crate::flow::Ipv4FlowKey)s: no step asks a key's family.
     ///
     /// # Panics
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
         assert!(out.len() >= keys.len(), "one answer per key");
-        self.lookup_groups::<64, _, _>(keys, out, prefetch, |answer| answer);
+        if keys.iter().all(|key| key.family() == Family::V4) {
+            self.search_steps(keys, FlowKey::ipv4_words, out, prefetch, |a| a);
+        } else {
+            self.search_steps(keys, |key| *key, out, prefetch, |a| a);
+        }
     }
 
-    /// [`lookup_many_with`](Self::lookup_many_with) in groups of `GROUP` keys (the stage arrays
-    /// are written whole for every group: no larger a group than the batches need; a worker's
-    /// flow-cache misses take 16); `out[i]` gets
-    /// `each` of the answer for `keys[i]`, for as many keys as `out` holds.
-    /// The keys are general or all IPv4 ([`Ipv4FlowKey`]: then no step asks a key's family).
+    /// The three stages over a worker's flow-cache misses, keys general or all IPv4
+    /// ([`Ipv4FlowKey`]: then no step asks a key's family); `out[i]` gets `each` of the answer
+    /// for `keys[i]`, for as many keys as `out` holds. Whole stages over groups of
+    /// [`WORKER_GROUP`] keys, not [`lookup_many_with`](Self::lookup_many_with)'s pipeline: a
+    /// burst's misses are a few keys, where the pipeline's bookkeeping costs more than it
+    /// overlaps (chanced's worker: 7.7 instructions a packet more, 243.9 against 235.3, counted
+    /// by `deploy/bench-worker-instructions.sh --loop-only`).
     ///
     /// [`Ipv4FlowKey`]: crate::flow::Ipv4FlowKey
     #[inline]
-    pub(super) fn lookup_groups<const GROUP: usize, K: Probe, T>(
+    pub(super) fn lookup_groups<K: Probe + Copy, T>(
         &self,
         keys: &[K],
         out: &mut [T],
@@ -68,42 +90,99 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         each: impl Fn(Lookup) -> T,
     ) {
         let now = self.clock.now();
-        for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            let moves = self.moves.load(Ordering::Acquire);
-            let mut staged = Staged::<GROUP>::default();
-            self.stage(keys.iter(), &mut staged, prefetch);
+        for (keys, out) in keys.chunks(WORKER_GROUP).zip(out.chunks_mut(WORKER_GROUP)) {
+            let mut staged = Staged::<WORKER_GROUP>::default();
+            self.stage(keys.iter().copied(), &mut staged, prefetch);
             for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
-                let found = self.find_staged(&staged, i, key, moves);
-                *answer = each(self.answer(found, now));
+                *answer = each(self.answer(self.find_staged(&staged, i, key), now));
             }
         }
     }
 
-    /// The first two stages of a batch over one group of keys (at most `GROUP`): hash every key
-    /// and prefetch its two tag words; then read the tags and prefetch the slot each key's tag
-    /// points at. The third stage, [`find_staged`](Self::find_staged), reads that slot.
+    /// The batched search over `keys` as `probe` presents them (see
+    /// [`lookup_many_with`](Self::lookup_many_with)), in steps of [`STEP`] keys.
     #[inline(always)]
-    pub(super) fn stage<'k, const GROUP: usize, K: Probe + 'k>(
+    fn search_steps<K, P: Probe, T>(
         &self,
-        keys: impl Iterator<Item = &'k K> + Clone,
-        staged: &mut Staged<GROUP>,
+        keys: &[K],
+        probe: impl Fn(&K) -> P + Copy,
+        out: &mut [T],
+        prefetch: &impl Prefetch,
+        each: impl Fn(Lookup) -> T,
+    ) {
+        let now = self.clock.now();
+        let len = keys.len().min(out.len());
+        let keys = &keys[..len];
+        // Each stage walks the steps in order, stage 2 one step behind stage 1, stage 3 two.
+        let mut hashing = keys.chunks(STEP);
+        let mut tagging = keys.chunks(STEP);
+        let mut reading = keys.chunks(STEP).zip(out.chunks_mut(STEP));
+        // Three steps are in flight at once; a fourth entry keeps the index a mask.
+        let mut ring: [Staged<'_, STEP>; 4] = Default::default();
+        for step in 0..len.div_ceil(STEP) + 2 {
+            if let Some(keys) = hashing.next() {
+                self.hash_group(keys.iter().map(probe), &mut ring[step % 4], prefetch);
+            }
+            if step >= 1 {
+                if let Some(keys) = tagging.next() {
+                    let staged = &mut ring[(step - 1) % 4];
+                    self.read_tags(keys.iter().map(probe), staged, prefetch);
+                }
+            }
+            if step >= 2 {
+                if let Some((keys, out)) = reading.next() {
+                    let staged = &ring[(step - 2) % 4];
+                    for (i, (key, answer)) in keys.iter().zip(out).enumerate() {
+                        let found = self.find_staged(staged, i, &probe(key));
+                        *answer = each(self.answer(found, now));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first two stages of a batch over one group of keys (at most `GROUP`):
+    /// [`hash_group`](Self::hash_group), then [`read_tags`](Self::read_tags). The third stage,
+    /// [`find_staged`](Self::find_staged), reads the slots.
+    #[inline(always)]
+    pub(super) fn stage<'t, const GROUP: usize, K: Probe>(
+        &'t self,
+        keys: impl Iterator<Item = K> + Clone,
+        staged: &mut Staged<'t, GROUP>,
         prefetch: &impl Prefetch,
     ) {
-        for (key, place) in keys.clone().zip(&mut staged.places) {
-            *place = self.place(key);
+        self.hash_group(keys.clone(), staged, prefetch);
+        self.read_tags(keys, staged, prefetch);
+    }
+
+    /// Stage 1: hash every key of a group and prefetch its two tag words.
+    #[inline(always)]
+    fn hash_group<const GROUP: usize, K: Probe>(
+        &self,
+        keys: impl Iterator<Item = K>,
+        staged: &mut Staged<'_, GROUP>,
+        prefetch: &impl Prefetch,
+    ) {
+        for (key, place) in keys.zip(&mut staged.places) {
+            *place = self.place(&key);
             prefetch.prefetch(&self.tags[place.b1]);
             prefetch.prefetch(&self.tags[place.b2]);
         }
-        let Staged {
-            places,
-            tags,
-            firsts,
-        } = staged;
-        for (((key, place), tags), first) in keys.zip(&*places).zip(tags).zip(firsts) {
-            *tags = self.load_tags(place);
-            *first = first_match(place, *tags);
-            if let Some(index) = bucket::indices(first.1).next() {
-                let slot = &self.buckets[first.0].slots[index];
+    }
+
+    /// Stage 2: read the move counter, then every key's tags, and prefetch the slot its tags
+    /// point at.
+    #[inline(always)]
+    fn read_tags<'t, const GROUP: usize, K: Probe>(
+        &'t self,
+        keys: impl Iterator<Item = K>,
+        staged: &mut Staged<'t, GROUP>,
+        prefetch: &impl Prefetch,
+    ) {
+        staged.moves = self.moves.load(Ordering::Acquire);
+        for ((key, place), first) in keys.zip(&staged.places).zip(&mut staged.firsts) {
+            *first = self.first_slot(place, self.load_tags(place));
+            if let Some(slot) = first {
                 for word in slot.read_span(key.is_ipv6()) {
                     prefetch.prefetch(word);
                 }
@@ -111,17 +190,17 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         }
     }
 
-    /// The search for the `i`-th key of a [`stage`](Self::stage)d group (`moves`: the move
-    /// counter read before the group's tags).
+    /// Stage 3: the search for the `i`-th key of a [`stage`](Self::stage)d group (the full
+    /// search starts again from the key).
     #[inline(always)]
     pub(super) fn find_staged<const GROUP: usize, K: Probe>(
         &self,
-        staged: &Staged<GROUP>,
+        staged: &Staged<'_, GROUP>,
         i: usize,
         key: &K,
-        moves: u64,
     ) -> Found {
-        let (place, tags, first) = (&staged.places[i], staged.tags[i], staged.firsts[i]);
-        self.find_from(place, key, tags, moves, first)
+        self.find_from(key, staged.moves, staged.firsts[i], || {
+            self.find_again(&key.key())
+        })
     }
 }

@@ -13,7 +13,6 @@ use super::search::Found;
 use super::{ConcurrentFlowTable, InsertOutcome, Prefetch, RecentFlows, Source};
 use crate::egress::{any_egress_flow, plain_ipv4_flow, plain_ipv4_words, EgressFlow};
 use core::hash::BuildHasher;
-use std::sync::atomic::Ordering;
 
 /// Flows searched together: a burst.
 const GROUP: usize = 32;
@@ -65,9 +64,8 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         mut each: impl FnMut(usize, InsertOutcome),
     ) {
         for (group, flows) in flows.chunks(GROUP).enumerate() {
-            let moves = self.moves.load(Ordering::Acquire);
             let mut staged = Staged::<GROUP>::default();
-            self.stage(flows.iter().map(|flow| &flow.key), &mut staged, prefetch);
+            self.stage(flows.iter().map(|flow| flow.key), &mut staged, prefetch);
             for (i, flow) in flows.iter().enumerate() {
                 let incoming = if flow.handshake {
                     Source::Syn
@@ -77,7 +75,7 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
                 // Searched now, after the group's earlier writes: a hit is the table's state at
                 // this flow's turn, as for a lone insert (stale tags only send it to the full
                 // search or to the insert, which searches again under the locks).
-                let unchanged = match self.find_staged(&staged, i, &flow.key, moves) {
+                let unchanged = match self.find_staged(&staged, i, &flow.key) {
                     Found::Hit { source, confirmed } => {
                         self.unchanged(source, confirmed, incoming, self.clock.now())
                     }

@@ -51,9 +51,11 @@
 //! already the current second writes nothing and takes no lock.
 //!
 //! A lookup in a table much larger than the caches costs two dependent cache misses (tag word,
-//! then slot). [`ConcurrentFlowTable::lookup_many_with`] looks up a burst stage by stage,
-//! prefetching each stage's lines (through [`Prefetch`]: the runtime issues the instruction), so
-//! the misses of different keys overlap (BENCHMARKS.md "Flow table").
+//! then slot). [`ConcurrentFlowTable::lookup_many_with`] looks up a burst in three stages (hash
+//! and prefetch the tag words, read the tags and prefetch the slot, read the slot),
+//! software-pipelined over steps of eight keys and naming each line to [`Prefetch`] (the runtime
+//! issues the instruction) a step before reading it, so the misses of different keys overlap
+//! each other and the work on other keys (BENCHMARKS.md "Flow table").
 //!
 //! # Answers a caller may keep
 //!

@@ -1,8 +1,8 @@
 //! Prefetching for batched lookups, behind a trait because the engine has no `unsafe`.
 //!
 //! [`ConcurrentFlowTable::lookup_many_with`](super::ConcurrentFlowTable::lookup_many_with) names
-//! every cache line a burst of lookups will read one stage ahead of reading it, so that the misses
-//! of different keys are in flight together. A plain load can stand in for a prefetch
+//! every cache line a burst of lookups will read a step of its pipeline (eight keys) ahead of
+//! reading it, so that the misses of different keys are in flight together. A plain load can stand in for a prefetch
 //! ([`LoadPrefetch`]), but a load that misses holds up retirement: after a few keys the core's
 //! reorder buffer is full and no further miss starts. A prefetch instruction retires at once; the
 //! runtime supplies one (`chance_runtime::prefetch::CachePrefetch`), which is what makes a batch of

@@ -18,7 +18,7 @@ pub(super) const READ_ATTEMPTS: u32 = 16;
 /// the first bucket's if any of its tags match, else the second's. Both masks are computed and
 /// one is picked, without a branch on the tag words.
 #[inline(always)]
-pub(super) fn first_match(place: &Place, tags: [u64; 2]) -> (usize, u64) {
+fn first_match(place: &Place, tags: [u64; 2]) -> (usize, u64) {
     let first = bucket::matching(tags[0], place.tag);
     let second = bucket::matching(tags[1], place.tag);
     if first != 0 {
@@ -136,31 +136,50 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// [`find`](Self::find) with the tag words (and the move counter before them) already read.
     #[inline(always)]
     fn find_in(&self, place: &Place, key: &FlowKey, tags: [u64; 2], moves: u64) -> Found {
-        self.find_from(place, key, tags, moves, first_match(place, tags))
+        self.find_from(key, moves, self.first_slot(place, tags), || {
+            self.find_all(place, key, tags, moves)
+        })
     }
 
-    /// [`find_in`](Self::find_in) with [`first_match`] already taken, for either form of key.
+    /// The slot a lock-free search reads first: the first whose tag matches, in the bucket
+    /// [`first_match`] picked; `None` when no tag matches.
+    #[inline(always)]
+    pub(super) fn first_slot(&self, place: &Place, tags: [u64; 2]) -> Option<&Slot> {
+        let (bucket, mask) = first_match(place, tags);
+        (mask != 0).then(|| &self.buckets[bucket].slots[mask.trailing_zeros() as usize / 8])
+    }
+
+    /// The fast path of a search, for either form of key: the answer of the slot
+    /// [`first_slot`](Self::first_slot) picked, or a miss when no tag matched and nothing moved
+    /// since `moves` was read (before the tags); else `full`, the full search.
     #[inline(always)]
     pub(super) fn find_from<K: Probe>(
         &self,
-        place: &Place,
         key: &K,
-        tags: [u64; 2],
         moves: u64,
-        (bucket, mask): (usize, u64),
+        first: Option<&Slot>,
+        full: impl FnOnce() -> Found,
     ) -> Found {
-        if mask == 0 {
-            if self.moves.load(Ordering::Relaxed) == moves {
-                return Found::Absent;
-            }
-        } else {
-            let index = mask.trailing_zeros() as usize / 8;
-            if let Read::Match { source, confirmed } = key.read(&self.buckets[bucket].slots[index])
-            {
-                return Found::Hit { source, confirmed };
+        match first {
+            None if self.moves.load(Ordering::Relaxed) == moves => return Found::Absent,
+            None => {}
+            Some(slot) => {
+                if let Read::Match { source, confirmed } = key.read(slot) {
+                    return Found::Hit { source, confirmed };
+                }
             }
         }
-        self.find_all(place, &key.key(), tags, moves)
+        full()
+    }
+
+    /// The full search from scratch (the move counter, then the tags): for a batch whose fast
+    /// path could not answer, which keeps neither the key's place nor its tags.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn find_again(&self, key: &FlowKey) -> Found {
+        let place = self.place(key);
+        let moves = self.moves.load(Ordering::Acquire);
+        self.find_all(&place, key, self.load_tags(&place), moves)
     }
 
     /// The full search, retried while it races writers.

@@ -26,12 +26,8 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
     }
 
     fn owns_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [bool], prefetch: &P) {
-        // Groups of half a burst: the stage arrays are written whole for every group (56 bytes a
-        // key: 1792 at 32 keys), and a worker asks about a burst's flow-cache misses, a few
-        // keys; a burst of more misses is searched in two groups of 16, each still overlapping
-        // its misses.
         let out = &mut out[..keys.len()];
-        self.lookup_groups::<16, _, _>(keys, out, prefetch, |answer| answer.is_owned());
+        self.lookup_groups(keys, out, prefetch, |answer| answer.is_owned());
     }
 
     fn removal_epoch(&self) -> Option<u64> {
@@ -45,7 +41,7 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
         prefetch: &P,
     ) {
         let out = &mut out[..keys.len()];
-        self.lookup_groups::<16, _, _>(keys, out, prefetch, |answer| match answer {
+        self.lookup_groups(keys, out, prefetch, |answer| match answer {
             answer if answer.is_lasting() => Ownership::OwnedUntilRemoved,
             Lookup::Owned(_) => Ownership::Owned,
             _ => Ownership::NotOwned,
