@@ -73,20 +73,8 @@ impl FlowHasher {
             }
             state.finish(ports.bytes, len)
         } else {
-            // At most 12 bytes, laid out little-endian in one 128-bit value: a whole word when
-            // there are 8 or more, and the rest is the tail.
-            let mut input = 0u128;
-            let mut len = 0;
-            if fields.src_addr {
-                input = u128::from(ipv4_word(&flow.src_addr));
-                len = 4;
-            }
-            if fields.dst_addr {
-                input |= u128::from(ipv4_word(&flow.dst_addr)) << (8 * len);
-                len += 4;
-            }
-            input |= u128::from(ports.bytes) << (8 * len);
-            len += ports.len;
+            // At most 12 bytes: a whole word when there are 8 or more, and the rest is the tail.
+            let (input, len) = v4_input(flow, fields);
             if len >= 8 {
                 state.compress(input as u64);
                 state.finish((input >> 64) as u64, len)
@@ -95,6 +83,31 @@ impl FlowHasher {
             }
         }
     }
+
+    /// The state after the key, where the lanes of [`crate::flow_lanes`] start.
+    #[inline(always)]
+    pub(crate) fn initial(&self) -> &SipState {
+        &self.initial
+    }
+}
+
+/// An IPv4 flow's hash input for `fields`: its at most 12 bytes laid out little-endian in one
+/// 128-bit value (the first word in the low half), and their number.
+#[inline(always)]
+pub(crate) fn v4_input(flow: &FlowFields, fields: HashFields) -> (u128, u32) {
+    let ports = Ports::of(flow, fields);
+    let mut input = 0u128;
+    let mut len = 0;
+    if fields.src_addr {
+        input = u128::from(ipv4_word(&flow.src_addr));
+        len = 4;
+    }
+    if fields.dst_addr {
+        input |= u128::from(ipv4_word(&flow.dst_addr)) << (8 * len);
+        len += 4;
+    }
+    input |= u128::from(ports.bytes) << (8 * len);
+    (input, len + ports.len)
 }
 
 /// The ports switched on, as the input's last bytes: little-endian in the low `len` bytes.
@@ -149,40 +162,87 @@ fn le_words(bytes: &[u8; 16]) -> (u64, u64) {
     )
 }
 
-/// SipHash's four state words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SipState {
-    v0: u64,
-    v1: u64,
-    v2: u64,
-    v3: u64,
+/// What SipHash computes on: one 64-bit word, or several side by side (the lanes of
+/// [`crate::flow_lanes`], one flow each), so that one SipRound serves both.
+pub(crate) trait SipWord: Copy {
+    /// `word` in every lane.
+    fn splat(word: u64) -> Self;
+    /// Wrapping addition, lane by lane.
+    fn add(self, other: Self) -> Self;
+    /// Exclusive or, lane by lane.
+    fn xor(self, other: Self) -> Self;
+    /// Left rotation by `bits`, lane by lane.
+    fn rotl(self, bits: u32) -> Self;
 }
 
-impl SipState {
+impl SipWord for u64 {
+    #[inline(always)]
+    fn splat(word: u64) -> Self {
+        word
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+    #[inline(always)]
+    fn xor(self, other: Self) -> Self {
+        self ^ other
+    }
+    #[inline(always)]
+    fn rotl(self, bits: u32) -> Self {
+        self.rotate_left(bits)
+    }
+}
+
+/// SipHash's four state words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SipState<W = u64> {
+    pub(crate) v0: W,
+    pub(crate) v1: W,
+    pub(crate) v2: W,
+    pub(crate) v3: W,
+}
+
+impl<W: SipWord> SipState<W> {
     /// One SipRound.
     #[inline(always)]
     fn round(&mut self) {
-        self.v0 = self.v0.wrapping_add(self.v1);
-        self.v1 = self.v1.rotate_left(13) ^ self.v0;
-        self.v0 = self.v0.rotate_left(32);
-        self.v2 = self.v2.wrapping_add(self.v3);
-        self.v3 = self.v3.rotate_left(16) ^ self.v2;
-        self.v0 = self.v0.wrapping_add(self.v3);
-        self.v3 = self.v3.rotate_left(21) ^ self.v0;
-        self.v2 = self.v2.wrapping_add(self.v1);
-        self.v1 = self.v1.rotate_left(17) ^ self.v2;
-        self.v2 = self.v2.rotate_left(32);
+        self.v0 = self.v0.add(self.v1);
+        self.v1 = self.v1.rotl(13).xor(self.v0);
+        self.v0 = self.v0.rotl(32);
+        self.v2 = self.v2.add(self.v3);
+        self.v3 = self.v3.rotl(16).xor(self.v2);
+        self.v0 = self.v0.add(self.v3);
+        self.v3 = self.v3.rotl(21).xor(self.v0);
+        self.v2 = self.v2.add(self.v1);
+        self.v1 = self.v1.rotl(17).xor(self.v2);
+        self.v2 = self.v2.rotl(32);
     }
 
     /// Takes in one 8-byte word of input (little-endian): two compression rounds.
     #[inline(always)]
-    fn compress(&mut self, word: u64) {
-        self.v3 ^= word;
+    pub(crate) fn compress(&mut self, word: W) {
+        self.v3 = self.v3.xor(word);
         self.round();
         self.round();
-        self.v0 ^= word;
+        self.v0 = self.v0.xor(word);
     }
 
+    /// The final block (the `tail` bytes after the last whole word, and the input's length in
+    /// its top byte), then the four finalisation rounds.
+    #[inline(always)]
+    pub(crate) fn finish(mut self, tail: W, len: u32) -> W {
+        self.compress(tail.xor(W::splat(u64::from(len) << 56)));
+        self.v2 = self.v2.xor(W::splat(0xff));
+        self.round();
+        self.round();
+        self.round();
+        self.round();
+        self.v0.xor(self.v1).xor(self.v2).xor(self.v3)
+    }
+}
+
+impl SipState {
     /// Takes in an IPv6 address: two whole words.
     #[inline(always)]
     fn compress_addr(&mut self, addr: &[u8; 16]) {
@@ -190,29 +250,16 @@ impl SipState {
         self.compress(first);
         self.compress(second);
     }
-
-    /// The final block (the `tail` bytes after the last whole word, and the input's length in
-    /// its top byte), then the four finalisation rounds.
-    #[inline(always)]
-    fn finish(mut self, tail: u64, len: u32) -> u64 {
-        self.compress(tail | u64::from(len) << 56);
-        self.v2 ^= 0xff;
-        self.round();
-        self.round();
-        self.round();
-        self.round();
-        self.v0 ^ self.v1 ^ self.v2 ^ self.v3
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::flow_hash::MAX_INPUT_LEN;
     use siphasher::sip::SipHasher24;
 
     /// Every combination of fields, the empty one included (the hasher does not need a field).
-    fn every_field_combination() -> impl Iterator<Item = HashFields> {
+    pub(crate) fn every_field_combination() -> impl Iterator<Item = HashFields> {
         (0..16u8).map(|bits| HashFields {
             src_addr: bits & 1 != 0,
             dst_addr: bits & 2 != 0,

@@ -9,6 +9,7 @@
 //! buffer per worker, rebuilt for each frame) and the route borrows it: nothing of its up to 170
 //! bytes is copied on the way out.
 
+use crate::burst::{Ahead, Burst};
 use crate::classify::{self, BindQuery, Classified, Kind, PassReason};
 use crate::counters::{Counter, Counters, DropReason};
 use crate::encap::{
@@ -95,6 +96,11 @@ impl<R: Rows> RouteTable<R> {
     /// The rows.
     pub fn rows(&self) -> &R {
         &self.rows
+    }
+
+    /// The keyed SipHash the flows are hashed with.
+    pub(crate) fn hasher(&self) -> &FlowHasher {
+        &self.hasher
     }
 
     fn serves(&self, query: &BindQuery) -> bool {
@@ -202,6 +208,8 @@ pub struct Director {
     template: HeaderTemplate,
     pending: Pending,
     header: EncapHeader,
+    /// The frames read ahead by [`prepare_burst`](Self::prepare_burst).
+    burst: Burst,
 }
 
 impl Director {
@@ -221,6 +229,7 @@ impl Director {
                 hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
             },
             header: EncapHeader::new(),
+            burst: Burst::new(),
         }
     }
 
@@ -289,18 +298,58 @@ impl Director {
         encap::write(header, &self.template, &p.layout, p.flow, &p.hops, inner)
     }
 
-    /// Decides `frame` by the fast path when it is a common frame (see [`crate::fast`]), by
-    /// the full procedure otherwise.
+    /// Reads a burst of frames ahead, before they are routed one by one, in order, by `tables`
+    /// ([`route`](Self::route) or [`plan`](Self::plan)): the common frames are read and their
+    /// binds found as the fast path does, and their flows hashed four at a time (see
+    /// `flow_lanes`). Each frame is then decided, counted and written exactly as it would have
+    /// been alone; a frame or tables other than those read (a changed order, a frame left out)
+    /// forget what is left of the burst and are decided without it. The bytes of a frame must
+    /// not change between the two.
+    ///
+    /// Always inlined, with everything it calls: a caller compiled for AVX2 (the runtime's
+    /// burst loop) hashes in 256-bit registers.
+    #[inline(always)]
+    pub fn prepare_burst<'f, R: Rows>(
+        &mut self,
+        frames: impl IntoIterator<Item = &'f [u8]>,
+        tables: &[RouteTable<R>],
+    ) {
+        self.burst.read(
+            frames,
+            tables,
+            self.config.hash_fields,
+            self.config.alt_hash_fields,
+        );
+    }
+
+    /// Decides `frame` by what [`prepare_burst`](Self::prepare_burst) read of it when it did,
+    /// otherwise by the fast path when it is a common frame (see [`crate::fast`]), by the full
+    /// procedure otherwise.
     #[inline]
     fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
+        match self.burst.take(frame, tables) {
+            None => {}
+            Some(Ahead::Full) => return self.decide_in_full(frame, tables),
+            Some(Ahead::Pass) => return Ok(None),
+            Some(Ahead::Take(taken)) => {
+                if let Some(table) = tables.get(taken.table) {
+                    let placed = self.encapsulate_hashed(
+                        taken.hash,
+                        taken.alt_hash,
+                        taken.hint,
+                        ip_proto::IPIP,
+                        taken.inner_len,
+                        table,
+                        taken.table,
+                    )?;
+                    return Ok(Some(placed));
+                }
+            }
+        }
         let Some(common) = fast::read(frame) else {
             return self.decide_in_full(frame, tables);
         };
-        let found = tables
-            .iter()
-            .enumerate()
-            .find(|(_, table)| fast::serves(&table.v4_binds, &common));
-        let Some((index, table)) = found else {
+        let Some((index, table)) = serving_v4(tables, &common) else {
             // What the full procedure answers for a well-formed frame no bind takes.
             return Ok(None);
         };
@@ -415,10 +464,8 @@ impl Director {
         self.counters.bump(counter);
     }
 
-    /// Hashes the flow, reads its row (and the alternative hash's row) and lays out the header,
-    /// keeping what it is built from until it is written. (Always inlined: as a call, shared by
-    /// the fast path and the full procedure, its arguments and prologue cost more than 20
-    /// instructions a frame.)
+    /// Hashes the flow (and by the alternative fields, if any) and places it
+    /// ([`encapsulate_hashed`](Self::encapsulate_hashed)).
     #[inline(always)]
     fn encapsulate<R: Rows>(
         &mut self,
@@ -430,6 +477,29 @@ impl Director {
         index: usize,
     ) -> Result<Placed, DropReason> {
         let hash = flow.hash(&table.hasher, self.config.hash_fields);
+        let alt_hash = match self.config.alt_hash_fields {
+            Some(alt) => flow.hash(&table.hasher, alt),
+            None => 0,
+        };
+        self.encapsulate_hashed(hash, alt_hash, hint, gue_proto, inner_len, table, index)
+    }
+
+    /// Reads the row of the flow's `hash` (and of its `alt_hash` when the configuration has
+    /// alternative fields) and lays out the header, keeping what it is built from until it is
+    /// written. (Always inlined: as a call, shared by the fast path and the full procedure, its
+    /// arguments and prologue cost more than 20 instructions a frame.)
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn encapsulate_hashed<R: Rows>(
+        &mut self,
+        hash: u64,
+        alt_hash: u64,
+        hint: u16,
+        gue_proto: u8,
+        inner_len: usize,
+        table: &RouteTable<R>,
+        index: usize,
+    ) -> Result<Placed, DropReason> {
         let row = flow_hash::row(hash);
         let hops = table.rows.hops(row);
         let pending = &mut self.pending;
@@ -437,10 +507,8 @@ impl Director {
         // As GLB: the old mapping's hops follow, duplicates kept (a host listed twice is asked
         // twice; a header identical to GLB's matters more in a mixed fleet).
         let mut all = hops.len();
-        if let Some(alt) = self.config.alt_hash_fields {
-            let alt_hops = table
-                .rows
-                .hops(flow_hash::row(flow.hash(&table.hasher, alt)));
+        if self.config.alt_hash_fields.is_some() {
+            let alt_hops = table.rows.hops(flow_hash::row(alt_hash));
             if let Some(rest) = pending.hops.get_mut(count..) {
                 copy_hops(rest, alt_hops);
             }
@@ -461,6 +529,19 @@ impl Director {
             row,
         })
     }
+}
+
+/// The first of `tables` (in order) with an IPv4 bind that takes the common frame `common`, and
+/// its index.
+#[inline(always)]
+pub(crate) fn serving_v4<'t, R>(
+    tables: &'t [RouteTable<R>],
+    common: &fast::Frame,
+) -> Option<(usize, &'t RouteTable<R>)> {
+    tables
+        .iter()
+        .enumerate()
+        .find(|(_, table)| fast::serves(&table.v4_binds, common))
 }
 
 /// Copies as many of `from` as fit into `to`; returns how many. The first two (a usual row's
