@@ -135,7 +135,7 @@ impl Ports {
 /// Whether `fields` is GLB's default, `src_addr` alone: its four flags read as one word, which
 /// is one compare where `==` on the struct was four.
 #[inline(always)]
-fn is_src_addr_only(fields: HashFields) -> bool {
+pub(crate) fn is_src_addr_only(fields: HashFields) -> bool {
     let flags = [
         fields.src_addr,
         fields.dst_addr,
@@ -147,7 +147,7 @@ fn is_src_addr_only(fields: HashFields) -> bool {
 
 /// An IPv4 address's 4 bytes (the first of the 16 kept), little-endian.
 #[inline(always)]
-fn ipv4_word(addr: &[u8; 16]) -> u32 {
+pub(crate) fn ipv4_word(addr: &[u8; 16]) -> u32 {
     let [a0, a1, a2, a3, ..] = *addr;
     u32::from_le_bytes([a0, a1, a2, a3])
 }
@@ -162,93 +162,59 @@ fn le_words(bytes: &[u8; 16]) -> (u64, u64) {
     )
 }
 
-/// What SipHash computes on: one 64-bit word, or several side by side (the lanes of
-/// [`crate::flow_lanes`], one flow each), so that one SipRound serves both.
-pub(crate) trait SipWord: Copy {
-    /// `word` in every lane.
-    fn splat(word: u64) -> Self;
-    /// Wrapping addition, lane by lane.
-    fn add(self, other: Self) -> Self;
-    /// Exclusive or, lane by lane.
-    fn xor(self, other: Self) -> Self;
-    /// Left rotation by `bits`, lane by lane.
-    fn rotl(self, bits: u32) -> Self;
-}
-
-impl SipWord for u64 {
-    #[inline(always)]
-    fn splat(word: u64) -> Self {
-        word
-    }
-    #[inline(always)]
-    fn add(self, other: Self) -> Self {
-        self.wrapping_add(other)
-    }
-    #[inline(always)]
-    fn xor(self, other: Self) -> Self {
-        self ^ other
-    }
-    #[inline(always)]
-    fn rotl(self, bits: u32) -> Self {
-        self.rotate_left(bits)
-    }
-}
-
 /// SipHash's four state words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SipState<W = u64> {
-    pub(crate) v0: W,
-    pub(crate) v1: W,
-    pub(crate) v2: W,
-    pub(crate) v3: W,
+pub(crate) struct SipState {
+    pub(crate) v0: u64,
+    pub(crate) v1: u64,
+    pub(crate) v2: u64,
+    pub(crate) v3: u64,
 }
 
-impl<W: SipWord> SipState<W> {
+impl SipState {
     /// One SipRound.
     #[inline(always)]
     fn round(&mut self) {
-        self.v0 = self.v0.add(self.v1);
-        self.v1 = self.v1.rotl(13).xor(self.v0);
-        self.v0 = self.v0.rotl(32);
-        self.v2 = self.v2.add(self.v3);
-        self.v3 = self.v3.rotl(16).xor(self.v2);
-        self.v0 = self.v0.add(self.v3);
-        self.v3 = self.v3.rotl(21).xor(self.v0);
-        self.v2 = self.v2.add(self.v1);
-        self.v1 = self.v1.rotl(17).xor(self.v2);
-        self.v2 = self.v2.rotl(32);
+        self.v0 = self.v0.wrapping_add(self.v1);
+        self.v1 = self.v1.rotate_left(13) ^ self.v0;
+        self.v0 = self.v0.rotate_left(32);
+        self.v2 = self.v2.wrapping_add(self.v3);
+        self.v3 = self.v3.rotate_left(16) ^ self.v2;
+        self.v0 = self.v0.wrapping_add(self.v3);
+        self.v3 = self.v3.rotate_left(21) ^ self.v0;
+        self.v2 = self.v2.wrapping_add(self.v1);
+        self.v1 = self.v1.rotate_left(17) ^ self.v2;
+        self.v2 = self.v2.rotate_left(32);
     }
 
     /// Takes in one 8-byte word of input (little-endian): two compression rounds.
     #[inline(always)]
-    pub(crate) fn compress(&mut self, word: W) {
-        self.v3 = self.v3.xor(word);
+    pub(crate) fn compress(&mut self, word: u64) {
+        self.v3 ^= word;
         self.round();
         self.round();
-        self.v0 = self.v0.xor(word);
+        self.v0 ^= word;
     }
 
-    /// The final block (the `tail` bytes after the last whole word, and the input's length in
-    /// its top byte), then the four finalisation rounds.
-    #[inline(always)]
-    pub(crate) fn finish(mut self, tail: W, len: u32) -> W {
-        self.compress(tail.xor(W::splat(u64::from(len) << 56)));
-        self.v2 = self.v2.xor(W::splat(0xff));
-        self.round();
-        self.round();
-        self.round();
-        self.round();
-        self.v0.xor(self.v1).xor(self.v2).xor(self.v3)
-    }
-}
-
-impl SipState {
     /// Takes in an IPv6 address: two whole words.
     #[inline(always)]
     fn compress_addr(&mut self, addr: &[u8; 16]) {
         let (first, second) = le_words(addr);
         self.compress(first);
         self.compress(second);
+    }
+
+    /// The final block (the `tail` bytes after the last whole word, and the input's length in
+    /// its top byte), then the four finalisation rounds.
+    #[inline(always)]
+    pub(crate) fn finish(mut self, tail: u64, len: u32) -> u64 {
+        self.compress(tail | u64::from(len) << 56);
+        self.v2 ^= 0xff;
+        self.round();
+        self.round();
+        self.round();
+        self.round();
+        self.v0 ^ self.v1 ^ self.v2 ^ self.v3
     }
 }
 

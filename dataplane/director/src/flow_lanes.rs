@@ -2,16 +2,17 @@
 //!
 //! A burst's common frames (see [`crate::fast`]) all hash an input of the same shape: at most
 //! 12 bytes, their number fixed by the hash fields (IPv4 with ports). So the same SipRounds run
-//! for each of them, and four of them run side by side: each state word is a `[u64; 4]`, one
-//! lane a flow, each lane keyed by its own table. The code is the scalar hasher's
-//! ([`SipState`] over [`SipWord`]) on lanes whose operations are plain loops over the array;
-//! LLVM turns each into one 256-bit instruction when the caller is compiled with AVX2 (the
-//! runtime compiles the burst's preparation so, see docs/director-packet-path.md), and into
-//! pairs of 128-bit ones otherwise. The output is [`FlowHasher::hash`]'s, lane for lane (the
-//! property tests below pin both against `siphasher`).
+//! for each of them, and four of them can run side by side, each lane keyed by its own table.
+//! The state is kept lane by lane (`v0` of every lane, then `v1`, ...) and hashed by a loop
+//! over the lanes whose body is the scalar hasher's ([`SipState`]): LLVM's loop vectoriser
+//! turns that loop into one 256-bit instruction per operation when the caller is compiled with
+//! AVX2 (the runtime compiles the burst's preparation so, see docs/director-packet-path.md),
+//! and leaves it as four scalar hashes otherwise (x86-64's baseline has no 64-bit lane rotate
+//! worth it). The output is [`FlowHasher::hash`]'s, lane for lane (the property tests below pin
+//! both against `siphasher`).
 
 use crate::flow_hash::{FlowFields, HashFields};
-use crate::flow_hasher::{v4_input, FlowHasher, SipState, SipWord};
+use crate::flow_hasher::{is_src_addr_only, ipv4_word, v4_input, FlowHasher, SipState};
 
 /// Flows hashed side by side: four 64-bit lanes fill one AVX2 register.
 pub(crate) const LANES: usize = 4;
@@ -19,101 +20,86 @@ pub(crate) const LANES: usize = 4;
 /// One 64-bit word per lane.
 type Lanes = [u64; LANES];
 
-/// `f` applied lane by lane: written out, so that LLVM sees four independent operations.
-#[inline(always)]
-fn lanewise(a: Lanes, b: Lanes, f: impl Fn(u64, u64) -> u64) -> Lanes {
-    [f(a[0], b[0]), f(a[1], b[1]), f(a[2], b[2]), f(a[3], b[3])]
-}
-
-impl SipWord for Lanes {
-    #[inline(always)]
-    fn splat(word: u64) -> Self {
-        [word; LANES]
-    }
-    #[inline(always)]
-    fn add(self, other: Self) -> Self {
-        lanewise(self, other, u64::wrapping_add)
-    }
-    #[inline(always)]
-    fn xor(self, other: Self) -> Self {
-        lanewise(self, other, |a, b| a ^ b)
-    }
-    #[inline(always)]
-    fn rotl(self, bits: u32) -> Self {
-        lanewise(self, self, |a, _| a.rotate_left(bits))
-    }
-}
-
-/// Up to [`LANES`] IPv4 flows gathered for hashing: each lane's keyed state and input.
+/// Four lanes' keyed states, lane by lane (`v0` of every lane, then `v1`, ...).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct V4Lanes {
-    state: SipState<Lanes>,
-    /// Each lane's input, as [`v4_input`] lays it out.
-    inputs: [u128; LANES],
-    /// Lanes filled.
-    filled: usize,
+pub(crate) struct LaneKeys {
+    v0: Lanes,
+    v1: Lanes,
+    v2: Lanes,
+    v3: Lanes,
 }
 
-impl V4Lanes {
-    /// No lane filled.
+impl LaneKeys {
+    /// `hasher`'s key in every lane.
     #[inline(always)]
-    pub(crate) fn new() -> Self {
-        Self {
-            state: SipState {
-                v0: [0; LANES],
-                v1: [0; LANES],
-                v2: [0; LANES],
-                v3: [0; LANES],
-            },
-            inputs: [0; LANES],
-            filled: 0,
-        }
-    }
-
-    /// Lanes filled.
-    #[inline(always)]
-    pub(crate) fn filled(&self) -> usize {
-        self.filled
-    }
-
-    /// Puts `flow` (IPv4), to be hashed over `fields` with `hasher`'s key, in the next lane.
-    /// False, with nothing put, when every lane is full.
-    #[inline(always)]
-    pub(crate) fn push(
-        &mut self,
-        hasher: &FlowHasher,
-        flow: &FlowFields,
-        fields: HashFields,
-    ) -> bool {
-        let lane = self.filled;
-        let Some(input) = self.inputs.get_mut(lane) else {
-            return false;
-        };
-        *input = v4_input(flow, fields).0;
+    pub(crate) fn splat(hasher: &FlowHasher) -> Self {
         let initial = hasher.initial();
-        self.state.v0[lane] = initial.v0;
-        self.state.v1[lane] = initial.v1;
-        self.state.v2[lane] = initial.v2;
-        self.state.v3[lane] = initial.v3;
-        self.filled += 1;
-        true
-    }
-
-    /// Every lane's hash over `fields` (the fields each flow was pushed with): lane `i` holds
-    /// [`FlowHasher::hash`] of the `i`th flow pushed. Lanes not filled hash nothing that
-    /// matters (their result is to be ignored).
-    #[inline(always)]
-    pub(crate) fn hash(&self, fields: HashFields) -> Lanes {
-        let len = v4_input_len(fields);
-        let mut state = self.state;
-        let low = self.inputs.map(|input| input as u64);
-        if len >= 8 {
-            state.compress(low);
-            state.finish(self.inputs.map(|input| (input >> 64) as u64), len)
-        } else {
-            state.finish(low, len)
+        Self {
+            v0: [initial.v0; LANES],
+            v1: [initial.v1; LANES],
+            v2: [initial.v2; LANES],
+            v3: [initial.v3; LANES],
         }
     }
+
+    /// Each lane keyed by its own hasher.
+    #[inline(always)]
+    pub(crate) fn gather(hashers: [&FlowHasher; LANES]) -> Self {
+        let states = hashers.map(FlowHasher::initial);
+        Self {
+            v0: states.map(|state| state.v0),
+            v1: states.map(|state| state.v1),
+            v2: states.map(|state| state.v2),
+            v3: states.map(|state| state.v3),
+        }
+    }
+
+    /// Lane `lane`'s state.
+    #[inline(always)]
+    fn state(&self, lane: usize) -> SipState {
+        SipState {
+            v0: self.v0[lane],
+            v1: self.v1[lane],
+            v2: self.v2[lane],
+            v3: self.v3[lane],
+        }
+    }
+
+    /// Every lane's hash of its IPv4 flow's input over `fields`, given as [`v4_words`] gives
+    /// it: lane `i` holds [`FlowHasher::hash`] of the flow whose words are `low[i]` and
+    /// `high[i]`.
+    #[inline(always)]
+    pub(crate) fn hash_v4(&self, low: &Lanes, high: &Lanes, fields: HashFields) -> Lanes {
+        let len = v4_input_len(fields);
+        let mut hashes = [0; LANES];
+        // One loop for each input shape, so that no lane's body branches: a whole word and the
+        // final block, or the final block alone.
+        if len >= 8 {
+            for (lane, hash) in hashes.iter_mut().enumerate() {
+                let mut state = self.state(lane);
+                state.compress(low[lane]);
+                *hash = state.finish(high[lane], len);
+            }
+        } else {
+            for (lane, hash) in hashes.iter_mut().enumerate() {
+                *hash = self.state(lane).finish(low[lane], len);
+            }
+        }
+        hashes
+    }
+}
+
+/// An IPv4 flow's hash input over `fields` as two little-endian words: its first 8 bytes and
+/// the rest (see [`v4_input`]).
+#[inline(always)]
+pub(crate) fn v4_words(flow: &FlowFields, fields: HashFields) -> (u64, u64) {
+    let input = if is_src_addr_only(fields) {
+        // GLB's default, the address alone: no field to test.
+        u128::from(ipv4_word(&flow.src_addr))
+    } else {
+        v4_input(flow, fields).0
+    };
+    (input as u64, (input >> 64) as u64)
 }
 
 /// Bytes of an IPv4 flow's hash input over `fields`.
@@ -157,18 +143,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_fifth_flow_finds_no_lane() {
-        let hasher = FlowHasher::new_with_key(&[7; 16]);
-        let flow = v4_flow([1; 4], [2; 4], ([3; 2], [4; 2]));
-        let mut lanes = V4Lanes::new();
-        for _ in 0..LANES {
-            assert!(lanes.push(&hasher, &flow, HashFields::default()));
-        }
-        assert!(!lanes.push(&hasher, &flow, HashFields::default()));
-        assert_eq!(lanes.filled(), LANES);
-    }
-
     proptest! {
         #[test]
         fn each_lane_hashes_as_the_scalar_hasher_and_siphasher(
@@ -177,13 +151,21 @@ mod tests {
                 1..=LANES,
             ),
         ) {
+            let hashers: Vec<FlowHasher> =
+                flows.iter().map(|(key, ..)| FlowHasher::new_with_key(key)).collect();
+            // Partial lanes repeat the first flow (what is in them does not matter).
+            let lane_flow = |lane: usize| flows.get(lane).unwrap_or(&flows[0]);
+            let keys = LaneKeys::gather(core::array::from_fn(|lane| {
+                hashers.get(lane).unwrap_or(&hashers[0])
+            }));
             for fields in every_field_combination() {
-                let mut lanes = V4Lanes::new();
-                for (key, src, dst, ports) in &flows {
-                    let hasher = FlowHasher::new_with_key(key);
-                    prop_assert!(lanes.push(&hasher, &v4_flow(*src, *dst, *ports), fields));
-                }
-                let hashes = lanes.hash(fields);
+                let words: [(u64, u64); LANES] = core::array::from_fn(|lane| {
+                    let (_, src, dst, ports) = lane_flow(lane);
+                    v4_words(&v4_flow(*src, *dst, *ports), fields)
+                });
+                let hashes = keys.hash_v4(&words.map(|w| w.0), &words.map(|w| w.1), fields);
+                // One key in every lane: the first flow's hash in lane 0.
+                let splat = LaneKeys::splat(&hashers[0]).hash_v4(&words.map(|w| w.0), &words.map(|w| w.1), fields);
                 for (lane, (key, src, dst, ports)) in flows.iter().enumerate() {
                     let flow = v4_flow(*src, *dst, *ports);
                     let mut buf = [0; MAX_INPUT_LEN];
@@ -192,6 +174,9 @@ mod tests {
                     let scalar = FlowHasher::new_with_key(key).hash(&flow, fields);
                     prop_assert_eq!(scalar, reference, "{:?}", fields);
                     prop_assert_eq!(hashes[lane], reference, "lane {} {:?}", lane, fields);
+                    if lane == 0 {
+                        prop_assert_eq!(splat[0], reference, "splat {:?}", fields);
+                    }
                 }
             }
         }
