@@ -1,80 +1,38 @@
-//! A burst of frames read ahead: what [`Director::prepare_burst`](crate::Director::prepare_burst)
-//! learns of each frame before the frames are routed one by one.
+//! A burst of frames hashed ahead: what [`Director::prepare_burst`](crate::Director::prepare_burst)
+//! computes for each frame before the frames are routed one by one.
 //!
-//! Each common frame (see [`crate::fast`]) is read and its bind found as the per-frame fast
-//! path does, and its flow's hash input kept by the frame's place in the burst; then the
-//! inputs are hashed four places at a time ([`LaneKeys::hash_v4`]), every place, so that no
-//! lane needs gathering (a place without a common frame hashes a zero input, never read). A frame that is not common is marked for the full
-//! procedure, which runs in its turn as it always does. Nothing is counted here: every counter
-//! moves when the frame is routed, so a burst's counters are those of its frames routed alone.
+//! Every frame's flow is read at the common frame's fixed offsets (see [`crate::fast`]) without
+//! any check, and the flows are hashed four at a time with the first table's key
+//! ([`LaneKeys::hash_v4`]). Nothing else is decided ahead: each frame is then routed as it is
+//! alone, and where the fast path would hash the flow of a common frame that the first table
+//! serves, it takes the hash computed ahead instead (the same bytes, the same key: the same
+//! hash). The hash of any other frame is never read, so reading it unchecked is harmless, and
+//! nothing is counted here.
 //!
-//! A frame's entry is used only for the frame read (the same address and length, the next one
-//! in order) and the same tables; anything else forgets the burst, and every frame left is
-//! decided as if nothing had been read ahead.
+//! A frame's hash is used only for the frame read (the same address and length, the next one in
+//! order; anything else forgets the burst, and every frame left is hashed in its turn as if
+//! nothing had been read ahead) and a table with the key it was computed with.
 
 use crate::fast;
 use crate::flow_hash::HashFields;
+use crate::flow_hasher::is_src_addr_only;
 use crate::flow_lanes::{v4_words, LaneKeys, LANES};
 use crate::model::Rows;
-use crate::route::{serving_v4, RouteTable};
+use crate::route::RouteTable;
 
-/// The most frames read ahead at once (the runtime's RX burst); a longer burst's later frames
-/// are read in their turn.
+/// The most frames hashed ahead at once (the runtime's RX burst); a longer burst's later frames
+/// are hashed in their turn.
 pub(crate) const MAX_BURST: usize = 32;
 
-/// What reading a frame ahead found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ahead {
-    /// Not a common frame: the full procedure decides it.
-    Full,
-    /// A common frame that no bind takes: passed.
-    Pass,
-    /// A common frame that a table serves, its flow hashed.
-    Take(Taken),
-}
-
-/// A common frame that a table serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Taken {
-    /// Index of the table.
-    pub table: usize,
-    /// GLB's flow hint: the client's port.
-    pub hint: u16,
-    /// Length of the IP packet as its header says.
-    pub inner_len: usize,
-    /// The flow's hash over the hash fields.
-    pub hash: u64,
-    /// Its hash over the alternative fields (meaningless when there are none).
-    pub alt_hash: u64,
-}
-
-/// Which of [`Ahead`]'s answers an entry holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Found {
-    Full,
-    Pass,
-    Take,
-}
-
-/// One frame read ahead: which frame (its address and length) and what was found.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    addr: usize,
-    len: usize,
-    /// The IP packet's length (an IPv4 total length).
-    inner_len: u16,
-    hint: u16,
-    table: u16,
-    found: Found,
-}
-
-/// One word per place in the burst (rounded up to whole lanes).
+/// One word per place in the burst (whole lanes).
 type Words = [u64; MAX_BURST];
 
-/// The frames of a burst read ahead, in order, and the next one to route.
+/// The frames of a burst hashed ahead, in order, and the next one to route.
 #[derive(Debug, Clone)]
 pub(crate) struct Burst {
-    entries: [Entry; MAX_BURST],
+    /// Each place's frame: its address (0 past the last frame, which no slice starts at) and
+    /// length.
+    frames: [(usize, usize); MAX_BURST],
     /// Each place's hash input over the hash fields (see [`v4_words`]), then its hash.
     low: Words,
     high: Words,
@@ -83,41 +41,30 @@ pub(crate) struct Burst {
     alt_low: Words,
     alt_high: Words,
     alt_hashes: Words,
-    /// Entries read.
-    len: usize,
-    /// The entry of the next frame routed.
+    /// The place of the next frame routed ([`MAX_BURST`]: nothing is hashed ahead).
     next: usize,
-    /// The tables read with (address and length).
-    tables: (usize, usize),
+    /// The key the hashes were computed with.
+    key: [u8; 16],
 }
 
 impl Burst {
-    /// Nothing read ahead.
+    /// Nothing hashed ahead.
     pub(crate) fn new() -> Self {
         Self {
-            entries: [Entry {
-                addr: 0,
-                len: 0,
-                inner_len: 0,
-                hint: 0,
-                table: 0,
-                found: Found::Full,
-            }; MAX_BURST],
+            frames: [(0, 0); MAX_BURST],
             low: [0; MAX_BURST],
             high: [0; MAX_BURST],
             hashes: [0; MAX_BURST],
             alt_low: [0; MAX_BURST],
             alt_high: [0; MAX_BURST],
             alt_hashes: [0; MAX_BURST],
-            len: 0,
-            next: 0,
-            tables: (0, 0),
+            next: MAX_BURST,
+            key: [0; 16],
         }
     }
 
-    /// Reads `frames` ahead (the first [`MAX_BURST`]) for routing by `tables`, hashing the
-    /// common frames' flows over `fields` (and `alt`) four at a time. Forgets what was read
-    /// before.
+    /// Hashes the flows of `frames` (the first [`MAX_BURST`]) ahead over `fields` (and
+    /// `alt`), four at a time, with the first of `tables`' key. Forgets what was hashed before.
     #[inline(always)]
     pub(crate) fn read<'f, R: Rows>(
         &mut self,
@@ -126,72 +73,25 @@ impl Burst {
         fields: HashFields,
         alt: Option<HashFields>,
     ) {
-        self.next = 0;
-        self.tables = address_of(tables);
-        let mut len = 0;
-        for frame in frames.into_iter().take(MAX_BURST) {
-            let mut entry = Entry {
-                addr: frame.as_ptr().addr(),
-                len: frame.len(),
-                inner_len: 0,
-                hint: 0,
-                table: 0,
-                found: Found::Full,
-            };
-            let mut words = (0, 0);
-            let mut alt_words = (0, 0);
-            if let Some(common) = fast::read(frame) {
-                entry.found = Found::Pass;
-                if let Some((index, _)) = serving_v4(tables, &common) {
-                    // A table past u16's indices (never built) is left to the full procedure.
-                    if let (Ok(index), Ok(inner_len)) =
-                        (u16::try_from(index), u16::try_from(common.inner_len))
-                    {
-                        entry.found = Found::Take;
-                        entry.table = index;
-                        entry.hint = common.hint;
-                        entry.inner_len = inner_len;
-                        words = v4_words(&common.flow, fields);
-                        if let Some(alt) = alt {
-                            alt_words = v4_words(&common.flow, alt);
-                        }
-                    }
-                }
-            }
-            if let (Some(slot), Some(low), Some(high)) = (
-                self.entries.get_mut(len),
-                self.low.get_mut(len),
-                self.high.get_mut(len),
-            ) {
-                *slot = entry;
-                (*low, *high) = words;
-            }
-            if alt.is_some() {
-                if let (Some(low), Some(high)) = (self.alt_low.get_mut(len), self.alt_high.get_mut(len)) {
-                    (*low, *high) = alt_words;
-                }
-            }
-            len += 1;
-        }
-        self.len = len;
+        self.next = MAX_BURST;
         let Some(first) = tables.first() else {
-            // No table: nothing was taken.
+            // No table routes a frame: nothing to hash.
             return;
         };
-        let single = tables.len() == 1;
+        self.key = first.hash_key();
+        let frames = frames.into_iter();
+        let len = if alt.is_none() && is_src_addr_only(fields) {
+            self.read_src_addrs(frames)
+        } else {
+            self.read_flows(frames, fields, alt)
+        };
+        if let Some(end) = self.frames.get_mut(len) {
+            end.0 = 0;
+        }
+        self.next = 0;
+        let keys = LaneKeys::splat(first.hasher());
         let places = len.div_ceil(LANES);
-        let (entries, _) = self.entries.as_chunks::<LANES>();
-        for (place, entries) in entries.iter().enumerate().take(places) {
-            let keys = if single {
-                LaneKeys::splat(first.hasher())
-            } else {
-                LaneKeys::gather(entries.each_ref().map(|entry| {
-                    tables
-                        .get(usize::from(entry.table))
-                        .unwrap_or(first)
-                        .hasher()
-                }))
-            };
+        for place in 0..places {
             hash_lanes(&keys, (&self.low, &self.high), &mut self.hashes, place, fields);
             if let Some(alt) = alt {
                 let words = (&self.alt_low, &self.alt_high);
@@ -200,31 +100,73 @@ impl Burst {
         }
     }
 
-    /// What was read ahead of `frame`, when it is the next frame read and `tables` the tables
-    /// read with; otherwise `None`, and the rest of the burst is forgotten.
+    /// Reads the flows of `frames` (their input words over `fields` and `alt`) into their
+    /// places; returns how many were read.
     #[inline(always)]
-    pub(crate) fn take<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Option<Ahead> {
-        let index = self.next;
-        let entry = *self.entries.get(index).filter(|_| index < self.len)?;
-        if entry.addr != frame.as_ptr().addr()
-            || entry.len != frame.len()
-            || self.tables != address_of(tables)
+    fn read_flows<'f>(
+        &mut self,
+        frames: impl Iterator<Item = &'f [u8]>,
+        fields: HashFields,
+        alt: Option<HashFields>,
+    ) -> usize {
+        let mut len = 0;
+        for ((frame, place), (low, high)) in frames
+            .zip(self.frames.iter_mut())
+            .zip(self.low.iter_mut().zip(self.high.iter_mut()))
         {
-            self.len = 0;
+            *place = (frame.as_ptr().addr(), frame.len());
+            let flow = fast::flow_unchecked(frame);
+            (*low, *high) = v4_words(flow, fields);
+            if let Some(alt) = alt {
+                if let (Some(low), Some(high)) =
+                    (self.alt_low.get_mut(len), self.alt_high.get_mut(len))
+                {
+                    (*low, *high) = v4_words(flow, alt);
+                }
+            }
+            len += 1;
+        }
+        len
+    }
+
+    /// [`read_flows`](Self::read_flows) for GLB's default, the client's address alone and no
+    /// alternative fields (one configuration check a burst): a 4-byte input, the final block
+    /// alone, whose high word is never read.
+    #[inline(always)]
+    fn read_src_addrs<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) -> usize {
+        let mut len = 0;
+        for ((frame, place), low) in frames.zip(self.frames.iter_mut()).zip(self.low.iter_mut()) {
+            *place = (frame.as_ptr().addr(), frame.len());
+            *low = u64::from(fast::flow_unchecked(frame).src);
+            len += 1;
+        }
+        len
+    }
+
+    /// The place of `frame`, when it is the next frame hashed ahead; otherwise `None`, and the
+    /// rest of the burst is forgotten. Called once for every frame routed, in order.
+    #[inline(always)]
+    pub(crate) fn place_of(&mut self, frame: &[u8]) -> Option<usize> {
+        let place = self.next;
+        let &(addr, len) = self.frames.get(place)?;
+        if addr != frame.as_ptr().addr() || len != frame.len() {
+            // Past the last frame (address 0), or not the frame hashed: forget the rest.
+            self.next = MAX_BURST;
             return None;
         }
-        self.next = index + 1;
-        Some(match entry.found {
-            Found::Full => Ahead::Full,
-            Found::Pass => Ahead::Pass,
-            Found::Take => Ahead::Take(Taken {
-                table: usize::from(entry.table),
-                hint: entry.hint,
-                inner_len: usize::from(entry.inner_len),
-                hash: self.hashes.get(index).copied().unwrap_or_default(),
-                alt_hash: self.alt_hashes.get(index).copied().unwrap_or_default(),
-            }),
-        })
+        self.next = place + 1;
+        Some(place)
+    }
+
+    /// The hashes (over the hash fields and the alternative ones) of the frame at `place`, when
+    /// `key` is the key they were computed with (the first table's when they were).
+    #[inline(always)]
+    pub(crate) fn hashes(&self, place: usize, key: &[u8; 16]) -> Option<(u64, u64)> {
+        // The key itself, not the hasher derived from it: half the bytes to compare.
+        if *key != self.key {
+            return None;
+        }
+        Some((*self.hashes.get(place)?, *self.alt_hashes.get(place)?))
     }
 }
 
@@ -247,10 +189,4 @@ fn hash_lanes(
         return;
     };
     *hashes = keys.hash_v4(&low, &high, fields);
-}
-
-/// Where `tables` lie (address and length), to tell them from others.
-#[inline(always)]
-fn address_of<T>(tables: &[T]) -> (usize, usize) {
-    (tables.as_ptr().addr(), tables.len())
 }

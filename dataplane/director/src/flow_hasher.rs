@@ -74,7 +74,7 @@ impl FlowHasher {
             state.finish(ports.bytes, len)
         } else {
             // At most 12 bytes: a whole word when there are 8 or more, and the rest is the tail.
-            let (input, len) = v4_input(flow, fields);
+            let (input, len) = v4_input(V4Flow::of(flow), fields);
             if len >= 8 {
                 state.compress(input as u64);
                 state.finish((input >> 64) as u64, len)
@@ -91,19 +91,42 @@ impl FlowHasher {
     }
 }
 
+/// An IPv4 flow's fields as the hash reads them: each field's bytes as they come, read as a
+/// little-endian integer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct V4Flow {
+    pub src: u32,
+    pub dst: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl V4Flow {
+    /// `flow`'s fields (an IPv4 flow: the first 4 bytes of each address).
+    #[inline(always)]
+    pub(crate) fn of(flow: &FlowFields) -> Self {
+        Self {
+            src: ipv4_word(&flow.src_addr),
+            dst: ipv4_word(&flow.dst_addr),
+            src_port: u16::from_le_bytes(flow.src_port),
+            dst_port: u16::from_le_bytes(flow.dst_port),
+        }
+    }
+}
+
 /// An IPv4 flow's hash input for `fields`: its at most 12 bytes laid out little-endian in one
 /// 128-bit value (the first word in the low half), and their number.
 #[inline(always)]
-pub(crate) fn v4_input(flow: &FlowFields, fields: HashFields) -> (u128, u32) {
-    let ports = Ports::of(flow, fields);
+pub(crate) fn v4_input(flow: V4Flow, fields: HashFields) -> (u128, u32) {
+    let ports = Ports::new(flow.src_port, flow.dst_port, fields);
     let mut input = 0u128;
     let mut len = 0;
     if fields.src_addr {
-        input = u128::from(ipv4_word(&flow.src_addr));
+        input = u128::from(flow.src);
         len = 4;
     }
     if fields.dst_addr {
-        input |= u128::from(ipv4_word(&flow.dst_addr)) << (8 * len);
+        input |= u128::from(flow.dst) << (8 * len);
         len += 4;
     }
     input |= u128::from(ports.bytes) << (8 * len);
@@ -119,13 +142,23 @@ struct Ports {
 impl Ports {
     #[inline(always)]
     fn of(flow: &FlowFields, fields: HashFields) -> Self {
+        Self::new(
+            u16::from_le_bytes(flow.src_port),
+            u16::from_le_bytes(flow.dst_port),
+            fields,
+        )
+    }
+
+    /// The ports given as [`V4Flow`] holds them.
+    #[inline(always)]
+    fn new(src_port: u16, dst_port: u16, fields: HashFields) -> Self {
         let mut ports = Ports { bytes: 0, len: 0 };
         if fields.src_port {
-            ports.bytes = u64::from(u16::from_le_bytes(flow.src_port));
+            ports.bytes = u64::from(src_port);
             ports.len = 2;
         }
         if fields.dst_port {
-            ports.bytes |= u64::from(u16::from_le_bytes(flow.dst_port)) << (8 * ports.len);
+            ports.bytes |= u64::from(dst_port) << (8 * ports.len);
             ports.len += 2;
         }
         ports

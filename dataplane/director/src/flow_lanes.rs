@@ -2,7 +2,7 @@
 //!
 //! A burst's common frames (see [`crate::fast`]) all hash an input of the same shape: at most
 //! 12 bytes, their number fixed by the hash fields (IPv4 with ports). So the same SipRounds run
-//! for each of them, and four of them can run side by side, each lane keyed by its own table.
+//! for each of them, and four of them can run side by side, all keyed by one table's key.
 //! The state is kept lane by lane (`v0` of every lane, then `v1`, ...) and hashed by a loop
 //! over the lanes whose body is the scalar hasher's ([`SipState`]): LLVM's loop vectoriser
 //! turns that loop into one 256-bit instruction per operation when the caller is compiled with
@@ -11,8 +11,8 @@
 //! worth it). The output is [`FlowHasher::hash`]'s, lane for lane (the property tests below pin
 //! both against `siphasher`).
 
-use crate::flow_hash::{FlowFields, HashFields};
-use crate::flow_hasher::{is_src_addr_only, ipv4_word, v4_input, FlowHasher, SipState};
+use crate::flow_hash::HashFields;
+use crate::flow_hasher::{is_src_addr_only, v4_input, FlowHasher, SipState, V4Flow};
 
 /// Flows hashed side by side: four 64-bit lanes fill one AVX2 register.
 pub(crate) const LANES: usize = 4;
@@ -39,18 +39,6 @@ impl LaneKeys {
             v1: [initial.v1; LANES],
             v2: [initial.v2; LANES],
             v3: [initial.v3; LANES],
-        }
-    }
-
-    /// Each lane keyed by its own hasher.
-    #[inline(always)]
-    pub(crate) fn gather(hashers: [&FlowHasher; LANES]) -> Self {
-        let states = hashers.map(FlowHasher::initial);
-        Self {
-            v0: states.map(|state| state.v0),
-            v1: states.map(|state| state.v1),
-            v2: states.map(|state| state.v2),
-            v3: states.map(|state| state.v3),
         }
     }
 
@@ -92,10 +80,10 @@ impl LaneKeys {
 /// An IPv4 flow's hash input over `fields` as two little-endian words: its first 8 bytes and
 /// the rest (see [`v4_input`]).
 #[inline(always)]
-pub(crate) fn v4_words(flow: &FlowFields, fields: HashFields) -> (u64, u64) {
+pub(crate) fn v4_words(flow: V4Flow, fields: HashFields) -> (u64, u64) {
     let input = if is_src_addr_only(fields) {
         // GLB's default, the address alone: no field to test.
-        u128::from(ipv4_word(&flow.src_addr))
+        u128::from(flow.src)
     } else {
         v4_input(flow, fields).0
     };
@@ -112,7 +100,7 @@ fn v4_input_len(fields: HashFields) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow_hash::MAX_INPUT_LEN;
+    use crate::flow_hash::{FlowFields, MAX_INPUT_LEN};
     use crate::flow_hasher::tests::every_field_combination;
     use proptest::prelude::*;
     use siphasher::sip::SipHasher24;
@@ -137,7 +125,7 @@ mod tests {
         for fields in every_field_combination() {
             assert_eq!(
                 v4_input_len(fields),
-                v4_input(&flow, fields).1,
+                v4_input(V4Flow::of(&flow), fields).1,
                 "{fields:?}"
             );
         }
@@ -146,37 +134,34 @@ mod tests {
     proptest! {
         #[test]
         fn each_lane_hashes_as_the_scalar_hasher_and_siphasher(
+            key in any::<[u8; 16]>(),
             flows in proptest::collection::vec(
-                (any::<[u8; 16]>(), any::<[u8; 4]>(), any::<[u8; 4]>(), any::<([u8; 2], [u8; 2])>()),
+                (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<([u8; 2], [u8; 2])>()),
                 1..=LANES,
             ),
         ) {
-            let hashers: Vec<FlowHasher> =
-                flows.iter().map(|(key, ..)| FlowHasher::new_with_key(key)).collect();
-            // Partial lanes repeat the first flow (what is in them does not matter).
-            let lane_flow = |lane: usize| flows.get(lane).unwrap_or(&flows[0]);
-            let keys = LaneKeys::gather(core::array::from_fn(|lane| {
-                hashers.get(lane).unwrap_or(&hashers[0])
-            }));
+            let hasher = FlowHasher::new_with_key(&key);
+            let reference = SipHasher24::new_with_key(&key);
+            // Lanes past the flows (a partial group) repeat the first (their hash is ignored).
+            let lane_flow = |lane: usize| {
+                let (src, dst, ports) = flows.get(lane).unwrap_or(&flows[0]);
+                v4_flow(*src, *dst, *ports)
+            };
             for fields in every_field_combination() {
-                let words: [(u64, u64); LANES] = core::array::from_fn(|lane| {
-                    let (_, src, dst, ports) = lane_flow(lane);
-                    v4_words(&v4_flow(*src, *dst, *ports), fields)
-                });
-                let hashes = keys.hash_v4(&words.map(|w| w.0), &words.map(|w| w.1), fields);
-                // One key in every lane: the first flow's hash in lane 0.
-                let splat = LaneKeys::splat(&hashers[0]).hash_v4(&words.map(|w| w.0), &words.map(|w| w.1), fields);
-                for (lane, (key, src, dst, ports)) in flows.iter().enumerate() {
-                    let flow = v4_flow(*src, *dst, *ports);
+                let words: [(u64, u64); LANES] =
+                    core::array::from_fn(|lane| v4_words(V4Flow::of(&lane_flow(lane)), fields));
+                let hashes = LaneKeys::splat(&hasher).hash_v4(
+                    &words.map(|w| w.0),
+                    &words.map(|w| w.1),
+                    fields,
+                );
+                for lane in 0..flows.len() {
+                    let flow = lane_flow(lane);
                     let mut buf = [0; MAX_INPUT_LEN];
                     let len = flow.hash_input(fields, &mut buf);
-                    let reference = SipHasher24::new_with_key(key).hash(&buf[..len]);
-                    let scalar = FlowHasher::new_with_key(key).hash(&flow, fields);
-                    prop_assert_eq!(scalar, reference, "{:?}", fields);
-                    prop_assert_eq!(hashes[lane], reference, "lane {} {:?}", lane, fields);
-                    if lane == 0 {
-                        prop_assert_eq!(splat[0], reference, "splat {:?}", fields);
-                    }
+                    let expected = reference.hash(&buf[..len]);
+                    prop_assert_eq!(hasher.hash(&flow, fields), expected, "{:?}", fields);
+                    prop_assert_eq!(hashes[lane], expected, "lane {} {:?}", lane, fields);
                 }
             }
         }

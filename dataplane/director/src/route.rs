@@ -9,7 +9,7 @@
 //! buffer per worker, rebuilt for each frame) and the route borrows it: nothing of its up to 170
 //! bytes is copied on the way out.
 
-use crate::burst::{Ahead, Burst};
+use crate::burst::Burst;
 use crate::classify::{self, BindQuery, Classified, Kind, PassReason};
 use crate::counters::{Counter, Counters, DropReason};
 use crate::encap::{
@@ -298,13 +298,14 @@ impl Director {
         encap::write(header, &self.template, &p.layout, p.flow, &p.hops, inner)
     }
 
-    /// Reads a burst of frames ahead, before they are routed one by one, in order, by `tables`
-    /// ([`route`](Self::route) or [`plan`](Self::plan)): the common frames are read and their
-    /// binds found as the fast path does, and their flows hashed four at a time (see
-    /// `flow_lanes`). Each frame is then decided, counted and written exactly as it would have
-    /// been alone; a frame or tables other than those read (a changed order, a frame left out)
-    /// forget what is left of the burst and are decided without it. The bytes of a frame must
-    /// not change between the two.
+    /// Hashes a burst of frames ahead, before they are routed one by one, in order, by
+    /// `tables` ([`route`](Self::route) or [`plan`](Self::plan)): every frame's flow is read
+    /// where a common frame has it and hashed with the first table's key, four at a time (see
+    /// `burst` and `flow_lanes`). Each frame is then decided, counted and written exactly as it
+    /// would have been alone; the fast path takes the hash computed ahead where it would have
+    /// computed the same (the same frame, the same key). A frame other than the one hashed (a
+    /// changed order, a frame left out) forgets what is left of the burst. The bytes of a frame must not change between
+    /// the two.
     ///
     /// Always inlined, with everything it calls: a caller compiled for AVX2 (the runtime's
     /// burst loop) hashes in 256-bit registers.
@@ -322,30 +323,11 @@ impl Director {
         );
     }
 
-    /// Decides `frame` by what [`prepare_burst`](Self::prepare_burst) read of it when it did,
-    /// otherwise by the fast path when it is a common frame (see [`crate::fast`]), by the full
-    /// procedure otherwise.
+    /// Decides `frame` by the fast path when it is a common frame (see [`crate::fast`]), by
+    /// the full procedure otherwise.
     #[inline]
     fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
-        match self.burst.take(frame, tables) {
-            None => {}
-            Some(Ahead::Full) => return self.decide_in_full(frame, tables),
-            Some(Ahead::Pass) => return Ok(None),
-            Some(Ahead::Take(taken)) => {
-                if let Some(table) = tables.get(taken.table) {
-                    let placed = self.encapsulate_hashed(
-                        taken.hash,
-                        taken.alt_hash,
-                        taken.hint,
-                        ip_proto::IPIP,
-                        taken.inner_len,
-                        table,
-                        taken.table,
-                    )?;
-                    return Ok(Some(placed));
-                }
-            }
-        }
+        let place = self.burst.place_of(frame);
         let Some(common) = fast::read(frame) else {
             return self.decide_in_full(frame, tables);
         };
@@ -353,8 +335,11 @@ impl Director {
             // What the full procedure answers for a well-formed frame no bind takes.
             return Ok(None);
         };
-        let placed = self.encapsulate(
-            &common.flow,
+        let hashes = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
+        let (hash, alt_hash) = hashes.unwrap_or_else(|| self.flow_hashes(&common.flow, table));
+        let placed = self.encapsulate_hashed(
+            hash,
+            alt_hash,
             common.hint,
             ip_proto::IPIP,
             common.inner_len,
@@ -476,12 +461,20 @@ impl Director {
         table: &RouteTable<R>,
         index: usize,
     ) -> Result<Placed, DropReason> {
+        let (hash, alt_hash) = self.flow_hashes(flow, table);
+        self.encapsulate_hashed(hash, alt_hash, hint, gue_proto, inner_len, table, index)
+    }
+
+    /// The flow's hash over the hash fields, and over the alternative fields (0 when there are
+    /// none).
+    #[inline(always)]
+    fn flow_hashes<R: Rows>(&self, flow: &FlowFields, table: &RouteTable<R>) -> (u64, u64) {
         let hash = flow.hash(&table.hasher, self.config.hash_fields);
         let alt_hash = match self.config.alt_hash_fields {
             Some(alt) => flow.hash(&table.hasher, alt),
             None => 0,
         };
-        self.encapsulate_hashed(hash, alt_hash, hint, gue_proto, inner_len, table, index)
+        (hash, alt_hash)
     }
 
     /// Reads the row of the flow's `hash` (and of its `alt_hash` when the configuration has
