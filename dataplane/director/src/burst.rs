@@ -92,7 +92,13 @@ impl Burst {
         let keys = LaneKeys::splat(first.hasher());
         let places = len.div_ceil(LANES);
         for place in 0..places {
-            hash_lanes(&keys, (&self.low, &self.high), &mut self.hashes, place, fields);
+            hash_lanes(
+                &keys,
+                (&self.low, &self.high),
+                &mut self.hashes,
+                place,
+                fields,
+            );
             if let Some(alt) = alt {
                 let words = (&self.alt_low, &self.alt_high);
                 hash_lanes(&keys, words, &mut self.alt_hashes, place, alt);
@@ -180,11 +186,15 @@ fn hash_lanes(
     place: usize,
     fields: HashFields,
 ) {
-    let group = |words: &Words| words.as_chunks::<LANES>().0.get(place).copied();
+    let at = place * LANES;
+    let group =
+        |words: &Words| -> Option<[u64; LANES]> { words.get(at..at + LANES)?.try_into().ok() };
     let (Some(low), Some(high), Some(hashes)) = (
         group(low),
         group(high),
-        hashes.as_chunks_mut::<LANES>().0.get_mut(place),
+        hashes
+            .get_mut(at..at + LANES)
+            .and_then(|lanes| <&mut [u64; LANES]>::try_from(lanes).ok()),
     ) else {
         return;
     };

@@ -155,13 +155,13 @@ mod tests {
                     &words.map(|w| w.1),
                     fields,
                 );
-                for lane in 0..flows.len() {
+                for (lane, &hash) in hashes.iter().enumerate().take(flows.len()) {
                     let flow = lane_flow(lane);
                     let mut buf = [0; MAX_INPUT_LEN];
                     let len = flow.hash_input(fields, &mut buf);
                     let expected = reference.hash(&buf[..len]);
                     prop_assert_eq!(hasher.hash(&flow, fields), expected, "{:?}", fields);
-                    prop_assert_eq!(hashes[lane], expected, "lane {} {:?}", lane, fields);
+                    prop_assert_eq!(hash, expected, "lane {} {:?}", lane, fields);
                 }
             }
         }

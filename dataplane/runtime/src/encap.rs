@@ -212,7 +212,8 @@ fn has_avx2() -> bool {
 fn prepare<R: FrameRouter>(router: &mut R, rx: &MbufBurst, avx2: bool) {
     #[cfg(target_arch = "x86_64")]
     if avx2 {
-        // SAFETY: `avx2` is `has_avx2()`, true only when the CPU supports AVX2.
+        // SAFETY: `avx2` is `has_avx2()`, true only when the CPU supports AVX2, which is all
+        // `prepare_avx2` needs.
         return unsafe { prepare_avx2(router, rx) };
     }
     let _ = avx2;
@@ -221,9 +222,14 @@ fn prepare<R: FrameRouter>(router: &mut R, rx: &MbufBurst, avx2: bool) {
 
 /// [`prepare_frames`] compiled for AVX2: the router's `prepare_burst`, inlined here, works on
 /// 256-bit registers (the director hashes four flows in one).
+///
+/// # Safety
+///
+/// The CPU supports AVX2. (An `unsafe fn` rather than a safe `#[target_feature]` one: the
+/// workspace's minimum Rust is older than safe target features.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn prepare_avx2<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
+unsafe fn prepare_avx2<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
     prepare_frames(router, rx);
 }
 
