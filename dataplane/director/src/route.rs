@@ -335,11 +335,10 @@ impl Director {
             // What the full procedure answers for a well-formed frame no bind takes.
             return Ok(None);
         };
-        let hashes = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
-        let (hash, alt_hash) = hashes.unwrap_or_else(|| self.flow_hashes(&common.flow, table));
-        let placed = self.encapsulate_hashed(
-            hash,
-            alt_hash,
+        let hashed = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
+        let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow, table));
+        let placed = self.encapsulate(
+            hashes,
             common.hint,
             ip_proto::IPIP,
             common.inner_len,
@@ -428,7 +427,7 @@ impl Director {
             return Err(DropReason::FragmentNeedsPorts);
         }
         let placed = self.encapsulate(
-            &routable.flow,
+            self.flow_hashes(&routable.flow, table),
             routable.hint,
             routable.gue_proto,
             routable.inner_len,
@@ -449,22 +448,6 @@ impl Director {
         self.counters.bump(counter);
     }
 
-    /// Hashes the flow (and by the alternative fields, if any) and places it
-    /// ([`encapsulate_hashed`](Self::encapsulate_hashed)).
-    #[inline(always)]
-    fn encapsulate<R: Rows>(
-        &mut self,
-        flow: &FlowFields,
-        hint: u16,
-        gue_proto: u8,
-        inner_len: usize,
-        table: &RouteTable<R>,
-        index: usize,
-    ) -> Result<Placed, DropReason> {
-        let (hash, alt_hash) = self.flow_hashes(flow, table);
-        self.encapsulate_hashed(hash, alt_hash, hint, gue_proto, inner_len, table, index)
-    }
-
     /// The flow's hash over the hash fields, and over the alternative fields (0 when there are
     /// none).
     #[inline(always)]
@@ -477,16 +460,15 @@ impl Director {
         (hash, alt_hash)
     }
 
-    /// Reads the row of the flow's `hash` (and of its `alt_hash` when the configuration has
-    /// alternative fields) and lays out the header, keeping what it is built from until it is
-    /// written. (Always inlined: as a call, shared by the fast path and the full procedure, its
-    /// arguments and prologue cost more than 20 instructions a frame.)
-    #[allow(clippy::too_many_arguments)]
+    /// Reads the row of the flow's hash (and of its alternative hash when the configuration has
+    /// alternative fields; `hashes` as [`flow_hashes`](Self::flow_hashes) gives them) and lays
+    /// out the header, keeping what it is built from until it is written. (Always inlined: as a
+    /// call, shared by the fast path and the full procedure, its arguments and prologue cost
+    /// more than 20 instructions a frame.)
     #[inline(always)]
-    fn encapsulate_hashed<R: Rows>(
+    fn encapsulate<R: Rows>(
         &mut self,
-        hash: u64,
-        alt_hash: u64,
+        (hash, alt_hash): (u64, u64),
         hint: u16,
         gue_proto: u8,
         inner_len: usize,
