@@ -6,7 +6,10 @@
 //! header) with the new header in the mbuf's headroom, never copying the payload, transmits in
 //! batches and counts every frame's fate. The router is told where each RX burst begins
 //! ([`FrameRouter::begin_burst`]): a table swapped by the control plane is picked up there, so
-//! every frame of a burst sees one table and nothing on the packet path locks.
+//! every frame of a burst sees one table and nothing on the packet path locks. Then it is
+//! handed the burst's frames ahead of routing them ([`FrameRouter::prepare_burst`], where the
+//! director hashes their flows four at a time), from code compiled for AVX2 when the CPU has
+//! it.
 
 use crate::dataplane::WorkerSeat;
 use crate::idle::{Idle, IdleExit, IdlePolicy};
