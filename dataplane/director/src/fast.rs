@@ -86,8 +86,11 @@ pub(crate) fn serves(binds: &[V4Bind], frame: &Frame) -> bool {
 /// A common frame, read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Frame {
-    /// The flow the hash reads (ports included).
-    pub flow: FlowFields,
+    /// The client's address and port and the VIP's port, as the frame has them (the flow the
+    /// hash reads, with the VIP's bytes: [`flow`](Self::flow)).
+    src: [u8; 4],
+    src_port: [u8; 2],
+    dst_port_bytes: [u8; 2],
     /// The VIP, as an integer.
     dst: u32,
     /// IP protocol number: TCP or UDP.
@@ -97,6 +100,18 @@ pub(crate) struct Frame {
     pub hint: u16,
     /// Length of the IP packet as its header says.
     pub inner_len: usize,
+}
+
+impl Frame {
+    /// The flow the hash reads (ports included): built only when the hash is computed here, not
+    /// taken from a burst hashed ahead.
+    #[inline(always)]
+    pub(crate) fn flow(&self) -> FlowFields {
+        let mut flow = classify::flow_between(false, &self.src, &self.dst.to_be_bytes());
+        flow.src_port = self.src_port;
+        flow.dst_port = self.dst_port_bytes;
+        flow
+    }
 }
 
 /// Reads `frame` if it is a common one (untagged IPv4, IHL 5, not a later fragment, TCP with at
@@ -131,11 +146,10 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
         head[DST_ADDR + 2],
         head[DST_ADDR + 3],
     ];
-    let mut flow = classify::flow_between(false, &src, &dst);
-    flow.src_port = [head[SRC_PORT], head[SRC_PORT + 1]];
-    flow.dst_port = [head[DST_PORT], head[DST_PORT + 1]];
     Some(Frame {
-        flow,
+        src,
+        src_port: [head[SRC_PORT], head[SRC_PORT + 1]],
+        dst_port_bytes: [head[DST_PORT], head[DST_PORT + 1]],
         dst: u32::from_be_bytes(dst),
         protocol: head[PROTOCOL],
         dst_port: be16(head, DST_PORT),

@@ -336,7 +336,7 @@ impl Director {
             return Ok(None);
         };
         let hashed = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
-        let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow, table));
+        let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow(), table));
         let placed = self.encapsulate(
             hashes,
             common.hint,
