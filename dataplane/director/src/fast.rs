@@ -4,7 +4,8 @@
 //! Such a frame is read at fixed offsets (the IPv4 header always starts at byte 14 and, with IHL
 //! 5, the ports at byte 34) and its bind found among the table's IPv4 binds compiled at table
 //! build ([`V4Bind`]: network, mask, protocol number, port range as plain integers). Nothing is
-//! built for it but the flow the hash reads. Every other frame, and a common one that no bind
+//! built for it but the flow the hash reads, and that only when a burst did not hash it ahead
+//! (see `burst`). Every other frame, and a common one that no bind
 //! takes, goes to the full procedure (`classify`, `BindQuery`, `RouteTable::serves`), which
 //! gives the same answer for the frames taken here: the fuzz target and a property test route
 //! every frame both ways and compare route, output bytes and counters.
