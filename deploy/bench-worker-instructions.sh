@@ -29,7 +29,7 @@
 #
 # Usage: deploy/bench-worker-instructions.sh [--seconds S] [--top N] [--bin PATH]
 #                                            [--egress static|learned] [--loop-only] [--simulate]
-#                                            [--director [--mix 64|imix]]
+#                                            [--keep FILE] [--director [--mix 64|imix]]
 #   --bin: count a chanced built elsewhere (it must have debug line tables: profile.release has
 #   debug = 1).
 #   --loop-only: count only the worker lcore (as --director always does), not chanced's start-up
@@ -37,6 +37,8 @@
 #   depends on how many packets the run got through.
 #   --simulate: callgrind's cache and branch simulation too (slower); prints each object's D1
 #   misses and mispredicted branches per packet: this VM has no hardware counters.
+#   --keep FILE: keeps callgrind's output there, for callgrind_annotate (e.g. who calls the shared
+#   build's __tls_get_addr: `callgrind_annotate --tree=caller FILE | grep -B5 '__tls_get_addr'`).
 # Needs root, valgrind, binutils (addr2line) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +50,7 @@ director=0
 mix=64
 egress=""
 loop_only=0
+keep=""
 simulate=()
 while (($#)); do
   case "$1" in
@@ -57,6 +60,7 @@ while (($#)); do
     --director) director=1; shift ;;
     --loop-only) loop_only=1; shift ;;
     --simulate) simulate=(--cache-sim=yes --branch-sim=yes); shift ;;
+    --keep) keep=$2; shift 2 ;;
     --mix) mix=$2; shift 2 ;;
     --egress) egress=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -126,6 +130,7 @@ valgrind --tool=callgrind --dump-instr=yes "${simulate[@]}" "${collect[@]}" --ca
   "${program[@]}" -- -l 0-1 --main-lcore 0 --file-prefix "$prefix" --no-pci --no-huge -m 1024 \
   --vdev "$nic" --vdev "$kernel" > "$out/chanced.log" 2>&1 ||
   { echo "bench-worker-instructions: chanced failed under valgrind:" >&2; tail -20 "$out/chanced.log" >&2; exit 1; }
+[[ -z "$keep" ]] || cp "$out/callgrind.out" "$keep"
 
 python3 - "$out/callgrind.out" "$bin" "$out/report.json" "$top" "$root" "$loop" "$egress" <<'PY'
 import collections, json, os, re, subprocess, sys

@@ -23,6 +23,7 @@
 
 use crate::counters::DropReason;
 use crate::flow_hash::udp_source_port;
+use crate::hop_headers::HopHeader;
 use crate::inner_sum;
 use chance_engine::wire::checksum;
 use chance_engine::wire::ethernet::{self, EthernetFrame};
@@ -144,7 +145,8 @@ pub(crate) struct HeaderTemplate {
     ip_sum: u32,
     /// One's-complement sum of what the UDP checksum covers and no frame changes: the
     /// pseudo-header's source address and protocol, and the template's UDP and GUE headers
-    /// (every field a frame writes zero).
+    /// (every field a frame writes zero). In little-endian words, as the UDP checksum is
+    /// summed (see [`write_lengths_and_sums`]).
     udp_sum: u32,
 }
 
@@ -179,9 +181,11 @@ impl HeaderTemplate {
         chain.set_next_hop(0);
         UdpPacket::new_unchecked(&mut bytes[UDP_OFFSET..]).set_dst_port(config.gue_port);
         let ip_sum = u32::from(checksum::sum(&bytes[IPV4_OFFSET..UDP_OFFSET]));
-        let udp_sum = u32::from(checksum::sum(&config.src_addr.octets()))
-            + u32::from(ip_proto::UDP)
-            + u32::from(checksum::sum(&bytes[UDP_OFFSET..]));
+        // The protocol is the second byte of its pseudo-header word: the high one read
+        // little-endian.
+        let udp_sum = le_sum(&config.src_addr.octets())
+            + (u32::from(ip_proto::UDP) << 8)
+            + le_sum(&bytes[UDP_OFFSET..]);
         Self {
             bytes,
             ip_sum,
@@ -209,7 +213,18 @@ impl Layout {
     #[inline]
     pub(crate) fn new(hops: usize, inner_len: usize) -> Result<Self, DropReason> {
         let after_first = hops.checked_sub(1).ok_or(DropReason::EmptyRow)?;
-        let rest = after_first.min(MAX_HOPS);
+        Self::with_rest(after_first.min(MAX_HOPS), after_first > MAX_HOPS, inner_len)
+    }
+
+    /// The layout for a compiled hop list in front of an inner packet of `inner_len` bytes.
+    #[inline]
+    pub(crate) fn compiled(header: &HopHeader, inner_len: usize) -> Result<Self, DropReason> {
+        Self::with_rest(usize::from(header.rest), false, inner_len)
+    }
+
+    /// The layout for `rest` hops after the first in the GUE header.
+    #[inline(always)]
+    fn with_rest(rest: usize, truncated: bool, inner_len: usize) -> Result<Self, DropReason> {
         let len = BASE_LEN + 4 * rest;
         // One check for both lengths: the IPv4 length is the longer.
         let ip_len = (len - IPV4_OFFSET).saturating_add(inner_len);
@@ -219,7 +234,7 @@ impl Layout {
         Ok(Self {
             len,
             rest,
-            truncated: after_first > MAX_HOPS,
+            truncated,
             udp_len: (ip_len - ipv4::HEADER_LEN) as u16,
             ip_len: ip_len as u16,
         })
@@ -239,11 +254,21 @@ const GUE_HLEN: usize = GUE_OFFSET;
 const GUE_PROTO: usize = GUE_OFFSET + 1;
 const HOP_COUNT: usize = GUE_OFFSET + gue::HEADER_LEN + 3;
 
+/// The hops a header is written for: a hop list compiled at table build (see
+/// [`crate::hop_headers`]), or a list written hop by hop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HopPart<'h> {
+    /// A compiled list: its header part goes in with one copy, its sums precomputed.
+    Compiled(&'h HopHeader),
+    /// The hops, first hop first (the first is the outer destination, the next `layout.rest`
+    /// go in the GUE header): written and summed one by one.
+    Listed(&'h [Ipv4Addr]),
+}
+
 /// Writes into `out` the header laid out as `layout` for `inner` (the client's IP packet,
-/// exactly as long as its header says) sent along `hops` (the first is the outer destination,
-/// the next `layout.rest` go in the GUE header). Every byte of `out` is written. `out` must be
-/// `layout.len` bytes and `hops` hold at least `1 + layout.rest`: otherwise nothing is written
-/// and the result is false.
+/// exactly as long as its header says) sent along `hops`. Every byte of `out` is written. `out`
+/// must be `layout.len` bytes, a listed `hops` hold at least `1 + layout.rest` and a compiled
+/// one be `layout.len` long: otherwise nothing is written and the result is false.
 ///
 /// The template goes in with one copy of its fixed size, and each field the frame writes at
 /// its fixed offset in it: the lengths are checked once, here, and no write is checked again.
@@ -253,7 +278,7 @@ pub(crate) fn write(
     template: &HeaderTemplate,
     layout: &Layout,
     flow: FlowRoute,
-    hops: &[Ipv4Addr],
+    hops: HopPart<'_>,
     inner: &[u8],
 ) -> bool {
     if out.len() != layout.len {
@@ -262,61 +287,127 @@ pub(crate) fn write(
     let Some((base, hop_bytes)) = out.split_first_chunk_mut::<BASE_LEN>() else {
         return false;
     };
-    let Some((&first, rest)) = hops.split_first() else {
-        return false;
+    let fits = match hops {
+        HopPart::Compiled(header) => usize::from(header.len) == layout.len,
+        HopPart::Listed(hops) => hops.len() > layout.rest,
     };
-    let Some(rest) = rest.get(..layout.rest) else {
+    if !fits {
         return false;
-    };
+    }
     *base = template.bytes;
-    // The words the frame writes, summed as they are written. The usual row has one hop after
-    // the first: written on its own, because LLVM turns a copy loop into a call to memcpy.
+    let hop_sums = match hops {
+        HopPart::Compiled(header) => header.write(base, hop_bytes),
+        HopPart::Listed(hops) => write_listed(base, hop_bytes, layout, hops),
+    };
+    let Some(sums) = hop_sums else {
+        return false;
+    };
+    write_lengths_and_sums(base, template, layout, flow, sums, inner);
+    true
+}
+
+/// What the hops add to a header: the outer destination and its words' sum (the IPv4
+/// checksum's share), and the UDP checksum's share in little-endian words (the
+/// pseudo-header's destination and every GUE and chain word but the frame's proto).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HopSums {
+    pub first: Ipv4Addr,
+    pub first_sum: u32,
+    pub udp_sum: u32,
+}
+
+/// Writes a listed hop list's GUE hop fields and hops into the header, summing them as they
+/// are written; `None` unless `hops` holds `1 + layout.rest`.
+#[inline(always)]
+fn write_listed(
+    base: &mut [u8; BASE_LEN],
+    hop_bytes: &mut [u8],
+    layout: &Layout,
+    hops: &[Ipv4Addr],
+) -> Option<HopSums> {
+    let (&first, rest) = hops.split_first()?;
+    let rest = rest.get(..layout.rest)?;
+    // The usual row has one hop after the first: written on its own, because LLVM turns a
+    // copy loop into a call to memcpy.
     let mut hops_sum = 0u32;
     let mut slots = hop_bytes.chunks_exact_mut(4);
     if let (Some((&second, more)), Some(slot)) = (rest.split_first(), slots.next()) {
         slot.copy_from_slice(&second.octets());
-        hops_sum += word_sum(second);
+        hops_sum += le_word_sum(second);
         for (slot, &hop) in slots.zip(more) {
             slot.copy_from_slice(&hop.octets());
-            hops_sum += word_sum(hop);
+            hops_sum += le_word_sum(hop);
         }
     }
-    let first_sum = word_sum(first);
-    let ip_check = !checksum::fold(template.ip_sum + u32::from(layout.ip_len) + first_sum);
+    let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
+    base[GUE_HLEN] = hlen;
+    base[HOP_COUNT] = layout.rest as u8;
+    Some(HopSums {
+        first,
+        first_sum: word_sum(first),
+        // GUE's hlen (the first byte of its word, the low one read little-endian; the proto is
+        // the frame's) and the hop count (the second byte of its word: the high one).
+        udp_sum: le_word_sum(first) + u32::from(hlen) + ((layout.rest as u32) << 8) + hops_sum,
+    })
+}
+
+/// Writes the fields every header has of its own: the lengths, the outer destination, the UDP
+/// source port, GUE's proto and both checksums.
+#[inline(always)]
+fn write_lengths_and_sums(
+    base: &mut [u8; BASE_LEN],
+    template: &HeaderTemplate,
+    layout: &Layout,
+    flow: FlowRoute,
+    hops: HopSums,
+    inner: &[u8],
+) {
+    let ip_check = !checksum::fold(template.ip_sum + u32::from(layout.ip_len) + hops.first_sum);
     base[IP_TOTAL_LEN..IP_TOTAL_LEN + 2].copy_from_slice(&layout.ip_len.to_be_bytes());
-    base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&first.octets());
+    base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&hops.first.octets());
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
-    let source_port = udp_source_port(flow.hash, flow.hint);
-    let hlen = 1 + layout.rest as u8; // at most 1 + MAX_HOPS: 31, GUE's 5-bit limit
-    base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port.to_be_bytes());
-    base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&layout.udp_len.to_be_bytes());
-    base[GUE_HLEN] = hlen;
+    let source_port = udp_source_port(flow.hash, flow.hint).to_be_bytes();
+    let udp_len = layout.udp_len.to_be_bytes();
+    base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port);
+    base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&udp_len);
     base[GUE_PROTO] = flow.gue_proto;
-    base[HOP_COUNT] = layout.rest as u8;
-    // The pseudo-header's destination and length, then the UDP header's source port and
-    // length, GUE's hlen and proto word, the hop count (the low byte of its word) and hops.
-    let written = first_sum
-        + 2 * u32::from(layout.udp_len)
-        + u32::from(source_port)
-        + (u32::from(hlen) << 8 | u32::from(flow.gue_proto))
-        + layout.rest as u32
-        + hops_sum;
-    let sum = checksum::fold(template.udp_sum + written + u32::from(inner_sum::sum(inner)));
+    // The UDP checksum is summed in little-endian words (RFC 1071 §2(B): the sum of the
+    // byte-swapped words is the byte-swapped sum), as a little-endian machine loads them: the
+    // fields go in as their bytes, the inner packet's share is read that way, and the result
+    // is stored as it comes. The pseudo-header's length, then the UDP header's source port and
+    // length, GUE's proto (the second byte of its word) and the hops' share.
+    let written = 2 * u32::from(u16::from_le_bytes(udp_len))
+        + u32::from(u16::from_le_bytes(source_port))
+        + (u32::from(flow.gue_proto) << 8)
+        + hops.udp_sum;
+    let sum = checksum::fold(template.udp_sum + written + inner_sum::sum_le(inner));
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
     let udp_check = match !sum {
         0 => 0xffff,
         check => check,
     };
-    base[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&udp_check.to_be_bytes());
-    true
+    base[UDP_CHECKSUM..UDP_CHECKSUM + 2].copy_from_slice(&udp_check.to_le_bytes());
 }
 
 /// The sum of an address's two 16-bit words.
 #[inline]
-fn word_sum(addr: Ipv4Addr) -> u32 {
+pub(crate) fn word_sum(addr: Ipv4Addr) -> u32 {
     let bits = u32::from(addr);
     (bits >> 16) + (bits & 0xffff)
+}
+
+/// The sum of an address's two 16-bit words read little-endian.
+#[inline]
+pub(crate) fn le_word_sum(addr: Ipv4Addr) -> u32 {
+    let bits = u32::from_le_bytes(addr.octets());
+    (bits >> 16) + (bits & 0xffff)
+}
+
+/// The ones' complement sum of `bytes` in little-endian words, folded: the byte-swapped
+/// [`checksum::sum`].
+pub(crate) fn le_sum(bytes: &[u8]) -> u32 {
+    u32::from(checksum::sum(bytes).swap_bytes())
 }
 
 impl EncapHeader {
@@ -326,7 +417,7 @@ impl EncapHeader {
         template: &HeaderTemplate,
         layout: &Layout,
         flow: FlowRoute,
-        hops: &[Ipv4Addr],
+        hops: HopPart<'_>,
         inner: &[u8],
     ) {
         self.len = 0;
@@ -351,13 +442,14 @@ fn build(
 ) -> Result<bool, DropReason> {
     header.len = 0;
     let layout = Layout::new(hops.len(), inner.len())?;
-    header.write(template, &layout, flow, hops, inner);
+    header.write(template, &layout, flow, HopPart::Listed(hops), inner);
     Ok(layout.truncated)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::{any, Strategy};
 
     const CONFIG: EncapConfig = EncapConfig {
         src_addr: Ipv4Addr::new(65, 65, 65, 65),
@@ -366,7 +458,8 @@ mod tests {
         gue_port: 19523,
     };
 
-    fn template() -> HeaderTemplate {
+    /// A template from a fixed configuration.
+    pub(crate) fn template() -> HeaderTemplate {
         HeaderTemplate::new(&CONFIG)
     }
 
@@ -490,26 +583,40 @@ mod tests {
         b
     }
 
-    proptest::proptest! {
-        #[test]
-        fn the_template_writes_the_header_built_from_scratch_byte_for_byte(
-            src in proptest::prelude::any::<u32>(),
-            macs in proptest::prelude::any::<([u8; 6], [u8; 6])>(),
-            gue_port in 1u16..,
-            hash in proptest::prelude::any::<u64>(),
-            hint in proptest::prelude::any::<u16>(),
-            ipv6 in proptest::prelude::any::<bool>(),
-            hops in proptest::collection::vec(proptest::prelude::any::<u32>(), 1..=MAX_ROUTE_HOPS),
-            inner in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600),
-        ) {
-            let config = EncapConfig {
+    /// Any configuration (a GUE port other than 0).
+    pub(crate) fn any_config() -> impl Strategy<Value = EncapConfig> {
+        (any::<u32>(), any::<([u8; 6], [u8; 6])>(), 1u16..).prop_map(|(src, macs, gue_port)| {
+            EncapConfig {
                 src_addr: Ipv4Addr::from(src),
                 gateway_mac: macs.0,
                 port_mac: macs.1,
                 gue_port,
-            };
-            let flow = FlowRoute { hash, hint, gue_proto: if ipv6 { 41 } else { 4 } };
-            let hops: Vec<Ipv4Addr> = hops.into_iter().map(Ipv4Addr::from).collect();
+            }
+        })
+    }
+
+    /// Any flow, carrying IPv4 or IPv6.
+    pub(crate) fn any_flow() -> impl Strategy<Value = FlowRoute> {
+        (any::<u64>(), any::<u16>(), any::<bool>()).prop_map(|(hash, hint, ipv6)| FlowRoute {
+            hash,
+            hint,
+            gue_proto: if ipv6 { 41 } else { 4 },
+        })
+    }
+
+    /// Any `min..=max` hops.
+    pub(crate) fn any_hops(min: usize, max: usize) -> impl Strategy<Value = Vec<Ipv4Addr>> {
+        proptest::collection::vec(any::<u32>().prop_map(Ipv4Addr::from), min..=max)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_template_writes_the_header_built_from_scratch_byte_for_byte(
+            config in any_config(),
+            flow in any_flow(),
+            hops in any_hops(1, MAX_ROUTE_HOPS),
+            inner in proptest::collection::vec(any::<u8>(), 0..1600),
+        ) {
             let mut header = EncapHeader::new();
             let truncated = build(&mut header, &HeaderTemplate::new(&config), flow, &hops, &inner);
             proptest::prop_assert_eq!(truncated, Ok(false));

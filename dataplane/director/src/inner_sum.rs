@@ -44,24 +44,46 @@ use chance_engine::wire::{icmpv4, icmpv6, tcp, udp};
 /// The IPv6 header's words before the addresses: version to hop limit.
 const IPV6_BEFORE_ADDRS: usize = 8;
 
-/// The ones' complement sum of `packet` (an IP packet), folded to 16 bits: what
-/// [`checksum::sum`] gives over every byte, derived from the packet's own checksums where that
-/// is exact (see the module documentation).
+/// The ones' complement sum of `packet` (an IP packet) in little-endian words, not always
+/// folded (at most 19 bits): the byte-swapped [`checksum::sum`] over every byte (RFC 1071
+/// §2(B)), derived from the packet's own checksums where that is exact (see the module
+/// documentation). Little-endian, as the outer UDP checksum is summed.
 #[inline]
-pub fn sum(packet: &[u8]) -> u16 {
-    derived(packet).unwrap_or_else(|| checksum::sum(packet))
+pub(crate) fn sum_le(packet: &[u8]) -> u32 {
+    derived_le(packet).unwrap_or_else(|| swapped(checksum::sum(packet)))
 }
 
-/// The derived sum, or `None` where only reading every byte is exact.
+/// The derived sum in little-endian words (see [`sum_le`]), or `None` where only reading
+/// every byte is exact.
 #[inline]
-fn derived(packet: &[u8]) -> Option<u16> {
+fn derived_le(packet: &[u8]) -> Option<u32> {
     match *packet.first()? {
         // IPv4 without options, the usual packet: its header length known to the compiler.
-        IPV4_NO_OPTIONS => derived_ipv4(packet, ipv4::HEADER_LEN),
-        first if first >> 4 == 4 => derived_ipv4(packet, usize::from(first & 0x0f) * 4),
-        first if first >> 4 == 6 => derived_ipv6(packet),
+        IPV4_NO_OPTIONS => derived_ipv4_no_options(packet),
+        first if first >> 4 == 4 => {
+            derived_ipv4(packet, usize::from(first & 0x0f) * 4).map(swapped)
+        }
+        first if first >> 4 == 6 => derived_ipv6(packet).map(swapped),
         _ => None,
     }
+}
+
+/// A folded sum in network order as the sum of the same words read little-endian.
+#[inline(always)]
+fn swapped(sum: u16) -> u32 {
+    u32::from(sum.swap_bytes())
+}
+
+/// [`sum_le`] in network order, folded: what [`checksum::sum`] gives over every byte.
+#[cfg(test)]
+fn sum(packet: &[u8]) -> u16 {
+    checksum::fold(sum_le(packet)).swap_bytes()
+}
+
+/// [`derived_le`] in network order, folded.
+#[cfg(test)]
+fn derived(packet: &[u8]) -> Option<u16> {
+    derived_le(packet).map(|sum| checksum::fold(sum).swap_bytes())
 }
 
 /// Version 4, IHL 5.
@@ -71,6 +93,49 @@ const IPV4_NO_OPTIONS: u8 = 0x45;
 const IPV4_VERSION_IHL_TOS: usize = 0;
 const IPV4_IDENT: usize = 4;
 const IPV4_FLAGS_FRAGMENT: usize = 6;
+
+/// The header words [`derived_ipv4_no_options`] adds, read little-endian: bytes 0-1 (version,
+/// IHL and TOS) of the first eight (2-3, the total length, left out), ...
+const FIRST_WORD: u64 = 0xffff;
+/// ... bytes 8-11 but the protocol byte (9: the TTL's byte and the checksum), ...
+const TTL_AND_CHECKSUM: u32 = u32::from_le_bytes([0xff, 0, 0xff, 0xff]);
+/// ... and the header's length (20) as a little-endian word.
+const HEADER_LEN_WORD: u64 = u16::from_le_bytes([0, ipv4::HEADER_LEN as u8]) as u64;
+/// Of the first eight bytes read little-endian, the total length (bytes 2-3) and the MF flag
+/// and fragment offset (bytes 6-7 but DF and the reserved bit): what must be the packet's
+/// length, and zero (not a fragment).
+const LENGTH_AND_FRAGMENT: u64 = u64::from_le_bytes([0, 0, 0xff, 0xff, 0, 0, 0x3f, 0xff]);
+
+/// IPv4 without options, the usual packet: what [`derived_ipv4`] computes, in little-endian
+/// words (see [`sum_le`]), with the header read as two little-endian integers (the first
+/// eight bytes and the next four) and its length and fragment checks made as one comparison.
+/// ICMPv4 and any other protocol go to [`derived_ipv4`].
+#[inline(always)]
+fn derived_ipv4_no_options(packet: &[u8]) -> Option<u32> {
+    let fixed: &[u8; ipv4::HEADER_LEN] = packet.first_chunk()?;
+    let (first, rest) = fixed.split_first_chunk::<8>()?;
+    let (middle, _) = rest.split_first_chunk::<4>()?;
+    let (first, middle) = (u64::from_le_bytes(*first), u32::from_le_bytes(*middle));
+    let len = u16::try_from(packet.len()).ok()?;
+    let whole_and_unfragmented = u64::from(u16::from_le_bytes(len.to_be_bytes())) << 16;
+    if first & LENGTH_AND_FRAGMENT != whole_and_unfragmented {
+        return None;
+    }
+    // One arm a protocol, so that each checks only its own transport.
+    match (middle >> 8) as u8 {
+        ip_proto::TCP => transport_ok(ip_proto::TCP, packet.get(ipv4::HEADER_LEN..)?)?,
+        ip_proto::UDP => transport_ok(ip_proto::UDP, packet.get(ipv4::HEADER_LEN..)?)?,
+        _ => return derived_ipv4(packet, ipv4::HEADER_LEN).map(swapped),
+    }
+    // Identification and flags (bytes 4-7), then bytes 0-1: the words the pseudo-header does
+    // not cancel (see derived_ipv4).
+    let sum = (first >> 32)
+        + (first & FIRST_WORD)
+        + u64::from(middle & TTL_AND_CHECKSUM)
+        + HEADER_LEN_WORD;
+    // At most 34 bits: one fold brings it under 19 (the caller folds the rest).
+    Some(((sum & 0xffff) + (sum >> 16)) as u32)
+}
 
 /// An IPv4 packet whose first byte gives `header_len` bytes of header.
 #[inline(always)]
@@ -172,7 +237,9 @@ fn word(header: &[u8; ipv4::HEADER_LEN], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encap::{EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, Layout, UDP_OFFSET};
+    use crate::encap::{
+        EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, HopPart, Layout, UDP_OFFSET,
+    };
     use core::net::Ipv4Addr;
     use etherparse::{
         IpDscp, IpHeaders, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, PacketBuilder,
@@ -285,7 +352,13 @@ mod tests {
         let hops = [Ipv4Addr::new(10, 0, 0, 1)];
         let mut header = EncapHeader::new();
         let layout = Layout::new(hops.len(), inner.len()).unwrap();
-        header.write(&HeaderTemplate::new(&config), &layout, flow, &hops, inner);
+        header.write(
+            &HeaderTemplate::new(&config),
+            &layout,
+            flow,
+            HopPart::Listed(&hops),
+            inner,
+        );
         assert!(!header.is_empty());
         header
     }

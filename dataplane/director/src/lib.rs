@@ -20,6 +20,7 @@ mod flow_lanes;
 pub mod glb_binary;
 pub mod glb_json;
 pub mod glb_rows;
+mod hop_headers;
 pub mod hops;
 mod icmp;
 mod inner_sum;

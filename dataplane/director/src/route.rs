@@ -13,11 +13,12 @@ use crate::burst::Burst;
 use crate::classify::{self, BindQuery, Classified, Kind, PassReason};
 use crate::counters::{Counter, Counters, DropReason};
 use crate::encap::{
-    self, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, Layout, MAX_ROUTE_HOPS,
+    self, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, HopPart, Layout, MAX_ROUTE_HOPS,
 };
 use crate::fast::{self, V4Bind};
 use crate::flow_hash::{self, FlowFields, HashFields};
 use crate::flow_hasher::FlowHasher;
+use crate::hop_headers::{HopHeader, HopHeaders};
 use crate::model::{Bind, Rows};
 use chance_engine::config::DEFAULT_GUE_PORT;
 use chance_engine::wire::{ethernet, ip_proto};
@@ -69,16 +70,20 @@ pub struct RouteTable<R> {
     hash_key: [u8; 16],
     hasher: FlowHasher,
     rows: R,
+    /// The rows' distinct hop lists, compiled (`None`: too many distinct lists).
+    hop_headers: Option<HopHeaders>,
 }
 
 impl<R: Rows> RouteTable<R> {
-    /// A table serving `binds`, hashing flows with `hash_key` onto `rows`.
+    /// A table serving `binds`, hashing flows with `hash_key` onto `rows`. Reads every row
+    /// once, to compile the distinct hop lists (see [`crate::hop_headers`]).
     pub fn new(binds: Vec<Bind>, hash_key: [u8; 16], rows: R) -> Self {
         Self {
             v4_binds: fast::compile(&binds),
             binds,
             hash_key,
             hasher: FlowHasher::new_with_key(&hash_key),
+            hop_headers: HopHeaders::compile(&rows),
             rows,
         }
     }
@@ -115,6 +120,12 @@ impl<R: Rows> RouteTable<R> {
             }
             BindQuery::AnyBind { vip } => bind.prefix.contains(vip),
         })
+    }
+
+    /// Row `row`'s hop list compiled, if it is.
+    #[inline]
+    fn compiled_row(&self, row: u16) -> Option<&HopHeader> {
+        self.hop_headers.as_ref()?.get(row)
     }
 
     fn holds(&self, vip: IpAddr) -> bool {
@@ -196,8 +207,21 @@ type Decision = Result<Option<Placed>, DropReason>;
 struct Pending {
     flow: FlowRoute,
     layout: Layout,
+    /// The row's hop list compiled, when the fast path found one; `hops` otherwise.
+    compiled: Option<HopHeader>,
     /// The hops, first hop first: `1 + layout.rest` of them count.
     hops: [Ipv4Addr; MAX_ROUTE_HOPS],
+}
+
+impl Pending {
+    /// The hops the header is written for.
+    #[inline]
+    fn hop_part(&self) -> HopPart<'_> {
+        match &self.compiled {
+            Some(header) => HopPart::Compiled(header),
+            None => HopPart::Listed(&self.hops),
+        }
+    }
 }
 
 /// One worker's director: configuration, counters and the header it builds.
@@ -226,6 +250,7 @@ impl Director {
                     gue_proto: 0,
                 },
                 layout: Layout::new(1, 0).unwrap_or_else(|_| unreachable!("one hop, no packet")),
+                compiled: None,
                 hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
             },
             header: EncapHeader::new(),
@@ -295,7 +320,14 @@ impl Director {
     #[inline]
     pub fn write_planned(&self, header: &mut [u8], inner: &[u8]) -> bool {
         let p = &self.pending;
-        encap::write(header, &self.template, &p.layout, p.flow, &p.hops, inner)
+        encap::write(
+            header,
+            &self.template,
+            &p.layout,
+            p.flow,
+            p.hop_part(),
+            inner,
+        )
     }
 
     /// Hashes a burst of frames ahead, before they are routed one by one, in order, by
@@ -337,7 +369,7 @@ impl Director {
         };
         let hashed = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
         let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow(), table));
-        let placed = self.encapsulate(
+        let placed = self.encapsulate::<R, true>(
             hashes,
             common.hint,
             ip_proto::IPIP,
@@ -370,7 +402,7 @@ impl Director {
                 let inner = &frame[start..start + placed.inner_len];
                 let p = &self.pending;
                 self.header
-                    .write(&self.template, &p.layout, p.flow, &p.hops, inner);
+                    .write(&self.template, &p.layout, p.flow, p.hop_part(), inner);
                 Route::Encapsulate(Encapsulation {
                     strip: start,
                     inner_len: placed.inner_len,
@@ -426,7 +458,7 @@ impl Director {
         if routable.kind == Kind::Fragment && self.config.hashes_ports() {
             return Err(DropReason::FragmentNeedsPorts);
         }
-        let placed = self.encapsulate(
+        let placed = self.encapsulate::<R, false>(
             self.flow_hashes(&routable.flow, table),
             routable.hint,
             routable.gue_proto,
@@ -460,13 +492,15 @@ impl Director {
         (hash, alt_hash)
     }
 
-    /// Reads the row of the flow's hash (and of its alternative hash when the configuration has
-    /// alternative fields; `hashes` as [`flow_hashes`](Self::flow_hashes) gives them) and lays
-    /// out the header, keeping what it is built from until it is written. (Always inlined: as a
+    /// Reads the flow's row (and the alternative hash's row; `hashes` as
+    /// [`flow_hashes`](Self::flow_hashes) gives them) and lays out the header, keeping what it
+    /// is built from until it is written. With `COMPILED` (the fast path), a row whose hop list
+    /// the table compiled takes it, unless a second hash's row is appended; otherwise (and
+    /// always for the full procedure) the hops are listed one by one. (Always inlined: as a
     /// call, shared by the fast path and the full procedure, its arguments and prologue cost
     /// more than 20 instructions a frame.)
     #[inline(always)]
-    fn encapsulate<R: Rows>(
+    fn encapsulate<R: Rows, const COMPILED: bool>(
         &mut self,
         (hash, alt_hash): (u64, u64),
         hint: u16,
@@ -476,8 +510,43 @@ impl Director {
         index: usize,
     ) -> Result<Placed, DropReason> {
         let row = flow_hash::row(hash);
+        let compiled = if COMPILED && self.config.alt_hash_fields.is_none() {
+            table.compiled_row(row)
+        } else {
+            None
+        };
+        match compiled {
+            Some(header) => {
+                self.pending.layout = Layout::compiled(header, inner_len)?;
+                self.pending.compiled = Some(*header);
+            }
+            None => self.list_hops(alt_hash, inner_len, table, row)?,
+        }
+        self.pending.flow = FlowRoute {
+            hash,
+            hint,
+            gue_proto,
+        };
+        Ok(Placed {
+            inner_len,
+            table: index,
+            row,
+        })
+    }
+
+    /// Copies row `row`'s hops (and those of `alt_hash`'s row) for the header and lays it out,
+    /// counting hops left off.
+    #[inline(always)]
+    fn list_hops<R: Rows>(
+        &mut self,
+        alt_hash: u64,
+        inner_len: usize,
+        table: &RouteTable<R>,
+        row: u16,
+    ) -> Result<(), DropReason> {
         let hops = table.rows.hops(row);
         let pending = &mut self.pending;
+        pending.compiled = None;
         let count = copy_hops(&mut pending.hops, hops);
         // As GLB: the old mapping's hops follow, duplicates kept (a host listed twice is asked
         // twice; a header identical to GLB's matters more in a mixed fleet).
@@ -490,19 +559,10 @@ impl Director {
             all += alt_hops.len();
         }
         pending.layout = Layout::new(all, inner_len)?;
-        pending.flow = FlowRoute {
-            hash,
-            hint,
-            gue_proto,
-        };
         if pending.layout.truncated {
             self.counters.bump(Counter::HopsTruncatedTotal);
         }
-        Ok(Placed {
-            inner_len,
-            table: index,
-            row,
-        })
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use chance_director::{
 use chance_engine::wire::checksum;
 use chance_engine::wire::ipv4::Ipv4Packet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
 
 /// Rows whose hop lists grow with the row's low bits: from empty up to 40 hops (past GUE's 31),
 /// so empty rows, truncated hop lists and every header length are reachable.
@@ -82,6 +83,10 @@ pub fn narrow_tables() -> Vec<RouteTable<GrowingRows>> {
     ]
 }
 
+/// [`tables`] and [`narrow_tables`], built once: a table reads all its rows when it is made.
+static TABLES: LazyLock<[Vec<RouteTable<GrowingRows>>; 2]> =
+    LazyLock::new(|| [tables(), narrow_tables()]);
+
 /// Directors under test: GLB's defaults, and a migration hashing on everything with ports.
 fn directors() -> [Director; 2] {
     let base = DirectorConfig::new(
@@ -140,8 +145,8 @@ fn fold(mut acc: u32) -> u16 {
 /// counters are the full procedure's. Returns how many directors
 /// encapsulated the frame.
 pub fn check_frame(data: &[u8]) -> usize {
-    let tables = tables();
-    for tables in [&tables, &narrow_tables()] {
+    let [tables, narrow] = &*TABLES;
+    for tables in [tables, narrow] {
         for (mut fast, mut full) in directors().into_iter().zip(directors()) {
             assert_eq!(
                 fast.route(data, tables),
@@ -158,7 +163,7 @@ pub fn check_frame(data: &[u8]) -> usize {
     check_burst(&[&tcp, data, &udp, data, &tcp, &udp]);
     let mut routed = 0;
     for mut director in directors() {
-        if let Route::Encapsulate(encap) = director.route(data, &tables) {
+        if let Route::Encapsulate(encap) = director.route(data, tables) {
             check_encapsulation(data, &encap);
             routed += 1;
         }
