@@ -4,13 +4,15 @@
 //! Such a frame is read at fixed offsets (the IPv4 header always starts at byte 14 and, with IHL
 //! 5, the ports at byte 34) and its bind found among the table's IPv4 binds compiled at table
 //! build ([`V4Bind`]: network, mask, protocol number, port range as plain integers). Nothing is
-//! built for it but the flow the hash reads. Every other frame, and a common one that no bind
+//! built for it but the flow the hash reads, and that only when a burst did not hash it ahead
+//! (see `burst`). Every other frame, and a common one that no bind
 //! takes, goes to the full procedure (`classify`, `BindQuery`, `RouteTable::serves`), which
 //! gives the same answer for the frames taken here: the fuzz target and a property test route
 //! every frame both ways and compare route, output bytes and counters.
 
 use crate::classify;
 use crate::flow_hash::FlowFields;
+use crate::flow_hasher::V4Flow;
 use crate::model::Bind;
 use chance_engine::wire::{ethernet, ethertype, ip_proto, ipv4, tcp, udp};
 
@@ -85,8 +87,11 @@ pub(crate) fn serves(binds: &[V4Bind], frame: &Frame) -> bool {
 /// A common frame, read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Frame {
-    /// The flow the hash reads (ports included).
-    pub flow: FlowFields,
+    /// The client's address and port and the VIP's port, as the frame has them (the flow the
+    /// hash reads, with the VIP's bytes: [`flow`](Self::flow)).
+    src: [u8; 4],
+    src_port: [u8; 2],
+    dst_port_bytes: [u8; 2],
     /// The VIP, as an integer.
     dst: u32,
     /// IP protocol number: TCP or UDP.
@@ -96,6 +101,18 @@ pub(crate) struct Frame {
     pub hint: u16,
     /// Length of the IP packet as its header says.
     pub inner_len: usize,
+}
+
+impl Frame {
+    /// The flow the hash reads (ports included): built only when the hash is computed here, not
+    /// taken from a burst hashed ahead.
+    #[inline(always)]
+    pub(crate) fn flow(&self) -> FlowFields {
+        let mut flow = classify::flow_between(false, &self.src, &self.dst.to_be_bytes());
+        flow.src_port = self.src_port;
+        flow.dst_port = self.dst_port_bytes;
+        flow
+    }
 }
 
 /// Reads `frame` if it is a common one (untagged IPv4, IHL 5, not a later fragment, TCP with at
@@ -130,17 +147,38 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
         head[DST_ADDR + 2],
         head[DST_ADDR + 3],
     ];
-    let mut flow = classify::flow_between(false, &src, &dst);
-    flow.src_port = [head[SRC_PORT], head[SRC_PORT + 1]];
-    flow.dst_port = [head[DST_PORT], head[DST_PORT + 1]];
     Some(Frame {
-        flow,
+        src,
+        src_port: [head[SRC_PORT], head[SRC_PORT + 1]],
+        dst_port_bytes: [head[DST_PORT], head[DST_PORT + 1]],
         dst: u32::from_be_bytes(dst),
         protocol: head[PROTOCOL],
         dst_port: be16(head, DST_PORT),
         hint: be16(head, SRC_PORT),
         inner_len: total_len,
     })
+}
+
+/// The flow fields of `frame` read as if it were a common frame, without checking that it is
+/// one (all zero when it is too short to be one): what a burst hashes ahead, every frame alike,
+/// before [`read`] says which frames are common (the hash of any other is never used).
+#[inline(always)]
+pub(crate) fn flow_unchecked(frame: &[u8]) -> V4Flow {
+    let Some(head) = frame.first_chunk::<READ_LEN>() else {
+        return V4Flow {
+            src: 0,
+            dst: 0,
+            src_port: 0,
+            dst_port: 0,
+        };
+    };
+    let le32 = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    V4Flow {
+        src: le32(SRC_ADDR),
+        dst: le32(DST_ADDR),
+        src_port: u16::from_le_bytes([head[SRC_PORT], head[SRC_PORT + 1]]),
+        dst_port: u16::from_le_bytes([head[DST_PORT], head[DST_PORT + 1]]),
+    }
 }
 
 /// The big-endian 16-bit word at `at` (a constant offset inside the head: no check is left).

@@ -73,20 +73,8 @@ impl FlowHasher {
             }
             state.finish(ports.bytes, len)
         } else {
-            // At most 12 bytes, laid out little-endian in one 128-bit value: a whole word when
-            // there are 8 or more, and the rest is the tail.
-            let mut input = 0u128;
-            let mut len = 0;
-            if fields.src_addr {
-                input = u128::from(ipv4_word(&flow.src_addr));
-                len = 4;
-            }
-            if fields.dst_addr {
-                input |= u128::from(ipv4_word(&flow.dst_addr)) << (8 * len);
-                len += 4;
-            }
-            input |= u128::from(ports.bytes) << (8 * len);
-            len += ports.len;
+            // At most 12 bytes: a whole word when there are 8 or more, and the rest is the tail.
+            let (input, len) = v4_input(V4Flow::of(flow), fields);
             if len >= 8 {
                 state.compress(input as u64);
                 state.finish((input >> 64) as u64, len)
@@ -95,6 +83,54 @@ impl FlowHasher {
             }
         }
     }
+
+    /// The state after the key, where the lanes of [`crate::flow_lanes`] start.
+    #[inline(always)]
+    pub(crate) fn initial(&self) -> &SipState {
+        &self.initial
+    }
+}
+
+/// An IPv4 flow's fields as the hash reads them: each field's bytes as they come, read as a
+/// little-endian integer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct V4Flow {
+    pub src: u32,
+    pub dst: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl V4Flow {
+    /// `flow`'s fields (an IPv4 flow: the first 4 bytes of each address).
+    #[inline(always)]
+    pub(crate) fn of(flow: &FlowFields) -> Self {
+        Self {
+            src: ipv4_word(&flow.src_addr),
+            dst: ipv4_word(&flow.dst_addr),
+            src_port: u16::from_le_bytes(flow.src_port),
+            dst_port: u16::from_le_bytes(flow.dst_port),
+        }
+    }
+}
+
+/// An IPv4 flow's hash input for `fields`: its at most 12 bytes laid out little-endian in one
+/// 128-bit value (the first word in the low half), and their number.
+#[inline(always)]
+pub(crate) fn v4_input(flow: V4Flow, fields: HashFields) -> (u128, u32) {
+    let ports = Ports::new(flow.src_port, flow.dst_port, fields);
+    let mut input = 0u128;
+    let mut len = 0;
+    if fields.src_addr {
+        input = u128::from(flow.src);
+        len = 4;
+    }
+    if fields.dst_addr {
+        input |= u128::from(flow.dst) << (8 * len);
+        len += 4;
+    }
+    input |= u128::from(ports.bytes) << (8 * len);
+    (input, len + ports.len)
 }
 
 /// The ports switched on, as the input's last bytes: little-endian in the low `len` bytes.
@@ -106,13 +142,23 @@ struct Ports {
 impl Ports {
     #[inline(always)]
     fn of(flow: &FlowFields, fields: HashFields) -> Self {
+        Self::new(
+            u16::from_le_bytes(flow.src_port),
+            u16::from_le_bytes(flow.dst_port),
+            fields,
+        )
+    }
+
+    /// The ports given as [`V4Flow`] holds them.
+    #[inline(always)]
+    fn new(src_port: u16, dst_port: u16, fields: HashFields) -> Self {
         let mut ports = Ports { bytes: 0, len: 0 };
         if fields.src_port {
-            ports.bytes = u64::from(u16::from_le_bytes(flow.src_port));
+            ports.bytes = u64::from(src_port);
             ports.len = 2;
         }
         if fields.dst_port {
-            ports.bytes |= u64::from(u16::from_le_bytes(flow.dst_port)) << (8 * ports.len);
+            ports.bytes |= u64::from(dst_port) << (8 * ports.len);
             ports.len += 2;
         }
         ports
@@ -122,7 +168,7 @@ impl Ports {
 /// Whether `fields` is GLB's default, `src_addr` alone: its four flags read as one word, which
 /// is one compare where `==` on the struct was four.
 #[inline(always)]
-fn is_src_addr_only(fields: HashFields) -> bool {
+pub(crate) fn is_src_addr_only(fields: HashFields) -> bool {
     let flags = [
         fields.src_addr,
         fields.dst_addr,
@@ -134,7 +180,7 @@ fn is_src_addr_only(fields: HashFields) -> bool {
 
 /// An IPv4 address's 4 bytes (the first of the 16 kept), little-endian.
 #[inline(always)]
-fn ipv4_word(addr: &[u8; 16]) -> u32 {
+pub(crate) fn ipv4_word(addr: &[u8; 16]) -> u32 {
     let [a0, a1, a2, a3, ..] = *addr;
     u32::from_le_bytes([a0, a1, a2, a3])
 }
@@ -151,11 +197,11 @@ fn le_words(bytes: &[u8; 16]) -> (u64, u64) {
 
 /// SipHash's four state words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SipState {
-    v0: u64,
-    v1: u64,
-    v2: u64,
-    v3: u64,
+pub(crate) struct SipState {
+    pub(crate) v0: u64,
+    pub(crate) v1: u64,
+    pub(crate) v2: u64,
+    pub(crate) v3: u64,
 }
 
 impl SipState {
@@ -176,7 +222,7 @@ impl SipState {
 
     /// Takes in one 8-byte word of input (little-endian): two compression rounds.
     #[inline(always)]
-    fn compress(&mut self, word: u64) {
+    pub(crate) fn compress(&mut self, word: u64) {
         self.v3 ^= word;
         self.round();
         self.round();
@@ -194,7 +240,7 @@ impl SipState {
     /// The final block (the `tail` bytes after the last whole word, and the input's length in
     /// its top byte), then the four finalisation rounds.
     #[inline(always)]
-    fn finish(mut self, tail: u64, len: u32) -> u64 {
+    pub(crate) fn finish(mut self, tail: u64, len: u32) -> u64 {
         self.compress(tail | u64::from(len) << 56);
         self.v2 ^= 0xff;
         self.round();
@@ -206,13 +252,13 @@ impl SipState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::flow_hash::MAX_INPUT_LEN;
     use siphasher::sip::SipHasher24;
 
     /// Every combination of fields, the empty one included (the hasher does not need a field).
-    fn every_field_combination() -> impl Iterator<Item = HashFields> {
+    pub(crate) fn every_field_combination() -> impl Iterator<Item = HashFields> {
         (0..16u8).map(|bits| HashFields {
             src_addr: bits & 1 != 0,
             dst_addr: bits & 2 != 0,

@@ -9,12 +9,14 @@
 //! the flow hash in [`flow_hash`], the header in [`encap`]); see docs/director-packet-path.md.
 #![forbid(unsafe_code)]
 
+mod burst;
 mod classify;
 pub mod counters;
 pub mod encap;
 mod fast;
 pub mod flow_hash;
 pub mod flow_hasher;
+mod flow_lanes;
 pub mod glb_binary;
 pub mod glb_json;
 pub mod glb_rows;

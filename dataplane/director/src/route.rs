@@ -9,6 +9,7 @@
 //! buffer per worker, rebuilt for each frame) and the route borrows it: nothing of its up to 170
 //! bytes is copied on the way out.
 
+use crate::burst::Burst;
 use crate::classify::{self, BindQuery, Classified, Kind, PassReason};
 use crate::counters::{Counter, Counters, DropReason};
 use crate::encap::{
@@ -100,6 +101,11 @@ impl<R: Rows> RouteTable<R> {
     /// The rows.
     pub fn rows(&self) -> &R {
         &self.rows
+    }
+
+    /// The keyed SipHash the flows are hashed with.
+    pub(crate) fn hasher(&self) -> &FlowHasher {
+        &self.hasher
     }
 
     fn serves(&self, query: &BindQuery) -> bool {
@@ -226,6 +232,8 @@ pub struct Director {
     template: HeaderTemplate,
     pending: Pending,
     header: EncapHeader,
+    /// The frames read ahead by [`prepare_burst`](Self::prepare_burst).
+    burst: Burst,
 }
 
 impl Director {
@@ -246,6 +254,7 @@ impl Director {
                 hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
             },
             header: EncapHeader::new(),
+            burst: Burst::new(),
         }
     }
 
@@ -321,23 +330,47 @@ impl Director {
         )
     }
 
+    /// Hashes a burst of frames ahead, before they are routed one by one, in order, by
+    /// `tables` ([`route`](Self::route) or [`plan`](Self::plan)): every frame's flow is read
+    /// where a common frame has it and hashed with the first table's key, four at a time (see
+    /// `burst` and `flow_lanes`). Each frame is then decided, counted and written exactly as it
+    /// would have been alone; the fast path takes the hash computed ahead where it would have
+    /// computed the same (the same frame, the same key). A frame other than the one hashed (a
+    /// changed order, a frame left out) forgets what is left of the burst. The bytes of a frame must not change between
+    /// the two.
+    ///
+    /// Always inlined, with everything it calls: a caller compiled for AVX2 (the runtime's
+    /// burst loop) hashes in 256-bit registers.
+    #[inline(always)]
+    pub fn prepare_burst<'f, R: Rows>(
+        &mut self,
+        frames: impl IntoIterator<Item = &'f [u8]>,
+        tables: &[RouteTable<R>],
+    ) {
+        self.burst.read(
+            frames,
+            tables,
+            self.config.hash_fields,
+            self.config.alt_hash_fields,
+        );
+    }
+
     /// Decides `frame` by the fast path when it is a common frame (see [`crate::fast`]), by
     /// the full procedure otherwise.
     #[inline]
     fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
+        let place = self.burst.place_of(frame);
         let Some(common) = fast::read(frame) else {
             return self.decide_in_full(frame, tables);
         };
-        let found = tables
-            .iter()
-            .enumerate()
-            .find(|(_, table)| fast::serves(&table.v4_binds, &common));
-        let Some((index, table)) = found else {
+        let Some((index, table)) = serving_v4(tables, &common) else {
             // What the full procedure answers for a well-formed frame no bind takes.
             return Ok(None);
         };
+        let hashed = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
+        let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow(), table));
         let placed = self.encapsulate::<R, true>(
-            &common.flow,
+            hashes,
             common.hint,
             ip_proto::IPIP,
             common.inner_len,
@@ -426,7 +459,7 @@ impl Director {
             return Err(DropReason::FragmentNeedsPorts);
         }
         let placed = self.encapsulate::<R, false>(
-            &routable.flow,
+            self.flow_hashes(&routable.flow, table),
             routable.hint,
             routable.gue_proto,
             routable.inner_len,
@@ -447,23 +480,35 @@ impl Director {
         self.counters.bump(counter);
     }
 
-    /// Hashes the flow, reads its row (and the alternative hash's row) and lays out the header,
-    /// keeping what it is built from until it is written. With `COMPILED` (the fast path), a
-    /// row whose hop list the table compiled takes it, unless a second hash's row is appended;
-    /// otherwise (and always for the full procedure) the hops are listed one by one. (Always
-    /// inlined: as a call, shared by the fast path and the full procedure, its arguments and
-    /// prologue cost more than 20 instructions a frame.)
+    /// The flow's hash over the hash fields, and over the alternative fields (0 when there are
+    /// none).
+    #[inline(always)]
+    fn flow_hashes<R: Rows>(&self, flow: &FlowFields, table: &RouteTable<R>) -> (u64, u64) {
+        let hash = flow.hash(&table.hasher, self.config.hash_fields);
+        let alt_hash = match self.config.alt_hash_fields {
+            Some(alt) => flow.hash(&table.hasher, alt),
+            None => 0,
+        };
+        (hash, alt_hash)
+    }
+
+    /// Reads the flow's row (and the alternative hash's row; `hashes` as
+    /// [`flow_hashes`](Self::flow_hashes) gives them) and lays out the header, keeping what it
+    /// is built from until it is written. With `COMPILED` (the fast path), a row whose hop list
+    /// the table compiled takes it, unless a second hash's row is appended; otherwise (and
+    /// always for the full procedure) the hops are listed one by one. (Always inlined: as a
+    /// call, shared by the fast path and the full procedure, its arguments and prologue cost
+    /// more than 20 instructions a frame.)
     #[inline(always)]
     fn encapsulate<R: Rows, const COMPILED: bool>(
         &mut self,
-        flow: &FlowFields,
+        (hash, alt_hash): (u64, u64),
         hint: u16,
         gue_proto: u8,
         inner_len: usize,
         table: &RouteTable<R>,
         index: usize,
     ) -> Result<Placed, DropReason> {
-        let hash = flow.hash(&table.hasher, self.config.hash_fields);
         let row = flow_hash::row(hash);
         let compiled = if COMPILED && self.config.alt_hash_fields.is_none() {
             table.compiled_row(row)
@@ -475,7 +520,7 @@ impl Director {
                 self.pending.layout = Layout::compiled(header, inner_len)?;
                 self.pending.compiled = Some(*header);
             }
-            None => self.list_hops(flow, inner_len, table, row)?,
+            None => self.list_hops(alt_hash, inner_len, table, row)?,
         }
         self.pending.flow = FlowRoute {
             hash,
@@ -489,12 +534,12 @@ impl Director {
         })
     }
 
-    /// Copies row `row`'s hops (and the alternative hash's row's) for the header and lays it
-    /// out, counting hops left off.
+    /// Copies row `row`'s hops (and those of `alt_hash`'s row) for the header and lays it out,
+    /// counting hops left off.
     #[inline(always)]
     fn list_hops<R: Rows>(
         &mut self,
-        flow: &FlowFields,
+        alt_hash: u64,
         inner_len: usize,
         table: &RouteTable<R>,
         row: u16,
@@ -506,10 +551,8 @@ impl Director {
         // As GLB: the old mapping's hops follow, duplicates kept (a host listed twice is asked
         // twice; a header identical to GLB's matters more in a mixed fleet).
         let mut all = hops.len();
-        if let Some(alt) = self.config.alt_hash_fields {
-            let alt_hops = table
-                .rows
-                .hops(flow_hash::row(flow.hash(&table.hasher, alt)));
+        if self.config.alt_hash_fields.is_some() {
+            let alt_hops = table.rows.hops(flow_hash::row(alt_hash));
             if let Some(rest) = pending.hops.get_mut(count..) {
                 copy_hops(rest, alt_hops);
             }
@@ -521,6 +564,19 @@ impl Director {
         }
         Ok(())
     }
+}
+
+/// The first of `tables` (in order) with an IPv4 bind that takes the common frame `common`, and
+/// its index.
+#[inline(always)]
+pub(crate) fn serving_v4<'t, R>(
+    tables: &'t [RouteTable<R>],
+    common: &fast::Frame,
+) -> Option<(usize, &'t RouteTable<R>)> {
+    tables
+        .iter()
+        .enumerate()
+        .find(|(_, table)| fast::serves(&table.v4_binds, common))
 }
 
 /// Copies as many of `from` as fit into `to`; returns how many. The first two (a usual row's

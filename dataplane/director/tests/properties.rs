@@ -210,3 +210,61 @@ fn the_fast_path_comparison_sees_routed_passed_and_dropped_frames() {
         }
     }
 }
+
+/// One frame of a burst: a common frame to one of the narrow binds' VIPs or beside them, with
+/// any client, or arbitrary bytes (a frame for the full procedure, a drop or a pass).
+fn burst_frame() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => (any::<[u8; 4]>(), destination(), prop_oneof![Just(6u8), Just(17)], any::<u16>(), destination_port())
+            .prop_map(|(src, dst, protocol, src_port, dst_port)| {
+                contract::common_frame(src, dst, protocol, src_port, dst_port)
+            }),
+        1 => (any::<[u8; 4]>(), any::<u16>()).prop_map(|(src, port)| {
+            // Every TCP port of any IPv4 address goes to the wide table.
+            contract::common_frame(src, [203, 0, 113, 9], 6, port, 8080)
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 0..80),
+        1 => (any::<[u8; 16]>(), any::<[u8; 16]>(), l4()).prop_map(|(src, dst, l4)| {
+            let packet = Ipv6Packet::new(Ipv6Addr::from(src), Ipv6Addr::from(dst), l4).build();
+            ethernet(0x86dd, &packet)
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// A burst read ahead and hashed in lanes routes each frame as it routes alone (route,
+    /// bytes, counters; `contract::check_burst`), for every burst length up to past the most
+    /// read ahead, partial lanes included.
+    #[test]
+    fn a_burst_routes_each_frame_as_it_routes_alone(
+        frames in proptest::collection::vec(burst_frame(), 1..=40),
+    ) {
+        let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        contract::check_burst(&frames);
+    }
+}
+
+#[test]
+fn every_burst_length_up_to_32_common_frames_routes_as_alone() {
+    let frames: Vec<Vec<u8>> = (0..33u8)
+        .map(|i| {
+            let dst = if i % 3 == 0 {
+                [198, 51, 100, 7]
+            } else {
+                [192, 0, 2, 80]
+            };
+            let (protocol, port) = if i % 3 == 0 {
+                (17, 1000 + u16::from(i))
+            } else {
+                (6, 443)
+            };
+            contract::common_frame([10, 1, i, 7], dst, protocol, 30_000 + u16::from(i), port)
+        })
+        .collect();
+    for len in 1..=frames.len() {
+        let burst: Vec<&[u8]> = frames[..len].iter().map(Vec::as_slice).collect();
+        contract::check_burst(&burst);
+    }
+}

@@ -6,7 +6,10 @@
 //! header) with the new header in the mbuf's headroom, never copying the payload, transmits in
 //! batches and counts every frame's fate. The router is told where each RX burst begins
 //! ([`FrameRouter::begin_burst`]): a table swapped by the control plane is picked up there, so
-//! every frame of a burst sees one table and nothing on the packet path locks.
+//! every frame of a burst sees one table and nothing on the packet path locks. Then it is
+//! handed the burst's frames ahead of routing them ([`FrameRouter::prepare_burst`], where the
+//! director hashes their flows four at a time), from code compiled for AVX2 when the CPU has
+//! it.
 
 use crate::dataplane::WorkerSeat;
 use crate::idle::{Idle, IdleExit, IdlePolicy};
@@ -44,6 +47,19 @@ pub trait FrameRouter {
     /// control plane swapped in, so that every frame of a burst sees the same one.
     fn begin_burst(&mut self) {}
 
+    /// Called after [`begin_burst`](Self::begin_burst) with the frames of the burst that
+    /// [`route`](Self::route) is about to be called for, in that order: where a router can read
+    /// them all ahead (the director hashes their flows side by side). The default reads
+    /// nothing.
+    ///
+    /// The worker calls it from a function compiled for AVX2 when the CPU has it
+    /// ([`EncapWorker`]): an implementation marked `#[inline(always)]`, with all it calls, is
+    /// compiled for AVX2 there.
+    #[inline(always)]
+    fn prepare_burst<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) {
+        let _ = frames;
+    }
+
     /// Called after the last frame of every RX burst (where a router publishes its counters).
     fn end_burst(&mut self) {}
 
@@ -66,6 +82,8 @@ pub struct EncapWorker<R> {
     stop: Arc<AtomicBool>,
     idle: Idle,
     path: PathCounters,
+    /// Whether the CPU has AVX2, detected once: the burst is prepared by code compiled for it.
+    avx2: bool,
 }
 
 impl<R: FrameRouter> EncapWorker<R> {
@@ -87,6 +105,7 @@ impl<R: FrameRouter> EncapWorker<R> {
             stop,
             idle: Idle::new(IdlePolicy::Busy, idle_exit),
             path: PathCounters::default(),
+            avx2: has_avx2(),
         }
     }
 
@@ -123,6 +142,7 @@ impl<R: FrameRouter> EncapWorker<R> {
             self.path.add(PathCounter::NicRx, from_nic as u64);
             if from_nic > 0 {
                 self.router.begin_burst();
+                prepare(&mut self.router, &rx, self.avx2);
                 for m in rx.drain() {
                     dispatch(
                         &mut self.router,
@@ -175,6 +195,50 @@ impl<R: FrameRouter> EncapWorker<R> {
             path: self.path,
         }
     }
+}
+
+/// Whether the CPU supports AVX2.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Hands the burst's frames (those [`dispatch`] routes: the contiguous ones, in order) to the
+/// router ahead of routing them, by code compiled for AVX2 when `avx2` says the CPU has it.
+#[inline(always)]
+fn prepare<R: FrameRouter>(router: &mut R, rx: &MbufBurst, avx2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: `avx2` is `has_avx2()`, true only when the CPU supports AVX2, which is all
+        // `prepare_avx2` needs.
+        return unsafe { prepare_avx2(router, rx) };
+    }
+    let _ = avx2;
+    prepare_frames(router, rx);
+}
+
+/// [`prepare_frames`] compiled for AVX2: the router's `prepare_burst`, inlined here, works on
+/// 256-bit registers (the director hashes four flows in one).
+///
+/// # Safety
+///
+/// The CPU supports AVX2. (An `unsafe fn` rather than a safe `#[target_feature]` one: the
+/// workspace's minimum Rust is older than safe target features.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn prepare_avx2<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
+    prepare_frames(router, rx);
+}
+
+#[inline(always)]
+fn prepare_frames<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
+    router.prepare_burst(rx.iter().filter(|m| m.is_contiguous()).map(Mbuf::data));
 }
 
 /// Routes one frame and queues the result; drops free the mbuf.

@@ -2,7 +2,7 @@
 //! `director`) and by the property tests (`properties.rs`): one source file, included by both.
 
 use chance_director::{
-    Bind, Counter, Director, DirectorConfig, DropReason, Encapsulation, HashFields, Prefix,
+    Bind, Counter, Director, DirectorConfig, DropReason, Encapsulation, HashFields, Plan, Prefix,
     Protocol, Route, RouteTable, Rows,
 };
 use chance_engine::wire::checksum;
@@ -106,6 +106,31 @@ fn directors() -> [Director; 2] {
     [Director::new(base), Director::new(migrating)]
 }
 
+/// An untagged IPv4 frame without options carrying a TCP (`protocol` 6) or UDP (17) header
+/// from `src`:`src_port` to `dst`:`dst_port` and no payload: a frame the fast path takes.
+pub fn common_frame(
+    src: [u8; 4],
+    dst: [u8; 4],
+    protocol: u8,
+    src_port: u16,
+    dst_port: u16,
+) -> Vec<u8> {
+    let transport_len: u16 = if protocol == 6 { 20 } else { 8 };
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3, 0x08, 0x00];
+    frame.extend_from_slice(&[0x45, 0]);
+    frame.extend_from_slice(&(20 + transport_len).to_be_bytes());
+    frame.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, protocol, 0, 0]);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&dst);
+    frame.extend_from_slice(&src_port.to_be_bytes());
+    frame.extend_from_slice(&dst_port.to_be_bytes());
+    frame.resize(frame.len() + usize::from(transport_len) - 4, 0);
+    if protocol == 17 {
+        frame[38..40].copy_from_slice(&transport_len.to_be_bytes());
+    }
+    frame
+}
+
 fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -131,6 +156,11 @@ pub fn check_frame(data: &[u8]) -> usize {
             assert_eq!(fast.counters(), full.counters());
         }
     }
+    // The frame in a burst among common frames (routed by both table sets, one each way to a
+    // full lane and a partial one), the same frame twice in a row included.
+    let tcp = common_frame([10, 0, 0, 1], [192, 0, 2, 80], 6, 40_000, 443);
+    let udp = common_frame([10, 0, 0, 2], [198, 51, 100, 7], 17, 40_001, 1500);
+    check_burst(&[&tcp, data, &udp, data, &tcp, &udp]);
     let mut routed = 0;
     for mut director in directors() {
         if let Route::Encapsulate(encap) = director.route(data, tables) {
@@ -149,6 +179,113 @@ pub fn check_frame(data: &[u8]) -> usize {
         assert_eq!(decided, 1, "{counters:?}");
     }
     routed
+}
+
+/// A frame's route with the bytes it puts on the wire, owned, to compare routes of different
+/// directors.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Encapsulated: table, row and the whole output frame.
+    Encapsulate {
+        table: usize,
+        row: u16,
+        output: Vec<u8>,
+    },
+    Pass,
+    Drop(DropReason),
+}
+
+impl Outcome {
+    fn of(route: Route<'_>, frame: &[u8]) -> Self {
+        match route {
+            Route::Encapsulate(encap) => Outcome::Encapsulate {
+                table: encap.table,
+                row: encap.row,
+                output: encap.output(frame),
+            },
+            Route::Pass => Outcome::Pass,
+            Route::Drop(reason) => Outcome::Drop(reason),
+        }
+    }
+
+    /// What the runtime puts on the wire for a plan, the header written by `write_planned`.
+    fn of_plan(plan: Plan, director: &Director, frame: &[u8]) -> Self {
+        match plan {
+            Plan::Encapsulate {
+                strip,
+                inner_len,
+                header_len,
+            } => {
+                let inner = &frame[strip..strip + inner_len];
+                let mut output = vec![0; header_len];
+                assert!(director.write_planned(&mut output, inner));
+                output.extend_from_slice(inner);
+                // Table and row are not part of a plan: compared through the output alone.
+                Outcome::Encapsulate {
+                    table: 0,
+                    row: 0,
+                    output,
+                }
+            }
+            Plan::Pass => Outcome::Pass,
+            Plan::Drop(reason) => Outcome::Drop(reason),
+        }
+    }
+
+    fn clone_without_place(&self) -> Self {
+        match self {
+            Outcome::Encapsulate { output, .. } => Outcome::Encapsulate {
+                table: 0,
+                row: 0,
+                output: output.clone(),
+            },
+            Outcome::Pass => Outcome::Pass,
+            Outcome::Drop(reason) => Outcome::Drop(*reason),
+        }
+    }
+}
+
+/// Routes `frames` as one burst read ahead ([`Director::prepare_burst`]) and each frame alone,
+/// with every director over both table sets, and asserts that each frame's route, output bytes
+/// and the counters are the same: routed by `route`, planned and written by `plan` and
+/// `write_planned` (the runtime's way), and routed in reverse order after the burst was read in
+/// order (which must forget what was read, not misuse it).
+pub fn check_burst(frames: &[&[u8]]) {
+    let tables = tables();
+    for tables in [&tables, &narrow_tables()] {
+        let alone = directors();
+        let routed = directors();
+        let planned = directors();
+        let reversed = directors();
+        for (((mut alone, mut routed), mut planned), mut reversed) in
+            alone.into_iter().zip(routed).zip(planned).zip(reversed)
+        {
+            routed.prepare_burst(frames.iter().copied(), tables);
+            planned.prepare_burst(frames.iter().copied(), tables);
+            reversed.prepare_burst(frames.iter().copied(), tables);
+            let mut expected = Vec::with_capacity(frames.len());
+            for (index, frame) in frames.iter().enumerate() {
+                let outcome = Outcome::of(alone.route(frame, tables), frame);
+                let by_route = Outcome::of(routed.route(frame, tables), frame);
+                assert_eq!(by_route, outcome, "frame {index} of {}", frames.len());
+                let plan = planned.plan(frame, tables);
+                let by_plan = Outcome::of_plan(plan, &planned, frame);
+                assert_eq!(
+                    by_plan,
+                    outcome.clone_without_place(),
+                    "frame {index} planned"
+                );
+                expected.push(outcome);
+            }
+            for (index, frame) in frames.iter().enumerate().rev() {
+                let outcome = Outcome::of(reversed.route(frame, tables), frame);
+                assert_eq!(outcome, expected[index], "frame {index} in reverse order");
+            }
+            assert_eq!(routed.counters(), alone.counters());
+            assert_eq!(planned.counters(), alone.counters());
+            assert_eq!(reversed.counters(), alone.counters());
+        }
+    }
 }
 
 /// An encapsulation lies inside the frame, its header's lengths agree with what follows, its IPv4

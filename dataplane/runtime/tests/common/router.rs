@@ -1,9 +1,11 @@
 //! A frame router for tests: frames to 10.1.0.0/16 are encapsulated with the table's header,
 //! frames to 10.9.0.0/16 dropped, every other frame passed; its table is swapped at a burst
-//! boundary, as a director's is.
+//! boundary, as a director's is. It checks that the worker hands it each burst ahead
+//! (`prepare_burst`) with exactly the frames it then routes, in order.
 
 use arc_swap::ArcSwap;
 use chance_runtime::{FrameAction, FrameRouter};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The received frames' Ethernet header, which encapsulation strips.
@@ -25,6 +27,8 @@ pub struct TestRouter {
     table: Arc<ArcSwap<Table>>,
     /// The table of the current burst.
     current: Arc<Table>,
+    /// The frames of the current burst handed ahead and not routed yet.
+    prepared: VecDeque<Vec<u8>>,
 }
 
 impl TestRouter {
@@ -32,6 +36,7 @@ impl TestRouter {
         Self {
             table: Arc::clone(table),
             current: table.load_full(),
+            prepared: VecDeque::new(),
         }
     }
 }
@@ -41,7 +46,28 @@ impl FrameRouter for TestRouter {
         self.current = self.table.load_full();
     }
 
+    fn prepare_burst<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) {
+        assert!(
+            self.prepared.is_empty(),
+            "the last burst was routed in full"
+        );
+        self.prepared.extend(frames.map(<[u8]>::to_vec));
+        assert!(!self.prepared.is_empty(), "a burst has frames");
+    }
+
+    fn end_burst(&mut self) {
+        assert!(
+            self.prepared.is_empty(),
+            "every frame handed ahead was routed"
+        );
+    }
+
     fn route(&mut self, frame: &[u8]) -> FrameAction {
+        assert_eq!(
+            self.prepared.pop_front().as_deref(),
+            Some(frame),
+            "frames are routed as they were handed ahead"
+        );
         match frame.get(DST) {
             Some([10, 1, _, _]) => FrameAction::Encapsulate {
                 strip: ETHERNET,
