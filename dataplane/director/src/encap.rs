@@ -272,6 +272,10 @@ pub(crate) enum HopPart<'h> {
 ///
 /// The template goes in with one copy of its fixed size, and each field the frame writes at
 /// its fixed offset in it: the lengths are checked once, here, and no write is checked again.
+/// The inner packet's share of the UDP checksum is given when the caller has it
+/// already (`known_sum`, what [`inner_sum::sum_le`] gives for `inner`: the fast path derives
+/// it where it reads the frame, see [`inner_sum::derived_common_le`]); `inner` is then not
+/// read. `None`: summed from `inner`.
 #[inline]
 pub(crate) fn write(
     out: &mut [u8],
@@ -280,6 +284,7 @@ pub(crate) fn write(
     flow: FlowRoute,
     hops: HopPart<'_>,
     inner: &[u8],
+    known_sum: Option<u32>,
 ) -> bool {
     if out.len() != layout.len {
         return false;
@@ -302,7 +307,8 @@ pub(crate) fn write(
     let Some(sums) = hop_sums else {
         return false;
     };
-    write_lengths_and_sums(base, template, layout, flow, sums, inner);
+    let inner_share = known_sum.unwrap_or_else(|| inner_sum::sum_le(inner));
+    write_lengths_and_sums(base, template, layout, flow, sums, inner_share);
     true
 }
 
@@ -360,7 +366,7 @@ fn write_lengths_and_sums(
     layout: &Layout,
     flow: FlowRoute,
     hops: HopSums,
-    inner: &[u8],
+    inner_share: u32,
 ) {
     let ip_check = !checksum::fold(template.ip_sum + u32::from(layout.ip_len) + hops.first_sum);
     base[IP_TOTAL_LEN..IP_TOTAL_LEN + 2].copy_from_slice(&layout.ip_len.to_be_bytes());
@@ -381,7 +387,7 @@ fn write_lengths_and_sums(
         + u32::from(u16::from_le_bytes(source_port))
         + (u32::from(flow.gue_proto) << 8)
         + hops.udp_sum;
-    let sum = checksum::fold(template.udp_sum + written + inner_sum::sum_le(inner));
+    let sum = checksum::fold(template.udp_sum + written + inner_share);
     // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
     let udp_check = match !sum {
         0 => 0xffff,
@@ -411,21 +417,16 @@ pub(crate) fn le_sum(bytes: &[u8]) -> u32 {
 }
 
 impl EncapHeader {
-    /// Writes the header laid out as `layout` (see [`write`]); left empty if it cannot be.
-    pub(crate) fn write(
-        &mut self,
-        template: &HeaderTemplate,
-        layout: &Layout,
-        flow: FlowRoute,
-        hops: HopPart<'_>,
-        inner: &[u8],
-    ) {
+    /// Fills the header with `len` bytes by `write` (true when it wrote them all, as
+    /// [`write`] answers); left empty if it cannot be.
+    #[inline]
+    pub(crate) fn fill(&mut self, len: usize, write: impl FnOnce(&mut [u8]) -> bool) {
         self.len = 0;
-        let Some(out) = self.bytes.get_mut(..layout.len) else {
+        let Some(out) = self.bytes.get_mut(..len) else {
             return;
         };
-        if write(out, template, layout, flow, hops, inner) {
-            self.len = layout.len as u8; // at most MAX_HEADER_LEN
+        if write(out) {
+            self.len = len as u8; // at most MAX_HEADER_LEN
         }
     }
 }
@@ -442,7 +443,17 @@ fn build(
 ) -> Result<bool, DropReason> {
     header.len = 0;
     let layout = Layout::new(hops.len(), inner.len())?;
-    header.write(template, &layout, flow, HopPart::Listed(hops), inner);
+    header.fill(layout.len, |out| {
+        write(
+            out,
+            template,
+            &layout,
+            flow,
+            HopPart::Listed(hops),
+            inner,
+            None,
+        )
+    });
     Ok(layout.truncated)
 }
 

@@ -229,9 +229,9 @@ mod tests {
             let mut listed_out = vec![0; listed_layout.len];
             let mut compiled_out = vec![0xa5; listed_layout.len];
             let listed = HopPart::Listed(&hops);
-            proptest::prop_assert!(write(&mut listed_out, &template, &listed_layout, flow, listed, &inner));
+            proptest::prop_assert!(write(&mut listed_out, &template, &listed_layout, flow, listed, &inner, None));
             let part = HopPart::Compiled(&compiled);
-            proptest::prop_assert!(write(&mut compiled_out, &template, &compiled_layout, flow, part, &inner));
+            proptest::prop_assert!(write(&mut compiled_out, &template, &compiled_layout, flow, part, &inner, None));
             proptest::prop_assert_eq!(compiled_out, listed_out);
         }
     }
@@ -253,7 +253,8 @@ mod tests {
             &three,
             flow,
             HopPart::Compiled(&two),
-            &[0; 20]
+            &[0; 20],
+            None
         ));
         assert!(out.iter().all(|&b| b == 0));
     }

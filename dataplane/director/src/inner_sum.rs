@@ -113,9 +113,7 @@ const LENGTH_AND_FRAGMENT: u64 = u64::from_le_bytes([0, 0, 0xff, 0xff, 0, 0, 0x3
 #[inline(always)]
 fn derived_ipv4_no_options(packet: &[u8]) -> Option<u32> {
     let fixed: &[u8; ipv4::HEADER_LEN] = packet.first_chunk()?;
-    let (first, rest) = fixed.split_first_chunk::<8>()?;
-    let (middle, _) = rest.split_first_chunk::<4>()?;
-    let (first, middle) = (u64::from_le_bytes(*first), u32::from_le_bytes(*middle));
+    let (first, middle) = no_options_words(fixed);
     let len = u16::try_from(packet.len()).ok()?;
     let whole_and_unfragmented = u64::from(u16::from_le_bytes(len.to_be_bytes())) << 16;
     if first & LENGTH_AND_FRAGMENT != whole_and_unfragmented {
@@ -127,14 +125,59 @@ fn derived_ipv4_no_options(packet: &[u8]) -> Option<u32> {
         ip_proto::UDP => transport_ok(ip_proto::UDP, packet.get(ipv4::HEADER_LEN..)?)?,
         _ => return derived_ipv4(packet, ipv4::HEADER_LEN).map(swapped),
     }
-    // Identification and flags (bytes 4-7), then bytes 0-1: the words the pseudo-header does
-    // not cancel (see derived_ipv4).
+    Some(no_options_sum(first, middle))
+}
+
+/// [`sum_le`] of the IP packet of a frame the fast path took (`crate::fast`), where that read
+/// already checked what [`derived_ipv4_no_options`] checks but two things: `packet` is IPv4
+/// with IHL 5 and a fragment offset of 0, exactly as long as its total length (the caller cut
+/// it there), carrying TCP with its 20 bytes or UDP with its 8. Left to check: the MF flag
+/// (a first fragment's transport checksum covers more than it carries) and UDP's own length
+/// and checksum. `None` where only reading every byte is exact, as [`derived_le`].
+///
+/// Called where the fast path has just read the frame's header, so the header's words are
+/// read once more from the cache and nothing it proved is checked again.
+#[inline(always)]
+pub(crate) fn derived_common_le(packet: &[u8]) -> Option<u32> {
+    let fixed: &[u8; ipv4::HEADER_LEN] = packet.first_chunk()?;
+    let (first, middle) = no_options_words(fixed);
+    if first & FRAGMENT != 0 {
+        return None;
+    }
+    match (middle >> 8) as u8 {
+        ip_proto::TCP => {}
+        ip_proto::UDP => transport_ok(ip_proto::UDP, packet.get(ipv4::HEADER_LEN..)?)?,
+        _ => return None,
+    }
+    Some(no_options_sum(first, middle))
+}
+
+/// Of the first eight bytes read little-endian, the MF flag and the fragment offset.
+const FRAGMENT: u64 = LENGTH_AND_FRAGMENT & !0xffff_ffff;
+
+/// An IPv4 header without options read as two little-endian integers: its first eight bytes
+/// and the next four.
+#[inline(always)]
+fn no_options_words(fixed: &[u8; ipv4::HEADER_LEN]) -> (u64, u32) {
+    let first = u64::from_le_bytes([
+        fixed[0], fixed[1], fixed[2], fixed[3], fixed[4], fixed[5], fixed[6], fixed[7],
+    ]);
+    let middle = u32::from_le_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]);
+    (first, middle)
+}
+
+/// The derived sum of a valid IPv4 packet without options carrying TCP or UDP, from its
+/// header's [`no_options_words`]: identification and flags (bytes 4-7), then bytes 0-1, the
+/// TTL's byte and the checksum: the words the pseudo-header does not cancel (see
+/// [`derived_ipv4`]), and the header's length.
+#[inline(always)]
+fn no_options_sum(first: u64, middle: u32) -> u32 {
     let sum = (first >> 32)
         + (first & FIRST_WORD)
         + u64::from(middle & TTL_AND_CHECKSUM)
         + HEADER_LEN_WORD;
     // At most 34 bits: one fold brings it under 19 (the caller folds the rest).
-    Some(((sum & 0xffff) + (sum >> 16)) as u32)
+    ((sum & 0xffff) + (sum >> 16)) as u32
 }
 
 /// An IPv4 packet whose first byte gives `header_len` bytes of header.
@@ -238,7 +281,7 @@ fn word(header: &[u8; ipv4::HEADER_LEN], at: usize) -> u32 {
 mod tests {
     use super::*;
     use crate::encap::{
-        EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, HopPart, Layout, UDP_OFFSET,
+        write, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, HopPart, Layout, UDP_OFFSET,
     };
     use core::net::Ipv4Addr;
     use etherparse::{
@@ -352,13 +395,18 @@ mod tests {
         let hops = [Ipv4Addr::new(10, 0, 0, 1)];
         let mut header = EncapHeader::new();
         let layout = Layout::new(hops.len(), inner.len()).unwrap();
-        header.write(
-            &HeaderTemplate::new(&config),
-            &layout,
-            flow,
-            HopPart::Listed(&hops),
-            inner,
-        );
+        let template = HeaderTemplate::new(&config);
+        header.fill(layout.len, |out| {
+            write(
+                out,
+                &template,
+                &layout,
+                flow,
+                HopPart::Listed(&hops),
+                inner,
+                None,
+            )
+        });
         assert!(!header.is_empty());
         header
     }
@@ -430,6 +478,25 @@ mod tests {
             prop_assert!(derived(&inner).is_some());
             let header = outer_header(&inner);
             prop_assert!(!outer_checksum_verifies(header.as_bytes(), &inner));
+        }
+
+        #[test]
+        fn the_fast_paths_sum_is_the_derived_one_and_falls_back_where_it_does(spec in spec()) {
+            // What the fast path takes: IPv4 without options carrying TCP or UDP.
+            let transport = match spec.transport {
+                Transport::Udp => Transport::Udp,
+                _ => Transport::Tcp,
+            };
+            let spec = Spec { ipv6: false, option_words: 0, transport, ..spec };
+            let valid = packet(&spec);
+            prop_assert_eq!(derived_common_le(&valid), derived_le(&valid));
+            for (what, inner) in fallbacks(&spec, &valid) {
+                // Of the fallbacks, those the fast path's own checks let through.
+                let taken = what == "more fragments" || what.starts_with("UDP");
+                if taken {
+                    prop_assert_eq!(derived_common_le(&inner), None, "{}", what);
+                }
+            }
         }
 
         #[test]

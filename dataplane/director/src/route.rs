@@ -19,6 +19,7 @@ use crate::fast::{self, V4Bind};
 use crate::flow_hash::{self, FlowFields, HashFields};
 use crate::flow_hasher::FlowHasher;
 use crate::hop_headers::{HopHeader, HopHeaders};
+use crate::inner_sum;
 use crate::model::{Bind, Rows};
 use chance_engine::config::DEFAULT_GUE_PORT;
 use chance_engine::wire::{ethernet, ip_proto};
@@ -211,6 +212,9 @@ struct Pending {
     compiled: Option<HopHeader>,
     /// The hops, first hop first: `1 + layout.rest` of them count.
     hops: [Ipv4Addr; MAX_ROUTE_HOPS],
+    /// The inner packet's share of the UDP checksum, when the fast path derived it from the
+    /// header it read (`None`: summed from the packet when the header is written).
+    inner_sum: Option<u32>,
 }
 
 impl Pending {
@@ -221,6 +225,21 @@ impl Pending {
             Some(header) => HopPart::Compiled(header),
             None => HopPart::Listed(&self.hops),
         }
+    }
+
+    /// Writes the header into `out` for `inner` (see [`encap::write`]).
+    #[inline(always)]
+    fn write(&self, out: &mut [u8], template: &HeaderTemplate, inner: &[u8]) -> bool {
+        let hops = self.hop_part();
+        encap::write(
+            out,
+            template,
+            &self.layout,
+            self.flow,
+            hops,
+            inner,
+            self.inner_sum,
+        )
     }
 }
 
@@ -252,6 +271,7 @@ impl Director {
                 layout: Layout::new(1, 0).unwrap_or_else(|_| unreachable!("one hop, no packet")),
                 compiled: None,
                 hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
+                inner_sum: None,
             },
             header: EncapHeader::new(),
             burst: Burst::new(),
@@ -319,15 +339,7 @@ impl Director {
     /// `inner_len` bytes). False, with nothing written, when `header` has another length.
     #[inline]
     pub fn write_planned(&self, header: &mut [u8], inner: &[u8]) -> bool {
-        let p = &self.pending;
-        encap::write(
-            header,
-            &self.template,
-            &p.layout,
-            p.flow,
-            p.hop_part(),
-            inner,
-        )
+        self.pending.write(header, &self.template, inner)
     }
 
     /// Hashes a burst of frames ahead, before they are routed one by one, in order, by
@@ -369,6 +381,11 @@ impl Director {
         };
         let hashed = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
         let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow(), table));
+        // The inner packet's share of the UDP checksum, while its header is in cache and what
+        // the fast path checked is known (the packet is cut at its total length, as the header
+        // will be written for it).
+        let inner = frame.get(ethernet::HEADER_LEN..ethernet::HEADER_LEN + common.inner_len);
+        let inner_sum = inner.and_then(inner_sum::derived_common_le);
         let placed = self.encapsulate::<R, true>(
             hashes,
             common.hint,
@@ -377,6 +394,7 @@ impl Director {
             table,
             index,
         )?;
+        self.pending.inner_sum = inner_sum;
         Ok(Some(placed))
     }
 
@@ -400,9 +418,9 @@ impl Director {
             Ok(Some(placed)) => {
                 let start = ethernet::HEADER_LEN;
                 let inner = &frame[start..start + placed.inner_len];
-                let p = &self.pending;
+                let (p, template) = (&self.pending, &self.template);
                 self.header
-                    .write(&self.template, &p.layout, p.flow, p.hop_part(), inner);
+                    .fill(p.layout.len, |out| p.write(out, template, inner));
                 Route::Encapsulate(Encapsulation {
                     strip: start,
                     inner_len: placed.inner_len,
@@ -466,6 +484,7 @@ impl Director {
             table,
             index,
         )?;
+        self.pending.inner_sum = None;
         self.count_kind(routable.kind);
         Ok(Some(placed))
     }
