@@ -265,12 +265,7 @@ fn dispatch<R: FrameRouter>(
             keep,
             header_len,
         } => {
-            let tail = m.len().saturating_sub(strip.saturating_add(keep));
-            if tail > 0 && m.trim(tail).is_err() {
-                path.add(PathCounter::EncapFailed, 1);
-                return;
-            }
-            match m.replace_front(strip, header_len) {
+            match m.replace_front(strip, keep, header_len) {
                 Ok((header, payload)) => router.write_header(header, payload),
                 Err(_) => {
                     path.add(PathCounter::EncapFailed, 1);

@@ -241,9 +241,11 @@ impl Mbuf {
     }
 
     /// Replaces the first `strip` bytes of a single-segment mbuf's data by `header_len` new
-    /// bytes, in the buffer's headroom (the payload is not copied), and returns the new header
-    /// (its content is whatever the buffer held: overwrite it) and the payload behind it. One
-    /// update of `data_off`, `data_len` and `pkt_len`: what `adj` then `prepend` do.
+    /// bytes, in the buffer's headroom (the payload is not copied), keeps at most `keep` bytes
+    /// after them (the rest of the data goes: a frame's Ethernet padding), and returns the new
+    /// header (its content is whatever the buffer held: overwrite it) and the payload behind it.
+    /// One update of `data_off`, `data_len` and `pkt_len`: what `trim`, `adj` then `prepend`
+    /// do, with no FFI call and one check of the segment.
     ///
     /// # Errors
     ///
@@ -253,6 +255,7 @@ impl Mbuf {
     pub fn replace_front(
         &mut self,
         strip: usize,
+        keep: usize,
         header_len: usize,
     ) -> Result<(&mut [u8], &[u8]), MbufError> {
         let data_len = self.data_len();
@@ -265,14 +268,15 @@ impl Mbuf {
             });
         }
         // Both fit u16: data_off = room - header_len >= 0 lies before the old data's end, and
-        // the new length is bounded by the buffer (data_off + data_len <= buf_len, a u16).
+        // the new length, at most the old data's end less data_off, is bounded by the buffer
+        // (data_off + data_len <= buf_len, a u16).
         let data_off = (room - header_len) as u16;
-        let len = (data_len - strip + header_len) as u16;
+        let len = (header_len + keep.min(data_len - strip)) as u16;
         let m = self.0.as_ptr();
         // SAFETY: we own this valid single-segment mbuf exclusively; the new window
-        // [room - header_len, old data end) starts inside the buffer (header_len <= room) and
-        // ends where the old data ended, so data_off + data_len <= buf_len and
-        // pkt_len == data_len (one segment) hold.
+        // [room - header_len, room - header_len + len) starts inside the buffer (header_len <=
+        // room) and ends at or before where the old data ended, so data_off + data_len <=
+        // buf_len and pkt_len == data_len (one segment) hold.
         unsafe {
             (*m).data_off = data_off;
             (*m).data_len = len;

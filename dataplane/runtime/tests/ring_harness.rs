@@ -1,5 +1,6 @@
 //! One EAL (2 lcores, no hugepages) shared by every test of this binary: a net_ring port round
-//! trip, mbuf adj/trim/prepend/append, MbufBurst, worker lcores, and the refused second init.
+//! trip, mbuf adj/trim/prepend/append/replace_front, MbufBurst, worker lcores, and the refused
+//! second init.
 
 mod common;
 
@@ -253,6 +254,60 @@ fn shrink_to_keeps_exactly_the_range_and_refuses_what_is_not_inside() {
             mb.shrink_to(bad),
             Err(MbufError::NoRoom {
                 op: "shrink_to",
+                ..
+            })
+        ));
+        assert_eq!(mb.data(), &bytes[..], "nothing changes");
+    }
+    drop(mb);
+    assert_eq!(pool.in_use_count(), 0);
+}
+
+#[test]
+fn replace_front_puts_the_header_in_the_headroom_and_keeps_at_most_keep_bytes_behind_it() {
+    init();
+    let _lcore = Lcore::register();
+    let pool = Mempool::new("front_pool", 63, 0, DEFAULT_DATA_ROOM, SOCKET_ID_ANY).unwrap();
+    let bytes: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+    // (strip, keep, header_len): padding cut, all kept, a keep past the end, nothing kept,
+    // a header shorter than what is stripped, the whole headroom.
+    for (strip, keep, header_len) in [
+        (14, 250, 50),
+        (14, 286, 50),
+        (14, usize::MAX, 36),
+        (14, 0, 20),
+        (40, 100, 8),
+        (0, 300, 128),
+    ] {
+        let mut mb = Mbuf::from_slice(&pool, &bytes).unwrap();
+        let headroom = mb.headroom();
+        let kept = keep.min(bytes.len() - strip);
+        let (header, payload) = mb.replace_front(strip, keep, header_len).unwrap();
+        assert_eq!(header.len(), header_len);
+        assert_eq!(
+            payload,
+            &bytes[strip..strip + kept],
+            "{strip} {keep} {header_len}"
+        );
+        header.fill(0xee);
+        assert_eq!(
+            (mb.len(), mb.data_len()),
+            (header_len + kept, header_len + kept)
+        );
+        assert_eq!(
+            mb.headroom(),
+            headroom + strip - header_len,
+            "nothing is copied"
+        );
+        assert!(mb.data()[..header_len].iter().all(|&b| b == 0xee));
+    }
+    let mut mb = Mbuf::from_slice(&pool, &bytes).unwrap();
+    let headroom = mb.headroom();
+    for (strip, header_len) in [(301, 10), (14, headroom + 15)] {
+        assert!(matches!(
+            mb.replace_front(strip, usize::MAX, header_len),
+            Err(MbufError::NoRoom {
+                op: "replace_front",
                 ..
             })
         ));
