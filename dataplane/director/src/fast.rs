@@ -78,7 +78,7 @@ pub(crate) fn compile(binds: &[Bind]) -> Box<[V4Bind]> {
 
 /// Whether one of `binds` takes the frame.
 #[inline]
-pub(crate) fn serves(binds: &[V4Bind], frame: &Frame) -> bool {
+pub(crate) fn serves(binds: &[V4Bind], frame: &Frame<'_>) -> bool {
     binds
         .iter()
         .any(|bind| bind.matches(frame.dst, frame.protocol, frame.dst_port))
@@ -86,12 +86,10 @@ pub(crate) fn serves(binds: &[V4Bind], frame: &Frame) -> bool {
 
 /// A common frame, read.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Frame {
-    /// The client's address and port and the VIP's port, as the frame has them (the flow the
-    /// hash reads, with the VIP's bytes: [`flow`](Self::flow)).
-    src: [u8; 4],
-    src_port: [u8; 2],
-    dst_port_bytes: [u8; 2],
+pub(crate) struct Frame<'f> {
+    /// The bytes read: the flow the hash reads is taken from them only when it is hashed here
+    /// ([`flow`](Self::flow)), so a frame hashed ahead does not carry it.
+    head: &'f [u8; READ_LEN],
     /// The VIP, as an integer.
     dst: u32,
     /// IP protocol number: TCP or UDP.
@@ -103,14 +101,21 @@ pub(crate) struct Frame {
     pub inner_len: usize,
 }
 
-impl Frame {
+impl Frame<'_> {
     /// The flow the hash reads (ports included): built only when the hash is computed here, not
     /// taken from a burst hashed ahead.
     #[inline(always)]
     pub(crate) fn flow(&self) -> FlowFields {
-        let mut flow = classify::flow_between(false, &self.src, &self.dst.to_be_bytes());
-        flow.src_port = self.src_port;
-        flow.dst_port = self.dst_port_bytes;
+        let head = self.head;
+        let src = [
+            head[SRC_ADDR],
+            head[SRC_ADDR + 1],
+            head[SRC_ADDR + 2],
+            head[SRC_ADDR + 3],
+        ];
+        let mut flow = classify::flow_between(false, &src, &self.dst.to_be_bytes());
+        flow.src_port = [head[SRC_PORT], head[SRC_PORT + 1]];
+        flow.dst_port = [head[DST_PORT], head[DST_PORT + 1]];
         flow
     }
 }
@@ -119,7 +124,7 @@ impl Frame {
 /// least its 20 bytes or UDP with its 8 inside the IPv4 total length, that length inside the
 /// frame); `None` for anything else.
 #[inline]
-pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
+pub(crate) fn read(frame: &[u8]) -> Option<Frame<'_>> {
     let head: &[u8; READ_LEN] = frame.first_chunk()?;
     let total_len = usize::from(be16(head, TOTAL_LEN));
     let transport_len = match head[PROTOCOL] {
@@ -135,12 +140,6 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
     {
         return None;
     }
-    let src: [u8; 4] = [
-        head[SRC_ADDR],
-        head[SRC_ADDR + 1],
-        head[SRC_ADDR + 2],
-        head[SRC_ADDR + 3],
-    ];
     let dst: [u8; 4] = [
         head[DST_ADDR],
         head[DST_ADDR + 1],
@@ -148,9 +147,7 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame> {
         head[DST_ADDR + 3],
     ];
     Some(Frame {
-        src,
-        src_port: [head[SRC_PORT], head[SRC_PORT + 1]],
-        dst_port_bytes: [head[DST_PORT], head[DST_PORT + 1]],
+        head,
         dst: u32::from_be_bytes(dst),
         protocol: head[PROTOCOL],
         dst_port: be16(head, DST_PORT),

@@ -590,7 +590,7 @@ impl Director {
 #[inline(always)]
 pub(crate) fn serving_v4<'t, R>(
     tables: &'t [RouteTable<R>],
-    common: &fast::Frame,
+    common: &fast::Frame<'_>,
 ) -> Option<(usize, &'t RouteTable<R>)> {
     tables
         .iter()
