@@ -27,6 +27,7 @@ mod inner_sum;
 pub mod model;
 pub mod rendezvous;
 pub mod route;
+mod route_table;
 pub mod table;
 
 pub use counters::{Counter, Counters, DropReason};

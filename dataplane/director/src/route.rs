@@ -15,12 +15,13 @@ use crate::counters::{Counter, Counters, DropReason};
 use crate::encap::{
     self, EncapConfig, EncapHeader, FlowRoute, HeaderTemplate, HopPart, Layout, MAX_ROUTE_HOPS,
 };
-use crate::fast::{self, V4Bind};
+use crate::fast;
 use crate::flow_hash::{self, FlowFields, HashFields};
-use crate::flow_hasher::FlowHasher;
-use crate::hop_headers::{HopHeader, HopHeaders};
+use crate::hop_headers::HopHeader;
 use crate::inner_sum;
-use crate::model::{Bind, Rows};
+use crate::model::Rows;
+use crate::route_table::serving_v4;
+pub use crate::route_table::RouteTable;
 use chance_engine::config::DEFAULT_GUE_PORT;
 use chance_engine::wire::{ethernet, ip_proto};
 use core::net::{IpAddr, Ipv4Addr};
@@ -58,79 +59,6 @@ impl DirectorConfig {
     /// True when a flow hash needs ports (so a fragment without them cannot be routed).
     fn hashes_ports(&self) -> bool {
         self.hash_fields.uses_ports() || self.alt_hash_fields.is_some_and(HashFields::uses_ports)
-    }
-}
-
-/// One forwarding table as the packet path reads it: the binds it serves, its hash key and its
-/// rows. The daemon builds a new set of tables off the packet path and swaps it in whole.
-#[derive(Debug, Clone)]
-pub struct RouteTable<R> {
-    binds: Vec<Bind>,
-    /// The IPv4 binds, compiled for the fast path.
-    v4_binds: Box<[V4Bind]>,
-    hash_key: [u8; 16],
-    hasher: FlowHasher,
-    rows: R,
-    /// The rows' distinct hop lists, compiled (`None`: too many distinct lists).
-    hop_headers: Option<HopHeaders>,
-}
-
-impl<R: Rows> RouteTable<R> {
-    /// A table serving `binds`, hashing flows with `hash_key` onto `rows`. Reads every row
-    /// once, to compile the distinct hop lists (see [`crate::hop_headers`]).
-    pub fn new(binds: Vec<Bind>, hash_key: [u8; 16], rows: R) -> Self {
-        Self {
-            v4_binds: fast::compile(&binds),
-            binds,
-            hash_key,
-            hasher: FlowHasher::new_with_key(&hash_key),
-            hop_headers: HopHeaders::compile(&rows),
-            rows,
-        }
-    }
-
-    /// The binds.
-    pub fn binds(&self) -> &[Bind] {
-        &self.binds
-    }
-
-    /// The 16-byte SipHash key.
-    pub fn hash_key(&self) -> [u8; 16] {
-        self.hash_key
-    }
-
-    /// The rows.
-    pub fn rows(&self) -> &R {
-        &self.rows
-    }
-
-    /// The keyed SipHash the flows are hashed with.
-    pub(crate) fn hasher(&self) -> &FlowHasher {
-        &self.hasher
-    }
-
-    fn serves(&self, query: &BindQuery) -> bool {
-        self.binds.iter().any(|bind| match *query {
-            BindQuery::Port {
-                vip,
-                protocol,
-                port,
-            } => bind.matches(vip, protocol, port),
-            BindQuery::AnyPort { vip, protocol } => {
-                bind.protocol == protocol && bind.prefix.contains(vip)
-            }
-            BindQuery::AnyBind { vip } => bind.prefix.contains(vip),
-        })
-    }
-
-    /// Row `row`'s hop list compiled, if it is.
-    #[inline]
-    fn compiled_row(&self, row: u16) -> Option<&HopHeader> {
-        self.hop_headers.as_ref()?.get(row)
-    }
-
-    fn holds(&self, vip: IpAddr) -> bool {
-        self.binds.iter().any(|bind| bind.prefix.contains(vip))
     }
 }
 
@@ -583,19 +511,6 @@ impl Director {
         }
         Ok(())
     }
-}
-
-/// The first of `tables` (in order) with an IPv4 bind that takes the common frame `common`, and
-/// its index.
-#[inline(always)]
-pub(crate) fn serving_v4<'t, R>(
-    tables: &'t [RouteTable<R>],
-    common: &fast::Frame<'_>,
-) -> Option<(usize, &'t RouteTable<R>)> {
-    tables
-        .iter()
-        .enumerate()
-        .find(|(_, table)| fast::serves(&table.v4_binds, common))
 }
 
 /// Copies as many of `from` as fit into `to`; returns how many. The first two (a usual row's
