@@ -11,8 +11,8 @@
  * slot's three words. The slot depends on the tag loads, as in the table. What is left is what
  * the memory system charges for two independent random lines and one dependent random line a key.
  *
- * Two variants of the batch (BENCHMARKS.md "The slot's address from the hash, modelled"), as the
- * optional MODE argument:
+ * Two variants of the batch, as the optional MODE argument (BENCHMARKS.md "Breaking the tag ->
+ * slot chain, modelled first"):
  *   chain   the table's shape, as above (the default);
  *   hinted  the slot's address known from the hash alone (an oracle: as if a key were always in
  *           the slot its hash names), prefetched at stage 1 with the tag words; stage 2 still
