@@ -11,7 +11,17 @@
  * slot's three words. The slot depends on the tag loads, as in the table. What is left is what
  * the memory system charges for two independent random lines and one dependent random line a key.
  *
- * Usage: floor ENTRIES BATCH [SECONDS]   (prints ns per key; BATCH 1 = no prefetch, serial)
+ * Two variants of the batch, as the optional MODE argument (BENCHMARKS.md "Breaking the tag ->
+ * slot chain, modelled first"):
+ *   chain   the table's shape, as above (the default);
+ *   hinted  the slot's address known from the hash alone (an oracle: as if a key were always in
+ *           the slot its hash names), prefetched at stage 1 with the tag words; stage 2 still
+ *           loads the tags, but no prefetch waits for them: the tag -> slot chain is broken;
+ *   lazy    stage 2 loads the first bucket's tag word only and prefetches the second's only for
+ *           a key the first does not hold (half of them: 2.5 instead of 3 tag and slot lines a
+ *           key), chosen without a branch; the slot's prefetch moves to a third stage.
+ *
+ * Usage: floor ENTRIES BATCH [SECONDS [MODE]]   (prints ns per key; BATCH 1 = no prefetch, serial)
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -29,6 +39,8 @@
 #define SLOTS 8
 #define WORDS 6
 #define MAX_BATCH 64
+
+enum mode { CHAIN, HINTED, LAZY };
 
 struct bucket {
   uint64_t slots[SLOTS][WORDS];
@@ -63,12 +75,18 @@ static double now(void) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s ENTRIES BATCH [SECONDS]\n", argv[0]);
+    fprintf(stderr, "usage: %s ENTRIES BATCH [SECONDS [chain|hinted|lazy]]\n", argv[0]);
     return 2;
   }
   uint64_t entries = strtoull(argv[1], NULL, 0);
   unsigned batch = (unsigned)strtoul(argv[2], NULL, 0);
   double seconds = argc > 3 ? atof(argv[3]) : 2.0;
+  const char *name = argc > 4 ? argv[4] : "chain";
+  enum mode mode = !strcmp(name, "hinted") ? HINTED : !strcmp(name, "lazy") ? LAZY : CHAIN;
+  if (mode == CHAIN && strcmp(name, "chain")) {
+    fprintf(stderr, "MODE is chain, hinted or lazy\n");
+    return 2;
+  }
   if (batch < 1 || batch > MAX_BATCH || PROBES % batch) {
     fprintf(stderr, "BATCH must divide %u and be at most %u\n", PROBES, MAX_BATCH);
     return 2;
@@ -106,22 +124,45 @@ int main(int argc, char **argv) {
         b1[i] = ((h >> 32) * nb) >> 32;
         b2[i] = ((h & 0xffffffff) * nb) >> 32;
         __builtin_prefetch(&tags[b1[i]]);
-        __builtin_prefetch(&tags[b2[i]]);
+        if (mode != LAZY) __builtin_prefetch(&tags[b2[i]]);
+        if (mode == HINTED) {
+          slot[i] = buckets[b1[i]].slots[(h >> 40) & 7];
+          __builtin_prefetch(&slot[i][0]);
+          __builtin_prefetch(&slot[i][2]);
+        }
       }
-      for (unsigned i = 0; i < batch; i++) {
-        uint64_t t = tags[b1[i]] ^ tags[b2[i]];
-        uint32_t bucket = (t & 1) ? b1[i] : b2[i];
-        slot[i] = buckets[bucket].slots[(t >> 8) & 7];
-        __builtin_prefetch(&slot[i][0]);
-        __builtin_prefetch(&slot[i][2]);
+      if (mode == LAZY) {
+        /* Bit 0 of the first tag word stands for "the first bucket holds the key". */
+        for (unsigned i = 0; i < batch; i++) {
+          int first = tags[b1[i]] & 1;
+          b2[i] = first ? b1[i] : b2[i];
+          __builtin_prefetch(&tags[b2[i]]);
+        }
+        for (unsigned i = 0; i < batch; i++) {
+          slot[i] = buckets[b2[i]].slots[(tags[b2[i]] >> 8) & 7];
+          __builtin_prefetch(&slot[i][0]);
+          __builtin_prefetch(&slot[i][2]);
+        }
+      } else {
+        for (unsigned i = 0; i < batch; i++) {
+          uint64_t t = tags[b1[i]] ^ tags[b2[i]];
+          uint32_t bucket = (t & 1) ? b1[i] : b2[i];
+          if (mode == HINTED) {
+            sum += t & 1; /* the tags are still read (a hint is checked), nothing waits for them */
+            continue;
+          }
+          slot[i] = buckets[bucket].slots[(t >> 8) & 7];
+          __builtin_prefetch(&slot[i][0]);
+          __builtin_prefetch(&slot[i][2]);
+        }
       }
       for (unsigned i = 0; i < batch; i++) sum += slot[i][0] + slot[i][1] + slot[i][2];
     }
     lookups += 4096;
     elapsed = now() - start;
   } while (elapsed < seconds);
-  printf("entries %llu buckets %llu batch %u: %.2f ns per key (%llu lookups, checksum %llu)\n",
-         (unsigned long long)entries, (unsigned long long)nb, batch, elapsed * 1e9 / lookups,
+  printf("entries %llu buckets %llu batch %u %s: %.2f ns per key (%llu lookups, checksum %llu)\n",
+         (unsigned long long)entries, (unsigned long long)nb, batch, name, elapsed * 1e9 / lookups,
          (unsigned long long)lookups, (unsigned long long)(sum & 0xffff));
   return 0;
 }
