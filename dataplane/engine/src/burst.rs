@@ -108,11 +108,12 @@ impl BurstPlan {
     }
 
     /// Counts for the last fill what [`Engine::process_planned`] counts for every planned flow
-    /// (its inner IPv4 and TCP), once its planned frames were each finished with
-    /// [`Engine::process_planned_in_burst`], which counts the rest.
+    /// (the frame processed, its inner IPv4 and TCP), once its planned frames were each finished
+    /// with [`Engine::process_planned_in_burst`], which counts the rest.
     pub fn count_finished(&self, engine: &mut Engine) {
         let counters = engine.counters_mut();
         let flows = self.flows as u64;
+        counters.bump_by(Counter::ProcessedPacketsTotal, flows);
         counters.bump_by(Counter::L3ProtocolPacketsTotalIpv4, flows);
         counters.bump_by(Counter::L4ProtocolPacketsTotalTcp, flows);
     }
