@@ -23,7 +23,7 @@ use crate::flow_cache::FlowCache;
 use crate::table::Prefetch;
 
 /// The most frames a burst holds (DPDK's usual RX burst).
-pub const BURST_MAX: usize = 32;
+pub const BURST_MAX: usize = 64;
 
 /// One burst's plans and the table's answers, and the owner's [`FlowCache`] in front of the
 /// table. Kept by its owner (one per lcore) and refilled in place for every burst (it is about
