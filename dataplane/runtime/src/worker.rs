@@ -1,9 +1,9 @@
 //! The lcore loop: NIC RX -> engine -> kernel port or NIC TX; kernel port RX -> NIC TX.
 //!
 //! Each worker owns one queue pair on each port, its own engine (and so its own counters) and a
-//! shared read-only flow table. Per burst: receive; plan every packet (`Engine::plan`, the headers
-//! read once) and answer all the planned flows at once (`BurstPlan`: the lcore's flow cache first,
-//! then the table in one prefetched batch); decide and
+//! shared read-only flow table. Per burst (up to [`WORKER_BURST`] frames, 64): receive; plan
+//! every packet (`Engine::plan`, the headers read once) and answer all the planned flows at once
+//! (`BurstPlan`: the lcore's flow cache first, then the table in one prefetched batch); decide and
 //! rewrite every packet in place on the mbuf (adj/trim, no copy), the planned ones from their plan
 //! and answer, the rest through the full procedure; transmit in batches, free and count what a
 //! full TX queue refused. The counters are published every few bursts and at every idle poll.
@@ -28,7 +28,7 @@ use std::sync::Arc;
 /// The most frames the worker receives, plans and sends at once: 64, not the usual 32
 /// ([`crate::BURST_SIZE`]). What a burst costs whatever its size (the PMDs' calls, the table's
 /// batch set-up, the flow cache's start, the counters) is then shared by twice the frames:
-/// chanced on the throughput mix, 455.7 -> 448.8 instructions a packet in the worker lcore
+/// chanced on the throughput mix, 455.7 -> 450.9 instructions a packet in the worker lcore
 /// (BENCHMARKS.md, "Bursts of 64").
 pub const WORKER_BURST: usize = 64;
 
