@@ -229,8 +229,8 @@ impl Engine {
     /// [`process_planned`](Self::process_planned) for a frame of a
     /// [`BurstPlan`](crate::burst::BurstPlan), which counts what every planned flow counts (its
     /// inner IPv4 and TCP) for the whole burst at once
-    /// ([`BurstPlan::count_finished`](crate::burst::BurstPlan::count_finished)): two counter
-    /// updates a frame fewer.
+    /// ([`BurstPlan::count_finished`](crate::burst::BurstPlan::count_finished)), and counts
+    /// such a frame processed there too: three counter updates a frame fewer.
     #[inline(always)]
     pub fn process_planned_in_burst<F: FlowTable + ?Sized>(
         &mut self,
@@ -240,10 +240,16 @@ impl Engine {
         flows: &F,
     ) -> Outcome {
         let outcome = self.finish::<F, false>(frame, plan, owned, flows);
-        self.counted(outcome)
+        // The deciding counter, as `counted` bumps it; the processed count is the burst's or,
+        // for a last hop, `finish`'s.
+        self.counters_mut()
+            .bump(outcome.reason.unwrap_or(Counter::PassedPacketsTotal));
+        outcome
     }
 
-    /// Finishes the frame; `COMMON` counts the inner IPv4 and TCP of a [`TCP`] plan too.
+    /// Finishes the frame; `COMMON` counts the inner IPv4 and TCP of a [`TCP`] plan too, and
+    /// without it a last hop's frame counts itself processed (a burst counts its [`TCP`] plans'
+    /// once).
     #[inline(always)]
     fn finish<F: FlowTable + ?Sized, const COMMON: bool>(
         &mut self,
@@ -254,6 +260,9 @@ impl Engine {
     ) -> Outcome {
         let inner_off = plan.inner_off();
         if plan.kind() == LAST_HOP {
+            if !COMMON {
+                self.counters_mut().bump(Counter::ProcessedPacketsTotal);
+            }
             return self.accept_ipv4(frame, inner_off, Counter::AcceptedPacketsTotalLastHop);
         }
         if COMMON {

@@ -347,30 +347,38 @@ impl fmt::Debug for Mbuf {
     }
 }
 
-/// Up to [`BURST_SIZE`] owned mbufs in a fixed array, for rx/tx bursts without allocation.
-/// Whatever it still owns is freed when it is dropped or [`clear`](Self::clear)ed.
-pub struct MbufBurst {
+/// Up to `N` ([`BURST_SIZE`] unless said) owned mbufs in a fixed array, for rx/tx bursts without
+/// allocation. Whatever it still owns is freed when it is dropped or [`clear`](Self::clear)ed.
+pub struct MbufBurst<const N: usize = BURST_SIZE> {
     /// `mbufs[..len]` are owned, valid mbufs; the rest is garbage (null or stale).
-    mbufs: [*mut rte_mbuf; BURST_SIZE],
+    mbufs: [*mut rte_mbuf; N],
     len: usize,
 }
 
 // SAFETY: the burst owns its mbufs like a Vec<Mbuf> would (Mbuf is Send + Sync).
-unsafe impl Send for MbufBurst {}
+unsafe impl<const N: usize> Send for MbufBurst<N> {}
 // SAFETY: as above; `&MbufBurst` only gives `&Mbuf`s.
-unsafe impl Sync for MbufBurst {}
+unsafe impl<const N: usize> Sync for MbufBurst<N> {}
 
-impl Default for MbufBurst {
+impl<const N: usize> Default for MbufBurst<N> {
     fn default() -> Self {
-        Self::new()
+        Self::empty()
     }
 }
 
 impl MbufBurst {
-    /// An empty burst.
+    /// An empty burst of the usual size, [`BURST_SIZE`].
     pub const fn new() -> Self {
+        Self::empty()
+    }
+}
+
+impl<const N: usize> MbufBurst<N> {
+    /// An empty burst of `N`, which a PMD's burst call takes as a `u16`.
+    pub const fn empty() -> Self {
+        const { assert!(N <= u16::MAX as usize, "a burst's count is a u16") };
         Self {
-            mbufs: [std::ptr::null_mut(); BURST_SIZE],
+            mbufs: [std::ptr::null_mut(); N],
             len: 0,
         }
     }
@@ -385,14 +393,14 @@ impl MbufBurst {
         self.len == 0
     }
 
-    /// True when [`BURST_SIZE`] mbufs are held.
+    /// True when `N` mbufs are held.
     pub fn is_full(&self) -> bool {
-        self.len == BURST_SIZE
+        self.len == N
     }
 
     /// The number of mbufs that can still be added.
     pub fn free_slots(&self) -> usize {
-        BURST_SIZE - self.len
+        N - self.len
     }
 
     /// Adds an mbuf at the end; gives it back if the burst is full.
@@ -507,7 +515,7 @@ impl MbufBurst {
 
     /// Pointer to the free slots, for a PMD or ring to fill (rx, dequeue).
     pub(crate) fn spare_ptr(&mut self) -> *mut *mut rte_mbuf {
-        // SAFETY: len <= BURST_SIZE, so the offset stays within (or one past) the array.
+        // SAFETY: len <= N, so the offset stays within (or one past) the array.
         unsafe { self.mbufs.as_mut_ptr().add(self.len) }
     }
 
@@ -542,26 +550,26 @@ impl MbufBurst {
     }
 }
 
-impl Drop for MbufBurst {
+impl<const N: usize> Drop for MbufBurst<N> {
     fn drop(&mut self) {
         self.clear();
     }
 }
 
-impl fmt::Debug for MbufBurst {
+impl<const N: usize> fmt::Debug for MbufBurst<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
-struct RetainGuard<'a> {
-    burst: &'a mut MbufBurst,
+struct RetainGuard<'a, const N: usize> {
+    burst: &'a mut MbufBurst<N>,
     kept: usize,
     next: usize,
     end: usize,
 }
 
-impl Drop for RetainGuard<'_> {
+impl<const N: usize> Drop for RetainGuard<'_, N> {
     fn drop(&mut self) {
         for i in self.next..self.end {
             // SAFETY: slots next..end were never taken out by retain_mut: still owned mbufs.
