@@ -125,12 +125,23 @@ impl fmt::Debug for EncapHeader {
 /// What the header says about the flow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowRoute {
-    /// The flow's hash (the primary hash fields').
-    pub hash: u64,
-    /// GLB's flow hint, mixed into the UDP source port.
-    pub hint: u16,
+    /// The UDP source port: the flow's hash (the primary hash fields') mixed with GLB's flow
+    /// hint. Kept rather than the hash and hint, so that the plan carries one word less to the
+    /// header write.
+    pub source_port: u16,
     /// GUE proto_ctype: 4 or 41.
     pub gue_proto: u8,
+}
+
+impl FlowRoute {
+    /// The flow with hash `hash`, hint `hint` and GUE proto `gue_proto`.
+    #[inline(always)]
+    pub(crate) fn new(hash: u64, hint: u16, gue_proto: u8) -> Self {
+        Self {
+            source_port: udp_source_port(hash, hint),
+            gue_proto,
+        }
+    }
 }
 
 /// The bytes every header shares, and their part of both checksums, computed once from the
@@ -373,7 +384,7 @@ fn write_lengths_and_sums(
     base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&hops.first.octets());
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
-    let source_port = udp_source_port(flow.hash, flow.hint).to_be_bytes();
+    let source_port = flow.source_port.to_be_bytes();
     let udp_len = layout.udp_len.to_be_bytes();
     base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port);
     base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&udp_len);

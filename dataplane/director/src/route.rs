@@ -191,11 +191,7 @@ impl Director {
             counters: Counters::new(),
             template: HeaderTemplate::new(&config.encap),
             pending: Pending {
-                flow: FlowRoute {
-                    hash: 0,
-                    hint: 0,
-                    gue_proto: 0,
-                },
+                flow: FlowRoute::new(0, 0, 0),
                 layout: Layout::new(1, 0).unwrap_or_else(|_| unreachable!("one hop, no packet")),
                 compiled: None,
                 hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
@@ -469,11 +465,7 @@ impl Director {
             }
             None => self.list_hops(alt_hash, inner_len, table, row)?,
         }
-        self.pending.flow = FlowRoute {
-            hash,
-            hint,
-            gue_proto,
-        };
+        self.pending.flow = FlowRoute::new(hash, hint, gue_proto);
         Ok(Placed {
             inner_len,
             table: index,
