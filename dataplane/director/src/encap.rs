@@ -259,6 +259,10 @@ const IP_DST_ADDR: usize = IPV4_OFFSET + 16;
 const UDP_SRC_PORT: usize = UDP_OFFSET;
 const UDP_LEN: usize = UDP_OFFSET + 4;
 const UDP_CHECKSUM: usize = UDP_OFFSET + udp::CHECKSUM_OFFSET;
+/// The template's bytes in whole 16-byte words: all those a compiled hop part does not write
+/// (it writes from GUE's header on).
+const TEMPLATE_WORDS: usize = BASE_LEN / 16 * 16;
+const _: () = assert!(TEMPLATE_WORDS >= GUE_OFFSET);
 /// GUE's first byte: version 0 and C 0 in its top bits (the template's zeros), so the byte is
 /// hlen.
 const GUE_HLEN: usize = GUE_OFFSET;
@@ -310,10 +314,18 @@ pub(crate) fn write(
     if !fits {
         return false;
     }
-    *base = template.bytes;
     let hop_sums = match hops {
-        HopPart::Compiled(header) => header.write(base, hop_bytes),
-        HopPart::Listed(hops) => write_listed(base, hop_bytes, layout, hops),
+        HopPart::Compiled(header) => {
+            // The compiled part writes every byte from GUE's on: the template's bytes up to
+            // there go in as whole 16-byte words, and the last two (under the chain word) are
+            // not copied only to be overwritten.
+            base[..TEMPLATE_WORDS].copy_from_slice(&template.bytes[..TEMPLATE_WORDS]);
+            header.write(base, hop_bytes)
+        }
+        HopPart::Listed(hops) => {
+            *base = template.bytes;
+            write_listed(base, hop_bytes, layout, hops)
+        }
     };
     let Some(sums) = hop_sums else {
         return false;
