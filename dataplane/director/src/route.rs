@@ -361,7 +361,6 @@ impl Director {
     /// Counts a decision.
     #[inline]
     fn counted(&mut self, decision: Decision) -> Decision {
-        self.counters.bump(Counter::PacketsTotal);
         match decision {
             Ok(Some(_)) => self.counters.bump(Counter::RoutedPacketsTotal),
             Ok(None) => self.counters.bump(Counter::PassedPacketsTotal),
