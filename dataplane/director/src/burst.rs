@@ -9,9 +9,12 @@
 //! hash). The hash of any other frame is never read, so reading it unchecked is harmless, and
 //! nothing is counted here.
 //!
-//! A frame's hash is used only for the frame read (the same address and length, the next one in
-//! order; anything else forgets the burst, and every frame left is hashed in its turn as if
-//! nothing had been read ahead) and a table with the key it was computed with.
+//! A frame's hash is used only for the frame read (the same address, the next one in order;
+//! anything else forgets the burst, and every frame left is hashed in its turn as if nothing
+//! had been read ahead) and a table with the key it was computed with. The address alone names
+//! the frame: the hash reads only the bytes the fast path reads, at fixed offsets from it, and
+//! a frame too short to hold them is recorded at address 0, which no frame routed has (so it
+//! forgets the rest of the burst; a NIC delivers no such runt).
 
 use crate::fast;
 use crate::flow_hash::HashFields;
@@ -30,9 +33,9 @@ type Words = [u64; MAX_BURST];
 /// The frames of a burst hashed ahead, in order, and the next one to route.
 #[derive(Debug, Clone)]
 pub(crate) struct Burst {
-    /// Each place's frame: its address (0 past the last frame, which no slice starts at) and
-    /// length.
-    frames: [(usize, usize); MAX_BURST],
+    /// Each place's frame: its address (0 past the last frame and for a frame too short for the
+    /// fast path: no slice starts there).
+    frames: Words,
     /// Each place's hash input over the hash fields (see [`v4_words`]), then its hash.
     low: Words,
     high: Words,
@@ -51,7 +54,7 @@ impl Burst {
     /// Nothing hashed ahead.
     pub(crate) fn new() -> Self {
         Self {
-            frames: [(0, 0); MAX_BURST],
+            frames: [0; MAX_BURST],
             low: [0; MAX_BURST],
             high: [0; MAX_BURST],
             hashes: [0; MAX_BURST],
@@ -86,7 +89,7 @@ impl Burst {
             self.read_flows(frames, fields, alt)
         };
         if let Some(end) = self.frames.get_mut(len) {
-            end.0 = 0;
+            *end = 0;
         }
         self.next = 0;
         let keys = LaneKeys::splat(first.hasher());
@@ -116,12 +119,17 @@ impl Burst {
         alt: Option<HashFields>,
     ) -> usize {
         let mut len = 0;
-        for ((frame, place), (low, high)) in frames
-            .zip(self.frames.iter_mut())
-            .zip(self.low.iter_mut().zip(self.high.iter_mut()))
-        {
-            *place = (frame.as_ptr().addr(), frame.len());
-            let flow = fast::flow_unchecked(frame);
+        // One count for every array (each of MAX_BURST words): no check of its own per array.
+        for frame in frames.take(MAX_BURST) {
+            let (addr, flow) = fast::flow_ahead(frame);
+            let (Some(place), Some(low), Some(high)) = (
+                self.frames.get_mut(len),
+                self.low.get_mut(len),
+                self.high.get_mut(len),
+            ) else {
+                break;
+            };
+            *place = addr as u64;
             (*low, *high) = v4_words(flow, fields);
             if let Some(alt) = alt {
                 if let (Some(low), Some(high)) =
@@ -141,9 +149,13 @@ impl Burst {
     #[inline(always)]
     fn read_src_addrs<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) -> usize {
         let mut len = 0;
-        for ((frame, place), low) in frames.zip(self.frames.iter_mut()).zip(self.low.iter_mut()) {
-            *place = (frame.as_ptr().addr(), frame.len());
-            *low = u64::from(fast::flow_unchecked(frame).src);
+        for frame in frames.take(MAX_BURST) {
+            let (Some(place), Some(low)) = (self.frames.get_mut(len), self.low.get_mut(len)) else {
+                break;
+            };
+            let (addr, flow) = fast::flow_ahead(frame);
+            *place = addr as u64;
+            *low = u64::from(flow.src);
             len += 1;
         }
         len
@@ -154,8 +166,8 @@ impl Burst {
     #[inline(always)]
     pub(crate) fn place_of(&mut self, frame: &[u8]) -> Option<usize> {
         let place = self.next;
-        let &(addr, len) = self.frames.get(place)?;
-        if addr != frame.as_ptr().addr() || len != frame.len() {
+        let &addr = self.frames.get(place)?;
+        if addr != frame.as_ptr().addr() as u64 {
             // Past the last frame (address 0), or not the frame hashed: forget the rest.
             self.next = MAX_BURST;
             return None;

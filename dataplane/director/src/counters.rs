@@ -127,7 +127,9 @@ impl fmt::Display for Counter {
     }
 }
 
-/// One worker's counter values, in [`Counter::ALL`] order.
+/// One worker's counter values, in [`Counter::ALL`] order. [`Counter::PacketsTotal`] is not
+/// bumped but derived when read: every frame is counted once as routed, passed or dropped for
+/// one reason, so their sum is every frame (one increment a frame fewer on the packet path).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters([u64; Counter::ALL.len()]);
 
@@ -144,12 +146,29 @@ impl Counters {
 
     /// The value of `counter`.
     pub fn get(&self, counter: Counter) -> u64 {
-        self.0[counter as usize]
+        match counter {
+            Counter::PacketsTotal => self.every_frame(),
+            counter => self.0[counter as usize],
+        }
     }
 
     /// (counter, value) pairs in index order.
     pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
-        Counter::ALL.into_iter().zip(self.0.iter().copied())
+        Counter::ALL
+            .into_iter()
+            .map(|counter| (counter, self.get(counter)))
+    }
+
+    /// Every frame decided: routed, passed, or dropped for one reason.
+    fn every_frame(&self) -> u64 {
+        let outcome = |counter: Counter| self.0[counter as usize];
+        DropReason::ALL
+            .into_iter()
+            .map(|reason| outcome(reason.counter()))
+            .fold(
+                outcome(Counter::RoutedPacketsTotal) + outcome(Counter::PassedPacketsTotal),
+                u64::wrapping_add,
+            )
     }
 }
 
@@ -174,5 +193,39 @@ mod tests {
         counters.sort_unstable();
         counters.dedup();
         assert_eq!(counters.len(), DropReason::ALL.len());
+    }
+
+    #[test]
+    fn packets_total_is_every_outcome_and_nothing_else() {
+        let mut counters = Counters::new();
+        assert_eq!(counters.get(Counter::PacketsTotal), 0);
+        // Kinds, truncations and VLAN passes are counted with an outcome, not as one.
+        for extra in [
+            Counter::RoutedPacketsTotalIcmpError,
+            Counter::RoutedPacketsTotalIcmpEcho,
+            Counter::RoutedPacketsTotalFragment,
+            Counter::HopsTruncatedTotal,
+            Counter::PassedPacketsTotalVlan,
+        ] {
+            counters.bump(extra);
+        }
+        assert_eq!(counters.get(Counter::PacketsTotal), 0);
+        let mut outcomes = 0;
+        for (times, counter) in [Counter::RoutedPacketsTotal, Counter::PassedPacketsTotal]
+            .into_iter()
+            .chain(DropReason::ALL.map(DropReason::counter))
+            .enumerate()
+        {
+            for _ in 0..=times {
+                counters.bump(counter);
+                outcomes += 1;
+            }
+        }
+        assert_eq!(counters.get(Counter::PacketsTotal), outcomes);
+        let listed: Vec<_> = counters.iter().collect();
+        assert_eq!(listed[0], (Counter::PacketsTotal, outcomes));
+        assert!(listed
+            .iter()
+            .all(|&(counter, value)| value == counters.get(counter)));
     }
 }

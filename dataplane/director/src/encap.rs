@@ -125,12 +125,23 @@ impl fmt::Debug for EncapHeader {
 /// What the header says about the flow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowRoute {
-    /// The flow's hash (the primary hash fields').
-    pub hash: u64,
-    /// GLB's flow hint, mixed into the UDP source port.
-    pub hint: u16,
+    /// The UDP source port: the flow's hash (the primary hash fields') mixed with GLB's flow
+    /// hint. Kept rather than the hash and hint, so that the plan carries one word less to the
+    /// header write.
+    pub source_port: u16,
     /// GUE proto_ctype: 4 or 41.
     pub gue_proto: u8,
+}
+
+impl FlowRoute {
+    /// The flow with hash `hash`, hint `hint` and GUE proto `gue_proto`.
+    #[inline(always)]
+    pub(crate) fn new(hash: u64, hint: u16, gue_proto: u8) -> Self {
+        Self {
+            source_port: udp_source_port(hash, hint),
+            gue_proto,
+        }
+    }
 }
 
 /// The bytes every header shares, and their part of both checksums, computed once from the
@@ -248,6 +259,10 @@ const IP_DST_ADDR: usize = IPV4_OFFSET + 16;
 const UDP_SRC_PORT: usize = UDP_OFFSET;
 const UDP_LEN: usize = UDP_OFFSET + 4;
 const UDP_CHECKSUM: usize = UDP_OFFSET + udp::CHECKSUM_OFFSET;
+/// The template's bytes in whole 16-byte words: all those a compiled hop part does not write
+/// (it writes from GUE's header on).
+const TEMPLATE_WORDS: usize = BASE_LEN / 16 * 16;
+const _: () = assert!(TEMPLATE_WORDS >= GUE_OFFSET);
 /// GUE's first byte: version 0 and C 0 in its top bits (the template's zeros), so the byte is
 /// hlen.
 const GUE_HLEN: usize = GUE_OFFSET;
@@ -299,10 +314,18 @@ pub(crate) fn write(
     if !fits {
         return false;
     }
-    *base = template.bytes;
     let hop_sums = match hops {
-        HopPart::Compiled(header) => header.write(base, hop_bytes),
-        HopPart::Listed(hops) => write_listed(base, hop_bytes, layout, hops),
+        HopPart::Compiled(header) => {
+            // The compiled part writes every byte from GUE's on: the template's bytes up to
+            // there go in as whole 16-byte words, and the last two (under the chain word) are
+            // not copied only to be overwritten.
+            base[..TEMPLATE_WORDS].copy_from_slice(&template.bytes[..TEMPLATE_WORDS]);
+            header.write(base, hop_bytes)
+        }
+        HopPart::Listed(hops) => {
+            *base = template.bytes;
+            write_listed(base, hop_bytes, layout, hops)
+        }
     };
     let Some(sums) = hop_sums else {
         return false;
@@ -373,7 +396,7 @@ fn write_lengths_and_sums(
     base[IP_DST_ADDR..IP_DST_ADDR + 4].copy_from_slice(&hops.first.octets());
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
-    let source_port = udp_source_port(flow.hash, flow.hint).to_be_bytes();
+    let source_port = flow.source_port.to_be_bytes();
     let udp_len = layout.udp_len.to_be_bytes();
     base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port);
     base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&udp_len);

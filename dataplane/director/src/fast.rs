@@ -157,25 +157,28 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame<'_>> {
 }
 
 /// The flow fields of `frame` read as if it were a common frame, without checking that it is
-/// one (all zero when it is too short to be one): what a burst hashes ahead, every frame alike,
-/// before [`read`] says which frames are common (the hash of any other is never used).
+/// one, and the frame's address: what a burst hashes ahead, every frame alike, before [`read`]
+/// says which frames are common (the hash of any other is never used). A frame too short to be
+/// a common one gives address 0 (which no frame has: its place is never taken) and zero fields.
 #[inline(always)]
-pub(crate) fn flow_unchecked(frame: &[u8]) -> V4Flow {
+pub(crate) fn flow_ahead(frame: &[u8]) -> (usize, V4Flow) {
     let Some(head) = frame.first_chunk::<READ_LEN>() else {
-        return V4Flow {
+        let flow = V4Flow {
             src: 0,
             dst: 0,
             src_port: 0,
             dst_port: 0,
         };
+        return (0, flow);
     };
     let le32 = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-    V4Flow {
+    let flow = V4Flow {
         src: le32(SRC_ADDR),
         dst: le32(DST_ADDR),
         src_port: u16::from_le_bytes([head[SRC_PORT], head[SRC_PORT + 1]]),
         dst_port: u16::from_le_bytes([head[DST_PORT], head[DST_PORT + 1]]),
-    }
+    };
+    (head.as_ptr().addr(), flow)
 }
 
 /// The big-endian 16-bit word at `at` (a constant offset inside the head: no check is left).

@@ -239,11 +239,7 @@ mod tests {
     #[test]
     fn a_compiled_list_of_another_length_than_the_layout_writes_nothing() {
         let template = template();
-        let flow = FlowRoute {
-            hash: 1,
-            hint: 2,
-            gue_proto: 4,
-        };
+        let flow = FlowRoute::new(1, 2, 4);
         let two = HopHeader::new(&hops(2)).unwrap();
         let three = Layout::new(3, 20).unwrap();
         let mut out = vec![0; three.len];

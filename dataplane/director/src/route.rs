@@ -191,11 +191,7 @@ impl Director {
             counters: Counters::new(),
             template: HeaderTemplate::new(&config.encap),
             pending: Pending {
-                flow: FlowRoute {
-                    hash: 0,
-                    hint: 0,
-                    gue_proto: 0,
-                },
+                flow: FlowRoute::new(0, 0, 0),
                 layout: Layout::new(1, 0).unwrap_or_else(|_| unreachable!("one hop, no packet")),
                 compiled: None,
                 hops: [Ipv4Addr::UNSPECIFIED; MAX_ROUTE_HOPS],
@@ -365,7 +361,6 @@ impl Director {
     /// Counts a decision.
     #[inline]
     fn counted(&mut self, decision: Decision) -> Decision {
-        self.counters.bump(Counter::PacketsTotal);
         match decision {
             Ok(Some(_)) => self.counters.bump(Counter::RoutedPacketsTotal),
             Ok(None) => self.counters.bump(Counter::PassedPacketsTotal),
@@ -469,11 +464,7 @@ impl Director {
             }
             None => self.list_hops(alt_hash, inner_len, table, row)?,
         }
-        self.pending.flow = FlowRoute {
-            hash,
-            hint,
-            gue_proto,
-        };
+        self.pending.flow = FlowRoute::new(hash, hint, gue_proto);
         Ok(Placed {
             inner_len,
             table: index,

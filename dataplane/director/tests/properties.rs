@@ -268,3 +268,11 @@ fn every_burst_length_up_to_32_common_frames_routes_as_alone() {
         contract::check_burst(&burst);
     }
 }
+
+#[test]
+fn a_frame_read_ahead_by_its_address_with_another_length_routes_as_alone() {
+    let frame = contract::common_frame([10, 1, 2, 7], [192, 0, 2, 80], 6, 30_000, 443);
+    for read_len in 0..=frame.len() {
+        contract::check_read_as_prefix(&frame, read_len);
+    }
+}

@@ -270,19 +270,27 @@ impl Mbuf {
         // Both fit u16: data_off = room - header_len >= 0 lies before the old data's end, and
         // the new length, at most the old data's end less data_off, is bounded by the buffer
         // (data_off + data_len <= buf_len, a u16).
-        let data_off = (room - header_len) as u16;
-        let len = (header_len + keep.min(data_len - strip)) as u16;
+        let data_off = room - header_len;
+        let kept = keep.min(data_len - strip);
+        let len = header_len + kept;
         let m = self.0.as_ptr();
         // SAFETY: we own this valid single-segment mbuf exclusively; the new window
-        // [room - header_len, room - header_len + len) starts inside the buffer (header_len <=
-        // room) and ends at or before where the old data ended, so data_off + data_len <=
-        // buf_len and pkt_len == data_len (one segment) hold.
+        // [data_off, data_off + len) starts inside the buffer (header_len <= room) and ends at or
+        // before where the old data ended, so data_off + data_len <= buf_len and pkt_len ==
+        // data_len (one segment) hold. The two slices are that window split at header_len
+        // (<= len): disjoint, initialised bytes of the buffer (the headroom's content is
+        // whatever it held), borrowed for as long as `&mut self`. Made from the window's start
+        // rather than by `data_mut().split_at_mut`, whose length checks the compiler cannot
+        // prove redundant.
         unsafe {
-            (*m).data_off = data_off;
-            (*m).data_len = len;
-            (*m).pkt_len = u32::from(len);
+            (*m).data_off = data_off as u16;
+            (*m).data_len = len as u16;
+            (*m).pkt_len = len as u32;
+            let start = (*m).buf_addr.cast::<u8>().add(data_off);
+            let header = std::slice::from_raw_parts_mut(start, header_len);
+            let payload = std::slice::from_raw_parts(start.add(header_len), kept);
+            Ok((header, payload))
         }
-        Ok(self.data_mut().split_at_mut(header_len)).map(|(header, payload)| (header, &*payload))
     }
 
     /// Grows the data by `n` bytes at the end of the last segment (`rte_pktmbuf_append`) and

@@ -18,11 +18,7 @@ fn a_two_hop_header_has_glb_layout_byte_for_byte() {
     let inner = [
         0x45, 0, 0, 0x14, 0, 0, 0, 0, 64, 6, 0, 0, 10, 11, 12, 13, 1, 1, 1, 1,
     ];
-    let flow = FlowRoute {
-        hash: 0x0089_72f1_657a_5cbd,
-        hint: 45678,
-        gue_proto: 4,
-    };
+    let flow = FlowRoute::new(0x0089_72f1_657a_5cbd, 45678, 4);
     let hops = [Ipv4Addr::new(3, 4, 5, 6), Ipv4Addr::new(2, 3, 4, 5)];
     let mut header = EncapHeader::new();
     let truncated = build(&mut header, &template(), flow, &hops, &inner).unwrap();
@@ -47,11 +43,7 @@ fn a_two_hop_header_has_glb_layout_byte_for_byte() {
 #[test]
 fn more_than_31_hops_are_cut_and_reported() {
     let hops: Vec<Ipv4Addr> = (0..40u32).map(Ipv4Addr::from).collect();
-    let flow = FlowRoute {
-        hash: 1,
-        hint: 2,
-        gue_proto: 41,
-    };
+    let flow = FlowRoute::new(1, 2, 41);
     let mut header = EncapHeader::new();
     let truncated = build(&mut header, &template(), flow, &hops, &[0; 40]).unwrap();
     assert!(truncated);
@@ -63,11 +55,7 @@ fn more_than_31_hops_are_cut_and_reported() {
 
 #[test]
 fn no_hop_or_an_oversized_packet_is_refused() {
-    let flow = FlowRoute {
-        hash: 1,
-        hint: 2,
-        gue_proto: 4,
-    };
+    let flow = FlowRoute::new(1, 2, 4);
     let mut header = EncapHeader::new();
     assert_eq!(
         build(&mut header, &template(), flow, &[], &[0; 20]).err(),
@@ -110,7 +98,7 @@ fn from_scratch(config: &EncapConfig, flow: FlowRoute, hops: &[Ipv4Addr], inner:
         chain.set_hop(i, *hop);
     }
     let mut udp = UdpPacket::new_unchecked(&mut b[UDP_OFFSET..]);
-    udp.set_src_port(udp_source_port(flow.hash, flow.hint));
+    udp.set_src_port(flow.source_port);
     udp.set_dst_port(config.gue_port);
     udp.set_len(udp_len);
     let mut pseudo = Vec::new();
@@ -142,11 +130,8 @@ pub(crate) fn any_config() -> impl Strategy<Value = EncapConfig> {
 
 /// Any flow, carrying IPv4 or IPv6.
 pub(crate) fn any_flow() -> impl Strategy<Value = FlowRoute> {
-    (any::<u64>(), any::<u16>(), any::<bool>()).prop_map(|(hash, hint, ipv6)| FlowRoute {
-        hash,
-        hint,
-        gue_proto: if ipv6 { 41 } else { 4 },
-    })
+    (any::<u64>(), any::<u16>(), any::<bool>())
+        .prop_map(|(hash, hint, ipv6)| FlowRoute::new(hash, hint, if ipv6 { 41 } else { 4 }))
 }
 
 /// Any `min..=max` hops.

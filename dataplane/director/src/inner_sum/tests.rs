@@ -105,11 +105,7 @@ fn outer_header(inner: &[u8]) -> EncapHeader {
         port_mac: [2, 0, 0, 0, 0, 1],
         gue_port: 19523,
     };
-    let flow = FlowRoute {
-        hash: 0x1234,
-        hint: 80,
-        gue_proto: 4,
-    };
+    let flow = FlowRoute::new(0x1234, 80, 4);
     let hops = [Ipv4Addr::new(10, 0, 0, 1)];
     let mut header = EncapHeader::new();
     let layout = Layout::new(hops.len(), inner.len()).unwrap();
