@@ -22,13 +22,12 @@ use crate::flow::FlowTable;
 use crate::flow_cache::FlowCache;
 use crate::table::Prefetch;
 
-/// The most frames a burst holds: twice DPDK's usual RX burst, what chanced's worker receives at
-/// once (its per-burst costs shared by more frames).
-pub const BURST_MAX: usize = 64;
+/// The most frames a burst holds (DPDK's usual RX burst).
+pub const BURST_MAX: usize = 32;
 
 /// One burst's plans and the table's answers, and the owner's [`FlowCache`] in front of the
 /// table. Kept by its owner (one per lcore) and refilled in place for every burst (it is about
-/// 3.5 KiB, and the cache's 64 KiB on the heap).
+/// 3 KiB, and the cache's 64 KiB on the heap).
 #[derive(Debug, Clone)]
 pub struct BurstPlan {
     /// [`Plan::none`] for a frame not planned.

@@ -18,7 +18,7 @@ impl EgressLearning {
     /// Teaches `table` the flows `burst`'s frames prove, in frame order (a SYN-ACK as an
     /// embryonic entry, so spoofed SYNs' answers evict nothing established).
     #[inline]
-    pub(crate) fn learn<F: FlowTable, const N: usize>(&mut self, table: &F, burst: &MbufBurst<N>) {
+    pub(crate) fn learn<F: FlowTable>(&mut self, table: &F, burst: &MbufBurst) {
         let frames = burst.iter().map(|m| m.data());
         table.egress_frames(frames, &mut self.recent, &CachePrefetch);
     }

@@ -9,7 +9,6 @@
 //! bursts of 32 hold a SYN.
 
 use chance_engine::{FlowKey, Ipv4FlowKey, L4Proto};
-use core::hash::{Hash, Hasher};
 use core::net::Ipv4Addr;
 use std::cell::Cell;
 
@@ -21,10 +20,6 @@ const REMEMBERED: usize = 8;
 /// IPv4: 16 bytes to compare per flow, not a general key's 40. A learned IPv6 flow cannot be one
 /// of them and is not remembered.
 pub(crate) struct LearnedFlows {
-    /// One bit of 64 a learned flow, by a hash of its key (all set once overflowed): a flow
-    /// whose bit is clear was not learned, told without comparing a key. Most bursts of 64 learn
-    /// a few SYNs' flows, which every unowned plan was compared with.
-    filter: Cell<u64>,
     keys: [Cell<Ipv4FlowKey>; REMEMBERED],
     len: Cell<usize>,
     overflowed: Cell<bool>,
@@ -40,7 +35,6 @@ impl Default for LearnedFlows {
             0,
         );
         Self {
-            filter: Cell::new(0),
             keys: core::array::from_fn(|_| Cell::new(none)),
             len: Cell::new(0),
             overflowed: Cell::new(false),
@@ -60,12 +54,8 @@ impl LearnedFlows {
             Some(slot) => {
                 slot.set(key);
                 self.len.set(len + 1);
-                self.filter.set(self.filter.get() | filter_bit(&key));
             }
-            None => {
-                self.overflowed.set(true);
-                self.filter.set(u64::MAX);
-            }
+            None => self.overflowed.set(true),
         }
     }
 
@@ -73,36 +63,8 @@ impl LearnedFlows {
     /// too many flows were learned to remember them all.
     #[inline]
     pub(crate) fn may_hold(&self, key: &Ipv4FlowKey) -> bool {
-        self.filter.get() & filter_bit(key) != 0
-            && (self.overflowed.get()
-                || self.keys[..self.len.get()].iter().any(|k| k.get() == *key))
-    }
-}
-
-/// The key's bit in [`LearnedFlows::filter`]: its two words folded and mixed (a multiplicative
-/// hash), the top six bits.
-#[inline]
-fn filter_bit(key: &Ipv4FlowKey) -> u64 {
-    let mut words = Fold(0);
-    key.hash(&mut words);
-    1 << (words.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
-}
-
-/// Folds the words a key hashes into one: a couple of instructions, inlined.
-struct Fold(u64);
-
-impl Hasher for Fold {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, word: u64) {
-        self.0 = self.0.rotate_left(32) ^ word;
+        let len = self.len.get();
+        len != 0 && (self.overflowed.get() || self.keys[..len].iter().any(|k| k.get() == *key))
     }
 }
 
@@ -139,22 +101,6 @@ mod tests {
             2,
             "a flow learned twice is remembered once"
         );
-    }
-
-    #[test]
-    fn the_filter_in_front_of_the_keys_misses_no_learned_flow_and_holds_no_other() {
-        let learned = LearnedFlows::default();
-        let taught: Vec<u16> = (0..REMEMBERED as u16).map(|i| 1000 + 7919 * i).collect();
-        for &port in &taught {
-            learned.add(&key(port));
-        }
-        for port in 0..=u16::MAX {
-            assert_eq!(
-                learned.may_hold(&v4(port)),
-                taught.contains(&port),
-                "port {port}"
-            );
-        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`eal`] | `rte_eal_init`/`rte_eal_cleanup`, lcore ids, worker lcores, non-EAL thread registration |
 //! | [`mempool`] | packet mbuf pools (`rte_pktmbuf_pool_create`) |
-//! | [`mbuf`] | an owning [`Mbuf`], and [`MbufBurst`], a fixed array of up to 32 (or `N`) for rx/tx bursts |
+//! | [`mbuf`] | an owning [`Mbuf`], and [`MbufBurst`], a fixed array of up to 32 for rx/tx bursts |
 //! | [`port`] | ethdev ports: configure (with RSS), start/stop/close, stats, rx/tx bursts |
 //! | [`ring`] | `rte_ring`s of mbufs, and ports over them (`rte_eth_from_rings`) for tests |
 //! | [`generator`] | for traffic generators: bulk mbuf allocation, the TSC, a port's link state |

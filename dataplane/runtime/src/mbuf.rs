@@ -355,38 +355,30 @@ impl fmt::Debug for Mbuf {
     }
 }
 
-/// Up to `N` ([`BURST_SIZE`] unless said) owned mbufs in a fixed array, for rx/tx bursts without
-/// allocation. Whatever it still owns is freed when it is dropped or [`clear`](Self::clear)ed.
-pub struct MbufBurst<const N: usize = BURST_SIZE> {
+/// Up to [`BURST_SIZE`] owned mbufs in a fixed array, for rx/tx bursts without allocation.
+/// Whatever it still owns is freed when it is dropped or [`clear`](Self::clear)ed.
+pub struct MbufBurst {
     /// `mbufs[..len]` are owned, valid mbufs; the rest is garbage (null or stale).
-    mbufs: [*mut rte_mbuf; N],
+    mbufs: [*mut rte_mbuf; BURST_SIZE],
     len: usize,
 }
 
 // SAFETY: the burst owns its mbufs like a Vec<Mbuf> would (Mbuf is Send + Sync).
-unsafe impl<const N: usize> Send for MbufBurst<N> {}
+unsafe impl Send for MbufBurst {}
 // SAFETY: as above; `&MbufBurst` only gives `&Mbuf`s.
-unsafe impl<const N: usize> Sync for MbufBurst<N> {}
+unsafe impl Sync for MbufBurst {}
 
-impl<const N: usize> Default for MbufBurst<N> {
+impl Default for MbufBurst {
     fn default() -> Self {
-        Self::empty()
+        Self::new()
     }
 }
 
 impl MbufBurst {
-    /// An empty burst of the usual size, [`BURST_SIZE`].
+    /// An empty burst.
     pub const fn new() -> Self {
-        Self::empty()
-    }
-}
-
-impl<const N: usize> MbufBurst<N> {
-    /// An empty burst of `N`, which a PMD's burst call takes as a `u16`.
-    pub const fn empty() -> Self {
-        const { assert!(N <= u16::MAX as usize, "a burst's count is a u16") };
         Self {
-            mbufs: [std::ptr::null_mut(); N],
+            mbufs: [std::ptr::null_mut(); BURST_SIZE],
             len: 0,
         }
     }
@@ -401,14 +393,14 @@ impl<const N: usize> MbufBurst<N> {
         self.len == 0
     }
 
-    /// True when `N` mbufs are held.
+    /// True when [`BURST_SIZE`] mbufs are held.
     pub fn is_full(&self) -> bool {
-        self.len == N
+        self.len == BURST_SIZE
     }
 
     /// The number of mbufs that can still be added.
     pub fn free_slots(&self) -> usize {
-        N - self.len
+        BURST_SIZE - self.len
     }
 
     /// Adds an mbuf at the end; gives it back if the burst is full.
@@ -523,7 +515,7 @@ impl<const N: usize> MbufBurst<N> {
 
     /// Pointer to the free slots, for a PMD or ring to fill (rx, dequeue).
     pub(crate) fn spare_ptr(&mut self) -> *mut *mut rte_mbuf {
-        // SAFETY: len <= N, so the offset stays within (or one past) the array.
+        // SAFETY: len <= BURST_SIZE, so the offset stays within (or one past) the array.
         unsafe { self.mbufs.as_mut_ptr().add(self.len) }
     }
 
@@ -558,26 +550,26 @@ impl<const N: usize> MbufBurst<N> {
     }
 }
 
-impl<const N: usize> Drop for MbufBurst<N> {
+impl Drop for MbufBurst {
     fn drop(&mut self) {
         self.clear();
     }
 }
 
-impl<const N: usize> fmt::Debug for MbufBurst<N> {
+impl fmt::Debug for MbufBurst {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
-struct RetainGuard<'a, const N: usize> {
-    burst: &'a mut MbufBurst<N>,
+struct RetainGuard<'a> {
+    burst: &'a mut MbufBurst,
     kept: usize,
     next: usize,
     end: usize,
 }
 
-impl<const N: usize> Drop for RetainGuard<'_, N> {
+impl Drop for RetainGuard<'_> {
     fn drop(&mut self) {
         for i in self.next..self.end {
             // SAFETY: slots next..end were never taken out by retain_mut: still owned mbufs.

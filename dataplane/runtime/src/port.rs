@@ -551,7 +551,7 @@ impl Port {
     /// # Panics
     ///
     /// If the queue does not exist or is owned by a [`PortQueue`].
-    pub fn rx_burst<const N: usize>(&mut self, queue: u16, burst: &mut MbufBurst<N>) -> usize {
+    pub fn rx_burst(&mut self, queue: u16, burst: &mut MbufBurst) -> usize {
         self.check_queue(queue, self.rx_queues(), "RX");
         rx_burst(&self.shared, queue, burst)
     }
@@ -564,7 +564,7 @@ impl Port {
     /// # Panics
     ///
     /// If the queue does not exist or is owned by a [`PortQueue`].
-    pub fn tx_burst<const N: usize>(&mut self, queue: u16, burst: &mut MbufBurst<N>) -> usize {
+    pub fn tx_burst(&mut self, queue: u16, burst: &mut MbufBurst) -> usize {
         self.check_queue(queue, self.tx_queues(), "TX");
         tx_burst(&self.shared, queue, burst)
     }
@@ -601,7 +601,7 @@ impl PortQueue {
 
     /// As [`Port::rx_burst`]; returns 0 if the port has no RX queue with this id.
     #[inline]
-    pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+    pub fn rx_burst(&mut self, burst: &mut MbufBurst) -> usize {
         if !self.has_rx() {
             return 0;
         }
@@ -610,7 +610,7 @@ impl PortQueue {
 
     /// As [`Port::tx_burst`]; sends nothing (returns 0) if the port has no TX queue with this id.
     #[inline]
-    pub fn tx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+    pub fn tx_burst(&mut self, burst: &mut MbufBurst) -> usize {
         if !self.has_tx() {
             return 0;
         }
@@ -627,7 +627,7 @@ impl Drop for PortQueue {
 /// `rte_eth_rx_burst` into the free slots of `burst`. The caller has checked that the queue
 /// exists and is exclusively its own.
 #[inline]
-fn rx_burst<const N: usize>(port: &PortShared, queue: u16, burst: &mut MbufBurst<N>) -> usize {
+fn rx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
     let free = burst.free_slots();
     if free == 0 || !port.started.load(Ordering::Relaxed) {
         return 0;
@@ -635,7 +635,7 @@ fn rx_burst<const N: usize>(port: &PortShared, queue: u16, burst: &mut MbufBurst
     let port = port.id;
     // SAFETY: the port is configured and open (a Port/PortQueue keeps it so), the queue exists
     // and only this thread polls it (exclusive &mut access); `spare_ptr` has `free` writable
-    // slots (free <= N, which `MbufBurst::empty` bounds to fit u16).
+    // slots (free <= 32 fits u16).
     let n =
         unsafe { dpdk_sys::rte_eth_rx_burst_inline(port, queue, burst.spare_ptr(), free as u16) };
     let n = usize::from(n);
@@ -646,7 +646,7 @@ fn rx_burst<const N: usize>(port: &PortShared, queue: u16, burst: &mut MbufBurst
 
 /// `rte_eth_tx_burst` of the mbufs of `burst`; the sent ones leave it.
 #[inline]
-fn tx_burst<const N: usize>(port: &PortShared, queue: u16, burst: &mut MbufBurst<N>) -> usize {
+fn tx_burst(port: &PortShared, queue: u16, burst: &mut MbufBurst) -> usize {
     let len = burst.len();
     if len == 0 || !port.started.load(Ordering::Relaxed) {
         return 0;

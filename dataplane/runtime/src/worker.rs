@@ -1,8 +1,8 @@
 //! The lcore loop: NIC RX -> engine -> kernel port or NIC TX; kernel port RX -> NIC TX.
 //!
 //! Each worker owns one queue pair on each port, its own engine (and so its own counters) and a
-//! shared read-only flow table. Per burst (up to [`WORKER_BURST`] frames, 64): receive; plan
-//! every packet (`Engine::plan`, the headers read once) and answer all the planned flows at once
+//! shared read-only flow table. Per burst (up to [`BURST_SIZE`] frames): receive; plan every
+//! packet (`Engine::plan`, the headers read once) and answer all the planned flows at once
 //! (`BurstPlan`: the lcore's flow cache first, then the table in one prefetched batch); decide and
 //! rewrite every packet in place on the mbuf (adj/trim, no copy), the planned ones from their plan
 //! and answer, the rest through the full procedure; transmit in batches, free and count what a
@@ -15,7 +15,7 @@ use crate::egress::EgressLearning;
 use crate::idle::Idle;
 pub use crate::idle::{IdleExit, IdlePolicy};
 use crate::learned::LearnedFlows;
-use crate::mbuf::{Mbuf, MbufBurst};
+use crate::mbuf::{Mbuf, MbufBurst, BURST_SIZE};
 use crate::port::PortQueue;
 use crate::prefetch::CachePrefetch;
 use crate::stats::{LcoreStats, PathCounter, PathCounters};
@@ -25,18 +25,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The most frames the worker receives, plans and sends at once: 64, not the usual 32
-/// ([`crate::BURST_SIZE`]). What a burst costs whatever its size (the PMDs' calls, the table's
-/// batch set-up, the flow cache's start, the counters) is then shared by twice the frames:
-/// chanced on the throughput mix, 455.7 -> 450.9 instructions a packet in the worker lcore
-/// (BENCHMARKS.md, "Bursts of 64").
-pub const WORKER_BURST: usize = 64;
-
-/// The worker's bursts.
-type Burst = MbufBurst<WORKER_BURST>;
-
 // Every RX burst fits one plan.
-const _: () = assert!(WORKER_BURST <= BURST_MAX);
+const _: () = assert!(BURST_SIZE <= BURST_MAX);
 
 /// What a worker counted, returned when it stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,9 +131,9 @@ impl<F: FlowTable> Worker<F> {
     /// Polls until the stop flag is raised (or the ports stay idle, per [`IdleExit`]). Nothing is
     /// left in flight when it returns: every burst is transmitted or freed and counted in place.
     pub fn run(mut self, lcore: u32) -> WorkerReport {
-        let mut rx = Burst::empty();
-        let mut to_nic = Burst::empty();
-        let mut to_kernel = Burst::empty();
+        let mut rx = MbufBurst::new();
+        let mut to_nic = MbufBurst::new();
+        let mut to_kernel = MbufBurst::new();
         while !self.stop.load(Ordering::Relaxed) {
             let from_nic = self.nic.rx_burst(&mut rx);
             self.path.add(PathCounter::NicRx, from_nic as u64);
@@ -249,8 +239,8 @@ fn captured_burst<F: FlowTable + ?Sized>(
     engine: &mut Engine,
     flows: &CountingFlows<'_, F>,
     path: &mut PathCounters,
-    (rx, planned): (&mut Burst, &BurstPlan),
-    (to_nic, to_kernel): (&mut Burst, &mut Burst),
+    (rx, planned): (&mut MbufBurst, &BurstPlan),
+    (to_nic, to_kernel): (&mut MbufBurst, &mut MbufBurst),
 ) {
     for (m, answer) in rx.drain().zip(planned.answers()) {
         let decision = decision(answer, flows);
@@ -268,7 +258,7 @@ fn captured_burst<F: FlowTable + ?Sized>(
 /// Copies the kernel port's frames the capture wants (the host's egress, sent on untouched).
 #[cold]
 #[inline(never)]
-fn captured_egress(capture: &Capture, rx: &Burst) {
+fn captured_egress(capture: &Capture, rx: &MbufBurst) {
     for m in rx.iter().filter(|m| m.is_contiguous()) {
         if let Some(snapshot) = capture.snapshot(CapturePort::Kernel, m.data()) {
             capture.offer(CapturePort::Kernel, CaptureVerdict::Egress, snapshot);
@@ -286,8 +276,8 @@ fn handle<F: FlowTable + ?Sized>(
     flows: &CountingFlows<'_, F>,
     path: &mut PathCounters,
     mut m: Mbuf,
-    to_nic: &mut Burst,
-    to_kernel: &mut Burst,
+    to_nic: &mut MbufBurst,
+    to_kernel: &mut MbufBurst,
 ) -> Verdict {
     // Each path applies its own outcome: merged into one, the planned path's outcome (known
     // verdicts, in registers) would go through memory and a jump table with the full one's.
@@ -321,8 +311,8 @@ fn apply(
     len: usize,
     path: &mut PathCounters,
     mut m: Mbuf,
-    to_nic: &mut Burst,
-    to_kernel: &mut Burst,
+    to_nic: &mut MbufBurst,
+    to_kernel: &mut MbufBurst,
 ) -> Verdict {
     let out = match outcome.verdict {
         Verdict::Drop => {
@@ -436,9 +426,9 @@ impl<F: FlowTable + ?Sized> FlowTable for CountingFlows<'_, F> {
 
 /// Sends `burst` on `queue`; what the queue refuses is freed and counted as `full`.
 #[inline]
-pub(crate) fn transmit<const N: usize>(
+pub(crate) fn transmit(
     queue: &mut PortQueue,
-    burst: &mut MbufBurst<N>,
+    burst: &mut MbufBurst,
     path: &mut PathCounters,
     sent: PathCounter,
     full: PathCounter,
@@ -450,19 +440,4 @@ pub(crate) fn transmit<const N: usize>(
     path.add(sent, n as u64);
     let refused = burst.clear();
     path.add(full, refused as u64);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_worker_receives_plans_and_sends_bursts_of_64_frames() {
-        let (rx, usual) = (Burst::empty(), MbufBurst::new());
-        assert_eq!(rx.free_slots(), 64);
-        assert!(!rx.is_full());
-        assert_eq!(usual.free_slots(), crate::BURST_SIZE);
-        // A whole RX burst is planned at once.
-        assert!(rx.free_slots() <= BURST_MAX);
-    }
 }
