@@ -90,6 +90,13 @@ impl Engine {
     #[inline(always)]
     pub(crate) fn counted(&mut self, outcome: Outcome) -> Outcome {
         self.counters.bump(Counter::ProcessedPacketsTotal);
+        self.count_decision(outcome)
+    }
+
+    /// Bumps the counter that decided `outcome` (its drop or accept reason, or passed), not the
+    /// processed count: for a frame whose processed count is its burst's.
+    #[inline(always)]
+    pub(crate) fn count_decision(&mut self, outcome: Outcome) -> Outcome {
         self.counters
             .bump(outcome.reason.unwrap_or(Counter::PassedPacketsTotal));
         outcome

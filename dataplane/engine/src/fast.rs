@@ -240,11 +240,8 @@ impl Engine {
         flows: &F,
     ) -> Outcome {
         let outcome = self.finish::<F, false>(frame, plan, owned, flows);
-        // The deciding counter, as `counted` bumps it; the processed count is the burst's or,
-        // for a last hop, `finish`'s.
-        self.counters_mut()
-            .bump(outcome.reason.unwrap_or(Counter::PassedPacketsTotal));
-        outcome
+        // The processed count is the burst's or, for a last hop, `finish`'s.
+        self.count_decision(outcome)
     }
 
     /// Finishes the frame; `COMMON` counts the inner IPv4 and TCP of a [`TCP`] plan too, and
