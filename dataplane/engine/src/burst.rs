@@ -73,7 +73,7 @@ impl BurstPlan {
         let on = self.cache.begin(table);
         let (mut len, mut flows, mut owned) = (0, 0, 0);
         for (slot, frame) in self.plans.iter_mut().zip(frames) {
-            let mut plan = engine.plan(frame).unwrap_or_else(Plan::none);
+            let mut plan = engine.plan_in_burst(frame).unwrap_or_else(Plan::none);
             if let Some(key) = plan.flow().copied() {
                 if on && self.cache.contains(&key) {
                     plan.set_owned();
@@ -82,6 +82,9 @@ impl BurstPlan {
                     self.cache.missed(&key, len as u8);
                 }
                 flows += 1;
+            } else if let Some(key) = plan.syn_flow() {
+                // Its insert, when the frame is finished, would wait for these lines.
+                table.prefetch_for_insert(key, prefetch);
             }
             *slot = plan;
             len += 1;
@@ -129,9 +132,10 @@ impl BurstPlan {
 mod tests {
     use super::*;
     use crate::config::EngineConfig;
-    use crate::flow::{ExactMatchTable, FlowKey, L4Proto};
+    use crate::flow::{ExactMatchTable, FlowKey, Ipv4FlowKey, L4Proto};
     use crate::table::LoadPrefetch;
     use chance_testkit::mix;
+    use core::cell::RefCell;
 
     /// The mix's engine, and a table that owns half of the mix's 1000 flows.
     fn mix_engine_and_table() -> (Engine, ExactMatchTable) {
@@ -185,6 +189,60 @@ mod tests {
         }
         assert_eq!(BurstPlan::default().answers().count(), 0);
         assert_eq!(BurstPlan::default().answer_counts(), (0, 0));
+    }
+
+    /// The mix's table, recording the flows it is asked to warm for an insert and the SYNs
+    /// accepted.
+    struct Warmed {
+        owned: ExactMatchTable,
+        warmed: RefCell<Vec<FlowKey>>,
+        inserted: RefCell<Vec<FlowKey>>,
+    }
+
+    impl FlowTable for Warmed {
+        fn owns(&self, key: &FlowKey) -> bool {
+            self.owned.owns(key)
+        }
+        fn prefetch_for_insert<P: Prefetch>(&self, key: &Ipv4FlowKey, _: &P) {
+            self.warmed.borrow_mut().push(key.flow_key());
+        }
+        fn syn_accepted(&self, key: &FlowKey) {
+            self.inserted.borrow_mut().push(*key);
+        }
+    }
+
+    #[test]
+    fn a_burst_warms_the_table_for_each_syn_it_will_insert_and_for_nothing_else() {
+        let (mut engine, owned) = mix_engine_and_table();
+        let table = Warmed {
+            owned,
+            warmed: RefCell::default(),
+            inserted: RefCell::default(),
+        };
+        let (frames, _) = mix::frames(BURST_MAX * 8, 1000, 5);
+        let mut burst = BurstPlan::default();
+        for chunk in frames.chunks(BURST_MAX) {
+            burst.fill(
+                &engine,
+                &table,
+                chunk.iter().map(Vec::as_slice),
+                &LoadPrefetch,
+            );
+            for (frame, answer) in chunk.iter().zip(burst.answers()) {
+                let mut frame = frame.clone();
+                match answer {
+                    Some((plan, is_owned)) => {
+                        engine.process_planned_in_burst(&mut frame, plan, is_owned, &table);
+                    }
+                    None => {
+                        engine.process_in_full(&mut frame, &table);
+                    }
+                }
+            }
+        }
+        let (warmed, inserted) = (table.warmed.into_inner(), table.inserted.into_inner());
+        assert!(inserted.len() >= 8, "the mix has SYNs: {}", inserted.len());
+        assert_eq!(warmed, inserted);
     }
 
     #[test]

@@ -58,6 +58,9 @@ const NEXT_HOP_SHIFT: u32 = 8;
 /// Set by a burst ([`crate::burst::BurstPlan`]) when the table (or its cache) said the flow is
 /// owned: the answer travels with the plan, so finishing a frame reads one word for both.
 const OWNED_BIT: u64 = 1 << 17;
+/// A declined plan (kind 0) of a SYN for us, whose key is its flow: the full procedure decides
+/// the frame, and a burst warms the table for the insert it will make (see [`Plan::syn_flow`]).
+const SYN_FLOW: u64 = 1 << 18;
 const HOP_COUNT_SHIFT: u32 = 32;
 const TCP_FLAGS_SHIFT: u32 = 40;
 
@@ -99,6 +102,13 @@ impl Plan {
         self.kind() == 0
     }
 
+    /// For a declined SYN of [`Engine::plan_in_burst`]: its flow, which the full procedure will
+    /// insert into the table (`FlowTable::syn_accepted`).
+    #[inline]
+    pub(crate) fn syn_flow(&self) -> Option<&Ipv4FlowKey> {
+        (self.meta == SYN_FLOW).then_some(&self.key)
+    }
+
     /// The flow whose owner decides the verdict, if any: what to look up for
     /// [`Engine::process_planned`].
     #[inline]
@@ -134,6 +144,14 @@ impl Engine {
     /// procedure ([`process`](Self::process)). Reads only; counts nothing.
     #[inline(always)]
     pub fn plan(&self, frame: &[u8]) -> Option<Plan> {
+        self.plan_in_burst(frame).filter(|plan| !plan.is_none())
+    }
+
+    /// [`plan`](Self::plan) for a burst: a SYN's frame is declined as there (its plan
+    /// [`is_none`](Plan::is_none)) but keeps its flow, [`Plan::syn_flow`], so that the burst can
+    /// warm the table for the SYN's insert before the frame is finished.
+    #[inline(always)]
+    pub(crate) fn plan_in_burst(&self, frame: &[u8]) -> Option<Plan> {
         // Every header up to the hop list is there; `len >= HOPS` makes the unchecked views below
         // safe to read (the hop list and the inner packet are measured before they are read).
         let len = frame.len();
@@ -190,14 +208,19 @@ impl Engine {
         }
         let segment = TcpPacket::new_unchecked(&inner[ipv4::HEADER_LEN..]);
         let tcp_flags = segment.flags();
-        if tcp_flags & tcp::flags::SYN != 0 {
-            return None;
-        }
         // Source and destination address, adjacent in the header (the length was checked above).
         let addrs: [u8; 8] = inner.get(ipv4::ADDRS)?.try_into().ok()?;
+        // The local side is the packet's destination.
+        let key = Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port());
+        if tcp_flags & tcp::flags::SYN != 0 {
+            return Some(Plan {
+                key,
+                meta: SYN_FLOW,
+                hop: 0,
+            });
+        }
         Some(Plan {
-            // The local side is the packet's destination.
-            key: Ipv4FlowKey::inbound(L4Proto::Tcp, addrs, segment.dst_port(), segment.src_port()),
+            key,
             meta: TCP
                 | (u64::from(next) + 1) << NEXT_HOP_SHIFT
                 | hop_count_bits

@@ -463,6 +463,17 @@ pub trait FlowTable {
         let _ = key;
     }
 
+    /// Named some frames ahead of a [`syn_accepted`](Self::syn_accepted) for `key` (a burst's
+    /// SYNs, planned with the rest): a table much larger than the caches names to `prefetch` the
+    /// lines that insert reads first, so that it does not wait for them. The default names
+    /// nothing.
+    fn prefetch_for_insert<P: Prefetch>(&self, key: &Ipv4FlowKey, prefetch: &P)
+    where
+        Self: Sized,
+    {
+        let _ = (key, prefetch);
+    }
+
     /// Told when the host sends a packet of `key` (egress learning): a local socket owns the
     /// flow. A learning table records or refreshes it; the default does nothing.
     fn egress_seen(&self, key: &FlowKey) {

@@ -480,6 +480,35 @@ fn lookup_many_answers_as_lookup_does() {
     assert!(out.contains(&Lookup::Miss));
 }
 
+/// A prefetch that records the address of every word it is given.
+#[derive(Default)]
+struct Named(std::cell::RefCell<Vec<usize>>);
+
+impl Prefetch for Named {
+    fn prefetch(&self, word: &AtomicU64) {
+        self.0.borrow_mut().push(word as *const AtomicU64 as usize);
+    }
+}
+
+#[test]
+fn prefetch_for_insert_names_the_tag_words_a_search_of_the_key_reads_first() {
+    // A SYN's insert starts with the search a lookup makes: the two tag words its batch
+    // prefetches first. Present keys and absent ones alike; the table is left unchanged.
+    let (table, keys) = batch_fixture();
+    for key in keys.iter().filter_map(FlowKey::ipv4) {
+        let (warmed, searched) = (Named::default(), Named::default());
+        table.prefetch_for_insert(&key, &warmed);
+        table.lookup_many_with(&[key.into()], &mut [Lookup::Contended], &searched);
+        let warmed = warmed.0.into_inner();
+        assert_eq!(warmed.len(), 2, "{key:?}");
+        assert_eq!(warmed[..], searched.0.into_inner()[..2], "{key:?}");
+    }
+    let (fresh, keys) = batch_fixture();
+    for (key, answer) in keys.iter().map(|key| (key, fresh.lookup(key))) {
+        assert_eq!(table.lookup(key), answer, "{key:?}");
+    }
+}
+
 fn is_v4(key: &FlowKey) -> bool {
     key.ipv4().is_some()
 }

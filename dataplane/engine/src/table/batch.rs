@@ -170,6 +170,15 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         }
     }
 
+    /// Stage 1 alone, for one key whose insert comes later (a SYN's, further on in a burst):
+    /// names its two tag words to `prefetch`, so that the insert does not wait for them.
+    #[inline]
+    pub(super) fn prefetch_tags<K: Probe>(&self, key: &K, prefetch: &impl Prefetch) {
+        let place = self.place(key);
+        prefetch.prefetch(&self.tags[place.b1]);
+        prefetch.prefetch(&self.tags[place.b2]);
+    }
+
     /// Stage 2: read the move counter, then every key's tags, and prefetch the slot its tags
     /// point at.
     #[inline(always)]

@@ -52,6 +52,10 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
         self.insert_syn(*key);
     }
 
+    fn prefetch_for_insert<P: Prefetch>(&self, key: &Ipv4FlowKey, prefetch: &P) {
+        self.prefetch_tags(key, prefetch);
+    }
+
     fn egress_seen(&self, key: &FlowKey) {
         self.insert(*key, Source::Egress);
     }
