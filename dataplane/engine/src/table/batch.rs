@@ -65,7 +65,12 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
     /// If `out` is shorter than `keys`.
     pub fn lookup_many_with(&self, keys: &[FlowKey], out: &mut [Lookup], prefetch: &impl Prefetch) {
         assert!(out.len() >= keys.len(), "one answer per key");
-        if keys.iter().all(|key| key.family() == Family::V4) {
+        // A fold, not `all`: no branch a key (LLVM vectorizes it; `all` cost 10 instructions a
+        // key, a third of them a conditional jump).
+        if keys
+            .iter()
+            .fold(true, |all, key| all & (key.family() == Family::V4))
+        {
             self.search_steps(keys, FlowKey::ipv4_words, out, prefetch, |a| a);
         } else {
             self.search_steps(keys, |key| *key, out, prefetch, |a| a);
