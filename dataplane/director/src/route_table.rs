@@ -88,8 +88,14 @@ pub(crate) fn serving_v4<'t, R>(
     tables: &'t [RouteTable<R>],
     common: &fast::Frame<'_>,
 ) -> Option<(usize, &'t RouteTable<R>)> {
-    tables
-        .iter()
+    // The first table on its own: the usual set has one, and a loop's set-up would cost it
+    // more than the comparisons.
+    let (first, rest) = tables.split_first()?;
+    if fast::serves(&first.v4_binds, common) {
+        return Some((0, first));
+    }
+    rest.iter()
         .enumerate()
         .find(|(_, table)| fast::serves(&table.v4_binds, common))
+        .map(|(index, table)| (index + 1, table))
 }
