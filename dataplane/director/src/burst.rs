@@ -126,8 +126,9 @@ impl Burst {
         alt: Option<HashFields>,
     ) -> usize {
         let mut len = 0;
-        // One count for every array (each of MAX_BURST words): no check of its own per array.
-        for frame in frames.take(MAX_BURST) {
+        // One count for every array (each of MAX_BURST words): no check of its own per array,
+        // and none for the iterator (the arrays end the loop after MAX_BURST frames).
+        for frame in frames {
             let (addr, flow) = fast::flow_ahead(frame);
             let (Some(place), Some(low), Some(high)) = (
                 self.frames.get_mut(len),
@@ -156,7 +157,8 @@ impl Burst {
     #[inline(always)]
     fn read_src_addrs<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) -> usize {
         let mut len = 0;
-        for frame in frames.take(MAX_BURST) {
+        // The arrays end the loop after MAX_BURST frames.
+        for frame in frames {
             let (Some(place), Some(low)) = (self.frames.get_mut(len), self.low.get_mut(len)) else {
                 break;
             };

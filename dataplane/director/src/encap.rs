@@ -212,30 +212,37 @@ pub(crate) struct Layout {
     pub len: usize,
     /// Hops after the first (in the GUE header).
     pub rest: usize,
-    /// Whether hops had to be left off.
-    pub truncated: bool,
-    udp_len: u16,
+    /// The outer IPv4 packet's length (the UDP length is 20 bytes less: derived where the
+    /// header is written rather than kept beside it).
     ip_len: u16,
 }
 
 impl Layout {
     /// The layout for `hops` hops (the first is the outer destination, at most [`MAX_HOPS`]
-    /// more fit) in front of an inner packet of `inner_len` bytes.
+    /// more fit) in front of an inner packet of `inner_len` bytes. Whether hops are left off
+    /// is [`Layout::truncates`].
     #[inline]
     pub(crate) fn new(hops: usize, inner_len: usize) -> Result<Self, DropReason> {
         let after_first = hops.checked_sub(1).ok_or(DropReason::EmptyRow)?;
-        Self::with_rest(after_first.min(MAX_HOPS), after_first > MAX_HOPS, inner_len)
+        Self::with_rest(after_first.min(MAX_HOPS), inner_len)
+    }
+
+    /// Whether a list of `hops` hops has some left off (more than the outer destination and
+    /// [`MAX_HOPS`]).
+    #[inline]
+    pub(crate) fn truncates(hops: usize) -> bool {
+        hops > 1 + MAX_HOPS
     }
 
     /// The layout for a compiled hop list in front of an inner packet of `inner_len` bytes.
     #[inline]
     pub(crate) fn compiled(header: &HopHeader, inner_len: usize) -> Result<Self, DropReason> {
-        Self::with_rest(usize::from(header.rest), false, inner_len)
+        Self::with_rest(usize::from(header.rest), inner_len)
     }
 
     /// The layout for `rest` hops after the first in the GUE header.
     #[inline(always)]
-    fn with_rest(rest: usize, truncated: bool, inner_len: usize) -> Result<Self, DropReason> {
+    fn with_rest(rest: usize, inner_len: usize) -> Result<Self, DropReason> {
         let len = BASE_LEN + 4 * rest;
         // One check for both lengths: the IPv4 length is the longer.
         let ip_len = (len - IPV4_OFFSET).saturating_add(inner_len);
@@ -245,8 +252,6 @@ impl Layout {
         Ok(Self {
             len,
             rest,
-            truncated,
-            udp_len: (ip_len - ipv4::HEADER_LEN) as u16,
             ip_len: ip_len as u16,
         })
     }
@@ -397,7 +402,7 @@ fn write_lengths_and_sums(
     base[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
 
     let source_port = flow.source_port.to_be_bytes();
-    let udp_len = layout.udp_len.to_be_bytes();
+    let udp_len = (layout.ip_len - ipv4::HEADER_LEN as u16).to_be_bytes();
     base[UDP_SRC_PORT..UDP_SRC_PORT + 2].copy_from_slice(&source_port);
     base[UDP_LEN..UDP_LEN + 2].copy_from_slice(&udp_len);
     base[GUE_PROTO] = flow.gue_proto;
@@ -477,7 +482,7 @@ fn build(
             None,
         )
     });
-    Ok(layout.truncated)
+    Ok(Layout::truncates(hops.len()))
 }
 
 #[cfg(test)]

@@ -79,9 +79,12 @@ pub(crate) fn compile(binds: &[Bind]) -> Box<[V4Bind]> {
 /// Whether one of `binds` takes the frame.
 #[inline]
 pub(crate) fn serves(binds: &[V4Bind], frame: &Frame<'_>) -> bool {
-    binds
-        .iter()
-        .any(|bind| bind.matches(frame.dst, frame.protocol, frame.dst_port))
+    let matches = |bind: &V4Bind| bind.matches(frame.dst, frame.protocol, frame.dst_port);
+    // The first bind on its own, as the table's first (see `serving_v4`).
+    match binds.split_first() {
+        Some((first, rest)) => matches(first) || rest.iter().any(matches),
+        None => false,
+    }
 }
 
 /// A common frame, read.

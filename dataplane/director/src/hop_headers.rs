@@ -163,6 +163,17 @@ impl HopHeaders {
         })
     }
 
+    /// No row compiled (what a table of more distinct lists than an index names keeps).
+    pub(crate) fn none() -> Self {
+        let index = vec![NOT_COMPILED; ROWS].into_boxed_slice();
+        Self {
+            index: index
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("ROWS indices")),
+            headers: Box::new([]),
+        }
+    }
+
     /// Row `row`'s compiled hop list; `None` when it is not compiled.
     #[inline]
     pub(crate) fn get(&self, row: u16) -> Option<&HopHeader> {
@@ -301,5 +312,7 @@ mod tests {
         }
         let rows = EveryRowItsOwn((0..ROWS as u32).map(|i| [Ipv4Addr::from(i)]).collect());
         assert!(HopHeaders::compile(&rows).is_none());
+        let none = HopHeaders::none();
+        assert!([0, 1, u16::MAX].iter().all(|&row| none.get(row).is_none()));
     }
 }

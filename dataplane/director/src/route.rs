@@ -497,7 +497,7 @@ impl Director {
             all += alt_hops.len();
         }
         pending.layout = Layout::new(all, inner_len)?;
-        if pending.layout.truncated {
+        if Layout::truncates(all) {
             self.counters.bump(Counter::HopsTruncatedTotal);
         }
         Ok(())

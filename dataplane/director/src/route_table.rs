@@ -18,8 +18,9 @@ pub struct RouteTable<R> {
     pub(crate) hash_key: [u8; 16],
     pub(crate) hasher: FlowHasher,
     pub(crate) rows: R,
-    /// The rows' distinct hop lists, compiled (`None`: too many distinct lists).
-    hop_headers: Option<HopHeaders>,
+    /// The rows' distinct hop lists, compiled (none of them when there are too many distinct
+    /// lists: kept rather than an `Option`, so that a row's look-up has one test fewer).
+    hop_headers: HopHeaders,
 }
 
 impl<R: Rows> RouteTable<R> {
@@ -31,7 +32,7 @@ impl<R: Rows> RouteTable<R> {
             binds,
             hash_key,
             hasher: FlowHasher::new_with_key(&hash_key),
-            hop_headers: HopHeaders::compile(&rows),
+            hop_headers: HopHeaders::compile(&rows).unwrap_or_else(HopHeaders::none),
             rows,
         }
     }
@@ -79,7 +80,7 @@ impl<R: Rows> RouteTable<R> {
     /// Row `row`'s hop list compiled, if it is.
     #[inline]
     pub(crate) fn compiled_row(&self, row: u16) -> Option<&HopHeader> {
-        self.hop_headers.as_ref()?.get(row)
+        self.hop_headers.get(row)
     }
 
     pub(crate) fn holds(&self, vip: IpAddr) -> bool {
@@ -94,8 +95,14 @@ pub(crate) fn serving_v4<'t, R>(
     tables: &'t [RouteTable<R>],
     common: &fast::Frame<'_>,
 ) -> Option<(usize, &'t RouteTable<R>)> {
-    tables
-        .iter()
+    // The first table on its own: the usual set has one, and a loop's set-up would cost it
+    // more than the comparisons.
+    let (first, rest) = tables.split_first()?;
+    if fast::serves(&first.v4_binds, common) {
+        return Some((0, first));
+    }
+    rest.iter()
         .enumerate()
         .find(|(_, table)| fast::serves(&table.v4_binds, common))
+        .map(|(index, table)| (index + 1, table))
 }
