@@ -235,31 +235,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reading_rows_ahead_reads_each_row_s_own_compiled_list() {
-        // What it returns (the rows' hop counts after the first, folded by xor) shows which
-        // lists it read; a row not compiled reads as 0.
-        let lists: Vec<Vec<Ipv4Addr>> = (0..=9).map(hops).collect();
-        let compiled = HopHeaders::compile(&Cycling(lists.clone())).unwrap();
-        let rest = |row: u16| compiled.get(row).map_or(0, |header| header.rest);
-        for rows in [
-            vec![],
-            vec![3u16],
-            vec![1, 2],
-            vec![2, 3, 4, 5],
-            vec![0, 8, 9, 12],
-        ] {
-            let want = rows.iter().fold(0, |seen, &row| seen ^ rest(row));
-            assert_eq!(compiled.read_ahead(rows.iter().copied()), want, "{rows:?}");
-        }
-        assert_eq!(compiled.read_ahead([4u16].into_iter()), 3);
-        assert_eq!(
-            compiled.read_ahead([0u16, 8].into_iter()),
-            0,
-            "neither compiled"
-        );
-    }
-
     proptest::proptest! {
         #[test]
         fn a_compiled_list_writes_the_header_the_listed_one_does_byte_for_byte(
