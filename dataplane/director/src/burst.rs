@@ -17,7 +17,7 @@
 //! forgets the rest of the burst; a NIC delivers no such runt).
 
 use crate::fast;
-use crate::flow_hash::{self, HashFields};
+use crate::flow_hash::HashFields;
 use crate::flow_hasher::is_src_addr_only;
 use crate::flow_lanes::{v4_words, LaneKeys, LANES};
 use crate::model::Rows;
@@ -106,13 +106,6 @@ impl Burst {
                 let words = (&self.alt_low, &self.alt_high);
                 hash_lanes(&keys, words, &mut self.alt_hashes, place, alt);
             }
-        }
-        if let (None, Some(headers)) = (alt, first.hop_headers()) {
-            // Every frame's compiled row read now, the loads of the burst overlapping each
-            // other's: the table's row index (128 KiB) and its compiled lists do not stay in
-            // the first-level cache, and a frame routed would otherwise wait for its own row.
-            let rows = self.hashes[..len.min(MAX_BURST)].iter();
-            core::hint::black_box(headers.read_ahead(rows.map(|&hash| flow_hash::row(hash))));
         }
     }
 

@@ -180,17 +180,6 @@ impl HopHeaders {
         self.headers.get(usize::from(self.index[usize::from(row)]))
     }
 
-    /// Reads the compiled list of every row of `rows` (one byte of each; what it returns is
-    /// only for the caller to keep the reads): a burst's rows read together, their misses
-    /// overlapping, before its frames are routed one by one.
-    #[inline]
-    pub(crate) fn read_ahead(&self, rows: impl Iterator<Item = u16>) -> u8 {
-        rows.fold(0, |seen, row| {
-            let at = usize::from(self.index[usize::from(row)]);
-            seen ^ self.headers.get(at).map_or(0, |header| header.rest)
-        })
-    }
-
     /// How many distinct lists are compiled.
     #[cfg(test)]
     pub(crate) fn distinct(&self) -> usize {

@@ -71,12 +71,6 @@ impl<R: Rows> RouteTable<R> {
         })
     }
 
-    /// The compiled hop lists, if the table has them.
-    #[inline]
-    pub(crate) fn hop_headers(&self) -> Option<&HopHeaders> {
-        self.hop_headers.as_ref()
-    }
-
     /// Row `row`'s hop list compiled, if it is.
     #[inline]
     pub(crate) fn compiled_row(&self, row: u16) -> Option<&HopHeader> {
