@@ -169,19 +169,19 @@ impl<S: BuildHasher> ConcurrentFlowTable<S> {
         prefetch: &impl Prefetch,
     ) {
         for (key, place) in keys.zip(&mut staged.places) {
-            *place = self.place(&key);
-            prefetch.prefetch(&self.tags[place.b1]);
-            prefetch.prefetch(&self.tags[place.b2]);
+            *place = self.place_prefetched(&key, prefetch);
         }
     }
 
-    /// Stage 1 alone, for one key whose insert comes later (a SYN's, further on in a burst):
-    /// names its two tag words to `prefetch`, so that the insert does not wait for them.
-    #[inline]
-    pub(super) fn prefetch_tags<K: Probe>(&self, key: &K, prefetch: &impl Prefetch) {
+    /// Stage 1 for one key: its place, its two tag words named to `prefetch`. Alone, for a key
+    /// whose insert comes later (a SYN's, further on in a burst), so that the insert does not
+    /// wait for them.
+    #[inline(always)]
+    pub(super) fn place_prefetched<K: Probe>(&self, key: &K, prefetch: &impl Prefetch) -> Place {
         let place = self.place(key);
         prefetch.prefetch(&self.tags[place.b1]);
         prefetch.prefetch(&self.tags[place.b2]);
+        place
     }
 
     /// Stage 2: read the move counter, then every key's tags, and prefetch the slot its tags

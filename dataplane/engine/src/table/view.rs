@@ -53,7 +53,7 @@ impl<S: BuildHasher> FlowTable for ConcurrentFlowTable<S> {
     }
 
     fn prefetch_for_insert<P: Prefetch>(&self, key: &Ipv4FlowKey, prefetch: &P) {
-        self.prefetch_tags(key, prefetch);
+        self.place_prefetched(key, prefetch);
     }
 
     fn egress_seen(&self, key: &FlowKey) {
