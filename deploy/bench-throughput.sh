@@ -274,27 +274,7 @@ run_director() { # mix, round
   wait "$child" || { echo "bench-throughput: director ($mix) failed, see $log" >&2; exit 1; }
   child=""
   persec=$(chanced_persec_mpps "$log")
-  line=$(python3 - "$json" "$persec" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-g = lambda k: r["total"]["path"].get(k, 0)
-rx = g("nic_rx_packets_total")
-problems = []
-if r["mbufs_in_use"]:
-    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
-if r["ports"]["nic"]["ipackets"] != rx:
-    problems.append(f"port ipackets {r['ports']['nic']['ipackets']} != nic_rx {rx}")
-if r["director"].get("routed_packets_total") != rx:
-    problems.append(f"the director routed {r['director'].get('routed_packets_total')} of {rx} received")
-if g("encapsulated_packets_total") != rx:
-    problems.append(f"encapsulated {g('encapsulated_packets_total')} of {rx} received")
-if g("nic_tx_packets_total") + g("nic_tx_full_total") != rx:
-    problems.append("sent + refused by the TX queue != received")
-for p in problems:
-    print(f"bench-throughput: {sys.argv[1]}: {p}", file=sys.stderr)
-print(f"{sys.argv[2]} total={rx / r['elapsed_secs'] / 1e6:.2f}")
-PY
-)
+  line="$persec total=$(check_director_report "$json")"
   echo "director-$mix $round ${line% *} cpu_share=$share load=$(cut -d' ' -f1 /proc/loadavg) ${line#* }" | tee -a "$results"
 }
 

@@ -117,3 +117,29 @@ for p in problems:
     print(f"{sys.argv[3]}: {sys.argv[1]}: {p}", file=sys.stderr)
 EOF
 }
+
+# Checks a chance-director --report-json of the director benchmark (every frame received is
+# routed and encapsulated, sent or refused by the TX queue; no mbuf left in use): problems to
+# stderr. Prints the Mpps over the whole run (received / elapsed).
+check_director_report() { # report json
+  python3 - "$1" "$bench_name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+g = lambda k: r["total"]["path"].get(k, 0)
+rx = g("nic_rx_packets_total")
+problems = []
+if r["mbufs_in_use"]:
+    problems.append(f"{r['mbufs_in_use']} mbufs leaked")
+if r["ports"]["nic"]["ipackets"] != rx:
+    problems.append(f"port ipackets {r['ports']['nic']['ipackets']} != nic_rx {rx}")
+if r["director"].get("routed_packets_total") != rx:
+    problems.append(f"the director routed {r['director'].get('routed_packets_total')} of {rx} received")
+if g("encapsulated_packets_total") != rx:
+    problems.append(f"encapsulated {g('encapsulated_packets_total')} of {rx} received")
+if g("nic_tx_packets_total") + g("nic_tx_full_total") != rx:
+    problems.append("sent + refused by the TX queue != received")
+for p in problems:
+    print(f"{sys.argv[2]}: {sys.argv[1]}: {p}", file=sys.stderr)
+print(f"{rx / r['elapsed_secs'] / 1e6:.2f}")
+PY
+}

@@ -119,8 +119,8 @@ impl FrameRouter for DirectorRouter {
         self.current = Arc::clone(self.tables.load());
     }
 
-    /// Reads the burst ahead: its common frames' flows are hashed four at a time (compiled
-    /// for AVX2 by the runtime when the CPU has it, hence always inlined).
+    /// Reads the burst ahead: its common frames' flows are hashed eight at a time (compiled
+    /// for AVX-512 or AVX2 by the runtime when the CPU has it, hence always inlined).
     #[inline(always)]
     fn prepare_burst<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) {
         self.director.prepare_burst(frames, &self.current.routes);

@@ -2,7 +2,7 @@
 //! computes for each frame before the frames are routed one by one.
 //!
 //! Every frame's flow is read at the common frame's fixed offsets (see [`crate::fast`]) without
-//! any check, and the flows are hashed four at a time with the first table's key
+//! any check, and the flows are hashed eight at a time with the first table's key
 //! ([`LaneKeys::hash_v4`]). Nothing else is decided ahead: each frame is then routed as it is
 //! alone, and where the fast path would hash the flow of a common frame that the first table
 //! serves, it takes the hash computed ahead instead (the same bytes, the same key: the same
@@ -67,7 +67,7 @@ impl Burst {
     }
 
     /// Hashes the flows of `frames` (the first [`MAX_BURST`]) ahead over `fields` (and
-    /// `alt`), four at a time, with the first of `tables`' key. Forgets what was hashed before.
+    /// `alt`), eight at a time, with the first of `tables`' key. Forgets what was hashed before.
     #[inline(always)]
     pub(crate) fn read<'f, R: Rows>(
         &mut self,
@@ -190,7 +190,7 @@ impl Burst {
     }
 }
 
-/// Hashes the inputs (`low` and `high` words) of lane group `place` (places `4 * place` on)
+/// Hashes the inputs (`low` and `high` words) of lane group `place` (places `LANES * place` on)
 /// into `hashes`.
 #[inline(always)]
 fn hash_lanes(

@@ -1,26 +1,29 @@
-//! The flow hash of four IPv4 flows at once: SipHash-2-4 in four 64-bit lanes.
+//! The flow hash of eight IPv4 flows at once: SipHash-2-4 in eight 64-bit lanes.
 //!
 //! A burst's common frames (see [`crate::fast`]) all hash an input of the same shape: at most
 //! 12 bytes, their number fixed by the hash fields (IPv4 with ports). So the same SipRounds run
-//! for each of them, and four of them can run side by side, all keyed by one table's key.
+//! for each of them, and eight of them can run side by side, all keyed by one table's key.
 //! The state is kept lane by lane (`v0` of every lane, then `v1`, ...) and hashed by a loop
 //! over the lanes whose body is the scalar hasher's ([`SipState`]): LLVM's loop vectoriser
-//! turns that loop into one 256-bit instruction per operation when the caller is compiled with
-//! AVX2 (the runtime compiles the burst's preparation so, see docs/director-packet-path.md),
-//! and leaves it as four scalar hashes otherwise (x86-64's baseline has no 64-bit lane rotate
-//! worth it). The output is [`FlowHasher::hash`]'s, lane for lane (the property tests below pin
-//! both against `siphasher`).
+//! turns that loop into one 512-bit instruction per operation when the caller is compiled with
+//! AVX-512 (a rotate is one `vprolq`), two 256-bit ones with AVX2 (a rotate by 13, 17 or 21 is
+//! two shifts and an or) (the runtime compiles the burst's preparation so, see
+//! docs/director-packet-path.md), and leaves it as eight scalar hashes otherwise (x86-64's
+//! baseline has no 64-bit lane rotate worth it). The output is [`FlowHasher::hash`]'s, lane for
+//! lane (the property tests below pin both against `siphasher`).
 
 use crate::flow_hash::HashFields;
 use crate::flow_hasher::{is_src_addr_only, v4_input, FlowHasher, SipState, V4Flow};
 
-/// Flows hashed side by side: four 64-bit lanes fill one AVX2 register.
-pub(crate) const LANES: usize = 4;
+/// Flows hashed side by side: eight 64-bit lanes fill one AVX-512 register (two AVX2 ones).
+/// Eight measured 1.03-1.04x the director's throughput of four with AVX-512 (BENCHMARKS.md,
+/// "Director").
+pub(crate) const LANES: usize = 8;
 
 /// One 64-bit word per lane.
 type Lanes = [u64; LANES];
 
-/// Four lanes' keyed states, lane by lane (`v0` of every lane, then `v1`, ...).
+/// The lanes' keyed states, lane by lane (`v0` of every lane, then `v1`, ...).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LaneKeys {
     v0: Lanes,

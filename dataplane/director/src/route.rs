@@ -268,15 +268,15 @@ impl Director {
 
     /// Hashes a burst of frames ahead, before they are routed one by one, in order, by
     /// `tables` ([`route`](Self::route) or [`plan`](Self::plan)): every frame's flow is read
-    /// where a common frame has it and hashed with the first table's key, four at a time (see
+    /// where a common frame has it and hashed with the first table's key, eight at a time (see
     /// `burst` and `flow_lanes`). Each frame is then decided, counted and written exactly as it
     /// would have been alone; the fast path takes the hash computed ahead where it would have
     /// computed the same (the same frame, the same key). A frame other than the one hashed (a
     /// changed order, a frame left out) forgets what is left of the burst. The bytes of a frame must not change between
     /// the two.
     ///
-    /// Always inlined, with everything it calls: a caller compiled for AVX2 (the runtime's
-    /// burst loop) hashes in 256-bit registers.
+    /// Always inlined, with everything it calls: a caller compiled for AVX-512 or AVX2 (the
+    /// runtime's burst preparation) hashes in 512-bit or 256-bit registers.
     #[inline(always)]
     pub fn prepare_burst<'f, R: Rows>(
         &mut self,

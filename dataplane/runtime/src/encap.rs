@@ -82,8 +82,9 @@ pub struct EncapWorker<R> {
     stop: Arc<AtomicBool>,
     idle: Idle,
     path: PathCounters,
-    /// Whether the CPU has AVX2, detected once: the burst is prepared by code compiled for it.
-    avx2: bool,
+    /// The widest vector instructions the CPU has, detected once: the burst is prepared by code
+    /// compiled for them.
+    vectors: Vectors,
 }
 
 impl<R: FrameRouter> EncapWorker<R> {
@@ -105,7 +106,7 @@ impl<R: FrameRouter> EncapWorker<R> {
             stop,
             idle: Idle::new(IdlePolicy::Busy, idle_exit),
             path: PathCounters::default(),
-            avx2: has_avx2(),
+            vectors: Vectors::detect(),
         }
     }
 
@@ -137,12 +138,13 @@ impl<R: FrameRouter> EncapWorker<R> {
         let mut rx = MbufBurst::new();
         let mut to_nic = MbufBurst::new();
         let mut to_kernel = MbufBurst::new();
+        tracing::debug!(lcore, vectors = ?self.vectors, "bursts prepared with these instructions");
         while !self.stop.load(Ordering::Relaxed) {
             let from_nic = self.nic.rx_burst(&mut rx);
             self.path.add(PathCounter::NicRx, from_nic as u64);
             if from_nic > 0 {
                 self.router.begin_burst();
-                prepare(&mut self.router, &rx, self.avx2);
+                prepare(&mut self.router, &rx, self.vectors);
                 for m in rx.drain() {
                     dispatch(
                         &mut self.router,
@@ -197,42 +199,73 @@ impl<R: FrameRouter> EncapWorker<R> {
     }
 }
 
-/// Whether the CPU supports AVX2.
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+/// The vector instructions a burst's preparation is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vectors {
+    /// x86-64's baseline (or another architecture).
+    Baseline,
+    /// AVX2: 256-bit registers.
+    Avx2,
+    /// AVX-512 (foundation and vector lengths): the same 256-bit registers with a one-instruction
+    /// 64-bit rotate, which SipHash's rounds are mostly made of.
+    Avx512,
+}
+
+impl Vectors {
+    /// The widest the CPU supports.
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return Self::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Self::Avx2;
+            }
+        }
+        Self::Baseline
     }
 }
 
 /// Hands the burst's frames (those [`dispatch`] routes: the contiguous ones, in order) to the
-/// router ahead of routing them, by code compiled for AVX2 when `avx2` says the CPU has it.
+/// router ahead of routing them, by code compiled for the widest `vectors` the CPU has. (Only
+/// this step: routing the frames in a function compiled for AVX-512 left the router's
+/// functions out of line, 0.995 of the throughput, BENCHMARKS.md "Director".)
 #[inline(always)]
-fn prepare<R: FrameRouter>(router: &mut R, rx: &MbufBurst, avx2: bool) {
+fn prepare<R: FrameRouter>(router: &mut R, rx: &MbufBurst, vectors: Vectors) {
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: `avx2` is `has_avx2()`, true only when the CPU supports AVX2, which is all
-        // `prepare_avx2` needs.
-        return unsafe { prepare_avx2(router, rx) };
+    match vectors {
+        // SAFETY: `vectors` is `Vectors::detect()`, `Avx512` only when the CPU supports
+        // AVX-512F and AVX-512VL, which is all `prepare_avx512` needs.
+        Vectors::Avx512 => return unsafe { prepare_avx512(router, rx) },
+        // SAFETY: as above, `Avx2` only when the CPU supports AVX2.
+        Vectors::Avx2 => return unsafe { prepare_avx2(router, rx) },
+        Vectors::Baseline => {}
     }
-    let _ = avx2;
+    let _ = vectors;
     prepare_frames(router, rx);
 }
 
 /// [`prepare_frames`] compiled for AVX2: the router's `prepare_burst`, inlined here, works on
-/// 256-bit registers (the director hashes four flows in one).
+/// 256-bit registers (the director hashes its eight flows in two).
 ///
-/// # Safety
-///
-/// The CPU supports AVX2. (An `unsafe fn` rather than a safe `#[target_feature]` one: the
-/// workspace's minimum Rust is older than safe target features.)
+/// Calling it is `unsafe` unless the CPU supports AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn prepare_avx2<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
+fn prepare_avx2<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
+    prepare_frames(router, rx);
+}
+
+/// [`prepare_frames`] compiled for AVX-512: 512-bit registers (the director's eight flows in
+/// one), and each 64-bit rotate one instruction (`vprolq`) instead of two shifts and an or.
+///
+/// Calling it is `unsafe` unless the CPU supports AVX-512F and AVX-512VL. (AVX-512 target
+/// features need Rust 1.89, the workspace's minimum.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl")]
+fn prepare_avx512<R: FrameRouter>(router: &mut R, rx: &MbufBurst) {
     prepare_frames(router, rx);
 }
 
