@@ -385,7 +385,7 @@ mod tests {
         }
         fn is_syncookie(&self, _key: &FlowKey, seq: u32, _ack: u32) -> bool {
             self.cookie_checks.set(self.cookie_checks.get() + 1);
-            seq % 3 == 0
+            seq.is_multiple_of(3)
         }
         fn syn_accepted(&self, key: &FlowKey) {
             self.learned.borrow_mut().push(*key);

@@ -324,7 +324,7 @@ mod tests {
 
     impl FlowTable for Counting {
         fn owns(&self, key: &FlowKey) -> bool {
-            key.remote().port() % 2 == 0
+            key.remote().port().is_multiple_of(2)
         }
         fn owns_many<P: Prefetch>(&self, keys: &[Ipv4FlowKey], out: &mut [bool], _: &P) {
             self.plain.set(self.plain.get() + keys.len());

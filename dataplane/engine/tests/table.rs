@@ -40,7 +40,7 @@ fn v6(i: u32) -> FlowKey {
 
 /// Flow `i` of a population that mixes both families.
 fn mixed(i: u32) -> FlowKey {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         v4(i / 2)
     } else {
         v6(i / 2)

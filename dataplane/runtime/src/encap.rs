@@ -8,8 +8,8 @@
 //! ([`FrameRouter::begin_burst`]): a table swapped by the control plane is picked up there, so
 //! every frame of a burst sees one table and nothing on the packet path locks. Then it is
 //! handed the burst's frames ahead of routing them ([`FrameRouter::prepare_burst`], where the
-//! director hashes their flows four at a time), from code compiled for AVX2 when the CPU has
-//! it.
+//! director hashes their flows eight at a time), from code compiled for AVX-512 or AVX2 when
+//! the CPU has it.
 
 use crate::dataplane::WorkerSeat;
 use crate::idle::{Idle, IdleExit, IdlePolicy};
@@ -52,9 +52,9 @@ pub trait FrameRouter {
     /// them all ahead (the director hashes their flows side by side). The default reads
     /// nothing.
     ///
-    /// The worker calls it from a function compiled for AVX2 when the CPU has it
+    /// The worker calls it from a function compiled for AVX-512 or AVX2 when the CPU has them
     /// ([`EncapWorker`]): an implementation marked `#[inline(always)]`, with all it calls, is
-    /// compiled for AVX2 there.
+    /// compiled for them there.
     #[inline(always)]
     fn prepare_burst<'f>(&mut self, frames: impl Iterator<Item = &'f [u8]>) {
         let _ = frames;
