@@ -6,9 +6,9 @@
 //! The state is kept lane by lane (`v0` of every lane, then `v1`, ...) and hashed by a loop
 //! over the lanes whose body is the scalar hasher's ([`SipState`]): LLVM's loop vectoriser
 //! turns that loop into one 512-bit instruction per operation when the caller is compiled with
-//! AVX-512 (a rotate is one `vprolq`), two 256-bit ones with AVX2 (a rotate by 13, 17 or 21 is
-//! two shifts and an or) (the runtime compiles the burst's preparation so, see
-//! docs/director-packet-path.md), and leaves it as eight scalar hashes otherwise (x86-64's
+//! AVX-512, where a rotate is one `vprolq`, or into two 256-bit ones with AVX2, where a rotate
+//! by 13, 17 or 21 is two shifts and an or (the runtime compiles the burst's preparation so, see
+//! docs/director-packet-path.md); it leaves the loop as eight scalar hashes otherwise (x86-64's
 //! baseline has no 64-bit lane rotate worth it). The output is [`FlowHasher::hash`]'s, lane for
 //! lane (the property tests below pin both against `siphasher`).
 

@@ -206,8 +206,8 @@ enum Vectors {
     Baseline,
     /// AVX2: 256-bit registers.
     Avx2,
-    /// AVX-512 (foundation and vector lengths): the same 256-bit registers with a one-instruction
-    /// 64-bit rotate, which SipHash's rounds are mostly made of.
+    /// AVX-512 (foundation and vector lengths): 512-bit registers and a one-instruction 64-bit
+    /// rotate, which SipHash's rounds are mostly made of.
     Avx512,
 }
 
