@@ -48,6 +48,12 @@ pub(crate) struct V4Bind {
 }
 
 impl V4Bind {
+    /// Whether the bind takes TCP.
+    #[inline(always)]
+    pub(crate) fn takes_tcp(&self) -> bool {
+        self.protocol == ip_proto::TCP
+    }
+
     /// `bind` compiled, or `None` for an IPv6 bind (which never holds an IPv4 destination).
     fn new(bind: &Bind) -> Option<Self> {
         let (network, mask) = bind.prefix.v4_network_and_mask()?;
@@ -159,29 +165,104 @@ pub(crate) fn read(frame: &[u8]) -> Option<Frame<'_>> {
     })
 }
 
-/// The flow fields of `frame` read as if it were a common frame, without checking that it is
-/// one, and the frame's address: what a burst hashes ahead, every frame alike, before [`read`]
-/// says which frames are common (the hash of any other is never used). A frame too short to be
-/// a common one gives address 0 (which no frame has: its place is never taken) and zero fields.
+/// The head of a frame (the bytes [`read`] reads) as little-endian words, read as if it were a
+/// common frame, without checking that it is one: what a burst reads ahead, every frame alike,
+/// before [`read`] says which frames are common.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HeadWords {
+    /// Bytes 12-19: the EtherType, version and IHL, TOS, total length, identification.
+    pub l2_ip: u64,
+    /// Bytes 20-27: flags and fragment offset, TTL, protocol, checksum, the source address's
+    /// first two bytes.
+    pub ip_mid: u64,
+    /// Bytes 28-35: the source address's last two bytes, the destination address, the source
+    /// port.
+    pub addrs: u64,
+    /// Bytes 36-37: the destination port.
+    pub dst_port: u16,
+}
+
+impl HeadWords {
+    /// The flow fields in these words.
+    #[inline(always)]
+    pub(crate) fn flow(&self) -> V4Flow {
+        V4Flow {
+            src: self.src(),
+            dst: (self.addrs >> 16) as u32,
+            src_port: (self.addrs >> 48) as u16,
+            dst_port: self.dst_port,
+        }
+    }
+
+    /// The source address, as [`V4Flow::src`] holds it (little-endian).
+    #[inline(always)]
+    pub(crate) fn src(&self) -> u32 {
+        ((self.ip_mid >> 48) | (self.addrs << 16)) as u32
+    }
+
+    /// If these are the words of a common frame carrying TCP, not a fragment at all (neither
+    /// offset nor MF), that `bind` (a TCP bind) takes, and whose total length holds a TCP header:
+    /// that total length (what [`read`] gives as `inner_len`, once the frame is checked to hold
+    /// it); 0 otherwise. Branch-free, so that a burst's frames are checked side by side.
+    #[inline(always)]
+    pub(crate) fn tcp_inner_len(&self, bind: &V4Bind) -> u16 {
+        let total_len = ((self.l2_ip >> 32) as u16).swap_bytes();
+        let dst = ((self.addrs >> 16) as u32).swap_bytes();
+        let port = self.dst_port.swap_bytes();
+        let common = (self.l2_ip as u32 & 0x00ff_ffff == ETHERTYPE_IPV4_NO_OPTIONS_LE)
+            & ((self.ip_mid >> 24) as u8 == ip_proto::TCP)
+            & (self.ip_mid as u16 & FRAGMENT_LE == 0)
+            & (usize::from(total_len) >= ipv4::HEADER_LEN + tcp::HEADER_LEN)
+            & (dst & bind.mask == bind.network)
+            & (bind.first_port <= port)
+            & (port <= bind.last_port);
+        if common {
+            total_len
+        } else {
+            0
+        }
+    }
+
+    /// The IPv4 header's first eight bytes and the next four, as `inner_sum` reads them.
+    #[inline(always)]
+    pub(crate) fn ip_words(&self) -> (u64, u32) {
+        (
+            (self.l2_ip >> 16) | (self.ip_mid << 48),
+            (self.ip_mid >> 16) as u32,
+        )
+    }
+
+    /// GLB's flow hint: the client's port.
+    #[inline(always)]
+    pub(crate) fn hint(&self) -> u16 {
+        ((self.addrs >> 48) as u16).swap_bytes()
+    }
+}
+
+/// The EtherType (IPv4) and the version and IHL byte (4, 5) as the low three bytes of
+/// [`HeadWords::l2_ip`].
+const ETHERTYPE_IPV4_NO_OPTIONS_LE: u32 = u32::from_le_bytes([0x08, 0x00, V4_NO_OPTIONS, 0]);
+/// The MF flag and the fragment offset in the low two bytes of [`HeadWords::ip_mid`].
+const FRAGMENT_LE: u16 = u16::from_le_bytes([0x3f, 0xff]);
+
+/// The [`HeadWords`] of `frame` and the frame's address. A frame too short to be a common one
+/// gives address 0 (which no frame has: its place is never taken) and zero words.
 #[inline(always)]
-pub(crate) fn flow_ahead(frame: &[u8]) -> (usize, V4Flow) {
+pub(crate) fn words_ahead(frame: &[u8]) -> (usize, HeadWords) {
     let Some(head) = frame.first_chunk::<READ_LEN>() else {
-        let flow = V4Flow {
-            src: 0,
-            dst: 0,
-            src_port: 0,
-            dst_port: 0,
-        };
-        return (0, flow);
+        return (0, HeadWords::default());
     };
-    let le32 = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-    let flow = V4Flow {
-        src: le32(SRC_ADDR),
-        dst: le32(DST_ADDR),
-        src_port: u16::from_le_bytes([head[SRC_PORT], head[SRC_PORT + 1]]),
+    let le64 = |at: usize| {
+        let bytes: [u8; 8] = core::array::from_fn(|i| head[at + i]);
+        u64::from_le_bytes(bytes)
+    };
+    let words = HeadWords {
+        l2_ip: le64(ETHERTYPE),
+        ip_mid: le64(FLAGS_FRAG),
+        addrs: le64(SRC_ADDR + 2),
         dst_port: u16::from_le_bytes([head[DST_PORT], head[DST_PORT + 1]]),
     };
-    (head.as_ptr().addr(), flow)
+    (head.as_ptr().addr(), words)
 }
 
 /// The big-endian 16-bit word at `at` (a constant offset inside the head: no check is left).

@@ -171,7 +171,7 @@ fn no_options_words(fixed: &[u8; ipv4::HEADER_LEN]) -> (u64, u32) {
 /// TTL's byte and the checksum: the words the pseudo-header does not cancel (see
 /// [`derived_ipv4`]), and the header's length.
 #[inline(always)]
-fn no_options_sum(first: u64, middle: u32) -> u32 {
+pub(crate) fn no_options_sum(first: u64, middle: u32) -> u32 {
     let sum = (first >> 32)
         + (first & FIRST_WORD)
         + u64::from(middle & TTL_AND_CHECKSUM)

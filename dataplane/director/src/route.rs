@@ -296,6 +296,21 @@ impl Director {
     #[inline]
     fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
         let place = self.burst.place_of(frame);
+        // The usual frame, checked ahead with its burst: what the fast path below would find.
+        if let Some((table, ahead)) =
+            place.and_then(|place| self.burst.common(place, frame, tables))
+        {
+            let placed = self.encapsulate::<R, true>(
+                ahead.hashes,
+                ahead.hint,
+                ip_proto::IPIP,
+                ahead.inner_len,
+                table,
+                0,
+            )?;
+            self.pending.inner_sum = Some(ahead.inner_sum);
+            return Ok(Some(placed));
+        }
         let Some(common) = fast::read(frame) else {
             return self.decide_in_full(frame, tables);
         };
@@ -303,7 +318,7 @@ impl Director {
             // What the full procedure answers for a well-formed frame no bind takes.
             return Ok(None);
         };
-        let hashed = place.and_then(|place| self.burst.hashes(place, &table.hash_key));
+        let hashed = place.and_then(|place| self.burst.hashes(place, table));
         let hashes = hashed.unwrap_or_else(|| self.flow_hashes(&common.flow(), table));
         // The inner packet's share of the UDP checksum, while its header is in cache and what
         // the fast path checked is known (the packet is cut at its total length, as the header

@@ -7,6 +7,7 @@ use crate::flow_hasher::FlowHasher;
 use crate::hop_headers::{HopHeader, HopHeaders};
 use crate::model::{Bind, Rows};
 use core::net::IpAddr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// One forwarding table as the packet path reads it: the binds it serves, its hash key and its
 /// rows. The daemon builds a new set of tables off the packet path and swaps it in whole.
@@ -15,6 +16,10 @@ pub struct RouteTable<R> {
     pub(crate) binds: Vec<Bind>,
     /// The IPv4 binds, compiled for the fast path.
     pub(crate) v4_binds: Box<[V4Bind]>,
+    /// This table's number among the tables made in this process (from 1; a clone keeps it, and
+    /// with it all it holds): what tells a burst read ahead with this table from one read with
+    /// another, in one comparison (see `burst`). Nothing in a table changes once it is made.
+    pub(crate) id: u64,
     pub(crate) hash_key: [u8; 16],
     pub(crate) hasher: FlowHasher,
     pub(crate) rows: R,
@@ -27,7 +32,9 @@ impl<R: Rows> RouteTable<R> {
     /// A table serving `binds`, hashing flows with `hash_key` onto `rows`. Reads every row
     /// once, to compile the distinct hop lists (see [`crate::hop_headers`]).
     pub fn new(binds: Vec<Bind>, hash_key: [u8; 16], rows: R) -> Self {
+        static MADE: AtomicU64 = AtomicU64::new(1);
         Self {
+            id: MADE.fetch_add(1, Ordering::Relaxed),
             v4_binds: fast::compile(&binds),
             binds,
             hash_key,

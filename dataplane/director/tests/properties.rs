@@ -223,6 +223,15 @@ fn burst_frame() -> impl Strategy<Value = Vec<u8>> {
             // Every TCP port of any IPv4 address goes to the wide table.
             contract::common_frame(src, [203, 0, 113, 9], 6, port, 8080)
         }),
+        // A common TCP frame that a first table's first IPv4 bind takes (each table set's),
+        // with one byte of the head a burst checks ahead changed: what is decided ahead must
+        // agree with the fast path on every field it checks.
+        3 => (any::<[u8; 4]>(), prop_oneof![Just([192, 0, 2, 80]), Just([203, 0, 113, 9])], 12usize..38, any::<u8>())
+            .prop_map(|(src, dst, at, byte)| {
+                let mut frame = contract::common_frame(src, dst, 6, 40_000, 443);
+                frame[at] = byte;
+                frame
+            }),
         1 => proptest::collection::vec(any::<u8>(), 0..80),
         1 => (any::<[u8; 16]>(), any::<[u8; 16]>(), l4()).prop_map(|(src, dst, l4)| {
             let packet = Ipv6Packet::new(Ipv6Addr::from(src), Ipv6Addr::from(dst), l4).build();
