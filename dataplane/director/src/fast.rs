@@ -5,7 +5,9 @@
 //! 5, the ports at byte 34) and its bind found among the table's IPv4 binds compiled at table
 //! build ([`V4Bind`]: network, mask, protocol number, port range as plain integers). Nothing is
 //! built for it but the flow the hash reads, and that only when a burst did not hash it ahead
-//! (see `burst`). Every other frame, and a common one that no bind
+//! (see `burst`). A burst also checks its usual frames ahead by the same rules (TCP to the first
+//! table's first IPv4 bind, [`HeadWords::tcp_inner_len`]), and those skip this read. Every other
+//! frame, and a common one that no bind
 //! takes, goes to the full procedure (`classify`, `BindQuery`, `RouteTable::serves`), which
 //! gives the same answer for the frames taken here: the fuzz target and a property test route
 //! every frame both ways and compare route, output bytes and counters.
@@ -275,6 +277,69 @@ fn be16(head: &[u8; READ_LEN], at: usize) -> u16 {
 mod tests {
     use super::*;
     use crate::model::{Prefix, Protocol};
+
+    /// A 60-byte frame carrying IPv4 (no options) and a bare TCP header from 10.1.2.3:40000 to
+    /// 192.0.2.80:443.
+    fn tcp_frame() -> Vec<u8> {
+        let mut frame = vec![0u8; 60];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14] = 0x45;
+        frame[16..18].copy_from_slice(&40u16.to_be_bytes());
+        frame[22] = 64;
+        frame[23] = ip_proto::TCP;
+        frame[26..30].copy_from_slice(&[10, 1, 2, 3]);
+        frame[30..34].copy_from_slice(&[192, 0, 2, 80]);
+        frame[34..36].copy_from_slice(&40_000u16.to_be_bytes());
+        frame[36..38].copy_from_slice(&443u16.to_be_bytes());
+        frame
+    }
+
+    #[test]
+    fn a_head_checked_ahead_is_common_exactly_where_the_fast_path_takes_it_by_the_bind() {
+        let bind = V4Bind::new(&Bind {
+            prefix: Prefix::new("192.0.2.80".parse().unwrap(), 32).unwrap(),
+            protocol: Protocol::Tcp,
+            ports: 443..=443,
+        })
+        .unwrap();
+        // Every byte the check reads, set to values at and around the ones that matter.
+        for at in ETHERTYPE..READ_LEN {
+            for value in [
+                0x00, 0x01, 0x06, 0x08, 0x20, 0x28, 0x3f, 0x40, 0x45, 0x46, 0xbb, 0xff,
+            ] {
+                let mut frame = tcp_frame();
+                frame[at] = value;
+                let (addr, words) = words_ahead(&frame);
+                assert_eq!(addr, frame.as_ptr().addr());
+                let ahead = words.tcp_inner_len(&bind);
+                // What the fast path says, and the inner sum's own fragment rule (MF clear).
+                let expected = read(&frame)
+                    .filter(|common| common.protocol == ip_proto::TCP)
+                    .filter(|common| serves(core::slice::from_ref(&bind), common))
+                    .filter(|_| frame[FLAGS_FRAG] & 0x20 == 0)
+                    .map_or(0, |common| common.inner_len as u16);
+                // The length inside the frame is checked when the frame is routed.
+                let ahead = if usize::from(ahead) + ethernet::HEADER_LEN > frame.len() {
+                    0
+                } else {
+                    ahead
+                };
+                assert_eq!(ahead, expected, "byte {at} = {value:#04x}");
+                let flow = words.flow();
+                let le32 = |at: usize| u32::from_le_bytes(frame[at..at + 4].try_into().unwrap());
+                assert_eq!((flow.src, flow.dst), (le32(SRC_ADDR), le32(DST_ADDR)));
+                assert_eq!(words.hint(), be16(frame.first_chunk().unwrap(), SRC_PORT));
+                let ip = &frame[ethernet::HEADER_LEN..];
+                let first = u64::from_le_bytes(ip[..8].try_into().unwrap());
+                let middle = u32::from_le_bytes(ip[8..12].try_into().unwrap());
+                assert_eq!(words.ip_words(), (first, middle));
+            }
+        }
+        assert_eq!(
+            words_ahead(&tcp_frame()[..READ_LEN - 1]),
+            (0, HeadWords::default())
+        );
+    }
 
     #[test]
     fn a_compiled_bind_matches_as_the_bind_does() {
