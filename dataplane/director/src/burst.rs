@@ -230,9 +230,9 @@ impl Burst {
     }
 
     /// Checks every place's head against `bind` (the first table's first IPv4 bind; when it does
-    /// not take TCP, no frame is common) side by side: which are common TCP frames that it takes, with their lengths, sums and hints.
-    /// Places past the burst's end are checked too (whole lanes; their frames are never
-    /// routed from here).
+    /// not take TCP, no frame is common) side by side: which are common TCP frames that it
+    /// takes, with their lengths, sums and hints. Places past the burst's end are checked too
+    /// (whole lanes; their frames are never routed from here).
     #[inline(always)]
     fn find_common(&mut self, bind: Option<&V4Bind>) {
         let Some(&bind) = bind.filter(|bind| bind.takes_tcp()) else {

@@ -297,6 +297,8 @@ impl Director {
     fn decide_by_binds<R: Rows>(&mut self, frame: &[u8], tables: &[RouteTable<R>]) -> Decision {
         let place = self.burst.place_of(frame);
         // The usual frame, checked ahead with its burst: what the fast path below would find.
+        // Its own `encapsulate` call (always inlined) rather than one shared with the fast path:
+        // merging the two paths' values into one call counted 3 instructions a packet more.
         if let Some((table, ahead)) =
             place.and_then(|place| self.burst.common(place, frame, tables))
         {
